@@ -1,0 +1,129 @@
+/**
+ * One database interface, two implementations: a PostgreSQL server through `pg`, and the
+ * embedded PGlite driven by the same `pg` client (STACK.md: `createPgConfig`), so the job's
+ * code and result types are the same on both.
+ */
+import { mkdirSync } from 'node:fs';
+import pg from 'pg';
+import type { DatabaseTarget } from './config.js';
+import { ConfigError, UnreachableError, isConnectionError, messageOf, sqlState } from './errors.js';
+import { acquireDirectoryLock, type DirectoryLock } from './directory-lock.js';
+
+// Calendar dates stay strings (STACK.md: a JS Date shifts them by the local offset), and
+// timestamps too: the job compares them in SQL and prints them as PostgreSQL does.
+pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (v) => v);
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMP, (v) => v);
+
+/** A single connection; a run does all its work on one, so its session lock covers it. */
+export type Session = pg.PoolClient;
+
+/** An open database. */
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  /** The target without its password, for messages. */
+  readonly description: string;
+  /** A dedicated connection, retried while the server is unreachable. */
+  connect(): Promise<Session>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  readonly connectAttempts?: number;
+  readonly connectTimeoutMs?: number;
+  readonly applicationName?: string;
+}
+
+/** Opens the database that DATABASE_URL names. */
+export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
+  return target.kind === 'pglite' ? openPglite(target.directory) : openServer(target, options);
+}
+
+function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, options: OpenOptions): Database {
+  const attempts = options.connectAttempts ?? 5;
+  const pool = new pg.Pool({
+    connectionString: target.connectionString,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    application_name: options.applicationName ?? 'aggregate-features-daily',
+    max: 4,
+  });
+  // An idle client that loses its connection must not crash the process.
+  pool.on('error', () => undefined);
+  return {
+    kind: 'postgres',
+    description: target.redacted,
+    async connect() {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const client = await pool.connect();
+          client.on('error', () => undefined);
+          return client;
+        } catch (err) {
+          const state = sqlState(err);
+          if (state === '28P01' || state === '28000') {
+            throw new ConfigError(
+              `database refused the login (${target.redacted}): ${messageOf(err)}; check the user and password in DATABASE_URL`,
+              { cause: err },
+            );
+          }
+          if (state === '3D000') {
+            throw new ConfigError(`${messageOf(err)} (${target.redacted}): create it or fix DATABASE_URL`, { cause: err });
+          }
+          if (!isConnectionError(err)) throw err;
+          if (attempt >= attempts) {
+            throw new UnreachableError(
+              `database unreachable after ${attempts} attempts (${target.redacted}): ${messageOf(err) || sqlState(err) || 'connection failed'}; check DATABASE_URL and that the server is up`,
+              { cause: err },
+            );
+          }
+          await sleep(backoffMs(attempt));
+        }
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+/** Exponential backoff with full jitter: 200 ms, 400 ms, 800 ms … capped at 5 s. */
+export function backoffMs(attempt: number): number {
+  return Math.random() * Math.min(5_000, 200 * 2 ** (attempt - 1));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function openPglite(directory: string): Promise<Database> {
+  mkdirSync(directory, { recursive: true });
+  // PGlite does not lock its data directory (STACK.md): two processes would corrupt it.
+  const lock: DirectoryLock = acquireDirectoryLock(directory);
+  try {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
+    const db = await PGlite.create({ dataDir: directory });
+    const pool = new pg.Pool(createPgConfig(db));
+    let closed = false;
+    return {
+      kind: 'pglite',
+      description: `pglite:${directory}`,
+      async connect() {
+        return pool.connect();
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        try {
+          await pool.end();
+          await db.close();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}

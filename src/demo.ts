@@ -1,0 +1,98 @@
+/**
+ * The demo: an embedded database with generated attempts, migrated, aggregated, shown; then
+ * late-arriving attempts and a second run that picks them up. Zero setup: README's first
+ * command.
+ */
+import type { Config } from './config.js';
+import type { Database } from './db.js';
+import { ensureAttemptTable } from './attempt-table.js';
+import { displayValue } from './format.js';
+import { parseQualifiedName } from './identifiers.js';
+import { runDaily, type RunResult } from './job.js';
+import type { Emit } from './log.js';
+import { migrate } from './migrate.js';
+import { createDemoHash, insertDemoAttempts, insertLateAttempts } from './sql/demo-data.js';
+
+export interface DemoOptions {
+  readonly students: number;
+  readonly days: number;
+  /** The last day with attempts; the job runs with it as the anchor. */
+  readonly lastDay: string;
+  /** Receives progress lines and the tables the demo prints. */
+  readonly print: (line: string) => void;
+}
+
+export interface DemoResult {
+  readonly attempts: number;
+  readonly first: RunResult;
+  readonly second: RunResult;
+}
+
+/** Fills the database with demo data (replacing any earlier demo data) and runs the job twice. */
+export async function runDemo(db: Database, config: Config, options: DemoOptions, emit: Emit): Promise<DemoResult> {
+  const session = await db.connect();
+  let attempts: number;
+  try {
+    options.print(`[demo] creating the schema (${(await migrate(session)).length} migrations applied)`);
+    await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
+    await session.query('truncate attempt');
+    await session.query(createDemoHash);
+    options.print(`[demo] generating ${options.students} students × ${options.days} days of attempts up to ${options.lastDay} …`);
+    const t0 = Date.now();
+    const inserted = await session.query(insertDemoAttempts, [options.students, options.days, options.lastDay, config.timezone]);
+    attempts = inserted.rowCount ?? 0;
+    await session.query('analyze attempt');
+    options.print(`[demo] ${attempts} attempts generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  } finally {
+    session.release();
+  }
+
+  options.print(`[demo] running the daily job for anchor ${options.lastDay} (lookback ${config.lookbackDays} days) …`);
+  const first = await runDaily(db, config, { date: options.lastDay }, emit);
+
+  const late = await db.connect();
+  try {
+    await late.query(createDemoHash);
+    const added = await late.query(insertLateAttempts, [options.lastDay, config.timezone]);
+    options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
+  } finally {
+    late.release();
+  }
+  const second = await runDaily(db, config, { date: options.lastDay }, emit);
+  await printSample(db, options);
+  return { attempts, first, second };
+}
+
+async function printSample(db: Database, options: DemoOptions): Promise<void> {
+  const session = await db.connect();
+  try {
+    const sample = await session.query<Record<string, unknown>>(
+      `select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
+              theta_estimate, improvement
+       from features_topic_daily
+       where date = $1::date
+       order by user_id, topic_id
+       limit 8`,
+      [options.lastDay],
+    );
+    options.print('');
+    options.print(`features_topic_daily on ${options.lastDay} (first 8 rows):`);
+    for (const line of formatTable(sample.rows)) options.print(line);
+  } finally {
+    session.release();
+  }
+}
+
+/** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. */
+export function formatTable(rows: Record<string, unknown>[]): string[] {
+  if (rows.length === 0) return ['(no rows)'];
+  const columns = Object.keys(rows[0]!);
+  const cells = rows.map((row) => columns.map((c) => displayValue(row[c])));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)];
+}

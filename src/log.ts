@@ -1,0 +1,111 @@
+/**
+ * Events, not scattered prints: the run emits typed events, and this module turns them into
+ * the text log of SPEC §8 (kept exactly, for existing alerts) or one JSON object per line.
+ */
+import type { LogFormat } from './config.js';
+import { displayValue } from './format.js';
+
+export type RunEvent =
+  | { type: 'run_started'; combinations: number; since: string; anchor: string; dryRun: boolean }
+  | { type: 'no_combinations'; lookbackDays: number }
+  | { type: 'rows_written'; inserted: number; updated: number; unchanged: number; deleted: number }
+  | { type: 'dry_run_counts'; inserted: number; updated: number; unchanged: number; deleted: number }
+  | { type: 'combination_failed'; userId: string; topicId: string; date: string; error: string }
+  | { type: 'combination_debug'; row: Record<string, unknown> }
+  | { type: 'run_finished'; processed: number; failed: number; durationMs: number }
+  | { type: 'message'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> };
+
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+
+/** Receives every event of a run. */
+export type Emit = (event: RunEvent) => void;
+
+/** Where formatted lines go. */
+export type LineSink = (line: string, level: Level) => void;
+
+function pythonBool(value: boolean): string {
+  return value ? 'True' : 'False';
+}
+
+/** The level and text-format message of an event (without the `[LEVEL] ` prefix). */
+export function describe(event: RunEvent): { level: Level; message: string; fields: Record<string, unknown> } {
+  switch (event.type) {
+    case 'run_started':
+      return {
+        level: 'info',
+        message: `Aggregating features for ${event.combinations} (user, topic, date) combinations; since=${event.since}, anchor=${event.anchor}, dry_run=${pythonBool(event.dryRun)}`,
+        fields: { combinations: event.combinations, since: event.since, anchor: event.anchor, dry_run: event.dryRun },
+      };
+    case 'no_combinations':
+      return {
+        level: 'info',
+        message: `No (user_id, topic_id, date) combinations found (lookback=${event.lookbackDays} days); exiting.`,
+        fields: { lookback_days: event.lookbackDays },
+      };
+    case 'rows_written': {
+      const { inserted, updated, unchanged, deleted } = event;
+      return {
+        level: 'info',
+        message: `Rows: inserted=${inserted}, updated=${updated}, unchanged=${unchanged}, deleted=${deleted}`,
+        fields: { inserted, updated, unchanged, deleted },
+      };
+    }
+    case 'dry_run_counts': {
+      const { inserted, updated, unchanged, deleted } = event;
+      return {
+        level: 'info',
+        message: `Dry run, nothing written: would_insert=${inserted}, would_update=${updated}, unchanged=${unchanged}, would_delete=${deleted}`,
+        fields: { would_insert: inserted, would_update: updated, unchanged, would_delete: deleted },
+      };
+    }
+    case 'combination_failed':
+      return {
+        level: 'error',
+        message: `user=${event.userId} topic=${event.topicId} date=${event.date} error=${oneLine(event.error)}`,
+        fields: { user_id: event.userId, topic_id: event.topicId, date: event.date, error: event.error },
+      };
+    case 'combination_debug':
+      return {
+        level: 'debug',
+        message: Object.entries(event.row)
+          .map(([key, value]) => `${key}=${displayValue(value)}`)
+          .join(' '),
+        fields: event.row,
+      };
+    case 'run_finished':
+      return {
+        level: 'info',
+        message: `Summary: processed=${event.processed}, failed=${event.failed}, duration_ms=${event.durationMs}`,
+        fields: { processed: event.processed, failed: event.failed, duration_ms: event.durationMs },
+      };
+    case 'message':
+      return { level: event.level, message: event.message, fields: event.fields ?? {} };
+  }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ');
+}
+
+/**
+ * A logger for one run. `redact` is applied to every line last, so no secret (the database
+ * password) can reach the output whatever an error message contains.
+ */
+export function createLogger(options: {
+  format: LogFormat;
+  runId: string;
+  sink: LineSink;
+  redact?: (text: string) => string;
+  now?: () => Date;
+}): Emit {
+  const redact = options.redact ?? ((text: string) => text);
+  const now = options.now ?? (() => new Date());
+  return (event) => {
+    const { level, message, fields } = describe(event);
+    const line =
+      options.format === 'json'
+        ? JSON.stringify({ level, time: now().toISOString(), run_id: options.runId, event: event.type, msg: message, ...fields })
+        : `[${level.toUpperCase()}] ${message}`;
+    options.sink(redact(line), level);
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * The run log (migration 002): one row per writing run. A run inserts its row before it
+ * starts writing, in its own transaction, so a run that dies leaves `running` behind, and
+ * fills in the outcome and counts when it ends.
+ */
+import type { Config } from './config.js';
+import type { Session } from './db.js';
+import { jobVersion } from './version.js';
+import type { Window } from './window.js';
+
+export interface RunRecordStart {
+  readonly runId: string;
+  readonly command: string;
+  readonly shard: { readonly index: number; readonly count: number };
+  readonly window: Window;
+  readonly config: Config;
+  readonly startedAt: string;
+  readonly extraFlags?: Record<string, unknown>;
+}
+
+/** Records that a run started. */
+export async function startRunRecord(session: Session, run: RunRecordStart): Promise<void> {
+  const { config, window } = run;
+  const flags = {
+    lookback_days: config.lookbackDays,
+    include_theta: config.includeTheta,
+    improvement_mode: config.improvementMode,
+    timezone: config.timezone,
+    source: config.source.sql,
+    ...run.extraFlags,
+  };
+  await session.query(
+    `insert into aggregate_features_runs
+       (run_id, job_version, command, shard, since, anchor, widened_from, flags, started_at)
+     values ($1, $2, $3, $4, $5::date, $6::date, $7::date, $8::jsonb, $9::timestamptz)`,
+    [
+      run.runId,
+      jobVersion,
+      run.command,
+      `${run.shard.index}/${run.shard.count}`,
+      window.since,
+      window.anchor,
+      window.since === window.requestedSince ? null : window.requestedSince,
+      JSON.stringify(flags),
+      run.startedAt,
+    ],
+  );
+}
+
+export interface RunRecordEnd {
+  readonly outcome: 'success' | 'failed';
+  readonly combinations?: number;
+  readonly inserted?: number;
+  readonly updated?: number;
+  readonly unchanged?: number;
+  readonly deleted?: number;
+  readonly failed?: number;
+  readonly error?: string;
+}
+
+/** Records how a run ended. */
+export async function finishRunRecord(session: Session, runId: string, end: RunRecordEnd): Promise<void> {
+  await session.query(
+    `update aggregate_features_runs
+     set finished_at = clock_timestamp(), outcome = $2, combinations = $3, inserted = $4, updated = $5,
+         unchanged = $6, deleted = $7, failed = $8, error = $9
+     where run_id = $1`,
+    [
+      runId,
+      end.outcome,
+      end.combinations ?? null,
+      end.inserted ?? null,
+      end.updated ?? null,
+      end.unchanged ?? null,
+      end.deleted ?? null,
+      end.failed ?? null,
+      end.error ?? null,
+    ],
+  );
+}
+
+/** The anchor of the last successful daily run of a shard, if any. */
+export async function lastSuccessAnchor(session: Session, shard: { index: number; count: number }): Promise<string | undefined> {
+  const result = await session.query<{ anchor: string }>(
+    `select anchor from aggregate_features_runs
+     where outcome = 'success' and shard = $1 and command = 'run'
+     order by anchor desc limit 1`,
+    [`${shard.index}/${shard.count}`],
+  );
+  return result.rows[0]?.anchor;
+}

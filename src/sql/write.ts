@@ -1,0 +1,101 @@
+/**
+ * The statements that write a computed window, and the dry run's comparison. They read the
+ * temporary table `agg_computed` (one row per combination, columns of the output table) that
+ * the run fills from `computeSelect` inside its transaction.
+ */
+import { computeSelect, inShard } from './compute.js';
+
+/**
+ * True when a stored row `f` differs from a computed row `c` in any value the job owns.
+ * $include_theta (a boolean parameter) says whether the theta columns are the job's: with
+ * theta disabled they belong to whoever filled them and are neither compared nor written.
+ */
+function rowDiffers(f: string, c: string, includeThetaParam: string): string {
+  return `(${f}.attempts, ${f}.correct, ${f}.avg_time_ms, ${f}.rt_median, ${f}.hints, ${f}.improvement, ${f}.last_seen_at)
+       is distinct from (${c}.attempts, ${c}.correct, ${c}.avg_time_ms, ${c}.rt_median, ${c}.hints, ${c}.improvement, ${c}.last_seen_at)
+     or (${includeThetaParam} and (${f}.theta_estimate, ${f}.theta_sd) is distinct from (${c}.theta_estimate, ${c}.theta_sd))`;
+}
+
+/** Fills agg_computed for the window. Parameters as computeSelect. */
+export const stageComputed = `
+create temporary table agg_computed on commit drop as
+${computeSelect}`;
+
+/**
+ * Deletes the window's rows whose combination has no attempts any more (SPEC §7), only in
+ * this run's shard. $1 since, $2 anchor, $3 shard count, $4 shard index.
+ */
+export const deleteStale = `
+with deleted as (
+  delete from features_topic_daily f
+  where f.date between $1::date and $2::date
+    and ${inShard('f.user_id', '$3', '$4')}
+    and not exists (select 1 from agg_computed c
+                    where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
+  returning 1
+)
+select count(*)::int as deleted from deleted`;
+
+/** Rows stored in the window for this shard. $1 since, $2 anchor, $3 shard count, $4 shard index. */
+export const countStored = `
+select count(*)::int as stored
+from features_topic_daily f
+where f.date between $1::date and $2::date
+  and ${inShard('f.user_id', '$3', '$4')}`;
+
+/**
+ * Inserts new combinations and updates changed ones; a row whose values are all equal is not
+ * touched, so computed_at says when its values last changed. $1 the run's timestamp (a
+ * parameter, not now(): the same value for every row, and allowed on Citus), $2 include_theta.
+ */
+export const upsertComputed = `
+with upserted as (
+  insert into features_topic_daily as f
+    (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
+     theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
+  select user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
+         theta_estimate, theta_sd, improvement, last_seen_at, $1::timestamptz
+  from agg_computed
+  on conflict (user_id, topic_id, date) do update set
+    attempts       = excluded.attempts,
+    correct        = excluded.correct,
+    avg_time_ms    = excluded.avg_time_ms,
+    rt_median      = excluded.rt_median,
+    hints          = excluded.hints,
+    improvement    = excluded.improvement,
+    last_seen_at   = excluded.last_seen_at,
+    theta_estimate = case when $2::boolean then excluded.theta_estimate else f.theta_estimate end,
+    theta_sd       = case when $2::boolean then excluded.theta_sd else f.theta_sd end,
+    computed_at    = excluded.computed_at
+  where ${rowDiffers('f', 'excluded', '$2::boolean')}
+  returning (xmax = 0) as inserted
+)
+select count(*) filter (where inserted)::int     as inserted,
+       count(*) filter (where not inserted)::int as updated
+from upserted`;
+
+/**
+ * The dry run in one read-only SELECT (no temporary table, so it also works in a read-only
+ * transaction or on a replica): what a run would insert, update, leave and delete.
+ * Parameters as computeSelect, plus $6 include_theta.
+ */
+export const dryRunCounts = `
+with c as (${computeSelect}),
+compared as (
+  select f.user_id is null as is_new, ${rowDiffers('f', 'c', '$6::boolean')} as differs
+  from c
+  left join features_topic_daily f
+    on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
+)
+select count(*)::int                                          as combinations,
+       count(*) filter (where is_new)::int                    as inserted,
+       count(*) filter (where not is_new and differs)::int    as updated,
+       count(*) filter (where not is_new and not differs)::int as unchanged,
+       (select count(*)::int
+        from features_topic_daily f
+        where f.date between $1::date and $2::date
+          and ${inShard('f.user_id', '$4', '$5')}
+          and not exists (select 1 from c
+                          where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
+       ) as deleted
+from compared`;

@@ -34,13 +34,29 @@ export async function runDemo(db: Database, config: Config, options: DemoOptions
   let attempts: number;
   try {
     options.print(`[demo] creating the schema (${(await migrate(session)).length} migrations applied)`);
+    await session.query('drop table if exists attempt');
     await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
-    await session.query('truncate attempt');
     await session.query(createDemoHash);
     options.print(`[demo] generating ${options.students} students × ${options.days} days of attempts up to ${options.lastDay} …`);
     const t0 = Date.now();
-    const inserted = await session.query(insertDemoAttempts, [options.students, options.days, options.lastDay, config.timezone]);
-    attempts = inserted.rowCount ?? 0;
+    attempts = 0;
+    // A week per statement, oldest first: PGlite blocks the event loop during a statement, so
+    // progress can only be reported between statements.
+    for (let to = options.days - 1; to >= 0; to -= 7) {
+      const from = Math.max(0, to - 6);
+      const inserted = await session.query(insertDemoAttempts, [
+        options.students,
+        options.days,
+        options.lastDay,
+        config.timezone,
+        from,
+        to,
+      ]);
+      attempts += inserted.rowCount ?? 0;
+      options.print(
+        `[demo]   ${attempts} attempts (${options.days - from}/${options.days} days, ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+      );
+    }
     await session.query('analyze attempt');
     options.print(`[demo] ${attempts} attempts generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   } finally {

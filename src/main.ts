@@ -131,8 +131,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .command('demo')
     .description('generate realistic attempts in an embedded database, run the job, show the result')
     .option('--dir <directory>', 'embedded database directory', './.data/demo')
-    .option('--students <n>', 'number of students', '3000')
-    .option('--days <n>', 'days of history', '42')
+    .option('--students <n>', 'number of students', '2500')
+    .option('--days <n>', 'days of history', '35')
     .option('--date <YYYY-MM-DD>', "last day of the generated history (the run's anchor)", '2025-11-01')
     .action(async (opts: { dir: string; students: string; days: string; date: string }) => {
       const config = loadConfig({ ...io.env, DATABASE_URL: `pglite:${opts.dir}` });

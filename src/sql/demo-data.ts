@@ -3,18 +3,24 @@
  * Node). Randomness comes from an integer hash of the row's coordinates, not random(), so the
  * same parameters give the same rows on every PostgreSQL version and plan.
  *
- * Parameters: $1 students, $2 days of history, $3 last day (date), $4 time zone.
+ * Parameters: $1 students, $2 days of history, $3 last day (date), $4 time zone, and $5..$6
+ * the range of days-before-the-last-day to generate in this statement (so a caller can report
+ * progress between statements).
  * Shape: each student has an activity level (active on 15–85% of days), a few favourite
  * topics out of 36 and an ability that grows over the weeks; on an active day they practise
- * 1–3 topics with 3–15 attempts each. About 2% of response times are NULL and 0.3% negative
+ * 1–3 topics with 3–12 attempts each. About 2% of response times are NULL and 0.3% negative
  * (clock skew), 1% of `correct` and `hint_used` are NULL, and 0.2% of rows have an empty topic.
  */
-/** h(k) in [0, 1): an integer hash (LCG step, xor-shift, LCG step), stable everywhere. */
+/**
+ * h(k) in [0, 1): an integer hash (LCG step, xor-shift, LCG step), stable everywhere. One
+ * expression with no FROM, so PostgreSQL inlines it; float8 math, as numeric is much slower.
+ */
 export const createDemoHash = `
+create or replace function pg_temp.lcg(x bigint) returns bigint
+language sql immutable as $$ select ((x % 2147483648) * 1103515245 + 12345) % 2147483648 $$;
 create or replace function pg_temp.h(k bigint) returns double precision
 language sql immutable as $$
-  select ((((x # (x >> 13)) * 1103515245 + 12345) % 2147483648) / 2147483648.0)::double precision
-  from (select (((abs(k) % 2147483648) * 1103515245 + 12345) % 2147483648) as x) s
+  select pg_temp.lcg(pg_temp.lcg(abs(k)) # (pg_temp.lcg(abs(k)) >> 13))::float8 / 2147483648.0::float8
 $$`;
 
 export const insertDemoAttempts = `
@@ -37,13 +43,13 @@ students as (
 ),
 active_days as (
   select st.*, d, ($3::date - d) as day
-  from students st, generate_series(0, $2::int - 1) d
+  from students st, generate_series($5::int, $6::int) d
   where pg_temp.h(st.s * 1009 + d * 7919 + 11) < st.activity
 ),
 sessions as (
   select a.*, k,
          1 + (a.favourite + k * 5 + floor(3 * pg_temp.h(a.s * 1013 + a.d * 7927 + k))::int) % 36 as topic_n,
-         3 + floor(13 * pg_temp.h(a.s * 1019 + a.d * 7933 + k * 3))::int as attempts
+         3 + floor(10 * pg_temp.h(a.s * 1019 + a.d * 7933 + k * 3))::int as attempts
   from active_days a, generate_series(0, 2) k
   where k <= floor(3 * pg_temp.h(a.s * 1021 + a.d * 7937))
 ),

@@ -1,0 +1,59 @@
+/**
+ * The two databases every test runs against: PGlite (always) and the PostgreSQL server (when
+ * TEST_DATABASE_URL is set). Each test file gets its own database on each, named after the
+ * file, created fresh at start and left in place afterwards so a failure can be inspected.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { parseDatabaseUrl } from '../../src/config.js';
+import { openDatabase, type Database } from '../../src/db.js';
+
+export interface Backend {
+  readonly name: 'pglite' | 'postgres';
+  /** DATABASE_URL of this test file's database, for the CLI. */
+  readonly url: string;
+  /** Opens it (for PGlite this takes the directory lock: close before running the CLI on it). */
+  open(): Promise<Database>;
+}
+
+function databaseName(key: string): string {
+  return `afd_t_${key.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`.slice(0, 63);
+}
+
+/** A fresh server database for `key`, or undefined when no server is configured. */
+export async function serverBackend(key: string): Promise<Backend | undefined> {
+  const adminUrl = process.env.TEST_DATABASE_URL;
+  if (!adminUrl) return undefined;
+  const name = databaseName(key);
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`drop database if exists "${name}" with (force)`);
+    await admin.query(`create database "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    name: 'postgres',
+    url: url.toString(),
+    open: () => openDatabase(parseDatabaseUrl(url.toString()), { connectAttempts: 1 }),
+  };
+}
+
+/** A fresh PGlite directory for `key`. */
+export function pgliteBackend(key: string): Backend {
+  const directory = join(tmpdir(), 'afd-tests', `${databaseName(key)}_${process.pid}`);
+  rmSync(directory, { recursive: true, force: true });
+  mkdirSync(directory, { recursive: true });
+  return { name: 'pglite', url: `pglite:${directory}`, open: () => openDatabase(parseDatabaseUrl(`pglite:${directory}`)) };
+}
+
+/** PGlite, plus the server when configured: what `describe.each` iterates over. */
+export async function allBackends(key: string): Promise<Backend[]> {
+  const server = await serverBackend(key);
+  return server ? [pgliteBackend(key), server] : [pgliteBackend(key)];
+}

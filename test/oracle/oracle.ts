@@ -1,0 +1,634 @@
+// Independent correctness oracle for features_topic_daily (SPEC.md §3–§6).
+//
+// Written the plain way on purpose: loops over arrays, exact integer / rational arithmetic with
+// BigInt, no shared code with src/. The project's tests compare the SQL job with this row by row.
+//
+// Exactness:
+// - Instants are parsed to BigInt microseconds since the epoch (PostgreSQL's precision).
+// - Calendar days are integer day numbers (days since 1970-01-01); the local date of an instant
+//   in the job's time zone comes from Intl.DateTimeFormat.
+// - Decimal text (theta, se) is parsed to an exact rational; rounding to 3 decimals is done on it.
+// - The improvement index is computed as an exact number of the form a + b·√k (a, b rational,
+//   k a non-negative integer), and rounded by exact comparisons, so values exactly on a rounding
+//   boundary (…5 in the 4th decimal) round away from zero and irrational values round correctly.
+
+export interface OracleAttempt {
+  student_id: string | null;
+  topic_id: string | null;
+  /** ISO-8601 instant, e.g. 2025-11-01T23:59:59.999Z or with an offset */
+  completed_at: string;
+  correct: boolean | null;
+  response_time_ms: number | null;
+  hint_used: boolean | null;
+}
+
+/** A student_topic_theta row; theta/se are decimal text as stored ("1.2345", "-0.5", "NaN", "Infinity", "-Infinity"). */
+export interface OracleEstimate {
+  user_id: string;
+  topic_id: string;
+  theta: string | null;
+  se: string | null;
+  updated_at: string;
+}
+
+/** A mirt_ability row (user-level fallback). */
+export interface OracleMirt {
+  user_id: string;
+  theta: string | null;
+  se: string | null;
+  fitted_at: string;
+}
+
+export interface OracleOptions {
+  since: string;
+  /** YYYY-MM-DD */
+  anchor: string;
+  /** IANA time zone name */
+  timezone: string;
+  includeTheta: boolean;
+  improvementMode: 'accuracy' | 'theta';
+  estimates?: OracleEstimate[];
+  /** undefined = the mirt_ability table does not exist */
+  mirt?: OracleMirt[];
+}
+
+export interface OracleRow {
+  user_id: string;
+  topic_id: string;
+  /** YYYY-MM-DD */
+  date: string;
+  attempts: number;
+  correct: number;
+  avg_time_ms: number | null;
+  rt_median: number | null;
+  hints: number;
+  /** max completed_at, ISO instant in UTC with milliseconds: 2025-11-01T23:59:59.999Z */
+  last_seen_at: string;
+  theta_estimate: string | null;
+  theta_sd: string | null;
+  /** numeric(6,3) text as PostgreSQL prints it: "0.125", "-0.040", "0.000", "1.000" */
+  improvement: string | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact rationals: n / d with d > 0 (not necessarily reduced; BigInt makes that unnecessary).
+
+interface Rat {
+  n: bigint;
+  d: bigint;
+}
+
+function rat(n: bigint, d: bigint = 1n): Rat {
+  if (d === 0n) throw new Error('oracle: zero denominator');
+  if (d < 0n) return { n: -n, d: -d };
+  return { n, d };
+}
+
+function ratAdd(x: Rat, y: Rat): Rat {
+  return rat(x.n * y.d + y.n * x.d, x.d * y.d);
+}
+
+function ratSub(x: Rat, y: Rat): Rat {
+  return rat(x.n * y.d - y.n * x.d, x.d * y.d);
+}
+
+function ratMul(x: Rat, y: Rat): Rat {
+  return rat(x.n * y.n, x.d * y.d);
+}
+
+function ratSign(x: Rat): number {
+  if (x.n > 0n) return 1;
+  if (x.n < 0n) return -1;
+  return 0;
+}
+
+/** -1, 0 or 1 as x <, =, > y */
+function ratCmp(x: Rat, y: Rat): number {
+  return ratSign(ratSub(x, y));
+}
+
+function ratMin(x: Rat, y: Rat): Rat {
+  return ratCmp(x, y) <= 0 ? x : y;
+}
+
+/** x rounded half away from zero to 3 decimals, as an integer number of thousandths. */
+function ratRoundMilli(x: Rat): bigint {
+  const negative = x.n < 0n;
+  const absN = negative ? -x.n : x.n;
+  // floor(|x|·1000 + 1/2) = floor((2·|n|·1000 + d) / (2·d)); BigInt division truncates, and
+  // both operands are non-negative here, so truncation is floor.
+  const q = (2n * absN * 1000n + x.d) / (2n * x.d);
+  return negative ? -q : q;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact numbers a + b·√k (a, b rational, k a non-negative integer).
+
+interface Surd {
+  a: Rat;
+  b: Rat;
+  k: bigint;
+}
+
+function surdOfRat(x: Rat): Surd {
+  return { a: x, b: rat(0n), k: 0n };
+}
+
+function surdSign(x: Surd): number {
+  const sa = ratSign(x.a);
+  const sb = x.k === 0n ? 0 : ratSign(x.b);
+  if (sb === 0) return sa;
+  if (sa === 0) return sb;
+  if (sa === sb) return sa;
+  // Opposite signs: the part with the larger absolute value decides. Compare a² with b²·k.
+  const a2 = ratMul(x.a, x.a);
+  const b2k = ratMul(ratMul(x.b, x.b), rat(x.k));
+  const c = ratCmp(a2, b2k);
+  if (c > 0) return sa;
+  if (c < 0) return sb;
+  return 0;
+}
+
+function surdMulRat(x: Surd, r: Rat): Surd {
+  return { a: ratMul(x.a, r), b: ratMul(x.b, r), k: x.k };
+}
+
+function surdAddRat(x: Surd, r: Rat): Surd {
+  return { a: ratAdd(x.a, r), b: x.b, k: x.k };
+}
+
+/** -1, 0 or 1 as x <, =, > r */
+function surdCmpRat(x: Surd, r: Rat): number {
+  return surdSign(surdAddRat(x, rat(-r.n, r.d)));
+}
+
+/** floor(x) for an x known to lie in [lo, hi). Binary search with exact comparisons. */
+function surdFloor(x: Surd, lo: bigint, hi: bigint): bigint {
+  if (surdCmpRat(x, rat(lo)) < 0 || surdCmpRat(x, rat(hi)) >= 0) throw new Error('oracle: value out of range');
+  // invariant: lo ≤ x < hi
+  while (hi - lo > 1n) {
+    const mid = (lo + hi) / 2n;
+    if (surdCmpRat(x, rat(mid)) >= 0) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** clamp(x, −1, 1) rounded half away from zero to 3 decimals, in thousandths. */
+function clampAndRoundMilli(x: Surd): bigint {
+  if (surdCmpRat(x, rat(1n)) > 0) return 1000n;
+  if (surdCmpRat(x, rat(-1n)) < 0) return -1000n;
+  const s = surdSign(x);
+  if (s === 0) return 0n;
+  // |x| ≤ 1, so |x|·1000 + 1/2 lies in [0, 1000.5]
+  const absX = s > 0 ? x : surdMulRat(x, rat(-1n));
+  const shifted = surdAddRat(surdMulRat(absX, rat(1000n)), rat(1n, 2n));
+  const q = surdFloor(shifted, 0n, 1001n);
+  return s > 0 ? q : -q;
+}
+
+/** numeric(6,3) text of a number of thousandths, as PostgreSQL prints it (never "-0.000"). */
+function formatMilli(m: bigint): string {
+  const negative = m < 0n;
+  const abs = negative ? -m : m;
+  const intPart = abs / 1000n;
+  const frac = (abs % 1000n).toString().padStart(3, '0');
+  return `${negative ? '-' : ''}${intPart.toString()}.${frac}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decimal text → exact rational.
+
+/** Exact value of decimal text, or null when the text is NaN / ±Infinity. Throws on garbage. */
+function parseDecimal(text: string): Rat | null {
+  const s = text.trim();
+  if (/^[+-]?(inf|infinity|nan)$/i.test(s)) return null;
+  const m = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,5}))?$/.exec(s);
+  if (m === null) throw new Error(`oracle: not a decimal number: ${JSON.stringify(text)}`);
+  const intDigits = m[2] ?? '';
+  const fracDigits = m[3] ?? '';
+  if (intDigits === '' && fracDigits === '') throw new Error(`oracle: not a decimal number: ${JSON.stringify(text)}`);
+  const exponent = m[4] === undefined ? 0 : Number(m[4]);
+  let n = BigInt(intDigits + fracDigits);
+  if (m[1] === '-') n = -n;
+  const scale = fracDigits.length - exponent; // value = n · 10^(−scale)
+  if (scale >= 0) return rat(n, 10n ** BigInt(scale));
+  return rat(n * 10n ** BigInt(-scale));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendar: day numbers (days since 1970-01-01) and instants (BigInt microseconds since epoch).
+
+const MICROS_PER_SECOND = 1_000_000n;
+const SECONDS_PER_DAY = 86_400;
+
+/** Day number of a proleptic Gregorian date; throws when the date does not exist. */
+function dayNumber(year: number, month: number, day: number): number {
+  const dt = new Date(Date.UTC(2000, 0, 1));
+  dt.setUTCFullYear(year, month - 1, day); // setUTCFullYear, unlike Date.UTC, takes years 0…99 literally
+  if (dt.getUTCFullYear() !== year || dt.getUTCMonth() !== month - 1 || dt.getUTCDate() !== day) {
+    throw new Error(`oracle: no such date ${year}-${month}-${day}`);
+  }
+  return dt.getTime() / 86_400_000;
+}
+
+function parseDate(text: string): number {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (m === null) throw new Error(`oracle: not a YYYY-MM-DD date: ${JSON.stringify(text)}`);
+  return dayNumber(Number(m[1]), Number(m[2]), Number(m[3]));
+}
+
+function formatDate(dayNum: number): string {
+  return new Date(dayNum * 86_400_000).toISOString().slice(0, 10);
+}
+
+/**
+ * ISO-8601 / PostgreSQL text instant → microseconds since the epoch. An explicit offset (Z, ±HH,
+ * ±HH:MM, ±HH:MM:SS) is required; up to 6 fractional digits (PostgreSQL's precision).
+ * Years 2…9998 only, so that every local date is an ordinary 4-digit AD date.
+ */
+function parseInstant(text: string): bigint {
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2})(?::?(\d{2}))?)?)$/.exec(
+      text.trim(),
+    );
+  if (m === null) throw new Error(`oracle: not an ISO-8601 instant with an offset: ${JSON.stringify(text)}`);
+  const year = Number(m[1]);
+  if (year < 2 || year > 9998) throw new Error(`oracle: year out of the supported range 2…9998: ${JSON.stringify(text)}`);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6] ?? '0');
+  if (hour > 23 || minute > 59 || second > 59) throw new Error(`oracle: bad time of day: ${JSON.stringify(text)}`);
+  const micros = BigInt((m[7] ?? '').padEnd(6, '0'));
+  let offsetSeconds = 0;
+  if (m[8] === undefined) {
+    const oh = Number(m[10]);
+    const om = Number(m[11] ?? '0');
+    const os = Number(m[12] ?? '0');
+    if (oh > 15 || om > 59 || os > 59) throw new Error(`oracle: bad UTC offset: ${JSON.stringify(text)}`);
+    offsetSeconds = (m[9] === '-' ? -1 : 1) * (oh * 3600 + om * 60 + os);
+  }
+  const days = dayNumber(year, Number(m[2]), Number(m[3]));
+  const seconds = days * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second - offsetSeconds;
+  return BigInt(seconds) * MICROS_PER_SECOND + micros;
+}
+
+/** floor(a / b) for b > 0 */
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && a < 0n ? q - 1n : q;
+}
+
+/** max completed_at text: UTC with milliseconds; 6 fractional digits only if the instant has sub-millisecond precision. */
+function formatInstant(micros: bigint): string {
+  const ms = floorDiv(micros, 1000n);
+  const subMs = micros - ms * 1000n;
+  const iso = new Date(Number(ms)).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+  if (subMs === 0n) return iso;
+  return `${iso.slice(0, -1)}${subMs.toString().padStart(3, '0')}Z`;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** Day number of the local calendar date of an instant in an IANA time zone. */
+function localDay(micros: bigint, timezone: string): number {
+  let fmt = formatters.get(timezone);
+  if (fmt === undefined) {
+    fmt = new Intl.DateTimeFormat('en-US', {
+      timeZone: timezone,
+      calendar: 'gregory',
+      numberingSystem: 'latn',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+    });
+    formatters.set(timezone, fmt);
+  }
+  // Zone offsets are whole seconds, so flooring to the millisecond never changes the local date.
+  const parts = fmt.formatToParts(new Date(Number(floorDiv(micros, 1000n))));
+  let year = NaN;
+  let month = NaN;
+  let day = NaN;
+  for (const p of parts) {
+    if (p.type === 'year') year = Number(p.value);
+    else if (p.type === 'month') month = Number(p.value);
+    else if (p.type === 'day') day = Number(p.value);
+  }
+  return dayNumber(year, month, day);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Theta estimates (§5).
+
+interface ValidEstimate {
+  user_id: string;
+  topic_id: string; // '' for mirt rows
+  theta: Rat;
+  thetaMilli: bigint;
+  se: Rat | null; // null when se is NULL, negative, not finite or does not fit numeric(6,3)
+  seMilli: bigint | null;
+  at: bigint; // updated_at / fitted_at in microseconds
+  day: number; // local day of `at`
+}
+
+const NUMERIC_6_3_MAX_MILLI = 999_999n; // numeric(6,3): |value| ≤ 999.999
+
+/** The estimate as the job sees it, or null when it is invalid (skipped everywhere). */
+function validateEstimate(
+  user_id: string,
+  topic_id: string,
+  thetaText: string | null,
+  seText: string | null,
+  atText: string,
+  timezone: string,
+): ValidEstimate | null {
+  if (thetaText === null) return null;
+  const theta = parseDecimal(thetaText);
+  if (theta === null) return null;
+  const thetaMilli = ratRoundMilli(theta);
+  if (thetaMilli > NUMERIC_6_3_MAX_MILLI || thetaMilli < -NUMERIC_6_3_MAX_MILLI) return null;
+  let se: Rat | null = null;
+  let seMilli: bigint | null = null;
+  if (seText !== null) {
+    const parsed = parseDecimal(seText);
+    if (parsed !== null && ratSign(parsed) >= 0) {
+      const milli = ratRoundMilli(parsed);
+      if (milli <= NUMERIC_6_3_MAX_MILLI) {
+        se = parsed;
+        seMilli = milli;
+      }
+    }
+  }
+  const at = parseInstant(atText);
+  return { user_id, topic_id, theta, thetaMilli, se, seMilli, at, day: localDay(at, timezone) };
+}
+
+/** true when x should be chosen over y: later instant; then higher theta; then higher se, NULL se last. */
+function isBetter(x: ValidEstimate, y: ValidEstimate): boolean {
+  if (x.at !== y.at) return x.at > y.at;
+  const c = ratCmp(x.theta, y.theta);
+  if (c !== 0) return c > 0;
+  if (x.se === null) return false;
+  if (y.se === null) return true;
+  return ratCmp(x.se, y.se) > 0;
+}
+
+/** The best estimate in the list whose local day lies in [fromDay, toDay], or null. */
+function latest(list: ValidEstimate[], fromDay: number, toDay: number): ValidEstimate | null {
+  let best: ValidEstimate | null = null;
+  for (const e of list) {
+    if (e.day < fromDay || e.day > toDay) continue;
+    if (best === null || isBetter(e, best)) best = e;
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Improvement (§6).
+
+/** Integer square root of n ≥ 0 if n is a perfect square, else null. (Used only in a sanity check.) */
+function exactSqrt(n: bigint): bigint | null {
+  if (n < 0n) return null;
+  if (n < 2n) return n;
+  let x = n;
+  let y = (x + 1n) / 2n;
+  while (y < x) {
+    x = y;
+    y = (x + n / x) / 2n;
+  }
+  return x * x === n ? x : null;
+}
+
+/** exposure = min(1, n_r / 30) */
+function exposure(nR: number): Rat {
+  return ratMin(rat(1n), rat(BigInt(nR), 30n));
+}
+
+/** clamp((p_r − p_p)·exposure·(1 − min(0.5, 1.96·sqrt(p_r(1−p_r)/n_r))), −1, 1), in thousandths; null if n_r = 0 or n_p = 0. */
+function accuracyImprovementMilli(nR: number, cR: number, nP: number, cP: number): bigint | null {
+  if (nR === 0 || nP === 0) return null;
+  const diff = ratSub(rat(BigInt(cR), BigInt(nR)), rat(BigInt(cP), BigInt(nP)));
+  const scale = ratMul(diff, exposure(nR));
+  // sqrt(p(1−p)/n) with p = c/n equals sqrt(c·(n−c)·n) / n²; so 1.96·sqrt(…) = (49/25)/n² · √k
+  const n = BigInt(nR);
+  const k = BigInt(cR) * (n - BigInt(cR)) * n;
+  const coef = rat(49n, 25n * n * n);
+  const spread: Surd = { a: rat(0n), b: coef, k };
+  // Sanity check of the surd arithmetic against the perfect-square shortcut.
+  const root = exactSqrt(k);
+  if (root !== null && surdCmpRat(spread, ratMul(coef, rat(root))) !== 0) throw new Error('oracle: surd arithmetic broken');
+  let penalty: Surd;
+  if (surdCmpRat(spread, rat(1n, 2n)) >= 0) penalty = surdOfRat(rat(1n, 2n));
+  else penalty = { a: rat(1n), b: rat(-coef.n, coef.d), k }; // 1 − coef·√k
+  return clampAndRoundMilli(surdMulRat(penalty, scale));
+}
+
+/** clamp((θ_recent − θ_prev)·exposure·(1 − min(0.5, 1.96·se_recent)), −1, 1), in thousandths; factor 1 when se_recent is NULL. */
+function thetaImprovementMilli(nR: number, recent: ValidEstimate, prev: ValidEstimate): bigint {
+  const diff = ratSub(recent.theta, prev.theta);
+  let factor = rat(1n);
+  if (recent.se !== null) factor = ratSub(rat(1n), ratMin(rat(1n, 2n), ratMul(rat(49n, 25n), recent.se)));
+  return clampAndRoundMilli(surdOfRat(ratMul(ratMul(diff, exposure(nR)), factor)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The oracle.
+
+interface ParsedAttempt {
+  user_id: string;
+  topic_id: string;
+  day: number;
+  at: bigint;
+  correct: boolean | null;
+  response_time_ms: number | null;
+  hint_used: boolean | null;
+}
+
+function pairKey(user: string, topic: string): string {
+  return JSON.stringify([user, topic]);
+}
+
+/** Rounded half away from zero mean of non-negative integers: floor((2·sum + n) / (2·n)). */
+function roundedMean(values: number[]): number | null {
+  if (values.length === 0) return null;
+  let sum = 0n;
+  for (const v of values) sum += BigInt(v);
+  const n = BigInt(values.length);
+  return Number((2n * sum + n) / (2n * n));
+}
+
+/** percentile_cont(0.5) of non-negative integers rounded half away from zero. */
+function roundedMedian(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((x, y) => x - y);
+  const len = sorted.length;
+  if (len % 2 === 1) return sorted[(len - 1) / 2] as number;
+  const lower = BigInt(sorted[len / 2 - 1] as number);
+  const upper = BigInt(sorted[len / 2] as number);
+  return Number((lower + upper + 1n) / 2n); // (lower+upper)/2 rounded half up; values ≥ 0
+}
+
+export function oracle(attempts: OracleAttempt[], options: OracleOptions): OracleRow[] {
+  const tz = options.timezone;
+  new Intl.DateTimeFormat('en-US', { timeZone: tz }); // throws RangeError for an unknown time zone
+  const sinceDay = parseDate(options.since);
+  const anchorDay = parseDate(options.anchor);
+
+  // 1. Keep attempts with a usable key, on or before the anchor day.
+  const used: ParsedAttempt[] = [];
+  for (const a of attempts) {
+    if (a.student_id === null || a.student_id === '' || a.topic_id === null || a.topic_id === '') continue;
+    const at = parseInstant(a.completed_at);
+    const day = localDay(at, tz);
+    if (day > anchorDay) continue;
+    if (a.response_time_ms !== null && !Number.isInteger(a.response_time_ms)) {
+      throw new Error(`oracle: response_time_ms must be an integer, got ${a.response_time_ms}`);
+    }
+    used.push({
+      user_id: a.student_id,
+      topic_id: a.topic_id,
+      day,
+      at,
+      correct: a.correct,
+      response_time_ms: a.response_time_ms,
+      hint_used: a.hint_used,
+    });
+  }
+
+  // 2. Group the attempts in the window by (user, topic, day).
+  const groups = new Map<string, ParsedAttempt[]>();
+  for (const a of used) {
+    if (a.day < sinceDay || a.day > anchorDay) continue;
+    const key = JSON.stringify([a.user_id, a.topic_id, a.day]);
+    let list = groups.get(key);
+    if (list === undefined) {
+      list = [];
+      groups.set(key, list);
+    }
+    list.push(a);
+  }
+
+  // 3. All attempts of each (user, topic), for the improvement halves (days before `since` included).
+  const byPair = new Map<string, ParsedAttempt[]>();
+  for (const a of used) {
+    const key = pairKey(a.user_id, a.topic_id);
+    let list = byPair.get(key);
+    if (list === undefined) {
+      list = [];
+      byPair.set(key, list);
+    }
+    list.push(a);
+  }
+
+  // 4. Valid estimates, by (user, topic); valid mirt rows, by user.
+  const estimatesByPair = new Map<string, ValidEstimate[]>();
+  const mirtByUser = new Map<string, ValidEstimate[]>();
+  if (options.includeTheta) {
+    for (const e of options.estimates ?? []) {
+      const v = validateEstimate(e.user_id, e.topic_id, e.theta, e.se, e.updated_at, tz);
+      if (v === null) continue;
+      const key = pairKey(v.user_id, v.topic_id);
+      let list = estimatesByPair.get(key);
+      if (list === undefined) {
+        list = [];
+        estimatesByPair.set(key, list);
+      }
+      list.push(v);
+    }
+    for (const r of options.mirt ?? []) {
+      const v = validateEstimate(r.user_id, '', r.theta, r.se, r.fitted_at, tz);
+      if (v === null) continue;
+      let list = mirtByUser.get(v.user_id);
+      if (list === undefined) {
+        list = [];
+        mirtByUser.set(v.user_id, list);
+      }
+      list.push(v);
+    }
+  }
+  const mirtExists = options.mirt !== undefined;
+  const VERY_EARLY = Number.MIN_SAFE_INTEGER;
+
+  // 5. One row per group.
+  const rows: OracleRow[] = [];
+  for (const list of groups.values()) {
+    const first = list[0] as ParsedAttempt;
+    const u = first.user_id;
+    const t = first.topic_id;
+    const d = first.day;
+
+    let correct = 0;
+    let hints = 0;
+    let lastSeen = first.at;
+    const times: number[] = [];
+    for (const a of list) {
+      if (a.correct === true) correct += 1;
+      if (a.hint_used === true) hints += 1;
+      if (a.at > lastSeen) lastSeen = a.at;
+      if (a.response_time_ms !== null && a.response_time_ms >= 0) times.push(a.response_time_ms);
+    }
+
+    // Theta as of day d.
+    let thetaEstimate: string | null = null;
+    let thetaSd: string | null = null;
+    const pairEstimates = estimatesByPair.get(pairKey(u, t)) ?? [];
+    if (options.includeTheta) {
+      let chosen = latest(pairEstimates, VERY_EARLY, d);
+      if (chosen === null && mirtExists) chosen = latest(mirtByUser.get(u) ?? [], VERY_EARLY, d);
+      if (chosen !== null) {
+        thetaEstimate = formatMilli(chosen.thetaMilli);
+        thetaSd = chosen.seMilli === null ? null : formatMilli(chosen.seMilli);
+      }
+    }
+
+    // Improvement: halves R = d−13…d and P = d−27…d−14, attempts with non-NULL correct.
+    let nR = 0;
+    let cR = 0;
+    let nP = 0;
+    let cP = 0;
+    for (const a of byPair.get(pairKey(u, t)) ?? []) {
+      if (a.correct === null) continue;
+      if (a.day >= d - 13 && a.day <= d) {
+        nR += 1;
+        if (a.correct) cR += 1;
+      } else if (a.day >= d - 27 && a.day <= d - 14) {
+        nP += 1;
+        if (a.correct) cP += 1;
+      }
+    }
+    let improvementMilli: bigint | null = null;
+    let done = false;
+    if (options.includeTheta && options.improvementMode === 'theta' && nR >= 5) {
+      const recent = latest(pairEstimates, d - 13, d);
+      const prev = latest(pairEstimates, d - 27, d - 14);
+      if (recent !== null && prev !== null) {
+        improvementMilli = thetaImprovementMilli(nR, recent, prev);
+        done = true;
+      }
+    }
+    if (!done) improvementMilli = accuracyImprovementMilli(nR, cR, nP, cP);
+
+    rows.push({
+      user_id: u,
+      topic_id: t,
+      date: formatDate(d),
+      attempts: list.length,
+      correct,
+      avg_time_ms: roundedMean(times),
+      rt_median: roundedMedian(times),
+      hints,
+      last_seen_at: formatInstant(lastSeen),
+      theta_estimate: thetaEstimate,
+      theta_sd: thetaSd,
+      improvement: improvementMilli === null ? null : formatMilli(improvementMilli),
+    });
+  }
+
+  rows.sort((x, y) => {
+    if (x.user_id !== y.user_id) return x.user_id < y.user_id ? -1 : 1;
+    if (x.topic_id !== y.topic_id) return x.topic_id < y.topic_id ? -1 : 1;
+    if (x.date !== y.date) return x.date < y.date ? -1 : 1;
+    return 0;
+  });
+  return rows;
+}

@@ -4,7 +4,7 @@
  * command.
  */
 import type { Config } from './config.js';
-import type { Database } from './db.js';
+import type { Session } from './db.js';
 import { ensureAttemptTable } from './attempt-table.js';
 import { displayValue } from './format.js';
 import { parseQualifiedName } from './identifiers.js';
@@ -29,74 +29,51 @@ export interface DemoResult {
 }
 
 /** Fills the database with demo data (replacing any earlier demo data) and runs the job twice. */
-export async function runDemo(db: Database, config: Config, options: DemoOptions, emit: Emit): Promise<DemoResult> {
-  const session = await db.connect();
-  let attempts: number;
-  try {
-    options.print(`[demo] creating the schema (${(await migrate(session)).length} migrations applied)`);
-    await session.query('drop table if exists attempt');
-    await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
-    await session.query(createDemoHash);
-    options.print(`[demo] generating ${options.students} students × ${options.days} days of attempts up to ${options.lastDay} …`);
-    const t0 = Date.now();
-    attempts = 0;
-    // A week per statement, oldest first: PGlite blocks the event loop during a statement, so
-    // progress can only be reported between statements.
-    for (let to = options.days - 1; to >= 0; to -= 7) {
-      const from = Math.max(0, to - 6);
-      const inserted = await session.query(insertDemoAttempts, [
-        options.students,
-        options.days,
-        options.lastDay,
-        config.timezone,
-        from,
-        to,
-      ]);
-      attempts += inserted.rowCount ?? 0;
-      options.print(
-        `[demo]   ${attempts} attempts (${options.days - from}/${options.days} days, ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
-      );
-    }
-    await session.query('analyze attempt');
-    options.print(`[demo] ${attempts} attempts generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  } finally {
-    session.release();
+export async function runDemo(session: Session, config: Config, options: DemoOptions, emit: Emit): Promise<DemoResult> {
+  options.print(`[demo] creating the schema`);
+  await migrate(session);
+  await session.query('drop table if exists attempt');
+  await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
+  await session.query(createDemoHash);
+  options.print(`[demo] generating ${options.students} students × ${options.days} days of attempts up to ${options.lastDay} …`);
+  const t0 = Date.now();
+  let attempts = 0;
+  // A week per statement, oldest first: PGlite blocks the event loop during a statement, so
+  // progress can only be reported between statements.
+  for (let to = options.days - 1; to >= 0; to -= 7) {
+    const from = Math.max(0, to - 6);
+    const inserted = await session.query(insertDemoAttempts, [options.students, options.days, options.lastDay, config.timezone, from, to]);
+    attempts += inserted.rowCount ?? 0;
+    options.print(
+      `[demo]   ${attempts} attempts (${options.days - from}/${options.days} days, ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+    );
   }
+  await session.query('analyze attempt');
+  options.print(`[demo] ${attempts} attempts generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   options.print(`[demo] running the daily job for anchor ${options.lastDay} (lookback ${config.lookbackDays} days) …`);
-  const first = await runDaily(db, config, { date: options.lastDay }, emit);
+  const first = await runDaily(session, config, { date: options.lastDay }, emit);
 
-  const late = await db.connect();
-  try {
-    await late.query(createDemoHash);
-    const added = await late.query(insertLateAttempts, [options.lastDay, config.timezone]);
-    options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
-  } finally {
-    late.release();
-  }
-  const second = await runDaily(db, config, { date: options.lastDay }, emit);
-  await printSample(db, options);
+  const added = await session.query(insertLateAttempts, [options.lastDay, config.timezone]);
+  options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
+  const second = await runDaily(session, config, { date: options.lastDay }, emit);
+  await printSample(session, options);
   return { attempts, first, second };
 }
 
-async function printSample(db: Database, options: DemoOptions): Promise<void> {
-  const session = await db.connect();
-  try {
-    const sample = await session.query<Record<string, unknown>>(
-      `select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
-              theta_estimate, improvement
-       from features_topic_daily
-       where date = $1::date
-       order by user_id, topic_id
-       limit 8`,
-      [options.lastDay],
-    );
-    options.print('');
-    options.print(`features_topic_daily on ${options.lastDay} (first 8 rows):`);
-    for (const line of formatTable(sample.rows)) options.print(line);
-  } finally {
-    session.release();
-  }
+async function printSample(session: Session, options: DemoOptions): Promise<void> {
+  const sample = await session.query<Record<string, unknown>>(
+    `select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
+            theta_estimate, improvement
+     from features_topic_daily
+     where date = $1::date
+     order by user_id, topic_id
+     limit 8`,
+    [options.lastDay],
+  );
+  options.print('');
+  options.print(`features_topic_daily on ${options.lastDay} (first 8 rows):`);
+  for (const line of formatTable(sample.rows)) options.print(line);
 }
 
 /** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. */

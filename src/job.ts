@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config.js';
-import type { Database, Session } from './db.js';
+import type { Session } from './db.js';
 import { RunFailedError, messageOf } from './errors.js';
 import { withIdentifiers } from './identifiers.js';
 import { acquireWriterLock } from './lock.js';
@@ -44,13 +44,15 @@ export interface RunResult {
   readonly durationMs: number;
 }
 
-/** Runs the daily job once. Throws a JobError (or a database error) when it cannot finish. */
-export async function runDaily(db: Database, config: Config, options: RunOptions, emit: Emit): Promise<RunResult> {
+/**
+ * Runs the daily job once on `session` (a dedicated connection: the writer lock is a session
+ * lock). Throws a JobError (or a database error) when it cannot finish.
+ */
+export async function runDaily(session: Session, config: Config, options: RunOptions, emit: Emit): Promise<RunResult> {
   const started = Date.now();
   const runId = options.runId ?? randomUUID();
   const shard = options.shard ?? { index: 1, count: 1 };
   const dryRun = options.dryRun ?? false;
-  const session = await db.connect();
   let releaseLock: (() => Promise<void>) | undefined;
   try {
     await checkSchema(session);
@@ -82,7 +84,6 @@ export async function runDaily(db: Database, config: Config, options: RunOptions
     return { runId, window, ...counts, failed: 0, durationMs };
   } finally {
     if (releaseLock) await releaseLock().catch(() => undefined);
-    session.release();
   }
 }
 

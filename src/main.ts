@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, parseDay, redactUrl, type Config, type Flags } from './config.js';
-import { openDatabase, type Database } from './db.js';
+import { openDatabase, type Database, type Session } from './db.js';
 import { runDemo } from './demo.js';
 import { ConfigError, ExitCode, JobError, isConnectionError, messageOf, sqlState } from './errors.js';
 import { importAttempts } from './import-attempts.js';
@@ -58,19 +58,22 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const fail = (message: string) => emit({ type: 'message', level: 'error', message });
 
   let db: Database | undefined;
+  let session: Session | undefined;
   const withConfig = (flags: Flags = {}): Config => {
     const config = loadConfig(io.env, flags);
     format = config.logFormat;
     return config;
   };
-  const open = async (config: Config): Promise<Database> => {
+  /** Opens the configured database and the one session a command works on. */
+  const open = async (config: Config): Promise<Session> => {
     if (config.database === undefined) {
       throw new ConfigError(
         'DATABASE_URL is not set: set it to postgres://user:password@host:5432/database, or to pglite:<directory> for the embedded database',
       );
     }
     db = await openDatabase(config.database, { connectAttempts: config.connectAttempts, connectTimeoutMs: config.connectTimeoutMs });
-    return db;
+    session = await db.connect();
+    return session;
   };
 
   const program = new Command('aggregate-features-daily')
@@ -99,9 +102,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         );
       }
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
-      const database = await open(config);
       await runDaily(
-        database,
+        await open(config),
         config,
         { date: opts.date, dryRun: opts.dryRun ?? false, shard, allowEmptySource: opts.allowEmptySource ?? false, maxCatchUpDays, runId },
         emit,
@@ -113,18 +115,13 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description("create or upgrade the job's tables (adopts an existing features_topic_daily without losing rows)")
     .action(async () => {
       const config = withConfig();
-      const session = await (await open(config)).connect();
-      try {
-        const applied = await migrate(session);
-        emit({
-          type: 'message',
-          level: 'info',
-          message: applied.length === 0 ? 'Schema is up to date; nothing to apply.' : `Applied migrations: ${applied.join(', ')}`,
-          fields: { applied },
-        });
-      } finally {
-        session.release();
-      }
+      const applied = await migrate(await open(config));
+      emit({
+        type: 'message',
+        level: 'info',
+        message: applied.length === 0 ? 'Schema is up to date; nothing to apply.' : `Applied migrations: ${applied.join(', ')}`,
+        fields: { applied },
+      });
     });
 
   program
@@ -144,8 +141,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
       if (!Number.isInteger(days) || days < 1 || days > 400) throw new ConfigError('--days must be a whole number from 1 to 400');
       parseDay(opts.date, '--date');
       io.stdout(`[demo] opening the embedded database in ${opts.dir} …\n`);
-      const database = await open(config);
-      const result = await runDemo(database, config, { students, days, lastDay: opts.date, print: (line) => io.stdout(line + '\n') }, emit);
+      const result = await runDemo(
+        await open(config),
+        config,
+        { students, days, lastDay: opts.date, print: (line) => io.stdout(line + '\n') },
+        emit,
+      );
       io.stdout(
         `\n[demo] done: ${result.attempts} attempts; first run inserted ${result.first.inserted} rows, the re-run after late data updated ${result.second.updated} and left ${result.second.unchanged} unchanged.\n` +
           `[demo] query it yourself: DATABASE_URL=pglite:${opts.dir} node dist/cli.js --dry-run --date ${opts.date}\n`,
@@ -160,8 +161,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .action(async (file: string, opts: { replace?: boolean }) => {
       const config = withConfig();
       const table = config.source;
-      const database = await open(config);
-      const rows = await importAttempts(database, { file, table, replace: opts.replace ?? false });
+      const rows = await importAttempts(await open(config), { file, table, replace: opts.replace ?? false });
       emit({ type: 'message', level: 'info', message: `Imported ${rows} attempts from ${file} into ${table.sql}`, fields: { rows } });
     });
 
@@ -175,6 +175,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       fail(describeError(err));
     }
   } finally {
+    session?.release();
     if (db) await db.close().catch(() => undefined);
   }
   return exitCode;

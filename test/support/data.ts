@@ -1,0 +1,43 @@
+/** Helpers that load attempts and read features_topic_daily in the oracle's shapes. */
+import { ensureAttemptTable } from '../../src/attempt-table.js';
+import type { Session } from '../../src/db.js';
+import { parseQualifiedName } from '../../src/identifiers.js';
+import { migrate } from '../../src/migrate.js';
+import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
+
+/** Migrates and creates an empty attempt table. */
+export async function prepareSchema(session: Session): Promise<void> {
+  await migrate(session);
+  await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
+}
+
+/** Replaces the attempts with `attempts` (one statement, arrays as parameters). */
+export async function loadAttempts(session: Session, attempts: readonly OracleAttempt[], table = 'attempt'): Promise<void> {
+  await session.query(`truncate ${table}`);
+  await session.query(
+    `insert into ${table} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+     select * from unnest($1::text[], $2::text[], $3::timestamptz[], $4::boolean[], $5::int[], $6::boolean[])`,
+    [
+      attempts.map((a) => a.student_id),
+      attempts.map((a) => a.topic_id),
+      attempts.map((a) => a.completed_at),
+      attempts.map((a) => a.correct),
+      attempts.map((a) => a.response_time_ms),
+      attempts.map((a) => a.hint_used),
+    ],
+  );
+}
+
+/** The stored rows (optionally only those from `since` to `anchor`), as the oracle prints them. */
+export async function readFeatures(session: Session, range?: { since: string; anchor: string }): Promise<OracleRow[]> {
+  const result = await session.query<OracleRow>(
+    `select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
+            to_char(last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as last_seen_at,
+            theta_estimate::text as theta_estimate, theta_sd::text as theta_sd, improvement::text as improvement
+     from features_topic_daily
+     where ($1::date is null or date between $1::date and $2::date)
+     order by user_id collate "C", topic_id collate "C", date`,
+    [range?.since ?? null, range?.anchor ?? null],
+  );
+  return result.rows;
+}

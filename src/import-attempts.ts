@@ -109,7 +109,12 @@ export async function importAttempts(session: Session, options: ImportOptions): 
     await session.query('begin');
     await ensureAttemptTable(session, options.table);
     if (options.replace) await session.query(withIdentifiers('truncate {{table}}', { table: options.table }));
-    const parser = createReadStream(options.file).pipe(parse({ relax_column_count: true, bom: true, info: true, skip_empty_lines: true }));
+    // pipeline, not pipe: a read error must reach the parser, or the loop below waits forever.
+    const parser = pipeline(
+      createReadStream(options.file),
+      parse({ relax_column_count: true, bom: true, info: true, skip_empty_lines: true }),
+      () => undefined,
+    );
     let sawHeader = false;
     try {
       for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {

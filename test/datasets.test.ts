@@ -1,0 +1,101 @@
+/**
+ * The job against the oracle on the two real datasets in ../shared/datasets (research-only
+ * terms: read from there, never copied into the repository), over several windows and time
+ * zones, on PGlite and the server. Skipped, with a note, where the datasets are absent.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'csv-parse/sync';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import type { Database, Session } from '../src/db.js';
+import { parseQualifiedName } from '../src/identifiers.js';
+import { importAttempts } from '../src/import-attempts.js';
+import { runDaily } from '../src/job.js';
+import { oracle, type OracleAttempt } from './oracle/oracle.js';
+import { byKey } from './support/arbitraries.js';
+import { allBackends } from './support/backends.js';
+import { prepareSchema, readFeatures } from './support/data.js';
+
+const datasetsDirectory = fileURLToPath(new URL('../../shared/datasets/', import.meta.url));
+
+interface Dataset {
+  readonly name: string;
+  readonly windows: { anchor: string; lookbackDays: number; timezone: string }[];
+}
+
+const datasets: Dataset[] = [
+  {
+    name: 'ednet-kt1-sample',
+    windows: [
+      { anchor: '2019-08-20', lookbackDays: 7, timezone: 'UTC' },
+      { anchor: '2019-08-20', lookbackDays: 7, timezone: 'Asia/Seoul' },
+      { anchor: '2019-11-03', lookbackDays: 30, timezone: 'America/New_York' },
+      { anchor: '2019-03-31', lookbackDays: 90, timezone: 'Europe/Berlin' },
+    ],
+  },
+  {
+    name: 'kddcup2010-algebra-2006-07-sample',
+    windows: [
+      { anchor: '2006-12-15', lookbackDays: 7, timezone: 'UTC' },
+      { anchor: '2007-03-11', lookbackDays: 30, timezone: 'America/New_York' },
+      { anchor: '2007-05-31', lookbackDays: 366, timezone: 'Pacific/Chatham' },
+    ],
+  },
+];
+
+const present = datasets.filter((d) => existsSync(`${datasetsDirectory}${d.name}/attempts.csv`));
+if (present.length < datasets.length) console.warn(`datasets missing in ${datasetsDirectory}: those comparisons are skipped`);
+
+function readAttempts(file: string): OracleAttempt[] {
+  const records = parse<Record<string, string>>(readFileSync(file), { columns: true });
+  const bool = (v: string | undefined) => (v === '' || v === undefined ? null : v === 'true');
+  return records.map((r) => ({
+    student_id: r.student_id || null,
+    topic_id: r.topic_id || null,
+    completed_at: r.completed_at!,
+    correct: bool(r.correct),
+    response_time_ms: r.response_time_ms === '' || r.response_time_ms === undefined ? null : Number(r.response_time_ms),
+    hint_used: bool(r.hint_used),
+  }));
+}
+
+const backends = present.length > 0 ? await allBackends('datasets') : [];
+
+describe.each(backends)('job = oracle on the real datasets ($name)', (backend) => {
+  let db: Database;
+  let session: Session;
+  beforeAll(async () => {
+    db = await backend.open();
+    session = await db.connect();
+    await prepareSchema(session);
+  });
+  afterAll(async () => {
+    session?.release();
+    await db?.close();
+  });
+
+  describe.each(present)('$name', (dataset) => {
+    const file = `${datasetsDirectory}${dataset.name}/attempts.csv`;
+    const attempts = readAttempts(file);
+
+    test.each(dataset.windows)('anchor $anchor, lookback $lookbackDays, $timezone', async (window) => {
+      await importAttempts(session, { file, table: parseQualifiedName('attempt', 'table'), replace: true });
+      await session.query('truncate features_topic_daily');
+      const config = loadConfig({ AGG_TIMEZONE: window.timezone, AGG_LOOKBACK_DAYS: String(window.lookbackDays) });
+      const result = await runDaily(session, config, { date: window.anchor }, () => undefined);
+      const expected = oracle(attempts, {
+        since: result.window.since,
+        anchor: window.anchor,
+        timezone: window.timezone,
+        includeTheta: false,
+        improvementMode: 'accuracy',
+      });
+      expect(expected.length).toBeGreaterThan(50);
+      expect(expected.filter((r) => r.improvement !== null).length).toBeGreaterThan(10);
+      const actual = await readFeatures(session);
+      expect(actual.length).toBe(expected.length);
+      expect(byKey(actual)).toEqual(byKey(expected));
+    });
+  });
+});

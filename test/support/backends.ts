@@ -3,6 +3,7 @@
  * TEST_DATABASE_URL is set). Each test file gets its own database on each, named after the
  * file, created fresh at start and left in place afterwards so a failure can be inspected.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +19,11 @@ export interface Backend {
   open(): Promise<Database>;
 }
 
+// Checkouts that test side by side on one server (a CI clone, worktrees) get their own names.
+const checkout = createHash('sha256').update(process.cwd()).digest('hex').slice(0, 6);
+
 function databaseName(key: string): string {
-  return `afd_t_${key.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`.slice(0, 63);
+  return `afd_t_${checkout}_${key.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`.slice(0, 63);
 }
 
 /** A fresh server database for `key`, or undefined when no server is configured. */

@@ -28,6 +28,10 @@ export interface Config {
   readonly workMem: string | undefined;
   /** Per-statement timeout of the run's session, in ms (0 = none). */
   readonly statementTimeoutMs: number;
+  /** How long a statement waits for a row or table lock, in ms (0 = forever). */
+  readonly lockTimeoutMs: number;
+  /** How many times a run is tried when it fails transiently (connection loss, deadlock, serialization). */
+  readonly runAttempts: number;
   /** How many times to try connecting before giving up with exit code 4. */
   readonly connectAttempts: number;
   /** Per-attempt connect timeout, in ms. */
@@ -110,6 +114,8 @@ const envSchema = z.object({
   LOG_FORMAT: enumVar('LOG_FORMAT', ['text', 'json'] as const),
   AGG_WORK_MEM: z.string().optional(),
   AGG_STATEMENT_TIMEOUT_MS: integerVar('AGG_STATEMENT_TIMEOUT_MS', 0, 86_400_000),
+  AGG_LOCK_TIMEOUT_MS: integerVar('AGG_LOCK_TIMEOUT_MS', 0, 86_400_000),
+  AGG_RUN_ATTEMPTS: integerVar('AGG_RUN_ATTEMPTS', 1, 20),
   AGG_CONNECT_ATTEMPTS: integerVar('AGG_CONNECT_ATTEMPTS', 1, 100),
   AGG_CONNECT_TIMEOUT_MS: integerVar('AGG_CONNECT_TIMEOUT_MS', 100, 600_000),
 });
@@ -141,7 +147,9 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
     debug: e.DEBUG ?? false,
     logFormat: e.LOG_FORMAT ?? 'text',
     workMem: parseWorkMem(e.AGG_WORK_MEM?.trim() ?? '256MB'),
-    statementTimeoutMs: e.AGG_STATEMENT_TIMEOUT_MS ?? 0,
+    statementTimeoutMs: e.AGG_STATEMENT_TIMEOUT_MS ?? 3_600_000,
+    lockTimeoutMs: e.AGG_LOCK_TIMEOUT_MS ?? 60_000,
+    runAttempts: e.AGG_RUN_ATTEMPTS ?? 3,
     connectAttempts: e.AGG_CONNECT_ATTEMPTS ?? 5,
     connectTimeoutMs: e.AGG_CONNECT_TIMEOUT_MS ?? 10_000,
   });

@@ -25,6 +25,11 @@ export interface Database {
   readonly description: string;
   /** A dedicated connection, retried while the server is unreachable. */
   connect(): Promise<Session>;
+  /**
+   * Cancels the statements running on this database's sessions (on a signal). PGlite runs
+   * them on this thread, so there the run stops at its next safe point instead.
+   */
+  interrupt(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,6 +54,10 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
   });
   // An idle client that loses its connection must not crash the process.
   pool.on('error', () => undefined);
+  const active = new Set<pg.PoolClient>();
+  pool.on('acquire', (client) => active.add(client));
+  pool.on('release', (_err, client) => active.delete(client));
+  pool.on('remove', (client) => active.delete(client));
   return {
     kind: 'postgres',
     description: target.redacted,
@@ -78,6 +87,19 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
           }
           await sleep(backoffMs(attempt));
         }
+      }
+    },
+    async interrupt() {
+      const pids = [...active].map((c) => (c as unknown as { processID?: number }).processID).filter((p) => p !== undefined);
+      if (pids.length === 0) return;
+      const canceller = new pg.Client({ connectionString: target.connectionString, connectionTimeoutMillis: 5_000 });
+      try {
+        await canceller.connect();
+        await canceller.query('select pg_cancel_backend(pid) from unnest($1::int[]) as pid', [pids]);
+      } catch {
+        // The server is gone: nothing runs there any more.
+      } finally {
+        await canceller.end().catch(() => undefined);
       }
     },
     async close() {
@@ -110,6 +132,9 @@ async function openPglite(directory: string): Promise<Database> {
       description: `pglite:${directory}`,
       async connect() {
         return pool.connect();
+      },
+      async interrupt() {
+        // Nothing to do: a PGlite statement blocks this thread; the run checks its signal next.
       },
       async close() {
         if (closed) return;

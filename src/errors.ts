@@ -51,6 +51,13 @@ export class RunFailedError extends JobError {
   }
 }
 
+/** The run was stopped by a signal (SIGTERM from Kubernetes) and rolled back (exit 1). */
+export class RunStoppedError extends JobError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, ExitCode.failed, options);
+  }
+}
+
 /** The SQLSTATE of a PostgreSQL error, if the value is one. */
 export function sqlState(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {

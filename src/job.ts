@@ -6,14 +6,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config.js';
 import type { Session } from './db.js';
-import { RunFailedError, messageOf } from './errors.js';
+import { RunFailedError, RunStoppedError, messageOf } from './errors.js';
 import { withIdentifiers } from './identifiers.js';
 import { acquireWriterLock } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, lastSuccessAnchor, startRunRecord } from './run-log.js';
 import { checkSource } from './source.js';
-import { countStored, deleteStale, dryRunCounts, stageComputed, upsertComputed } from './sql/write.js';
+import { computeIsolated } from './isolate.js';
+import { countStored, createComputedTable, createFailedTable, deleteStale, dryRunCounts, upsertComputed } from './sql/write.js';
 import { planWindow, type Window } from './window.js';
 
 export interface Shard {
@@ -30,6 +31,8 @@ export interface RunOptions {
   /** At most this many extra days are added to heal missed runs (0 = never widen). */
   readonly maxCatchUpDays?: number;
   readonly runId?: string;
+  /** Aborted by SIGTERM/SIGINT: the run stops at the next safe point and rolls back. */
+  readonly signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -80,8 +83,8 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
       ? await dryRunWindow(session, config, computeParams, window, emit)
       : await writeWindow(session, config, { ...options, shard, runId }, computeParams, window, emit);
     const durationMs = Date.now() - started;
-    emit({ type: 'run_finished', processed: counts.combinations, failed: 0, durationMs });
-    return { runId, window, ...counts, failed: 0, durationMs };
+    emit({ type: 'run_finished', processed: counts.combinations, failed: counts.failed, durationMs });
+    return { runId, window, ...counts, durationMs };
   } finally {
     if (releaseLock) await releaseLock().catch(() => undefined);
   }
@@ -93,17 +96,28 @@ interface Counts {
   updated: number;
   unchanged: number;
   deleted: number;
+  failed: number;
+}
+
+/** Throws RunStoppedError once the run was asked to stop (SIGTERM): the caller rolls back. */
+function throwIfStopped(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new RunStoppedError(
+      `stopped by ${String(signal.reason ?? 'a signal')} before the window was committed; nothing of it was written. Re-run the job`,
+    );
+  }
 }
 
 /** Session settings of a run: memory for sorts and hashes, and a bound on every statement. */
 async function applySessionSettings(session: Session, config: Config): Promise<void> {
   if (config.workMem !== undefined) await session.query("select set_config('work_mem', $1, false)", [config.workMem]);
   await session.query("select set_config('statement_timeout', $1, false)", [String(config.statementTimeoutMs)]);
+  await session.query("select set_config('lock_timeout', $1, false)", [String(config.lockTimeoutMs)]);
 }
 
 async function dryRunWindow(session: Session, config: Config, params: unknown[], window: Window, emit: Emit): Promise<Counts> {
   const result = await session.query<Counts>(withIdentifiers(dryRunCounts, { source: config.source }), [...params, config.includeTheta]);
-  const counts = result.rows[0]!;
+  const counts = { ...result.rows[0]!, failed: 0 };
   if (counts.combinations === 0 && counts.deleted === 0) {
     emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
     return counts;
@@ -123,13 +137,26 @@ async function writeWindow(
 ): Promise<Counts> {
   const runTimestamp = new Date().toISOString();
   await startRunRecord(session, { runId: options.runId, command: 'run', shard: options.shard, window, config, startedAt: runTimestamp });
+  const checkpoint = () => throwIfStopped(options.signal);
   try {
     await session.query('begin');
-    await session.query(withIdentifiers(stageComputed, { source: config.source }), params);
+    await session.query(withIdentifiers(createComputedTable, { source: config.source }), params);
+    await session.query(createFailedTable);
+    const failures = await computeIsolated(session, config, window, params, checkpoint);
+    if (failures.length > 0) {
+      await session.query('insert into agg_failed select * from unnest($1::text[], $2::text[], $3::date[])', [
+        failures.map((f) => f.userId),
+        failures.map((f) => f.topicId),
+        failures.map((f) => (f.topicId === '*' ? null : f.date)),
+      ]);
+      for (const f of failures) emit({ type: 'combination_failed', userId: f.userId, topicId: f.topicId, date: f.date, error: f.error });
+    }
+    checkpoint();
     await session.query('analyze agg_computed');
-    const combinations = (await session.query<{ n: number }>('select count(*)::int as n from agg_computed')).rows[0]!.n;
+    const computed = (await session.query<{ n: number }>('select count(*)::int as n from agg_computed')).rows[0]!.n;
+    const combinations = computed + failures.length;
     const shardParams = [window.since, window.anchor, options.shard.count, options.shard.index];
-    if (combinations === 0) {
+    if (computed === 0 && failures.length === 0) {
       const stored = (await session.query<{ stored: number }>(countStored, shardParams)).rows[0]!.stored;
       if (stored > 0 && !options.allowEmptySource) {
         throw new RunFailedError(
@@ -141,14 +168,23 @@ async function writeWindow(
     if (combinations > 0) {
       emit({ type: 'run_started', combinations, since: window.since, anchor: window.anchor, dryRun: false });
     }
+    checkpoint();
     const deleted = (await session.query<{ deleted: number }>(deleteStale, shardParams)).rows[0]!.deleted;
+    checkpoint();
     const written = (await session.query<{ inserted: number; updated: number }>(upsertComputed, [runTimestamp, config.includeTheta]))
       .rows[0]!;
-    const counts = { combinations, ...written, unchanged: combinations - written.inserted - written.updated, deleted };
+    const counts = {
+      combinations,
+      ...written,
+      unchanged: computed - written.inserted - written.updated,
+      deleted,
+      failed: failures.length,
+    };
     if (config.debug) await emitDebugRows(session, emit);
+    checkpoint();
     await session.query('commit');
     if (combinations > 0 || deleted > 0) emit({ type: 'rows_written', ...counts });
-    await finishRunRecord(session, options.runId, { outcome: 'success', ...counts, failed: 0 });
+    await finishRunRecord(session, options.runId, { outcome: failures.length > 0 ? 'failed' : 'success', ...counts });
     return counts;
   } catch (err) {
     await session.query('rollback').catch(() => undefined);

@@ -12,12 +12,15 @@ import { importAttempts } from './import-attempts.js';
 import { runDaily, type Shard } from './job.js';
 import { createLogger, type Emit, type Level } from './log.js';
 import { migrate } from './migrate.js';
+import { withRunRetries } from './retry.js';
 import { jobVersion } from './version.js';
 
 interface Io {
   readonly env: Record<string, string | undefined>;
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
+  /** Aborted when the process is asked to stop (SIGTERM, SIGINT). */
+  readonly signal?: AbortSignal;
 }
 
 /** Hides the password of DATABASE_URL wherever it might appear in a line. */
@@ -64,15 +67,21 @@ export async function main(argv: string[], io: Io): Promise<number> {
     format = config.logFormat;
     return config;
   };
-  /** Opens the configured database and the one session a command works on. */
-  const open = async (config: Config): Promise<Session> => {
+  /** Opens the configured database. */
+  const openDb = async (config: Config): Promise<Database> => {
     if (config.database === undefined) {
       throw new ConfigError(
         'DATABASE_URL is not set: set it to postgres://user:password@host:5432/database, or to pglite:<directory> for the embedded database',
       );
     }
     db = await openDatabase(config.database, { connectAttempts: config.connectAttempts, connectTimeoutMs: config.connectTimeoutMs });
-    session = await db.connect();
+    const opened = db;
+    io.signal?.addEventListener('abort', () => void opened.interrupt(), { once: true });
+    return db;
+  };
+  /** Opens the configured database and the one session a command works on. */
+  const open = async (config: Config): Promise<Session> => {
+    session = await (await openDb(config)).connect();
     return session;
   };
 
@@ -102,12 +111,24 @@ export async function main(argv: string[], io: Io): Promise<number> {
         );
       }
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
-      await runDaily(
-        await open(config),
-        config,
-        { date: opts.date, dryRun: opts.dryRun ?? false, shard, allowEmptySource: opts.allowEmptySource ?? false, maxCatchUpDays, runId },
-        emit,
+      const database = await openDb(config);
+      const result = await withRunRetries(database, config.runAttempts, emit, io.signal, (runSession) =>
+        runDaily(
+          runSession,
+          config,
+          {
+            date: opts.date,
+            dryRun: opts.dryRun ?? false,
+            shard,
+            allowEmptySource: opts.allowEmptySource ?? false,
+            maxCatchUpDays,
+            runId,
+            signal: io.signal,
+          },
+          emit,
+        ),
       );
+      if (result.failed > 0) exitCode = ExitCode.failed;
     });
 
   program
@@ -171,6 +192,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     exitCode = exitCodeOf(err);
     if (err instanceof CommanderError) {
       // Commander has already printed its message (or the help / version).
+    } else if (io.signal?.aborted && !(err instanceof JobError && err.exitCode !== ExitCode.failed)) {
+      exitCode = ExitCode.failed;
+      fail(`stopped by ${String(io.signal.reason)}: the unfinished window was rolled back, nothing of it was written; re-run the job`);
     } else {
       fail(describeError(err));
     }
@@ -197,5 +221,11 @@ function describeError(err: unknown): string {
   if (isConnectionError(err))
     return `lost the database connection: ${messageOf(err) || 'connection error'}; nothing of the unfinished window was committed, re-run the job`;
   const state = sqlState(err);
-  return `run failed: ${messageOf(err)}${state ? ` (SQLSTATE ${state})` : ''}`;
+  const hint =
+    state === '57014'
+      ? '; the statement ran longer than AGG_STATEMENT_TIMEOUT_MS'
+      : state === '55P03'
+        ? '; another session held a lock on the table longer than AGG_LOCK_TIMEOUT_MS'
+        : '';
+  return `run failed: ${messageOf(err)}${state ? ` (SQLSTATE ${state})` : ''}${hint}; nothing of the unfinished window was written`;
 }

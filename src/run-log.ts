@@ -32,7 +32,11 @@ export async function startRunRecord(session: Session, run: RunRecordStart): Pro
   await session.query(
     `insert into aggregate_features_runs
        (run_id, job_version, command, shard, since, anchor, widened_from, flags, started_at)
-     values ($1, $2, $3, $4, $5::date, $6::date, $7::date, $8::jsonb, $9::timestamptz)`,
+     values ($1, $2, $3, $4, $5::date, $6::date, $7::date, $8::jsonb, $9::timestamptz)
+     -- A run retried after a transient failure keeps its id and starts its row over.
+     on conflict (run_id) do update
+       set since = excluded.since, anchor = excluded.anchor, widened_from = excluded.widened_from,
+           started_at = excluded.started_at, finished_at = null, outcome = 'running', error = null`,
     [
       run.runId,
       jobVersion,

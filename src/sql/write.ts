@@ -16,9 +16,22 @@ function rowDiffers(f: string, c: string, includeThetaParam: string): string {
      or (${includeThetaParam} and (${f}.theta_estimate, ${f}.theta_sd) is distinct from (${c}.theta_estimate, ${c}.theta_sd))`;
 }
 
-/** Fills agg_computed for the window. Parameters as computeSelect. */
-export const stageComputed = `
+/**
+ * Creates the run's empty agg_computed (the computation's columns, planned, not run) and
+ * agg_failed (combinations that could not be computed: their stored rows are left alone).
+ * Parameters as computeSelect.
+ */
+export const createComputedTable = `
 create temporary table agg_computed on commit drop as
+${computeSelect}
+with no data`;
+
+export const createFailedTable = `
+create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`;
+
+/** Computes combinations into agg_computed. Parameters as computeSelect. */
+export const insertComputed = `
+insert into agg_computed
 ${computeSelect}`;
 
 /**
@@ -32,6 +45,9 @@ with deleted as (
     and ${inShard('f.user_id', '$3', '$4')}
     and not exists (select 1 from agg_computed c
                     where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
+    and not exists (select 1 from agg_failed x
+                    where x.user_id = f.user_id and (x.topic_id = f.topic_id or x.topic_id = '*')
+                      and (x.date = f.date or x.date is null))
   returning 1
 )
 select count(*)::int as deleted from deleted`;

@@ -1,0 +1,239 @@
+/**
+ * SPEC §7 under bad days: a source view that raises on one row fails only the combinations
+ * that row touches; SIGTERM stops a run with nothing written; a backend killed mid-run is
+ * retried; a lock held too long ends the run; an empty source deletes nothing; missed nights
+ * widen the window.
+ */
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import type { Database, Session } from '../src/db.js';
+import { runDaily } from '../src/job.js';
+import type { RunEvent } from '../src/log.js';
+import { oracle, type OracleAttempt } from './oracle/oracle.js';
+import { byKey } from './support/arbitraries.js';
+import { allBackends, serverBackend } from './support/backends.js';
+import { cliPath, runCli } from './support/cli.js';
+import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+
+const attempt = (student: string, topic: string, at: string, rt: number, correct = true): OracleAttempt => ({
+  student_id: student,
+  topic_id: topic,
+  completed_at: at,
+  correct,
+  response_time_ms: rt,
+  hint_used: false,
+});
+
+const attempts: OracleAttempt[] = [
+  attempt('u1', 'algebra', '2025-10-20T10:00:00Z', 1000),
+  attempt('u1', 'algebra', '2025-10-30T10:00:00Z', 1200, false),
+  attempt('u1', 'geometry', '2025-10-31T10:00:00Z', 900),
+  attempt('u2', 'algebra', '2025-10-29T10:00:00Z', 800),
+  attempt('u2', 'algebra', '2025-10-30T10:00:00Z', 666), // the malformed row
+  attempt('u2', 'algebra', '2025-10-31T10:00:00Z', 700, false),
+  attempt('u2', 'geometry', '2025-10-30T10:00:00Z', 500),
+  attempt('u3', 'algebra', '2025-10-30T11:00:00Z', 400),
+];
+
+const raisingView = `
+  create or replace function afd_check(v int) returns int language plpgsql immutable as $$
+  begin
+    if v = 666 then raise exception 'malformed response_time_ms %', v; end if;
+    return v;
+  end $$;
+  create or replace view attempt_checked as
+    select student_id, topic_id, completed_at, correct, afd_check(response_time_ms) as response_time_ms, hint_used
+    from attempt`;
+
+const backends = await allBackends('failures');
+
+describe.each(backends)('failure isolation and guards ($name)', (backend) => {
+  let db: Database;
+  let session: Session;
+  beforeAll(async () => {
+    db = await backend.open();
+    session = await db.connect();
+    await prepareSchema(session);
+    await session.query(raisingView);
+  });
+  afterAll(async () => {
+    session?.release();
+    await db?.close();
+  });
+
+  test('a view that raises on one row fails only the combinations that read it', async () => {
+    await loadAttempts(session, attempts);
+    await session.query('truncate features_topic_daily');
+    // An old value of a combination that will fail must survive untouched.
+    await session.query(`insert into features_topic_daily (user_id, topic_id, date, attempts) values ('u2', 'algebra', '2025-10-31', 42)`);
+    const events: RunEvent[] = [];
+    const config = loadConfig({ AGG_SOURCE: 'attempt_checked' });
+    const result = await runDaily(session, config, { date: '2025-11-01' }, (e) => events.push(e));
+
+    const failed = events.filter((e) => e.type === 'combination_failed');
+    expect(failed).toEqual([
+      { type: 'combination_failed', userId: 'u2', topicId: 'algebra', date: '2025-10-30', error: 'malformed response_time_ms 666' },
+      { type: 'combination_failed', userId: 'u2', topicId: 'algebra', date: '2025-10-31', error: 'malformed response_time_ms 666' },
+    ]);
+    expect(result.failed).toBe(2);
+    const good = attempts.filter((a) => a.response_time_ms !== 666);
+    const expected = oracle(good, {
+      since: '2025-10-25',
+      anchor: '2025-11-01',
+      timezone: 'UTC',
+      includeTheta: false,
+      improvementMode: 'accuracy',
+    }).filter((r) => !(r.user_id === 'u2' && r.topic_id === 'algebra' && r.date >= '2025-10-30'));
+    const stored = byKey(await readFeatures(session));
+    expect(stored.filter((r) => !(r.user_id === 'u2' && r.topic_id === 'algebra' && r.date === '2025-10-31'))).toEqual(byKey(expected));
+    expect(stored.find((r) => r.user_id === 'u2' && r.topic_id === 'algebra' && r.date === '2025-10-31')?.attempts).toBe(42);
+    const run = await session.query<{ outcome: string; failed: number }>(
+      `select outcome, failed from aggregate_features_runs where run_id = $1`,
+      [result.runId],
+    );
+    expect(run.rows[0]).toEqual({ outcome: 'failed', failed: 2 });
+  });
+
+  test('an empty source for a window with rows deletes nothing and fails; --allow-empty-source wipes', async () => {
+    await loadAttempts(session, attempts);
+    const config = loadConfig({});
+    await runDaily(session, config, { date: '2025-11-01' }, () => undefined);
+    const before = await readFeatures(session);
+    expect(before.length).toBeGreaterThan(0);
+    await loadAttempts(session, []);
+    await expect(runDaily(session, config, { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
+      /returned no attempts for 2025-10-25..2025-11-01, but features_topic_daily holds \d+ rows there; nothing was deleted/,
+    );
+    expect(await readFeatures(session)).toEqual(before);
+    const wiped = await runDaily(session, config, { date: '2025-11-01', allowEmptySource: true }, () => undefined);
+    expect(wiped.deleted).toBe(before.length);
+    expect(await readFeatures(session)).toEqual([]);
+  });
+
+  test('missed nights widen the window back to the day after the last success, bounded', async () => {
+    await loadAttempts(session, attempts);
+    await session.query('truncate features_topic_daily, aggregate_features_runs');
+    const config = loadConfig({ AGG_LOOKBACK_DAYS: '1' });
+    await runDaily(session, config, { date: '2025-10-20' }, () => undefined);
+    // The last success anchored 2025-10-20; a run for 2025-11-01 would start at 2025-10-31.
+    const planned = await session.query<{ since: string }>(`select ((now() at time zone 'UTC')::date - 1 - 1)::text as since`);
+    const events: RunEvent[] = [];
+    const result = await runDaily(session, config, { maxCatchUpDays: 3650 }, (e) => events.push(e));
+    expect(result.window.requestedSince).toBe(planned.rows[0]!.since);
+    expect(result.window.since).toBe('2025-10-21');
+    expect(events.some((e) => e.type === 'message' && /widening the window to since=2025-10-21/.test(e.message))).toBe(true);
+    const bounded = await runDaily(session, config, { maxCatchUpDays: 0 }, () => undefined);
+    expect(bounded.window.since).toBe(bounded.window.requestedSince);
+  });
+});
+
+const server = await serverBackend('failures_cli');
+
+describe.runIf(server)('signals, killed backends and lock timeouts (server)', () => {
+  const url = server!.url;
+  let db: Database;
+  let session: Session;
+  beforeAll(async () => {
+    db = await server!.open();
+    session = await db.connect();
+    await prepareSchema(session);
+    // Enough attempts that a run takes a while: 300 students × 35 days × 2 topics × 8.
+    await session.query(`
+      insert into attempt
+      select 'u' || s, 't' || (s + d) % 7, date '2025-11-01' - d + interval '9 hours' + i * interval '1 minute',
+             (s + i) % 3 > 0, 1000 + (s * i) % 5000, i % 9 = 0
+      from generate_series(1, 3000) s, generate_series(0, 34) d, generate_series(1, 8) i
+      where (s + d) % 2 = 0`);
+    await session.query('analyze attempt');
+  });
+  afterAll(async () => {
+    session?.release();
+    await db?.close();
+  });
+
+  function startRun(env: Record<string, string>) {
+    const child = spawn(process.execPath, [cliPath, '--date', '2025-11-01'], {
+      env: { PATH: process.env.PATH, DATABASE_URL: url, ...env },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const done = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    const waitForStatement = async () => {
+      for (let i = 0; i < 400; i++) {
+        const running = await session.query<{ pid: number }>(
+          `select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
+        );
+        if (running.rows[0]) return running.rows[0].pid;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error('the run never started its statement');
+    };
+    return { child, done, waitForStatement, stderr: () => stderr };
+  }
+
+  test('SIGTERM during the write rolls back, logs it and exits 1', async () => {
+    await session.query('truncate features_topic_daily, aggregate_features_runs');
+    const run = startRun({ AGG_WORK_MEM: '64MB' });
+    await run.waitForStatement();
+    run.child.kill('SIGTERM');
+    expect(await run.done).toBe(1);
+    expect(run.stderr()).toMatch(
+      /^\[ERROR\] stopped by SIGTERM: the unfinished window was rolled back, nothing of it was written; re-run the job$/m,
+    );
+    expect((await session.query('select 1 from features_topic_daily')).rowCount).toBe(0);
+    const log = await session.query<{ outcome: string }>('select outcome from aggregate_features_runs');
+    expect(log.rows).toEqual([{ outcome: 'failed' }]);
+  });
+
+  test('a backend terminated mid-run is retried and the run succeeds', async () => {
+    await session.query('truncate features_topic_daily');
+    const run = startRun({});
+    const pid = await run.waitForStatement();
+    await session.query('select pg_terminate_backend($1)', [pid]);
+    expect(await run.done).toBe(0);
+    expect(run.stderr()).toMatch(
+      /^\[WARN\] Transient failure \((57P01: terminating connection due to administrator command|connection: Connection terminated unexpectedly)\); retrying in \d+ ms \(attempt 2 of 3\)$/m,
+    );
+    expect(run.stderr()).toMatch(/^\[INFO\] Summary: processed=\d+, failed=0/m);
+    const dry = await runCli(['--date', '2025-11-01', '--dry-run'], { DATABASE_URL: url });
+    expect(dry.stderr).toMatch(/would_insert=0, would_update=0, unchanged=\d+, would_delete=0/);
+  });
+
+  test('a table lock held by someone else ends the run after AGG_LOCK_TIMEOUT_MS, exit 1', async () => {
+    const blocker = await db.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('lock table features_topic_daily in exclusive mode');
+      const result = await runCli(['--date', '2025-11-01'], { DATABASE_URL: url, AGG_LOCK_TIMEOUT_MS: '300' });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/\[ERROR\] run failed: .*lock.* \(SQLSTATE 55P03\); another session held a lock/);
+    } finally {
+      await blocker.query('rollback');
+      blocker.release();
+    }
+  });
+
+  test('the CLI prints one [ERROR] line per failed combination and exits 1', async () => {
+    const small = await serverBackend('failures_cli_view');
+    const env = { DATABASE_URL: small!.url };
+    expect((await runCli(['migrate'], env)).code).toBe(0);
+    const other = await small!.open();
+    const s = await other.connect();
+    try {
+      await prepareSchema(s);
+      await loadAttempts(s, attempts);
+      await s.query(raisingView);
+    } finally {
+      s.release();
+      await other.close();
+    }
+    const result = await runCli(['--date', '2025-11-01'], { ...env, AGG_SOURCE: 'attempt_checked' });
+    expect(result.code).toBe(1);
+    expect(result.lines.filter((l) => l.startsWith('[ERROR]'))).toEqual([
+      '[ERROR] user=u2 topic=algebra date=2025-10-30 error=malformed response_time_ms 666',
+      '[ERROR] user=u2 topic=algebra date=2025-10-31 error=malformed response_time_ms 666',
+    ]);
+    expect(result.lines.at(-1)).toMatch(/^\[INFO\] Summary: processed=7, failed=2, duration_ms=\d+$/);
+  });
+});

@@ -177,3 +177,24 @@ describe('embedded database', () => {
     expect((await runCli(['--date', '2025-11-01', '--dry-run'], env)).code).toBe(0);
   });
 });
+
+describe('demo', () => {
+  test('generates data in an embedded database, runs twice, prints rows, with progress', async () => {
+    const backend = pgliteBackend('cli_demo');
+    const directory = backend.url.slice('pglite:'.length);
+    const result = await runCli(['demo', '--dir', directory, '--students', '150', '--days', '30'], {});
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/\[demo\] generating 150 students × 30 days of attempts up to 2025-11-01/);
+    expect(result.stdout).toMatch(/\[demo\] {3}\d+ attempts \(30\/30 days, /);
+    expect(result.stderr).toMatch(
+      /^\[INFO\] Aggregating features for \d+ \(user, topic, date\) combinations; since=2025-10-25, anchor=2025-11-01, dry_run=False$/m,
+    );
+    expect(result.stderr).toMatch(/^\[INFO\] Rows: inserted=0, updated=[1-9]\d*, unchanged=\d+, deleted=0$/m);
+    expect(result.stdout).toMatch(/^user_id +topic_id +date +attempts +correct +avg_time_ms +rt_median +hints/m);
+    expect(result.stdout).toMatch(/^student-\d{5} +\S+ +2025-11-01 +\d+/m);
+    // The directory is a normal embedded database afterwards.
+    const dry = await runCli(['--dry-run', '--date', '2025-11-01'], { DATABASE_URL: backend.url });
+    expect(dry.code).toBe(0);
+    expect(dry.stderr).toMatch(/would_insert=0, would_update=0, unchanged=\d+, would_delete=0/);
+  });
+});

@@ -6,15 +6,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import type { Database, Session } from '../src/db.js';
 import { parseQualifiedName } from '../src/identifiers.js';
 import { importAttempts } from '../src/import-attempts.js';
 import { runDaily } from '../src/job.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
-import { allBackends } from './support/backends.js';
+import { allBackends, useSession } from './support/backends.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 
 const datasetsDirectory = fileURLToPath(new URL('../../shared/datasets/', import.meta.url));
@@ -63,27 +62,17 @@ function readAttempts(file: string): OracleAttempt[] {
 const backends = present.length > 0 ? await allBackends('datasets') : [];
 
 describe.each(backends)('job = oracle on the real datasets ($name)', (backend) => {
-  let db: Database;
-  let session: Session;
-  beforeAll(async () => {
-    db = await backend.open();
-    session = await db.connect();
-    await prepareSchema(session);
-  });
-  afterAll(async () => {
-    session?.release();
-    await db?.close();
-  });
+  const t = useSession(backend, prepareSchema);
 
   describe.each(present)('$name', (dataset) => {
     const file = `${datasetsDirectory}${dataset.name}/attempts.csv`;
     const attempts = readAttempts(file);
 
     test.each(dataset.windows)('anchor $anchor, lookback $lookbackDays, $timezone', async (window) => {
-      await importAttempts(session, { file, table: parseQualifiedName('attempt', 'table'), replace: true });
-      await session.query('truncate features_topic_daily');
+      await importAttempts(t.session, { file, table: parseQualifiedName('attempt', 'table'), replace: true });
+      await t.session.query('truncate features_topic_daily');
       const config = loadConfig({ AGG_TIMEZONE: window.timezone, AGG_LOOKBACK_DAYS: String(window.lookbackDays) });
-      const result = await runDaily(session, config, { date: window.anchor }, () => undefined);
+      const result = await runDaily(t.session, config, { date: window.anchor }, () => undefined);
       const expected = oracle(attempts, {
         since: result.window.since,
         anchor: window.anchor,
@@ -93,7 +82,7 @@ describe.each(backends)('job = oracle on the real datasets ($name)', (backend) =
       });
       expect(expected.length).toBeGreaterThan(50);
       expect(expected.filter((r) => r.improvement !== null).length).toBeGreaterThan(10);
-      const actual = await readFeatures(session);
+      const actual = await readFeatures(t.session);
       expect(actual.length).toBe(expected.length);
       expect(byKey(actual)).toEqual(byKey(expected));
     });

@@ -12,7 +12,7 @@ import { runDaily } from '../src/job.js';
 import type { RunEvent } from '../src/log.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
-import { allBackends, serverBackend } from './support/backends.js';
+import { allBackends, serverBackend, useSession } from './support/backends.js';
 import { cliPath, runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 
@@ -49,27 +49,21 @@ const raisingView = `
 const backends = await allBackends('failures');
 
 describe.each(backends)('failure isolation and guards ($name)', (backend) => {
-  let db: Database;
-  let session: Session;
-  beforeAll(async () => {
-    db = await backend.open();
-    session = await db.connect();
+  const t = useSession(backend, async (session) => {
     await prepareSchema(session);
-    await session.query(raisingView);
-  });
-  afterAll(async () => {
-    session?.release();
-    await db?.close();
+    await t.session.query(raisingView);
   });
 
   test('a view that raises on one row fails only the combinations that read it', async () => {
-    await loadAttempts(session, attempts);
-    await session.query('truncate features_topic_daily');
+    await loadAttempts(t.session, attempts);
+    await t.session.query('truncate features_topic_daily');
     // An old value of a combination that will fail must survive untouched.
-    await session.query(`insert into features_topic_daily (user_id, topic_id, date, attempts) values ('u2', 'algebra', '2025-10-31', 42)`);
+    await t.session.query(
+      `insert into features_topic_daily (user_id, topic_id, date, attempts) values ('u2', 'algebra', '2025-10-31', 42)`,
+    );
     const events: RunEvent[] = [];
     const config = loadConfig({ AGG_SOURCE: 'attempt_checked' });
-    const result = await runDaily(session, config, { date: '2025-11-01' }, (e) => events.push(e));
+    const result = await runDaily(t.session, config, { date: '2025-11-01' }, (e) => events.push(e));
 
     const failed = events.filter((e) => e.type === 'combination_failed');
     expect(failed).toEqual([
@@ -85,10 +79,10 @@ describe.each(backends)('failure isolation and guards ($name)', (backend) => {
       includeTheta: false,
       improvementMode: 'accuracy',
     }).filter((r) => !(r.user_id === 'u2' && r.topic_id === 'algebra' && r.date >= '2025-10-30'));
-    const stored = byKey(await readFeatures(session));
+    const stored = byKey(await readFeatures(t.session));
     expect(stored.filter((r) => !(r.user_id === 'u2' && r.topic_id === 'algebra' && r.date === '2025-10-31'))).toEqual(byKey(expected));
     expect(stored.find((r) => r.user_id === 'u2' && r.topic_id === 'algebra' && r.date === '2025-10-31')?.attempts).toBe(42);
-    const run = await session.query<{ outcome: string; failed: number }>(
+    const run = await t.session.query<{ outcome: string; failed: number }>(
       `select outcome, failed from aggregate_features_runs where run_id = $1`,
       [result.runId],
     );
@@ -96,34 +90,34 @@ describe.each(backends)('failure isolation and guards ($name)', (backend) => {
   });
 
   test('an empty source for a window with rows deletes nothing and fails; --allow-empty-source wipes', async () => {
-    await loadAttempts(session, attempts);
+    await loadAttempts(t.session, attempts);
     const config = loadConfig({});
-    await runDaily(session, config, { date: '2025-11-01' }, () => undefined);
-    const before = await readFeatures(session);
+    await runDaily(t.session, config, { date: '2025-11-01' }, () => undefined);
+    const before = await readFeatures(t.session);
     expect(before.length).toBeGreaterThan(0);
-    await loadAttempts(session, []);
-    await expect(runDaily(session, config, { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
+    await loadAttempts(t.session, []);
+    await expect(runDaily(t.session, config, { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
       /returned no attempts for 2025-10-25..2025-11-01, but features_topic_daily holds \d+ rows there; nothing was deleted/,
     );
-    expect(await readFeatures(session)).toEqual(before);
-    const wiped = await runDaily(session, config, { date: '2025-11-01', allowEmptySource: true }, () => undefined);
+    expect(await readFeatures(t.session)).toEqual(before);
+    const wiped = await runDaily(t.session, config, { date: '2025-11-01', allowEmptySource: true }, () => undefined);
     expect(wiped.deleted).toBe(before.length);
-    expect(await readFeatures(session)).toEqual([]);
+    expect(await readFeatures(t.session)).toEqual([]);
   });
 
   test('missed nights widen the window back to the day after the last success, bounded', async () => {
-    await loadAttempts(session, attempts);
-    await session.query('truncate features_topic_daily, aggregate_features_runs');
+    await loadAttempts(t.session, attempts);
+    await t.session.query('truncate features_topic_daily, aggregate_features_runs');
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '1' });
-    await runDaily(session, config, { date: '2025-10-20' }, () => undefined);
+    await runDaily(t.session, config, { date: '2025-10-20' }, () => undefined);
     // The last success anchored 2025-10-20; a run for 2025-11-01 would start at 2025-10-31.
-    const planned = await session.query<{ since: string }>(`select ((now() at time zone 'UTC')::date - 1 - 1)::text as since`);
+    const planned = await t.session.query<{ since: string }>(`select ((now() at time zone 'UTC')::date - 1 - 1)::text as since`);
     const events: RunEvent[] = [];
-    const result = await runDaily(session, config, { maxCatchUpDays: 3650 }, (e) => events.push(e));
+    const result = await runDaily(t.session, config, { maxCatchUpDays: 3650 }, (e) => events.push(e));
     expect(result.window.requestedSince).toBe(planned.rows[0]!.since);
     expect(result.window.since).toBe('2025-10-21');
     expect(events.some((e) => e.type === 'message' && /widening the window to since=2025-10-21/.test(e.message))).toBe(true);
-    const bounded = await runDaily(session, config, { maxCatchUpDays: 0 }, () => undefined);
+    const bounded = await runDaily(t.session, config, { maxCatchUpDays: 0 }, () => undefined);
     expect(bounded.window.since).toBe(bounded.window.requestedSince);
   });
 });

@@ -2,11 +2,10 @@
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Database, Session } from '../src/db.js';
+import { describe, expect, test } from 'vitest';
 import { parseQualifiedName } from '../src/identifiers.js';
 import { importAttempts } from '../src/import-attempts.js';
-import { allBackends } from './support/backends.js';
+import { allBackends, useSession } from './support/backends.js';
 
 const backends = await allBackends('import');
 const header = 'student_id,topic_id,completed_at,correct,response_time_ms,hint_used';
@@ -19,19 +18,10 @@ function csvFile(name: string, lines: string[]): string {
 }
 
 describe.each(backends)('import-attempts ($name)', (backend) => {
-  let db: Database;
-  let session: Session;
-  beforeAll(async () => {
-    db = await backend.open();
-    session = await db.connect();
-  });
-  afterAll(async () => {
-    session?.release();
-    await db?.close();
-  });
+  const t = useSession(backend);
 
   async function rows() {
-    const result = await session.query<Record<string, unknown>>(
+    const result = await t.session.query<Record<string, unknown>>(
       `select student_id, topic_id, to_char(completed_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') as at, correct, response_time_ms, hint_used
        from attempt order by completed_at, student_id`,
     );
@@ -45,7 +35,7 @@ describe.each(backends)('import-attempts ($name)', (backend) => {
       '"u""2",algebra,2025-11-01 12:00:00.250+02,,,',
       '42,"multi\nline",2025-11-01T23:59:59.999Z,0,-5,1',
     ]);
-    expect(await importAttempts(session, { file, table, replace: true })).toBe(3);
+    expect(await importAttempts(t.session, { file, table, replace: true })).toBe(3);
     expect(await rows()).toEqual([
       {
         student_id: 'u1',
@@ -73,18 +63,18 @@ describe.each(backends)('import-attempts ($name)', (backend) => {
     ['quote', [header, 'u1,"unterminated,2025-11-01T10:00:00Z,true,1,false'], /malformed CSV/],
     ['impossible-date', [header, 'u1,a,2025-02-30T10:00:00Z,true,1,false'], /line 2: completed_at|rejected by the database/],
   ])('%s: one clear error naming the line, nothing loaded', async (name, lines, message) => {
-    await session.query('truncate attempt');
-    await session.query(`insert into attempt values ('keep', 'me', now(), true, 1, false)`);
+    await t.session.query('truncate attempt');
+    await t.session.query(`insert into attempt values ('keep', 'me', now(), true, 1, false)`);
     const file = csvFile(name, lines);
-    await expect(importAttempts(session, { file, table, replace: true })).rejects.toThrow(message);
+    await expect(importAttempts(t.session, { file, table, replace: true })).rejects.toThrow(message);
     expect((await rows()).map((r) => r.student_id)).toEqual(['keep']);
   });
 
   test('a missing file or a directory is a clear error', async () => {
-    await expect(importAttempts(session, { file: '/nonexistent/attempts.csv', table, replace: false })).rejects.toThrow(
+    await expect(importAttempts(t.session, { file: '/nonexistent/attempts.csv', table, replace: false })).rejects.toThrow(
       /cannot read \/nonexistent\/attempts.csv: ENOENT/,
     );
-    await expect(importAttempts(session, { file: tmpdir(), table, replace: false })).rejects.toThrow(/cannot read .*not a regular file/);
+    await expect(importAttempts(t.session, { file: tmpdir(), table, replace: false })).rejects.toThrow(/cannot read .*not a regular file/);
   });
 
   test('streams a file larger than one batch', async () => {
@@ -92,7 +82,7 @@ describe.each(backends)('import-attempts ($name)', (backend) => {
     for (let i = 0; i < 12_345; i++)
       lines.push(`u${i % 97},t${i % 13},2025-11-01T${String(i % 24).padStart(2, '0')}:00:00Z,${i % 2 === 0},${i},false`);
     const file = csvFile('big', lines);
-    expect(await importAttempts(session, { file, table, replace: true, batchSize: 1000 })).toBe(12_345);
-    expect((await session.query<{ n: number }>('select count(*)::int as n from attempt')).rows[0]!.n).toBe(12_345);
+    expect(await importAttempts(t.session, { file, table, replace: true, batchSize: 1000 })).toBe(12_345);
+    expect((await t.session.query<{ n: number }>('select count(*)::int as n from attempt')).rows[0]!.n).toBe(12_345);
   });
 });

@@ -4,37 +4,26 @@
  * (late rows, deleted rows), and a re-run with no change must rewrite nothing.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import type { Database, Session } from '../src/db.js';
 import { runDaily } from '../src/job.js';
 import type { RunEvent } from '../src/log.js';
 import { oracle } from './oracle/oracle.js';
 import { scenarioArbitrary, byKey, type Scenario } from './support/arbitraries.js';
-import { allBackends } from './support/backends.js';
+import { allBackends, useSession } from './support/backends.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 
 const backends = await allBackends('job_property');
 const runs = Number(process.env.PROPERTY_RUNS ?? 300);
 
 describe.each(backends)('job = oracle on generated data ($name)', (backend) => {
-  let db: Database;
-  let session: Session;
-  beforeAll(async () => {
-    db = await backend.open();
-    session = await db.connect();
-    await prepareSchema(session);
-  });
-  afterAll(async () => {
-    session?.release();
-    await db?.close();
-  });
+  const t = useSession(backend, prepareSchema);
 
   async function runAndCompare(scenario: Scenario, attempts: Scenario['attempts']) {
     const config = loadConfig({ AGG_TIMEZONE: scenario.timezone, AGG_LOOKBACK_DAYS: String(scenario.lookbackDays) });
-    await loadAttempts(session, attempts);
+    await loadAttempts(t.session, attempts);
     const events: RunEvent[] = [];
-    const result = await runDaily(session, config, { date: scenario.anchor, allowEmptySource: true }, (e) => events.push(e));
+    const result = await runDaily(t.session, config, { date: scenario.anchor, allowEmptySource: true }, (e) => events.push(e));
     const expected = oracle(attempts, {
       since: result.window.since,
       anchor: scenario.anchor,
@@ -42,7 +31,7 @@ describe.each(backends)('job = oracle on generated data ($name)', (backend) => {
       includeTheta: false,
       improvementMode: 'accuracy',
     });
-    expect(byKey(await readFeatures(session))).toEqual(byKey(expected));
+    expect(byKey(await readFeatures(t.session))).toEqual(byKey(expected));
     expect(result.combinations).toBe(expected.length);
     return result;
   }
@@ -50,7 +39,7 @@ describe.each(backends)('job = oracle on generated data ($name)', (backend) => {
   test(`${runs} scenarios: first run, re-run, changed source`, async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArbitrary, fc.array(fc.nat(), { maxLength: 10 }), async (scenario, dropped) => {
-        await session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+        await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
         const first = await runAndCompare(scenario, scenario.attempts);
         expect(first.inserted).toBe(first.combinations);
 

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { parseDatabaseUrl } from '../../src/config.js';
-import { openDatabase, type Database } from '../../src/db.js';
+import { afterAll, beforeAll } from 'vitest';
+import { openDatabase, type Database, type Session } from '../../src/db.js';
 
 export interface Backend {
   readonly name: 'pglite' | 'postgres';
@@ -60,4 +61,28 @@ export function pgliteBackend(key: string): Backend {
 export async function allBackends(key: string): Promise<Backend[]> {
   const server = await serverBackend(key);
   return server ? [pgliteBackend(key), server] : [pgliteBackend(key)];
+}
+
+/** The open database and session of a test file, filled in by `useSession` before its tests. */
+export interface TestSession {
+  readonly db: Database;
+  readonly session: Session;
+}
+
+/**
+ * Opens `backend` before the enclosing describe's tests (then runs `prepare`, e.g. migrate)
+ * and closes it after them. The library works on one session, as a run does.
+ */
+export function useSession(backend: Backend, prepare?: (session: Session) => Promise<void>): TestSession {
+  const handle = {} as { db: Database; session: Session };
+  beforeAll(async () => {
+    handle.db = await backend.open();
+    handle.session = await handle.db.connect();
+    await prepare?.(handle.session);
+  });
+  afterAll(async () => {
+    handle.session?.release();
+    await handle.db?.close();
+  });
+  return handle;
 }

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { parseQualifiedName, type QualifiedName } from './identifiers.js';
+import { redactUrl } from './redact.js';
 
 /** Where the job's database is: a PostgreSQL server, or an embedded PGlite directory. */
 export type DatabaseTarget =
@@ -221,9 +222,4 @@ export function parseDatabaseUrl(value: string): DatabaseTarget {
     throw new ConfigError(`DATABASE_URL has an invalid port (${redactUrl(trimmed)})`);
   }
   return Object.freeze({ kind: 'postgres', connectionString, redacted: redactUrl(connectionString) });
-}
-
-/** The URL with its password replaced by `***`, for messages. Works on unparsable input too. */
-export function redactUrl(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@').replace(/(password=)[^&]*/gi, '$1***');
 }

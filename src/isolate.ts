@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { messageOf, sqlState } from './errors.js';
 import { withIdentifiers } from './identifiers.js';
-import { insertComputed } from './sql/write.js';
+import { insertComputed, upsertComputed } from './sql/write.js';
 import { listStudentCombinations, listStudents, scopedSource } from './sql/scope.js';
 import type { Window } from './window.js';
 
@@ -118,4 +118,68 @@ export async function computeIsolated(
     }
   }
   return failed;
+}
+
+export interface UpsertCounts {
+  readonly inserted: number;
+  readonly updated: number;
+  readonly failures: FailedCombination[];
+}
+
+/**
+ * Writes agg_computed into features_topic_daily (see upsertComputed). A row the table refuses
+ * (a key too large for its index, say) fails only its combination, found by the same halving
+ * as computeIsolated; its stored row is left as it was.
+ */
+export async function upsertIsolated(
+  session: Session,
+  runTimestamp: string,
+  includeTheta: boolean,
+  checkpoint: () => void,
+): Promise<UpsertCounts> {
+  let inserted = 0;
+  let updated = 0;
+  const attempt = async (users: string[] | null, topic: string | null, date: string | null): Promise<unknown> => {
+    checkpoint();
+    await session.query('savepoint agg_upsert');
+    try {
+      const result = await session.query<{ inserted: number; updated: number }>(upsertComputed, [
+        runTimestamp,
+        includeTheta,
+        users,
+        topic,
+        date,
+      ]);
+      await session.query('release savepoint agg_upsert');
+      inserted += result.rows[0]!.inserted;
+      updated += result.rows[0]!.updated;
+      return undefined;
+    } catch (err) {
+      await session.query('rollback to savepoint agg_upsert');
+      if (!isRowError(err) && sqlState(err) !== '54000') throw err;
+      return err;
+    }
+  };
+
+  if ((await attempt(null, null, null)) === undefined) return { inserted, updated, failures: [] };
+  const failures: FailedCombination[] = [];
+  const users = await session.query<{ user_id: string }>('select distinct user_id from agg_computed order by 1');
+  const pending: string[][] = [users.rows.map((r) => r.user_id)];
+  while (pending.length > 0) {
+    const group = pending.pop()!;
+    if (group.length === 0 || (await attempt(group, null, null)) === undefined) continue;
+    if (group.length > 1) {
+      pending.push(group.slice(0, group.length >> 1), group.slice(group.length >> 1));
+      continue;
+    }
+    const rows = await session.query<{ topic_id: string; date: string }>(
+      'select topic_id, date::text as date from agg_computed where user_id = $1 order by 1, 2',
+      [group[0]],
+    );
+    for (const { topic_id: topic, date } of rows.rows) {
+      const error = await attempt(group, topic, date);
+      if (error !== undefined) failures.push({ userId: group[0]!, topicId: topic, date, error: messageOf(error) });
+    }
+  }
+  return { inserted, updated, failures };
 }

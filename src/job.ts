@@ -13,8 +13,8 @@ import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, lastSuccessAnchor, startRunRecord } from './run-log.js';
 import { checkSource } from './source.js';
-import { computeIsolated } from './isolate.js';
-import { countStored, createComputedTable, createFailedTable, deleteStale, dryRunCounts, upsertComputed } from './sql/write.js';
+import { computeIsolated, upsertIsolated } from './isolate.js';
+import { countStored, createComputedTable, createFailedTable, deleteStale, dryRunCounts } from './sql/write.js';
 import { planWindow, type Window } from './window.js';
 
 export interface Shard {
@@ -113,6 +113,11 @@ async function applySessionSettings(session: Session, config: Config): Promise<v
   if (config.workMem !== undefined) await session.query("select set_config('work_mem', $1, false)", [config.workMem]);
   await session.query("select set_config('statement_timeout', $1, false)", [String(config.statementTimeoutMs)]);
   await session.query("select set_config('lock_timeout', $1, false)", [String(config.lockTimeoutMs)]);
+  // A client killed mid-statement (kill -9) must not leave its statement, and with it the
+  // writer lock, running on the server until it ends: check the client every 250 ms (PG 14+).
+  await session.query(
+    "select set_config('client_connection_check_interval', '250', false) where current_setting('server_version_num')::int >= 140000",
+  );
 }
 
 async function dryRunWindow(session: Session, config: Config, params: unknown[], window: Window, emit: Emit): Promise<Counts> {
@@ -171,20 +176,23 @@ async function writeWindow(
     checkpoint();
     const deleted = (await session.query<{ deleted: number }>(deleteStale, shardParams)).rows[0]!.deleted;
     checkpoint();
-    const written = (await session.query<{ inserted: number; updated: number }>(upsertComputed, [runTimestamp, config.includeTheta]))
-      .rows[0]!;
+    const written = await upsertIsolated(session, runTimestamp, config.includeTheta, checkpoint);
+    for (const f of written.failures)
+      emit({ type: 'combination_failed', userId: f.userId, topicId: f.topicId, date: f.date, error: f.error });
+    const failed = failures.length + written.failures.length;
     const counts = {
       combinations,
-      ...written,
-      unchanged: computed - written.inserted - written.updated,
+      inserted: written.inserted,
+      updated: written.updated,
+      unchanged: computed - written.inserted - written.updated - written.failures.length,
       deleted,
-      failed: failures.length,
+      failed,
     };
     if (config.debug) await emitDebugRows(session, emit);
     checkpoint();
     await session.query('commit');
     if (combinations > 0 || deleted > 0) emit({ type: 'rows_written', ...counts });
-    await finishRunRecord(session, options.runId, { outcome: failures.length > 0 ? 'failed' : 'success', ...counts });
+    await finishRunRecord(session, options.runId, { outcome: failed > 0 ? 'failed' : 'success', ...counts });
     return counts;
   } catch (err) {
     await session.query('rollback').catch(() => undefined);

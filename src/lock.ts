@@ -12,29 +12,52 @@ export const lockKeys = {
   /** 'afd1' as an int4: keeps the job's locks apart from other applications' locks. */
   namespace: 0x61666431,
   migrations: 0,
-  /** Shard i of N locks key `runBase + hash(i, N)`, see writerKey. */
-  runBase: 1,
+  /**
+   * Every writer holds this key: an unsharded run exclusively, a shard run shared, so an
+   * unsharded run and any shard exclude each other while the shards of one run coexist.
+   */
+  writers: 1,
+  /** Shard i of N also holds `shardBase + N·1024 + i` exclusively (two runs of one shard exclude). */
+  shardBase: 2,
 } as const;
 
-/** The lock key of a writer for shard `index` of `count` (1/1 for an unsharded run). */
-export function writerKey(index: number, count: number): number {
-  return lockKeys.runBase + (count === 1 ? 0 : count * 1000 + index);
+/** The exclusive lock key of shard `index` of `count`. */
+export function shardKey(index: number, count: number): number {
+  return lockKeys.shardBase + count * 1024 + index;
 }
 
 /**
- * Takes the writer lock of a shard on this session or throws LockHeldError (exit 3). The lock
- * is released when the session ends, also when the process is killed.
+ * Takes the writer lock of a shard (1/1 = unsharded) on this session or throws LockHeldError
+ * (exit 3). The locks go with the session, also when the process is killed. Running shards of
+ * different counts at once (1/2 next to 1/3) is not excluded: their students overlap; run one
+ * sharding at a time.
  */
 export async function acquireWriterLock(session: Session, shardIndex = 1, shardCount = 1): Promise<() => Promise<void>> {
-  const key = writerKey(shardIndex, shardCount);
-  const result = await session.query<{ locked: boolean }>('select pg_try_advisory_lock($1, $2) as locked', [lockKeys.namespace, key]);
-  if (!result.rows[0]?.locked) {
-    const shard = shardCount === 1 ? '' : ` for shard ${shardIndex}/${shardCount}`;
-    throw new LockHeldError(
+  const { namespace, writers } = lockKeys;
+  const sharded = shardCount > 1;
+  const held = () => {
+    const shard = sharded ? ` for shard ${shardIndex}/${shardCount}` : '';
+    return new LockHeldError(
       `another aggregate-features-daily run holds the write lock${shard}; nothing was written. Wait for it to finish (see pg_locks where locktype = 'advisory')`,
     );
+  };
+  const first = await session.query<{ locked: boolean }>(
+    sharded ? 'select pg_try_advisory_lock_shared($1, $2) as locked' : 'select pg_try_advisory_lock($1, $2) as locked',
+    [namespace, writers],
+  );
+  if (!first.rows[0]?.locked) throw held();
+  const releaseWriters = async () => {
+    await session.query(sharded ? 'select pg_advisory_unlock_shared($1, $2)' : 'select pg_advisory_unlock($1, $2)', [namespace, writers]);
+  };
+  if (!sharded) return releaseWriters;
+  const key = shardKey(shardIndex, shardCount);
+  const second = await session.query<{ locked: boolean }>('select pg_try_advisory_lock($1, $2) as locked', [namespace, key]);
+  if (!second.rows[0]?.locked) {
+    await releaseWriters();
+    throw held();
   }
   return async () => {
-    await session.query('select pg_advisory_unlock($1, $2)', [lockKeys.namespace, key]);
+    await session.query('select pg_advisory_unlock($1, $2)', [namespace, key]);
+    await releaseWriters();
   };
 }

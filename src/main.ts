@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
-import { loadConfig, parseDay, redactUrl, type Config, type Flags } from './config.js';
+import { loadConfig, parseDay, type Config, type Flags } from './config.js';
 import { openDatabase, type Database, type Session } from './db.js';
 import { runDemo } from './demo.js';
 import { ConfigError, ExitCode, JobError, isConnectionError, messageOf, sqlState } from './errors.js';
@@ -12,6 +12,7 @@ import { importAttempts } from './import-attempts.js';
 import { runDaily, type Shard } from './job.js';
 import { createLogger, type Emit, type Level } from './log.js';
 import { migrate } from './migrate.js';
+import { createRedactor } from './redact.js';
 import { withRunRetries } from './retry.js';
 import { jobVersion } from './version.js';
 
@@ -21,24 +22,6 @@ interface Io {
   readonly stderr: (text: string) => void;
   /** Aborted when the process is asked to stop (SIGTERM, SIGINT). */
   readonly signal?: AbortSignal;
-}
-
-/** Hides the password of DATABASE_URL wherever it might appear in a line. */
-function redactor(env: Record<string, string | undefined>): (text: string) => string {
-  let password: string | undefined;
-  try {
-    const raw = env.DATABASE_URL?.trim();
-    if (raw && /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
-      password = decodeURIComponent(new URL(raw.replace(/^[^:]+:/, 'postgresql:')).password) || undefined;
-    }
-  } catch {
-    password = undefined;
-  }
-  return (text) => {
-    let out = redactUrl(text);
-    if (password && password.length > 0) out = out.split(password).join('***');
-    return out;
-  };
 }
 
 function parseShard(value: string): Shard {
@@ -53,7 +36,7 @@ function parseShard(value: string): Shard {
 
 /** Runs the CLI with the given arguments; resolves to the exit code. */
 export async function main(argv: string[], io: Io): Promise<number> {
-  const redact = redactor(io.env);
+  const redact = createRedactor([io.env.DATABASE_URL]);
   const runId = randomUUID();
   let format: 'text' | 'json' = io.env.LOG_FORMAT?.trim().toLowerCase() === 'json' ? 'json' : 'text';
   const emit: Emit = (event) =>
@@ -212,6 +195,7 @@ function exitCodeOf(err: unknown): number {
       : ExitCode.usage;
   }
   if (err instanceof JobError) return err.exitCode;
+  if (sqlState(err) === '42501') return ExitCode.usage;
   if (isConnectionError(err)) return ExitCode.unreachable;
   return ExitCode.failed;
 }
@@ -221,11 +205,14 @@ function describeError(err: unknown): string {
   if (isConnectionError(err))
     return `lost the database connection: ${messageOf(err) || 'connection error'}; nothing of the unfinished window was committed, re-run the job`;
   const state = sqlState(err);
+  if (state === '42501') {
+    return `${messageOf(err)} (SQLSTATE 42501): grant the job's role what sql/roles.sql grants (docs/security.md); nothing was written`;
+  }
   const hint =
     state === '57014'
       ? '; the statement ran longer than AGG_STATEMENT_TIMEOUT_MS'
       : state === '55P03'
         ? '; another session held a lock on the table longer than AGG_LOCK_TIMEOUT_MS'
         : '';
-  return `run failed: ${messageOf(err)}${state ? ` (SQLSTATE ${state})` : ''}${hint}; nothing of the unfinished window was written`;
+  return `run failed: ${messageOf(err)}${state ? ` (SQLSTATE ${state})` : ''}${hint}; nothing of the unfinished work was committed`;
 }

@@ -20,6 +20,14 @@ export interface RunRecordStart {
 
 /** Records that a run started. */
 export async function startRunRecord(session: Session, run: RunRecordStart): Promise<void> {
+  // This run holds its shard's writer lock, so a `running` record of the shard is a run that
+  // died without recording its outcome (kill -9, lost node).
+  await session.query(
+    `update aggregate_features_runs
+     set outcome = 'failed', error = 'abandoned: the process ended without recording an outcome'
+     where outcome = 'running' and shard = $1 and run_id <> $2`,
+    [`${run.shard.index}/${run.shard.count}`, run.runId],
+  );
   const { config, window } = run;
   const flags = {
     lookback_days: config.lookbackDays,

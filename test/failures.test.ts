@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import type { Database, Session } from '../src/db.js';
 import { runDaily } from '../src/job.js';
+import { lockKeys, shardKey } from '../src/lock.js';
 import type { RunEvent } from '../src/log.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
@@ -192,6 +193,30 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     expect(run.stderr()).toMatch(/^\[INFO\] Summary: processed=\d+, failed=0/m);
     const dry = await runCli(['--date', '2025-11-01', '--dry-run'], { DATABASE_URL: url });
     expect(dry.stderr).toMatch(/would_insert=0, would_update=0, unchanged=\d+, would_delete=0/);
+  });
+
+  test('an unsharded run and any shard exclude each other; shards of one run do not', async () => {
+    const holder = await db.connect();
+    try {
+      // As an unsharded run holds it: the shared writers key, exclusively.
+      await holder.query('select pg_advisory_lock($1, $2)', [lockKeys.namespace, lockKeys.writers]);
+      const shard = await runCli(['--date', '2025-11-01', '--shard', '1/2'], { DATABASE_URL: url });
+      expect(shard.code).toBe(3);
+      expect(shard.stderr).toMatch(/holds the write lock for shard 1\/2; nothing was written/);
+      await holder.query('select pg_advisory_unlock($1, $2)', [lockKeys.namespace, lockKeys.writers]);
+      // As shard 2/2 holds them: writers shared, its own key exclusively.
+      await holder.query('select pg_advisory_lock_shared($1, $2), pg_advisory_lock($1, $3)', [
+        lockKeys.namespace,
+        lockKeys.writers,
+        shardKey(2, 2),
+      ]);
+      expect((await runCli(['--date', '2025-11-01'], { DATABASE_URL: url })).code).toBe(3);
+      expect((await runCli(['--date', '2025-11-01', '--shard', '2/2'], { DATABASE_URL: url })).code).toBe(3);
+      expect((await runCli(['--date', '2025-11-01', '--shard', '1/2'], { DATABASE_URL: url })).code).toBe(0);
+    } finally {
+      await holder.query('select pg_advisory_unlock_all()');
+      holder.release();
+    }
   });
 
   test('a table lock held by someone else ends the run after AGG_LOCK_TIMEOUT_MS, exit 1', async () => {

@@ -62,7 +62,9 @@ where f.date between $1::date and $2::date
 /**
  * Inserts new combinations and updates changed ones; a row whose values are all equal is not
  * touched, so computed_at says when its values last changed. $1 the run's timestamp (a
- * parameter, not now(): the same value for every row, and allowed on Citus), $2 include_theta.
+ * parameter, not now(): the same value for every row, and allowed on Citus), $2 include_theta;
+ * $3..$5 narrow it to some students, or one (topic, date) of them, when a row fails (NULL:
+ * everything).
  */
 export const upsertComputed = `
 with upserted as (
@@ -72,6 +74,8 @@ with upserted as (
   select user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
          theta_estimate, theta_sd, improvement, last_seen_at, $1::timestamptz
   from agg_computed
+  where ($3::text[] is null or user_id = any($3::text[]))
+    and ($4::text is null or (topic_id = $4::text and date = $5::date))
   on conflict (user_id, topic_id, date) do update set
     attempts       = excluded.attempts,
     correct        = excluded.correct,

@@ -6,4 +6,5 @@ process.exitCode = await main(process.argv.slice(2), {
   env: process.env,
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  progressTerminal: process.stderr.isTTY ? process.stderr : undefined,
 });

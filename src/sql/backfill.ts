@@ -11,7 +11,8 @@ import { computeSelect, inShard } from './compute.js';
  * stored after $1. $1 the backfill's last day, $2 shard count, $3 shard index.
  */
 export const rippleEnd = `
-select least($1::date + 27, max(f.date))::text as ripple_end
+-- max() is at most $1 + 27 by the WHERE clause, and NULL when no row is stored there.
+select max(f.date)::text as ripple_end
 from features_topic_daily f
 where f.date > $1::date and f.date <= $1::date + 27
   and ${inShard('f.user_id', '$2', '$3')}`;

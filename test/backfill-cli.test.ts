@@ -157,7 +157,10 @@ describe.each(backends)('backfill subprocess ($name)', (backend) => {
   });
 
   test('refuses a range that ends in the future (exit 2) unless --allow-future', async () => {
-    const today = await withSession(backend, async (s) => (await s.query<{ d: string }>("select (now() at time zone 'UTC')::date::text as d")).rows[0]!.d);
+    const today = await withSession(
+      backend,
+      async (s) => (await s.query<{ d: string }>("select (now() at time zone 'UTC')::date::text as d")).rows[0]!.d,
+    );
     const future = addDays(today, 2);
     const refused = await runCli(['backfill', '--from', today, '--to', future], env());
     expect(refused.code).toBe(2);

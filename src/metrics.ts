@@ -10,8 +10,7 @@
  * it sends within the group (job, command, shard): a failed run sends no last_success and no
  * counts, so the previous success's values stay. The textfile is merged the same way.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Gauge, Pushgateway, Registry } from 'prom-client';
 import type { MetricsConfig } from './config.js';
 import { messageOf } from './errors.js';
@@ -161,7 +160,6 @@ async function writeTextfile(path: string, samples: readonly Sample[]): Promise<
   const mine = new Set(samples.map((s) => groupKey(s.family, s.labels)));
   const kept = readTextfile(path).filter((s) => !mine.has(groupKey(s.family, s.labels)));
   const text = await registryOf([...kept, ...samples]).metrics();
-  mkdirSync(dirname(path), { recursive: true });
   // Not *.prom, so node_exporter ignores it until the rename.
   const temporary = `${path}.${process.pid}.tmp`;
   try {

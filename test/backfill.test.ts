@@ -4,6 +4,7 @@
  * brings the improvement of the 27 following days to the oracle's values (and touches nothing
  * else), the empty-source guard holds per day, and ranges in the future or too long are refused.
  */
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runBackfill, type BackfillProgress } from '../src/backfill.js';
 import { loadConfig } from '../src/config.js';
@@ -13,7 +14,7 @@ import { runDaily } from '../src/job.js';
 import { acquireWriterLock } from '../src/lock.js';
 import type { RunEvent } from '../src/log.js';
 import { oracle, type OracleAttempt, type OracleRow } from './oracle/oracle.js';
-import { byKey } from './support/arbitraries.js';
+import { byKey, scenarioArbitrary } from './support/arbitraries.js';
 import { allBackends } from './support/backends.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { addDays, history } from './support/history.js';
@@ -25,6 +26,7 @@ const config = loadConfig({ AGG_TIMEZONE: timezone });
 const first = '2025-01-20';
 const last = '2025-04-04';
 const attempts = history({ first, days: 75, seed: 42 });
+const propertyRuns = Math.max(10, Math.round(Number(process.env.PROPERTY_RUNS ?? 300) / 10));
 
 function expected(source: OracleAttempt[], since: string, anchor: string): OracleRow[] {
   return oracle(source, { since, anchor, timezone, includeTheta: false, improvementMode: 'accuracy' });
@@ -97,6 +99,27 @@ describe.each(backends)('backfill ($name)', (backend) => {
     const daily = loadConfig({ AGG_TIMEZONE: timezone, AGG_LOOKBACK_DAYS: '0' });
     for (let d = 0; d < 20; d++) await runDaily(session, daily, { date: addDays(from, d) }, () => undefined);
     expect(byKey(await readFeatures(session))).toEqual(byKey(rows));
+  });
+
+  test(`${propertyRuns} generated scenarios: a backfill of the window equals the oracle`, async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArbitrary, async (scenario) => {
+        await reset(scenario.attempts);
+        const scenarioConfig = loadConfig({ AGG_TIMEZONE: scenario.timezone });
+        const from = addDays(scenario.anchor, -scenario.lookbackDays);
+        const result = await runBackfill(session, scenarioConfig, { from, to: scenario.anchor, allowEmptySource: true }, emit);
+        const truth = oracle(scenario.attempts, {
+          since: from,
+          anchor: scenario.anchor,
+          timezone: scenario.timezone,
+          includeTheta: false,
+          improvementMode: 'accuracy',
+        });
+        expect(byKey(await readFeatures(session))).toEqual(byKey(truth));
+        expect(result.combinations).toBe(truth.length);
+      }),
+      { numRuns: propertyRuns },
+    );
   });
 
   test('three shards together write exactly what one unsharded backfill writes', async () => {

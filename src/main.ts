@@ -108,6 +108,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     });
 
+  let exitCode: number = ExitCode.ok;
+
   /** Publishes a writing run's metrics where configured; a failure to publish is only a warning. */
   const publish = async (config: Config, outcome: RunOutcome) => {
     if (config.metrics.pushgatewayUrl === undefined && config.metrics.textfile === undefined) return;
@@ -145,8 +147,6 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (result.failed > 0) exitCode = ExitCode.failed;
     return result;
   };
-
-  let exitCode: number = ExitCode.ok;
 
   program
     .command('run', { isDefault: true })
@@ -207,7 +207,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
         checkBackfillRange(opts.from, opts.to, maxDays);
         const progress =
-          io.progressTerminal !== undefined && config.logFormat === 'text'
+          io.progressTerminal !== undefined && config.logFormat === 'text' && !config.debug
             ? barProgress(io.progressTerminal)
             : lineProgress(emit, intervalMs);
         try {

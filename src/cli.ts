@@ -18,4 +18,5 @@ process.exitCode = await main(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   signal: stop.signal,
+  progressTerminal: process.stderr.isTTY ? process.stderr : undefined,
 });

@@ -37,6 +37,18 @@ export interface Config {
   readonly connectAttempts: number;
   /** Per-attempt connect timeout, in ms. */
   readonly connectTimeoutMs: number;
+  /** Where the metrics of writing runs go (both, either or neither). */
+  readonly metrics: MetricsConfig;
+}
+
+/** Prometheus metrics of a writing run: pushed to a Pushgateway and/or written for node_exporter. */
+export interface MetricsConfig {
+  /** PUSHGATEWAY_URL, e.g. http://pushgateway:9091; undefined = no push. */
+  readonly pushgatewayUrl: string | undefined;
+  /** PUSHGATEWAY_JOB: the `job` the metrics are pushed under. */
+  readonly pushgatewayJob: string;
+  /** METRICS_TEXTFILE: a `.prom` file in node_exporter's textfile directory; undefined = none. */
+  readonly textfile: string | undefined;
 }
 
 /** Flags that override the environment. */
@@ -119,6 +131,9 @@ const envSchema = z.object({
   AGG_RUN_ATTEMPTS: integerVar('AGG_RUN_ATTEMPTS', 1, 20),
   AGG_CONNECT_ATTEMPTS: integerVar('AGG_CONNECT_ATTEMPTS', 1, 100),
   AGG_CONNECT_TIMEOUT_MS: integerVar('AGG_CONNECT_TIMEOUT_MS', 100, 600_000),
+  PUSHGATEWAY_URL: z.string().optional(),
+  PUSHGATEWAY_JOB: z.string().optional(),
+  METRICS_TEXTFILE: z.string().optional(),
 });
 
 /** Reads the configuration from an environment (usually `process.env`) and flags. */
@@ -153,7 +168,46 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
     runAttempts: e.AGG_RUN_ATTEMPTS ?? 3,
     connectAttempts: e.AGG_CONNECT_ATTEMPTS ?? 5,
     connectTimeoutMs: e.AGG_CONNECT_TIMEOUT_MS ?? 10_000,
+    metrics: Object.freeze({
+      pushgatewayUrl: e.PUSHGATEWAY_URL === undefined ? undefined : parsePushgatewayUrl(e.PUSHGATEWAY_URL.trim()),
+      pushgatewayJob: parsePushgatewayJob(e.PUSHGATEWAY_JOB?.trim() ?? 'aggregate_features_daily'),
+      textfile: e.METRICS_TEXTFILE === undefined ? undefined : parseTextfile(e.METRICS_TEXTFILE.trim()),
+    }),
   });
+}
+
+function parsePushgatewayUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    throw new ConfigError(
+      `PUSHGATEWAY_URL is not accepted (${redactUrl(value)}): use the Pushgateway's base URL, e.g. http://pushgateway.monitoring:9091`,
+    );
+  }
+  return value.replace(/\/+$/, '');
+}
+
+function parsePushgatewayJob(value: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/.test(value)) {
+    throw new ConfigError(
+      `PUSHGATEWAY_JOB=${JSON.stringify(value)} is not accepted: use letters, digits, _, . and - (e.g. aggregate_features_daily)`,
+    );
+  }
+  return value;
+}
+
+function parseTextfile(value: string): string {
+  // node_exporter's textfile collector reads only *.prom files.
+  if (!/\.prom$/.test(value) || value.endsWith('/.prom')) {
+    throw new ConfigError(
+      `METRICS_TEXTFILE=${JSON.stringify(value)} is not accepted: name a .prom file in node_exporter's --collector.textfile.directory, e.g. /var/lib/node_exporter/textfile/aggregate_features_daily.prom`,
+    );
+  }
+  return value;
 }
 
 /** Checks a `YYYY-MM-DD` string names a real calendar date; returns it unchanged. */

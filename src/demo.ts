@@ -6,7 +6,7 @@
 import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { ensureAttemptTable } from './attempt-table.js';
-import { displayValue } from './format.js';
+import { formatTable } from './format.js';
 import { parseQualifiedName } from './identifiers.js';
 import { runDaily, type RunResult } from './job.js';
 import type { Emit } from './log.js';
@@ -74,18 +74,4 @@ async function printSample(session: Session, options: DemoOptions): Promise<void
   options.print('');
   options.print(`features_topic_daily on ${options.lastDay} (first 8 rows):`);
   for (const line of formatTable(sample.rows)) options.print(line);
-}
-
-/** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. */
-export function formatTable(rows: Record<string, unknown>[]): string[] {
-  if (rows.length === 0) return ['(no rows)'];
-  const columns = Object.keys(rows[0]!);
-  const cells = rows.map((row) => columns.map((c) => displayValue(row[c])));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
-  const line = (values: string[]) =>
-    values
-      .map((v, i) => v.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)];
 }

@@ -5,3 +5,27 @@ export function displayValue(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return value.toString();
   return JSON.stringify(value);
 }
+
+/** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. */
+export function formatTable(rows: Record<string, unknown>[]): string[] {
+  if (rows.length === 0) return ['(no rows)'];
+  const columns = Object.keys(rows[0]!);
+  const cells = rows.map((row) => columns.map((c) => displayValue(row[c])));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)];
+}
+
+/** A duration for people: 850ms, 12s, 5m30s, 2h05m. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
+}

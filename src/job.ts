@@ -78,10 +78,9 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
         fields: { requested_since: window.requestedSince, since: window.since },
       });
     }
-    const computeParams = [window.since, window.anchor, config.timezone, shard.count, shard.index];
     const counts = dryRun
-      ? await dryRunWindow(session, config, computeParams, window, emit)
-      : await writeWindow(session, config, { ...options, shard, runId }, computeParams, window, emit);
+      ? await dryRunWindow(session, config, computeParameters(config, window, shard), window, emit)
+      : await writeWindow(session, config, { ...options, shard, runId }, window, emit);
     const durationMs = Date.now() - started;
     emit({ type: 'run_finished', processed: counts.combinations, failed: counts.failed, durationMs });
     return { runId, window, ...counts, durationMs };
@@ -90,7 +89,8 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
   }
 }
 
-interface Counts {
+/** What writing (or dry-running) a window did to features_topic_daily. */
+export interface Counts {
   combinations: number;
   inserted: number;
   updated: number;
@@ -108,8 +108,13 @@ function throwIfStopped(signal: AbortSignal | undefined): void {
   }
 }
 
+/** The parameters of computeSelect (and the statements built on it) for a window of a shard. */
+export function computeParameters(config: Config, window: Window, shard: Shard): unknown[] {
+  return [window.since, window.anchor, config.timezone, shard.count, shard.index];
+}
+
 /** Session settings of a run: memory for sorts and hashes, and a bound on every statement. */
-async function applySessionSettings(session: Session, config: Config): Promise<void> {
+export async function applySessionSettings(session: Session, config: Config): Promise<void> {
   if (config.workMem !== undefined) await session.query("select set_config('work_mem', $1, false)", [config.workMem]);
   await session.query("select set_config('statement_timeout', $1, false)", [String(config.statementTimeoutMs)]);
   await session.query("select set_config('lock_timeout', $1, false)", [String(config.lockTimeoutMs)]);
@@ -136,15 +141,65 @@ async function writeWindow(
   session: Session,
   config: Config,
   options: RunOptions & { shard: Shard; runId: string },
-  params: unknown[],
   window: Window,
   emit: Emit,
 ): Promise<Counts> {
   const runTimestamp = new Date().toISOString();
   await startRunRecord(session, { runId: options.runId, command: 'run', shard: options.shard, window, config, startedAt: runTimestamp });
-  const checkpoint = () => throwIfStopped(options.signal);
+  try {
+    const target = {
+      window,
+      shard: options.shard,
+      runTimestamp,
+      allowEmptySource: options.allowEmptySource ?? false,
+      signal: options.signal,
+    };
+    const counts = await writeWindowTransaction(session, config, target, emit, ({ combinations, emptyWindow }) => {
+      if (emptyWindow) emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
+      if (combinations > 0) {
+        emit({ type: 'run_started', combinations, since: window.since, anchor: window.anchor, dryRun: false });
+      }
+    });
+    if (counts.combinations > 0 || counts.deleted > 0) emit({ type: 'rows_written', ...counts });
+    await finishRunRecord(session, options.runId, { outcome: counts.failed > 0 ? 'failed' : 'success', ...counts });
+    return counts;
+  } catch (err) {
+    await finishRunRecord(session, options.runId, { outcome: 'failed', error: messageOf(err) }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Where and how writeWindowTransaction writes. */
+export interface WriteTarget {
+  readonly window: Window;
+  readonly shard: Shard;
+  /** computed_at of every row the transaction inserts or changes. */
+  readonly runTimestamp: string;
+  /** Let an empty source delete the window's stored rows (SPEC §7's guard otherwise refuses). */
+  readonly allowEmptySource: boolean;
+  /** Aborted on SIGTERM: the transaction stops at its next safe point and rolls back. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * Computes a window of a shard and writes it in one transaction: stage the computed rows,
+ * refuse an empty source that would wipe stored rows, delete stale rows, upsert changed ones,
+ * commit. Rolls back and rethrows on any error, so each window (the daily run's, or one day of
+ * a backfill) is written entirely or not at all. `onStaged` runs inside the transaction once the
+ * rows are computed (emptyWindow: no combinations and no stored rows).
+ */
+export async function writeWindowTransaction(
+  session: Session,
+  config: Config,
+  target: WriteTarget,
+  emit: Emit,
+  onStaged?: (staged: { combinations: number; emptyWindow: boolean }) => void,
+): Promise<Counts> {
+  const { window, shard } = target;
+  const checkpoint = () => throwIfStopped(target.signal);
   try {
     await session.query('begin');
+    const params = computeParameters(config, window, shard);
     await session.query(withIdentifiers(createComputedTable, { source: config.source }), params);
     await session.query(createFailedTable);
     const failures = await computeIsolated(session, config, window, params, checkpoint);
@@ -160,43 +215,38 @@ async function writeWindow(
     await session.query('analyze agg_computed');
     const computed = (await session.query<{ n: number }>('select count(*)::int as n from agg_computed')).rows[0]!.n;
     const combinations = computed + failures.length;
-    const shardParams = [window.since, window.anchor, options.shard.count, options.shard.index];
+    const shardParams = [window.since, window.anchor, shard.count, shard.index];
+    let emptyWindow = false;
     if (computed === 0 && failures.length === 0) {
       const stored = (await session.query<{ stored: number }>(countStored, shardParams)).rows[0]!.stored;
-      if (stored > 0 && !options.allowEmptySource) {
+      if (stored > 0 && !target.allowEmptySource) {
         throw new RunFailedError(
           `the source ${config.source.sql} returned no attempts for ${window.since}..${window.anchor}, but features_topic_daily holds ${stored} rows there; nothing was deleted. If the source is really empty (not an upstream outage), re-run with --allow-empty-source`,
         );
       }
-      if (stored === 0) emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
+      emptyWindow = stored === 0;
     }
-    if (combinations > 0) {
-      emit({ type: 'run_started', combinations, since: window.since, anchor: window.anchor, dryRun: false });
-    }
+    onStaged?.({ combinations, emptyWindow });
     checkpoint();
     const deleted = (await session.query<{ deleted: number }>(deleteStale, shardParams)).rows[0]!.deleted;
     checkpoint();
-    const written = await upsertIsolated(session, runTimestamp, config.includeTheta, checkpoint);
+    const written = await upsertIsolated(session, target.runTimestamp, config.includeTheta, checkpoint);
     for (const f of written.failures)
       emit({ type: 'combination_failed', userId: f.userId, topicId: f.topicId, date: f.date, error: f.error });
-    const failed = failures.length + written.failures.length;
     const counts = {
       combinations,
       inserted: written.inserted,
       updated: written.updated,
       unchanged: computed - written.inserted - written.updated - written.failures.length,
       deleted,
-      failed,
+      failed: failures.length + written.failures.length,
     };
     if (config.debug) await emitDebugRows(session, emit);
     checkpoint();
     await session.query('commit');
-    if (combinations > 0 || deleted > 0) emit({ type: 'rows_written', ...counts });
-    await finishRunRecord(session, options.runId, { outcome: failed > 0 ? 'failed' : 'success', ...counts });
     return counts;
   } catch (err) {
     await session.query('rollback').catch(() => undefined);
-    await finishRunRecord(session, options.runId, { outcome: 'failed', error: messageOf(err) }).catch(() => undefined);
     throw err;
   }
 }

@@ -3,7 +3,8 @@
  * the text log of SPEC §8 (kept exactly, for existing alerts) or one JSON object per line.
  */
 import type { LogFormat } from './config.js';
-import { displayValue } from './format.js';
+import { displayValue, formatDuration } from './format.js';
+import type { Difference, VerifySummary } from './verify.js';
 
 export type RunEvent =
   | { type: 'run_started'; combinations: number; since: string; anchor: string; dryRun: boolean }
@@ -13,6 +14,11 @@ export type RunEvent =
   | { type: 'combination_failed'; userId: string; topicId: string; date: string; error: string }
   | { type: 'combination_debug'; row: Record<string, unknown> }
   | { type: 'run_finished'; processed: number; failed: number; durationMs: number }
+  | { type: 'backfill_started'; from: string; to: string; days: number; shard: string }
+  | { type: 'backfill_progress'; done: number; total: number; day: string; elapsedMs: number; etaMs: number }
+  | { type: 'ripple_finished'; since: string; anchor: string; updated: number }
+  | { type: 'verify_difference'; difference: Difference }
+  | { type: 'verify_summary'; summary: VerifySummary }
   | { type: 'message'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> };
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -78,9 +84,87 @@ export function describe(event: RunEvent): { level: Level; message: string; fiel
         message: `Summary: processed=${event.processed}, failed=${event.failed}, duration_ms=${event.durationMs}`,
         fields: { processed: event.processed, failed: event.failed, duration_ms: event.durationMs },
       };
+    case 'backfill_started':
+      return {
+        level: 'info',
+        message: `Backfilling ${event.from}..${event.to}: ${event.days} days, shard ${event.shard}, one transaction per day`,
+        fields: { from: event.from, to: event.to, days: event.days, shard: event.shard },
+      };
+    case 'backfill_progress': {
+      const percent = ((100 * event.done) / event.total).toFixed(1);
+      return {
+        level: 'info',
+        message: `Backfill progress: ${event.done}/${event.total} days (${percent}%), through ${event.day}; elapsed ${formatDuration(event.elapsedMs)}, ETA ${formatDuration(event.etaMs)}`,
+        fields: { done: event.done, total: event.total, day: event.day, elapsed_ms: event.elapsedMs, eta_ms: event.etaMs },
+      };
+    }
+    case 'ripple_finished':
+      return {
+        level: 'info',
+        message: `Ripple: recomputed improvement of the stored rows on ${event.since}..${event.anchor}: updated=${event.updated}`,
+        fields: { since: event.since, anchor: event.anchor, updated: event.updated },
+      };
+    case 'verify_difference':
+      return describeDifference(event.difference);
+    case 'verify_summary':
+      return describeSummary(event.summary);
     case 'message':
       return { level: event.level, message: event.message, fields: event.fields ?? {} };
   }
+}
+
+function describeDifference(d: Difference): { level: Level; message: string; fields: Record<string, unknown> } {
+  const key = `user=${d.userId} topic=${d.topicId} date=${d.date}`;
+  const values = (side: Record<string, string | null>) =>
+    Object.entries(side)
+      .map(([column, value]) => `${column}=${value ?? 'NULL'}`)
+      .join(' ');
+  const message =
+    d.kind === 'missing'
+      ? `Drift ${key}: missing, not stored; expected ${values(d.expected)}`
+      : d.kind === 'unexpected'
+        ? `Drift ${key}: unexpected, the source has no attempts for it; stored ${values(d.stored)}`
+        : `Drift ${key}: differs: ${d.columns.map((c) => `${c} stored=${d.stored[c] ?? 'NULL'} expected=${d.expected[c] ?? 'NULL'}`).join(', ')}`;
+  return {
+    level: 'error',
+    message,
+    fields: {
+      user_id: d.userId,
+      topic_id: d.topicId,
+      date: d.date,
+      kind: d.kind,
+      columns: d.columns,
+      stored: d.stored,
+      expected: d.expected,
+    },
+  };
+}
+
+function describeSummary(s: VerifySummary): { level: Level; message: string; fields: Record<string, unknown> } {
+  const fields = {
+    since: s.since,
+    anchor: s.anchor,
+    expected_rows: s.expectedRows,
+    stored_rows: s.storedRows,
+    differs: s.differs,
+    missing: s.missing,
+    unexpected: s.unexpected,
+    shown: s.shown,
+  };
+  const drift = s.differs + s.missing + s.unexpected;
+  if (drift === 0) {
+    return {
+      level: 'info',
+      message: `Verify: features_topic_daily matches the source on ${s.since}..${s.anchor} (${s.storedRows} rows)`,
+      fields,
+    };
+  }
+  const shown = s.shown < drift ? `; showing the first ${s.shown}` : '';
+  return {
+    level: 'error',
+    message: `Verify found drift on ${s.since}..${s.anchor}: ${drift} rows differ from a fresh computation (differs=${s.differs}, missing=${s.missing}, unexpected=${s.unexpected}; stored=${s.storedRows}, expected=${s.expectedRows})${shown}. Re-run the window (run --date, or backfill) to repair it`,
+    fields,
+  };
 }
 
 function oneLine(text: string): string {

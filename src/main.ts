@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
+import { checkBackfillRange, defaultMaxDays, runBackfill } from './backfill.js';
 import { loadConfig, parseDay, type Config, type Flags } from './config.js';
 import { openDatabase, type Database, type Session } from './db.js';
 import { runDemo } from './demo.js';
@@ -11,9 +12,13 @@ import { ConfigError, ExitCode, JobError, isConnectionError, messageOf, sqlState
 import { importAttempts } from './import-attempts.js';
 import { runDaily, type Shard } from './job.js';
 import { createLogger, type Emit, type Level } from './log.js';
+import { publishMetrics, type RunOutcome } from './metrics.js';
 import { migrate } from './migrate.js';
+import { barProgress, lineProgress, type ProgressTerminal } from './progress.js';
 import { createRedactor } from './redact.js';
+import { collectReport, formatReport } from './report.js';
 import { withRunRetries } from './retry.js';
+import { runVerify } from './verify.js';
 import { jobVersion } from './version.js';
 
 interface Io {
@@ -22,6 +27,17 @@ interface Io {
   readonly stderr: (text: string) => void;
   /** Aborted when the process is asked to stop (SIGTERM, SIGINT). */
   readonly signal?: AbortSignal;
+  /** The terminal a backfill draws its progress bar on (stderr, when it is a TTY); else progress lines. */
+  readonly progressTerminal?: ProgressTerminal | undefined;
+}
+
+/** A whole-number flag within bounds, or a usage error naming it. */
+function wholeNumber(value: string, flag: string, min: number, max: number): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || parsed < min || parsed > max) {
+    throw new ConfigError(`${flag} ${JSON.stringify(value)} is not accepted: use a whole number from ${min} to ${max}`);
+  }
+  return parsed;
 }
 
 function parseShard(value: string): Shard {
@@ -36,7 +52,7 @@ function parseShard(value: string): Shard {
 
 /** Runs the CLI with the given arguments; resolves to the exit code. */
 export async function main(argv: string[], io: Io): Promise<number> {
-  const redact = createRedactor([io.env.DATABASE_URL]);
+  const redact = createRedactor([io.env.DATABASE_URL, io.env.PUSHGATEWAY_URL]);
   const runId = randomUUID();
   let format: 'text' | 'json' = io.env.LOG_FORMAT?.trim().toLowerCase() === 'json' ? 'json' : 'text';
   const emit: Emit = (event) =>
@@ -73,9 +89,54 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .version(jobVersion, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    .configureOutput({
+      writeOut: io.stdout,
+      // Usage errors are log lines too: with LOG_FORMAT=json, one JSON object per line.
+      writeErr: (text) => {
+        if (format !== 'json') return io.stderr(text);
+        for (const line of text.split('\n')) if (line.trim() !== '') fail(line.trim());
+      },
+    });
 
   let exitCode: number = ExitCode.ok;
+
+  /** Publishes a writing run's metrics where configured; a failure to publish is only a warning. */
+  const publish = async (config: Config, outcome: RunOutcome) => {
+    if (config.metrics.pushgatewayUrl === undefined && config.metrics.textfile === undefined) return;
+    for (const warning of await publishMetrics(outcome, config.metrics)) emit({ type: 'message', level: 'warn', message: warning });
+  };
+  /**
+   * Runs a writing command and reports its metrics, on success and on failure alike: the one
+   * place where run results become metrics.
+   */
+  const measured = async <T extends NonNullable<RunOutcome['counts']> & { window: NonNullable<RunOutcome['window']>; durationMs: number }>(
+    config: Config,
+    what: { command: RunOutcome['command']; shard: Shard | undefined },
+    work: () => Promise<T>,
+    extra: (result: T) => Partial<RunOutcome> = () => ({}),
+  ): Promise<T> => {
+    const started = Date.now();
+    const shard = what.shard ?? { index: 1, count: 1 };
+    let result: T;
+    try {
+      result = await work();
+    } catch (err) {
+      await publish(config, { command: what.command, shard, success: false, durationMs: Date.now() - started, finishedAt: Date.now() });
+      throw err;
+    }
+    await publish(config, {
+      command: what.command,
+      shard,
+      success: result.failed === 0,
+      durationMs: result.durationMs,
+      finishedAt: Date.now(),
+      counts: result,
+      window: result.window,
+      ...extra(result),
+    });
+    if (result.failed > 0) exitCode = ExitCode.failed;
+    return result;
+  };
 
   program
     .command('run', { isDefault: true })
@@ -95,23 +156,135 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
       const database = await openDb(config);
-      const result = await withRunRetries(database, config.runAttempts, emit, io.signal, (runSession) =>
-        runDaily(
-          runSession,
-          config,
-          {
-            date: opts.date,
-            dryRun: opts.dryRun ?? false,
-            shard,
-            allowEmptySource: opts.allowEmptySource ?? false,
-            maxCatchUpDays,
-            runId,
-            signal: io.signal,
-          },
-          emit,
-        ),
-      );
-      if (result.failed > 0) exitCode = ExitCode.failed;
+      const run = () =>
+        withRunRetries(database, config.runAttempts, emit, io.signal, (runSession) =>
+          runDaily(
+            runSession,
+            config,
+            {
+              date: opts.date,
+              dryRun: opts.dryRun ?? false,
+              shard,
+              allowEmptySource: opts.allowEmptySource ?? false,
+              maxCatchUpDays,
+              runId,
+              signal: io.signal,
+            },
+            emit,
+          ),
+        );
+      // A dry run writes nothing, so it has no metrics either.
+      if (opts.dryRun) await run();
+      else await measured(config, { command: 'run', shard }, run);
+    });
+
+  program
+    .command('backfill')
+    .description(
+      'recompute the days --from..--to, each day in its own transaction (resumable: re-run the same command), then the improvement of the 27 days after them',
+    )
+    .requiredOption('--from <YYYY-MM-DD>', 'first day to recompute')
+    .requiredOption('--to <YYYY-MM-DD>', 'last day to recompute (not after today in AGG_TIMEZONE, unless --allow-future)')
+    .option('--shard <i/N>', 'process only shard i of N (students split by a stable hash of user_id)')
+    .option('--allow-future', 'accept a range that ends after today')
+    .option('--max-days <n>', 'refuse ranges longer than n days', String(defaultMaxDays))
+    .option('--allow-empty-source', "let a day whose source has no attempts delete that day's rows")
+    .option('--progress-interval <seconds>', 'seconds between progress lines when stderr is not a terminal (0: every day)', '10')
+    .action(
+      async (opts: {
+        from: string;
+        to: string;
+        shard?: string;
+        allowFuture?: boolean;
+        maxDays: string;
+        allowEmptySource?: boolean;
+        progressInterval: string;
+      }) => {
+        const config = withConfig();
+        parseDay(opts.from, '--from');
+        parseDay(opts.to, '--to');
+        const maxDays = wholeNumber(opts.maxDays, '--max-days', 1, 36_600);
+        const intervalMs = wholeNumber(opts.progressInterval, '--progress-interval', 0, 86_400) * 1000;
+        const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
+        checkBackfillRange(opts.from, opts.to, maxDays);
+        const progress =
+          io.progressTerminal !== undefined && config.logFormat === 'text' && !config.debug
+            ? barProgress(io.progressTerminal)
+            : lineProgress(emit, intervalMs);
+        try {
+          await measured(
+            config,
+            { command: 'backfill', shard },
+            async () =>
+              runBackfill(
+                await open(config),
+                config,
+                {
+                  from: opts.from,
+                  to: opts.to,
+                  shard,
+                  allowFuture: opts.allowFuture ?? false,
+                  maxDays,
+                  allowEmptySource: opts.allowEmptySource ?? false,
+                  runId,
+                  signal: io.signal,
+                  onProgress: (p) => progress.update(p),
+                },
+                (event) => {
+                  // The bar's last state stays on screen; the summary lines go below it.
+                  if (event.type === 'ripple_finished' || event.type === 'message') progress.stop();
+                  emit(event);
+                },
+              ),
+            (result) => ({ rippleUpdated: result.ripple?.updated ?? 0 }),
+          );
+        } finally {
+          progress.stop();
+        }
+      },
+    );
+
+  program
+    .command('verify')
+    .description('recompute a window without writing and compare it with features_topic_daily; list differing rows, exit 1 on drift')
+    .option('--date <YYYY-MM-DD>', 'anchor of the window checked (since = anchor - AGG_LOOKBACK_DAYS; default: yesterday)')
+    .option('--from <YYYY-MM-DD>', 'first day of an explicit range (with --to, instead of --date)')
+    .option('--to <YYYY-MM-DD>', 'last day of an explicit range')
+    .option('--shard <i/N>', 'check only shard i of N')
+    .option('--limit <n>', 'list at most n differing rows', '20')
+    .action(async (opts: { date?: string; from?: string; to?: string; shard?: string; limit: string }) => {
+      const config = withConfig({ date: opts.date });
+      if (opts.date !== undefined && (opts.from !== undefined || opts.to !== undefined)) {
+        throw new ConfigError('verify takes either --date or --from and --to, not both');
+      }
+      if ((opts.from === undefined) !== (opts.to === undefined)) {
+        throw new ConfigError('verify --from needs --to (and --to needs --from)');
+      }
+      if (opts.from !== undefined && opts.to !== undefined) {
+        parseDay(opts.from, '--from');
+        parseDay(opts.to, '--to');
+        if (opts.from > opts.to) throw new ConfigError(`--from ${opts.from} is after --to ${opts.to}: the range must run forwards`);
+      }
+      const limit = wholeNumber(opts.limit, '--limit', 0, 10_000);
+      const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
+      const result = await runVerify(await open(config), config, { date: opts.date, from: opts.from, to: opts.to, shard, limit }, emit);
+      if (result.drift) exitCode = ExitCode.failed;
+    });
+
+  program
+    .command('report')
+    .description('coverage per day, theta coverage, recent rows and the last runs, as aligned tables (or --json) on stdout')
+    .option('--days <n>', 'days covered, ending at --date', '7')
+    .option('--date <YYYY-MM-DD>', 'last day covered (default: yesterday in AGG_TIMEZONE)')
+    .option('--limit <n>', 'rows listed in the recent-rows and last-runs sections', '10')
+    .option('--json', 'print one JSON document instead of tables')
+    .action(async (opts: { days: string; date?: string; limit: string; json?: boolean }) => {
+      const config = withConfig({ date: opts.date });
+      const days = wholeNumber(opts.days, '--days', 1, 366);
+      const limit = wholeNumber(opts.limit, '--limit', 0, 1000);
+      const report = await collectReport(await open(config), config, { days, date: opts.date, limit });
+      if (opts.json) io.stdout(JSON.stringify(report, null, 2) + '\n');
+      else io.stdout(formatReport(report).join('\n') + '\n');
     });
 
   program

@@ -13,6 +13,10 @@ export interface Window {
   readonly requestedSince: string;
   /** Days in the window, both ends included. */
   readonly days: number;
+  /** Unix time (seconds) of the start of `since` in the job's time zone. */
+  readonly startsAt: number;
+  /** Unix time (seconds) of the end of `anchor` (the start of the next day) in the job's time zone. */
+  readonly endsAt: number;
 }
 
 export interface WindowRequest {
@@ -43,15 +47,80 @@ export async function planWindow(session: Session, request: WindowRequest): Prom
       [request.date ?? null, request.timezone, request.lookbackDays, request.lastSuccessAnchor ?? null, request.maxCatchUpDays ?? 0],
     );
     const row = result.rows[0]!;
-    const days = await session.query<{ days: number }>('select ($1::date - $2::date + 1) as days', [row.anchor, row.since]);
-    return { since: row.since, anchor: row.anchor, requestedSince: row.requested_since, days: days.rows[0]!.days };
+    const range = await planRange(session, { from: row.since, to: row.anchor, timezone: request.timezone });
+    return { ...range, requestedSince: row.requested_since };
   } catch (err) {
-    if (sqlState(err) === '22023') {
-      throw new ConfigError(
-        `AGG_TIMEZONE=${JSON.stringify(request.timezone)} is not known to the database server: use an IANA name it lists in pg_timezone_names`,
-        { cause: err },
-      );
-    }
-    throw err;
+    throw timezoneError(err, request.timezone);
   }
+}
+
+/**
+ * The bounds of the days from `from` to `to` (both included) in a time zone: a window with
+ * since = from and anchor = to, as the backfill and verify use it. Throws ConfigError if the
+ * database does not know the time zone.
+ */
+export async function planRange(session: Session, request: { from: string; to: string; timezone: string }): Promise<Window> {
+  try {
+    const result = await session.query<{ days: number; starts_at: number; ends_at: number }>(
+      `select ($2::date - $1::date + 1) as days,
+              extract(epoch from ($1::date::timestamp at time zone $3::text))::float8 as starts_at,
+              extract(epoch from (($2::date + 1)::timestamp at time zone $3::text))::float8 as ends_at`,
+      [request.from, request.to, request.timezone],
+    );
+    const row = result.rows[0]!;
+    return {
+      since: request.from,
+      anchor: request.to,
+      requestedSince: request.from,
+      days: row.days,
+      startsAt: row.starts_at,
+      endsAt: row.ends_at,
+    };
+  } catch (err) {
+    throw timezoneError(err, request.timezone);
+  }
+}
+
+/** Each day from `from` to `to` as a one-day window (since = anchor = the day), oldest first. */
+export async function dayWindows(session: Session, request: { from: string; to: string; timezone: string }): Promise<Window[]> {
+  try {
+    const result = await session.query<{ day: string; starts_at: number; ends_at: number }>(
+      `select ($1::date + i)::text as day,
+              extract(epoch from (($1::date + i)::timestamp at time zone $3::text))::float8 as starts_at,
+              extract(epoch from (($1::date + i + 1)::timestamp at time zone $3::text))::float8 as ends_at
+       from generate_series(0, $2::date - $1::date) i
+       order by i`,
+      [request.from, request.to, request.timezone],
+    );
+    return result.rows.map((r) => ({
+      since: r.day,
+      anchor: r.day,
+      requestedSince: r.day,
+      days: 1,
+      startsAt: r.starts_at,
+      endsAt: r.ends_at,
+    }));
+  } catch (err) {
+    throw timezoneError(err, request.timezone);
+  }
+}
+
+/** Today in the job's time zone (the day that has not ended yet). */
+export async function today(session: Session, timezone: string): Promise<string> {
+  try {
+    const result = await session.query<{ today: string }>('select (now() at time zone $1::text)::date::text as today', [timezone]);
+    return result.rows[0]!.today;
+  } catch (err) {
+    throw timezoneError(err, timezone);
+  }
+}
+
+function timezoneError(err: unknown, timezone: string): unknown {
+  if (sqlState(err) === '22023') {
+    return new ConfigError(
+      `AGG_TIMEZONE=${JSON.stringify(timezone)} is not known to the database server: use an IANA name it lists in pg_timezone_names`,
+      { cause: err },
+    );
+  }
+  return err;
 }

@@ -10,7 +10,7 @@ import { computeSelect, inShard } from './compute.js';
  * $include_theta (a boolean parameter) says whether the theta columns are the job's: with
  * theta disabled they belong to whoever filled them and are neither compared nor written.
  */
-function rowDiffers(f: string, c: string, includeThetaParam: string): string {
+export function rowDiffers(f: string, c: string, includeThetaParam: string): string {
   return `(${f}.attempts, ${f}.correct, ${f}.avg_time_ms, ${f}.rt_median, ${f}.hints, ${f}.improvement, ${f}.last_seen_at)
        is distinct from (${c}.attempts, ${c}.correct, ${c}.avg_time_ms, ${c}.rt_median, ${c}.hints, ${c}.improvement, ${c}.last_seen_at)
      or (${includeThetaParam} and (${f}.theta_estimate, ${f}.theta_sd) is distinct from (${c}.theta_estimate, ${c}.theta_sd))`;

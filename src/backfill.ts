@@ -1,0 +1,183 @@
+/**
+ * The backfill (issue 6, SPEC §7): recomputes the days from `from` to `to` one by one, each day
+ * written by the daily run's own transaction (stage → guard → delete stale → upsert → commit),
+ * under the same writer lock, recorded in the run log as command 'backfill'. Then the ripple:
+ * the improvement index of the stored rows on the 27 days after the range, which read it.
+ *
+ * Resumable by construction: a day is committed whole or not at all, and writing a day again
+ * rewrites nothing that is already right, so after an interruption the same command is run
+ * again; it skips nothing and duplicates nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Config } from './config.js';
+import type { Session } from './db.js';
+import { ConfigError, messageOf } from './errors.js';
+import { withIdentifiers } from './identifiers.js';
+import { applySessionSettings, computeParameters, writeWindowTransaction, type Counts, type Shard } from './job.js';
+import { acquireWriterLock } from './lock.js';
+import type { Emit } from './log.js';
+import { checkSchema } from './migrate.js';
+import { finishRunRecord, startRunRecord } from './run-log.js';
+import { checkSource } from './source.js';
+import { rippleEnd, rippleImprovement } from './sql/backfill.js';
+import { dayWindows, planRange, today, type Window } from './window.js';
+
+/** The longest range a backfill accepts unless --max-days says otherwise. */
+export const defaultMaxDays = 366;
+
+export interface BackfillOptions {
+  readonly from: string;
+  readonly to: string;
+  readonly shard?: Shard;
+  /** Accept a range that ends after today (in AGG_TIMEZONE). */
+  readonly allowFuture?: boolean;
+  /** Refuse ranges longer than this many days (default 366). */
+  readonly maxDays?: number;
+  /** Let a day whose source is empty delete that day's stored rows. */
+  readonly allowEmptySource?: boolean;
+  readonly runId?: string;
+  /** Aborted on SIGTERM: the day in flight rolls back; committed days stay (re-run to resume). */
+  readonly signal?: AbortSignal | undefined;
+  /** Called after each committed day (between statements: PGlite blocks the event loop during one). */
+  readonly onProgress?: (progress: BackfillProgress) => void;
+}
+
+export interface BackfillProgress {
+  /** Days committed so far, and of how many. */
+  readonly done: number;
+  readonly total: number;
+  /** The day just committed. */
+  readonly day: string;
+  readonly elapsedMs: number;
+  /** Estimated time left, from the mean time per day so far. */
+  readonly etaMs: number;
+  readonly totals: Counts;
+}
+
+export interface RippleResult {
+  readonly since: string;
+  readonly anchor: string;
+  readonly updated: number;
+}
+
+export interface BackfillResult extends Counts {
+  readonly runId: string;
+  /** since = from, anchor = to. */
+  readonly window: Window;
+  readonly failed: number;
+  /** Undefined when no row is stored after the range. */
+  readonly ripple: RippleResult | undefined;
+  readonly durationMs: number;
+}
+
+/**
+ * Checks a range before anything is opened: from ≤ to, at most `maxDays` days. Both are usage
+ * errors (exit 2). Returns the number of days.
+ */
+export function checkBackfillRange(from: string, to: string, maxDays = defaultMaxDays): number {
+  // Both are validated YYYY-MM-DD strings, so text order is calendar order.
+  if (from > to) throw new ConfigError(`--from ${from} is after --to ${to}: the range must run forwards`);
+  // A count of days between two UTC midnights: exact (UTC has no daylight saving), and the
+  // dates themselves are never carried as JS Dates.
+  const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
+  if (days > maxDays) {
+    throw new ConfigError(
+      `the range ${from}..${to} has ${days} days, more than --max-days ${maxDays}: split it, or raise --max-days if you mean it`,
+    );
+  }
+  return days;
+}
+
+/** Runs a backfill on `session`. Throws a JobError (or a database error) when it cannot finish. */
+export async function runBackfill(session: Session, config: Config, options: BackfillOptions, emit: Emit): Promise<BackfillResult> {
+  const started = Date.now();
+  const runId = options.runId ?? randomUUID();
+  const shard = options.shard ?? { index: 1, count: 1 };
+  const { from, to } = options;
+  checkBackfillRange(from, to, options.maxDays ?? defaultMaxDays);
+  let releaseLock: (() => Promise<void>) | undefined;
+  try {
+    await checkSchema(session);
+    await checkSource(session, config.source);
+    await applySessionSettings(session, config);
+    const current = await today(session, config.timezone);
+    if (to > current && !options.allowFuture) {
+      throw new ConfigError(
+        `--to ${to} is in the future (today is ${current} in ${config.timezone}): days after today have no attempts yet; use --allow-future if you mean it`,
+      );
+    }
+    releaseLock = await acquireWriterLock(session, shard.index, shard.count);
+
+    const window = await planRange(session, { from, to, timezone: config.timezone });
+    const days = await dayWindows(session, { from, to, timezone: config.timezone });
+    const runTimestamp = new Date().toISOString();
+    await startRunRecord(session, {
+      runId,
+      command: 'backfill',
+      shard,
+      window,
+      config,
+      startedAt: runTimestamp,
+      extraFlags: { allow_future: options.allowFuture ?? false, allow_empty_source: options.allowEmptySource ?? false },
+    });
+    emit({ type: 'backfill_started', from, to, days: days.length, shard: `${shard.index}/${shard.count}` });
+    try {
+      const totals: Counts = { combinations: 0, inserted: 0, updated: 0, unchanged: 0, deleted: 0, failed: 0 };
+      const loopStarted = Date.now();
+      for (const [i, day] of days.entries()) {
+        // Each day in its own transaction, with the run's timestamp: a day is all old or all new.
+        const counts = await writeWindowTransaction(
+          session,
+          config,
+          { window: day, shard, runTimestamp, allowEmptySource: options.allowEmptySource ?? false, signal: options.signal },
+          emit,
+        );
+        for (const key of Object.keys(totals) as (keyof Counts)[]) totals[key] += counts[key];
+        const done = i + 1;
+        const elapsedMs = Date.now() - loopStarted;
+        options.onProgress?.({
+          done,
+          total: days.length,
+          day: day.anchor,
+          elapsedMs,
+          etaMs: Math.round((elapsedMs / done) * (days.length - done)),
+          totals: { ...totals },
+        });
+      }
+      const ripple = await runRipple(session, config, { to, shard, runTimestamp });
+      if (ripple) emit({ type: 'ripple_finished', ...ripple });
+      else emit({ type: 'message', level: 'info', message: `Ripple: no stored rows after ${to}; nothing to recompute` });
+      emit({ type: 'rows_written', ...totals });
+      await finishRunRecord(session, runId, { outcome: totals.failed > 0 ? 'failed' : 'success', ...totals });
+      const durationMs = Date.now() - started;
+      emit({ type: 'run_finished', processed: totals.combinations, failed: totals.failed, durationMs });
+      return { runId, window, ...totals, ripple, durationMs };
+    } catch (err) {
+      await finishRunRecord(session, runId, { outcome: 'failed', error: messageOf(err) }).catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    if (releaseLock) await releaseLock().catch(() => undefined);
+  }
+}
+
+/** Recomputes the improvement of the stored rows on to+1 … to+27 (at most the latest stored day). */
+async function runRipple(
+  session: Session,
+  config: Config,
+  target: { to: string; shard: Shard; runTimestamp: string },
+): Promise<RippleResult | undefined> {
+  const { shard } = target;
+  const end = (await session.query<{ ripple_end: string | null }>(rippleEnd, [target.to, shard.count, shard.index])).rows[0]?.ripple_end;
+  if (end === null || end === undefined) return undefined;
+  const window = await planRange(session, { from: await nextDay(session, target.to), to: end, timezone: config.timezone });
+  const result = await session.query<{ updated: number }>(withIdentifiers(rippleImprovement, { source: config.source }), [
+    ...computeParameters(config, window, shard),
+    target.runTimestamp,
+  ]);
+  return { since: window.since, anchor: window.anchor, updated: result.rows[0]!.updated };
+}
+
+async function nextDay(session: Session, day: string): Promise<string> {
+  return (await session.query<{ day: string }>('select ($1::date + 1)::text as day', [day])).rows[0]!.day;
+}

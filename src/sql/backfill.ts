@@ -1,0 +1,45 @@
+/**
+ * The statements of a backfill beyond the daily write path (which it reuses day by day): the
+ * end of the ripple and the ripple itself (SPEC §7).
+ */
+import { computeSelect, inShard } from './compute.js';
+
+/**
+ * The last day the ripple of a backfill ending at $1 recomputes: $1 + 27 (the improvement
+ * index of day d reads days d−27 … d, SPEC §6), but not beyond the latest stored day of the
+ * shard, so the ripple never reaches days the table does not hold yet. NULL when no row is
+ * stored after $1. $1 the backfill's last day, $2 shard count, $3 shard index.
+ */
+export const rippleEnd = `
+-- max() is at most $1 + 27 by the WHERE clause, and NULL when no row is stored there.
+select max(f.date)::text as ripple_end
+from features_topic_daily f
+where f.date > $1::date and f.date <= $1::date + 27
+  and ${inShard('f.user_id', '$2', '$3')}`;
+
+/**
+ * The ripple: recomputes only `improvement` of the rows already stored on the days after a
+ * backfill, whose 14-day halves read the days it changed. One set-based UPDATE; only rows
+ * whose improvement changes are written (and get the run's timestamp as computed_at). Rows are
+ * neither inserted nor deleted and no other column is touched: those days were not backfilled
+ * (the nightly run or a wider backfill owns them), so a stored row whose combination has no
+ * attempts any more keeps its values.
+ *
+ * It reuses computeSelect as is, so the index is computed by the one definition the daily run
+ * uses (also its exact rounding); the price is that the other aggregates of those days are
+ * computed and thrown away, one range scan of the source over ripple days + 27.
+ * Parameters as computeSelect ($1 first ripple day, $2 last ripple day, $3 time zone, $4 shard
+ * count, $5 shard index), plus $6 the run's timestamp.
+ */
+export const rippleImprovement = `
+with c as (${computeSelect}),
+updated as (
+  update features_topic_daily f
+  set improvement = c.improvement,
+      computed_at = $6::timestamptz
+  from c
+  where f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
+    and f.improvement is distinct from c.improvement
+  returning 1
+)
+select count(*)::int as updated from updated`;

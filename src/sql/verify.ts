@@ -1,0 +1,74 @@
+/**
+ * The verification (issue 6): a fresh computation of a window compared with the stored rows,
+ * in one read-only SELECT (no temporary table, no lock), so it works for a role that may only
+ * SELECT and on a replica, like the dry run.
+ */
+import { computeSelect, inShard } from './compute.js';
+import { rowDiffers } from './write.js';
+
+/** The value columns a difference shows, each as text (NULL stays NULL). */
+export const valueColumns = [
+  'attempts',
+  'correct',
+  'avg_time_ms',
+  'rt_median',
+  'hints',
+  'improvement',
+  'last_seen_at',
+  'theta_estimate',
+  'theta_sd',
+] as const;
+export type ValueColumn = (typeof valueColumns)[number];
+
+/** A JSON object of a row's values as text; `row` is a whole-row reference. Timestamps in UTC. */
+function valuesAsText(row: string): string {
+  const text = (column: ValueColumn) =>
+    column === 'last_seen_at'
+      ? `to_char((${row}).last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+      : `(${row}).${column}::text`;
+  return `json_build_object(${valueColumns.map((c) => `'${c}', ${text(c)}`).join(', ')})`;
+}
+
+/**
+ * Counts the expected (computed) and stored rows of the window and the rows that differ:
+ * `differs` (both exist, a value the job owns differs), `missing` (computed, not stored),
+ * `unexpected` (stored, but the source has no attempts for it). Returns the first $7 of them,
+ * by date, user and topic, with the stored and the expected values as text.
+ * Parameters as computeSelect, plus $6 include_theta (theta columns are compared only when they
+ * are the job's) and $7 the number of differing rows to return.
+ */
+export const verifyWindow = `
+with c as (${computeSelect}),
+f as (
+  select f.user_id, f.topic_id, f.date, f.attempts, f.correct, f.avg_time_ms, f.rt_median, f.hints,
+         f.last_seen_at, f.theta_estimate, f.theta_sd, f.improvement
+  from features_topic_daily f
+  where f.date between $1::date and $2::date
+    and ${inShard('f.user_id', '$4', '$5')}
+),
+drift as (
+  select coalesce(c.user_id, f.user_id) as user_id,
+         coalesce(c.topic_id, f.topic_id) as topic_id,
+         coalesce(c.date, f.date) as date,
+         case when f.user_id is null then 'missing'
+              when c.user_id is null then 'unexpected'
+              else 'differs' end as kind,
+         f as stored_row, c as expected_row
+  from c
+  full join f on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
+  where f.user_id is null or c.user_id is null
+     or ${rowDiffers('f', 'c', '$6::boolean')}
+)
+select (select count(*) from c)::int                          as expected_rows,
+       (select count(*) from f)::int                          as stored_rows,
+       (select count(*) from drift where kind = 'differs')::int    as differs,
+       (select count(*) from drift where kind = 'missing')::int    as missing,
+       (select count(*) from drift where kind = 'unexpected')::int as unexpected,
+       (select coalesce(json_agg(json_build_object(
+                 'user_id', s.user_id, 'topic_id', s.topic_id, 'date', s.date::text, 'kind', s.kind,
+                 'stored', case when s.kind <> 'missing' then ${valuesAsText('s.stored_row')} end,
+                 'expected', case when s.kind <> 'unexpected' then ${valuesAsText('s.expected_row')} end)
+               order by s.date, s.user_id collate "C", s.topic_id collate "C"), '[]'::json)
+        from (select * from drift
+              order by date, user_id collate "C", topic_id collate "C"
+              limit $7::int) s) as sample`;

@@ -1,0 +1,129 @@
+/**
+ * `verify`: recomputes a window without writing and compares it with features_topic_daily.
+ * Operators run it after incidents and weekly (deploy/k8s/base/cronjob-verify.yaml); drift is
+ * reported row by row (capped) and makes the command exit 1. It only reads: no lock, no
+ * temporary table, no run-log row, so a SELECT-only role can run it.
+ */
+import type { Config } from './config.js';
+import type { Session } from './db.js';
+import { withIdentifiers } from './identifiers.js';
+import { applySessionSettings, computeParameters, type Shard } from './job.js';
+import type { Emit } from './log.js';
+import { checkSchema } from './migrate.js';
+import { checkSource } from './source.js';
+import { valueColumns, verifyWindow, type ValueColumn } from './sql/verify.js';
+import { planRange, planWindow, type Window } from './window.js';
+
+export interface VerifyOptions {
+  /** The window's anchor (its since is anchor − AGG_LOOKBACK_DAYS); default yesterday. */
+  readonly date?: string | undefined;
+  /** An explicit range instead of --date (both or neither). */
+  readonly from?: string | undefined;
+  readonly to?: string | undefined;
+  readonly shard?: Shard;
+  /** At most this many differing rows are reported (default 20). */
+  readonly limit?: number;
+}
+
+/** One row that differs between the table and a fresh computation. */
+export interface Difference {
+  readonly userId: string;
+  readonly topicId: string;
+  readonly date: string;
+  /** differs: both exist, values differ; missing: not stored; unexpected: stored without attempts. */
+  readonly kind: 'differs' | 'missing' | 'unexpected';
+  /** The value columns that differ (all of them for missing and unexpected rows). */
+  readonly columns: ValueColumn[];
+  /** Values as text, NULL as null; empty for a missing (stored) or an unexpected (expected) row. */
+  readonly stored: Partial<Record<ValueColumn, string | null>>;
+  readonly expected: Partial<Record<ValueColumn, string | null>>;
+}
+
+export interface VerifySummary {
+  readonly since: string;
+  readonly anchor: string;
+  readonly expectedRows: number;
+  readonly storedRows: number;
+  readonly differs: number;
+  readonly missing: number;
+  readonly unexpected: number;
+  /** How many differing rows are listed. */
+  readonly shown: number;
+}
+
+export interface VerifyResult {
+  readonly window: Window;
+  readonly summary: VerifySummary;
+  readonly differences: Difference[];
+  /** True when any row differs: the CLI exits 1. */
+  readonly drift: boolean;
+  readonly durationMs: number;
+}
+
+interface SampleRow {
+  user_id: string;
+  topic_id: string;
+  date: string;
+  kind: Difference['kind'];
+  stored: Record<ValueColumn, string | null> | null;
+  expected: Record<ValueColumn, string | null> | null;
+}
+
+/** Compares the window with a fresh computation; emits one event per differing row shown and a summary. */
+export async function runVerify(session: Session, config: Config, options: VerifyOptions, emit: Emit): Promise<VerifyResult> {
+  const started = Date.now();
+  const shard = options.shard ?? { index: 1, count: 1 };
+  await checkSchema(session);
+  await checkSource(session, config.source);
+  await applySessionSettings(session, config);
+  const window =
+    options.from !== undefined && options.to !== undefined
+      ? await planRange(session, { from: options.from, to: options.to, timezone: config.timezone })
+      : await planWindow(session, { date: options.date, lookbackDays: config.lookbackDays, timezone: config.timezone });
+
+  const result = await session.query<{
+    expected_rows: number;
+    stored_rows: number;
+    differs: number;
+    missing: number;
+    unexpected: number;
+    sample: SampleRow[];
+  }>(withIdentifiers(verifyWindow, { source: config.source }), [
+    ...computeParameters(config, window, shard),
+    config.includeTheta,
+    options.limit ?? 20,
+  ]);
+  const row = result.rows[0]!;
+  // Theta columns belong to the job only with theta enabled; otherwise they are not compared or shown.
+  const owned = valueColumns.filter((c) => config.includeTheta || (c !== 'theta_estimate' && c !== 'theta_sd'));
+  const differences = row.sample.map((s) => toDifference(s, owned));
+  const summary: VerifySummary = {
+    since: window.since,
+    anchor: window.anchor,
+    expectedRows: row.expected_rows,
+    storedRows: row.stored_rows,
+    differs: row.differs,
+    missing: row.missing,
+    unexpected: row.unexpected,
+    shown: differences.length,
+  };
+  for (const difference of differences) emit({ type: 'verify_difference', difference });
+  emit({ type: 'verify_summary', summary });
+  const drift = row.differs + row.missing + row.unexpected > 0;
+  return { window, summary, differences, drift, durationMs: Date.now() - started };
+}
+
+function toDifference(s: SampleRow, owned: readonly ValueColumn[]): Difference {
+  const pick = (values: Record<ValueColumn, string | null> | null) =>
+    values === null ? {} : Object.fromEntries(owned.map((c) => [c, values[c]]));
+  const columns = s.kind === 'differs' ? owned.filter((c) => s.stored?.[c] !== s.expected?.[c]) : [...owned];
+  return {
+    userId: s.user_id,
+    topicId: s.topic_id,
+    date: s.date,
+    kind: s.kind,
+    columns,
+    stored: pick(s.stored),
+    expected: pick(s.expected),
+  };
+}

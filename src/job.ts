@@ -87,6 +87,7 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
     await checkSchema(session);
     await checkSource(session, config.source);
     const work = computation(config, config.includeTheta ? await checkThetaTables(session) : undefined);
+    for (const message of work.theta?.warnings ?? []) emit({ type: 'message', level: 'warn', message });
     await applySessionSettings(session, config);
     if (!dryRun) releaseLock = await acquireWriterLock(session, shard.index, shard.count);
 

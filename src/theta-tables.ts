@@ -19,6 +19,8 @@ export interface ThetaTables {
   readonly estimates: QualifiedName;
   /** undefined when mirt_ability does not exist: no fallback. */
   readonly mirt: QualifiedName | undefined;
+  /** Missing recommended indexes, as messages for a [WARN] line each. */
+  readonly warnings: readonly string[];
 }
 
 interface TableShape {
@@ -31,6 +33,11 @@ interface TableShape {
 
 const estimatesShape: TableShape = { table: estimatesTable, keys: ['user_id', 'topic_id'], at: 'updated_at' };
 const mirtShape: TableShape = { table: mirtTable, keys: ['user_id'], at: 'fitted_at' };
+
+/** The index a lookup needs: the keys (in any order), then the time column. */
+function recommendedIndex(shape: TableShape): string {
+  return `create index on ${shape.table.name} (${[...shape.keys, shape.at].join(', ')})`;
+}
 
 /**
  * Throws ConfigError unless student_topic_theta exists with the columns of SPEC §2 and is
@@ -46,7 +53,43 @@ export async function checkThetaTables(session: Session): Promise<ThetaTables> {
   await checkShape(session, estimatesShape);
   const mirt = (await exists(session, mirtTable)) ? mirtTable : undefined;
   if (mirt) await checkShape(session, mirtShape);
-  return { estimates: estimatesTable, mirt };
+  const warnings: string[] = [];
+  for (const shape of mirt ? [estimatesShape, mirtShape] : [estimatesShape]) {
+    if (!(await hasLookupIndex(session, shape))) {
+      warnings.push(
+        `${shape.table.name} has no index on (${[...shape.keys, shape.at].join(', ')}): every combination's theta lookup scans the table, ` +
+          `which takes hours on a large one; ask its owner to run \`${recommendedIndex(shape)}\` (docs/theta.md)`,
+      );
+    }
+  }
+  return { estimates: estimatesTable, mirt, warnings };
+}
+
+/**
+ * True when the table has an index that serves the as-of lookup (its leading columns are the
+ * keys in any order, then the time column), or is not a table (a view: its base tables'
+ * indexes are what count, and they are not ours to inspect).
+ */
+async function hasLookupIndex(session: Session, shape: TableShape): Promise<boolean> {
+  const { rows } = await session.query<{ kind: string; indexes: string[] | null }>(
+    `select c.relkind::text as kind,
+            (select array_agg(array_to_string(array(
+                      select a.attname::text
+                      from unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+                      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                      order by k.ord), ','))
+             from pg_index i where i.indrelid = c.oid) as indexes
+     from pg_class c where c.oid = to_regclass($1)`,
+    [shape.table.sql],
+  );
+  const row = rows[0];
+  if (row === undefined || !['r', 'p', 'm'].includes(row.kind)) return true;
+  const keys = [...shape.keys].sort().join(',');
+  return (row.indexes ?? []).some((index) => {
+    const columns = index.split(',');
+    const leading = columns.slice(0, shape.keys.length).sort().join(',');
+    return leading === keys && columns[shape.keys.length] === shape.at;
+  });
 }
 
 async function exists(session: Session, table: QualifiedName): Promise<boolean> {

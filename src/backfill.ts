@@ -13,7 +13,15 @@ import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { ConfigError, messageOf } from './errors.js';
 import { withIdentifiers } from './identifiers.js';
-import { applySessionSettings, computeParameters, writeWindowTransaction, type Counts, type Shard } from './job.js';
+import {
+  applySessionSettings,
+  computeParameters,
+  prepareComputation,
+  writeWindowTransaction,
+  type Computation,
+  type Counts,
+  type Shard,
+} from './job.js';
 import { acquireWriterLock } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
@@ -99,6 +107,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
   try {
     await checkSchema(session);
     await checkSource(session, config.source);
+    const work = await prepareComputation(session, config, emit);
     await applySessionSettings(session, config);
     const current = await today(session, config.timezone);
     if (to > current && !options.allowFuture) {
@@ -122,6 +131,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     });
     emit({ type: 'backfill_started', from, to, days: days.length, shard: `${shard.index}/${shard.count}` });
     try {
+      const summed = ['combinations', 'inserted', 'updated', 'unchanged', 'deleted', 'failed'] as const;
       const totals: Counts = { combinations: 0, inserted: 0, updated: 0, unchanged: 0, deleted: 0, failed: 0 };
       const loopStarted = Date.now();
       for (const [i, day] of days.entries()) {
@@ -129,10 +139,10 @@ export async function runBackfill(session: Session, config: Config, options: Bac
         const counts = await writeWindowTransaction(
           session,
           config,
-          { window: day, shard, runTimestamp, allowEmptySource: options.allowEmptySource ?? false, signal: options.signal },
+          { work, window: day, shard, runTimestamp, allowEmptySource: options.allowEmptySource ?? false, signal: options.signal },
           emit,
         );
-        for (const key of Object.keys(totals) as (keyof Counts)[]) totals[key] += counts[key];
+        for (const key of summed) totals[key] += counts[key];
         const done = i + 1;
         const elapsedMs = Date.now() - loopStarted;
         options.onProgress?.({
@@ -144,7 +154,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
           totals: { ...totals },
         });
       }
-      const ripple = await runRipple(session, config, { to, shard, runTimestamp });
+      const ripple = await runRipple(session, config, { work, to, shard, runTimestamp });
       if (ripple) emit({ type: 'ripple_finished', ...ripple });
       else emit({ type: 'message', level: 'info', message: `Ripple: no stored rows after ${to}; nothing to recompute` });
       emit({ type: 'rows_written', ...totals });
@@ -165,13 +175,13 @@ export async function runBackfill(session: Session, config: Config, options: Bac
 async function runRipple(
   session: Session,
   config: Config,
-  target: { to: string; shard: Shard; runTimestamp: string },
+  target: { work: Computation; to: string; shard: Shard; runTimestamp: string },
 ): Promise<RippleResult | undefined> {
   const { shard } = target;
   const end = (await session.query<{ ripple_end: string | null }>(rippleEnd, [target.to, shard.count, shard.index])).rows[0]?.ripple_end;
   if (end === null || end === undefined) return undefined;
   const window = await planRange(session, { from: await nextDay(session, target.to), to: end, timezone: config.timezone });
-  const result = await session.query<{ updated: number }>(withIdentifiers(rippleImprovement, { source: config.source }), [
+  const result = await session.query<{ updated: number }>(withIdentifiers(rippleImprovement(target.work.plan), target.work.identifiers), [
     ...computeParameters(config, window, shard),
     target.runTimestamp,
   ]);

@@ -1,7 +1,8 @@
 /**
- * The demo: an embedded database with generated attempts, migrated, aggregated, shown; then
- * late-arriving attempts and a second run that picks them up. Zero setup: README's first
- * command.
+ * The demo: an embedded database with generated attempts and a theta history derived from
+ * them, migrated, aggregated, shown; then late-arriving attempts and a second run that picks
+ * them up. Zero setup: README's first command. With AGG_INCLUDE_THETA=true the theta columns
+ * are filled from the generated estimates.
  */
 import type { Config } from './config.js';
 import type { Session } from './db.js';
@@ -11,7 +12,15 @@ import { parseQualifiedName } from './identifiers.js';
 import { runDaily, type RunResult } from './job.js';
 import type { Emit } from './log.js';
 import { migrate } from './migrate.js';
-import { createDemoHash, insertDemoAttempts, insertLateAttempts } from './sql/demo-data.js';
+import {
+  createDemoHash,
+  createDemoThetaTables,
+  indexDemoThetaTables,
+  insertDemoAttempts,
+  insertDemoEstimates,
+  insertDemoMirt,
+  insertLateAttempts,
+} from './sql/demo-data.js';
 
 export interface DemoOptions {
   readonly students: number;
@@ -24,6 +33,8 @@ export interface DemoOptions {
 
 export interface DemoResult {
   readonly attempts: number;
+  /** Rows generated in student_topic_theta. */
+  readonly estimates: number;
   readonly first: RunResult;
   readonly second: RunResult;
 }
@@ -51,6 +62,16 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   await session.query('analyze attempt');
   options.print(`[demo] ${attempts} attempts generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
+  const t1 = Date.now();
+  await session.query(createDemoThetaTables);
+  const estimates = (await session.query(insertDemoEstimates, [config.timezone])).rowCount ?? 0;
+  const fits = (await session.query(insertDemoMirt, [options.students, options.days, options.lastDay, config.timezone])).rowCount ?? 0;
+  await session.query(indexDemoThetaTables);
+  options.print(
+    `[demo] ${estimates} ability estimates in student_topic_theta and ${fits} weekly fits in mirt_ability generated in ${((Date.now() - t1) / 1000).toFixed(1)} s` +
+      (config.includeTheta ? '' : ' (set AGG_INCLUDE_THETA=true to fill the theta columns)'),
+  );
+
   options.print(`[demo] running the daily job for anchor ${options.lastDay} (lookback ${config.lookbackDays} days) …`);
   const first = await runDaily(session, config, { date: options.lastDay }, emit);
 
@@ -58,13 +79,13 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
   const second = await runDaily(session, config, { date: options.lastDay }, emit);
   await printSample(session, options);
-  return { attempts, first, second };
+  return { attempts, estimates, first, second };
 }
 
 async function printSample(session: Session, options: DemoOptions): Promise<void> {
   const sample = await session.query<Record<string, unknown>>(
     `select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
-            theta_estimate, improvement
+            theta_estimate, theta_sd, improvement
      from features_topic_daily
      where date = $1::date
      order by user_id, topic_id

@@ -6,6 +6,7 @@
  * statement; the narrowing costs O(k · log n) statements for k bad students.
  */
 import type { Config } from './config.js';
+import type { Computation } from './job.js';
 import type { Session } from './db.js';
 import { messageOf, sqlState } from './errors.js';
 import { withIdentifiers } from './identifiers.js';
@@ -44,12 +45,16 @@ interface Scope {
 export async function computeIsolated(
   session: Session,
   config: Config,
+  work: Computation,
   window: Window,
   params: readonly unknown[],
   checkpoint: () => void,
 ): Promise<FailedCombination[]> {
-  const wholeWindow = withIdentifiers(insertComputed, { source: config.source });
-  const scoped = withIdentifiers(insertComputed, { source: scopedSource(config.source, params.length + 1) });
+  const wholeWindow = withIdentifiers(insertComputed(work.plan), work.identifiers);
+  const scoped = withIdentifiers(insertComputed(work.plan), {
+    ...work.identifiers,
+    source: scopedSource(config.source, params.length + 1),
+  });
 
   const attempt = async (statement: string, values: readonly unknown[]): Promise<unknown> => {
     checkpoint();

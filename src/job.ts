@@ -7,14 +7,16 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { RunFailedError, RunStoppedError, messageOf } from './errors.js';
-import { withIdentifiers } from './identifiers.js';
+import { withIdentifiers, type QualifiedName } from './identifiers.js';
 import { acquireWriterLock } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, lastSuccessAnchor, startRunRecord } from './run-log.js';
 import { checkSource } from './source.js';
 import { computeIsolated, upsertIsolated } from './isolate.js';
-import { countStored, createComputedTable, createFailedTable, deleteStale, dryRunCounts } from './sql/write.js';
+import type { ComputePlan } from './sql/compute.js';
+import { countSkippedEstimates, countStored, createComputedTable, createFailedTable, deleteStale, dryRunCounts } from './sql/write.js';
+import { checkThetaTables, type ThetaTables } from './theta-tables.js';
 import { planWindow, type Window } from './window.js';
 
 export interface Shard {
@@ -45,6 +47,43 @@ export interface RunResult {
   readonly deleted: number;
   readonly failed: number;
   readonly durationMs: number;
+  /**
+   * With theta enabled: the invalid estimates (SPEC §5) in the history of the window's
+   * (user, topic) pairs up to the end of the anchor day, by table (mirt_ability: of the
+   * window's users; 0 when it does not exist). Undefined with theta disabled.
+   */
+  readonly skippedEstimates?: SkippedEstimates;
+}
+
+export interface SkippedEstimates {
+  readonly studentTopicTheta: number;
+  readonly mirtAbility: number;
+}
+
+/** What a run computes and reads: the variant of the computation and its tables. */
+export interface Computation {
+  readonly plan: ComputePlan;
+  readonly identifiers: Record<string, QualifiedName>;
+  readonly theta: ThetaTables | undefined;
+}
+
+export function computation(config: Config, theta: ThetaTables | undefined): Computation {
+  if (theta === undefined) return { plan: {}, identifiers: { source: config.source }, theta };
+  return {
+    plan: { theta: { mirt: theta.mirt !== undefined, thetaMode: config.improvementMode === 'theta' } },
+    identifiers: { source: config.source, theta: theta.estimates, ...(theta.mirt ? { mirt: theta.mirt } : {}) },
+    theta,
+  };
+}
+
+/**
+ * Checks the theta tables when theta is enabled (exit 2 when missing), warns about what the
+ * check found (a missing lookup index, say) and returns what the run computes and reads.
+ */
+export async function prepareComputation(session: Session, config: Config, emit: Emit): Promise<Computation> {
+  const work = computation(config, config.includeTheta ? await checkThetaTables(session) : undefined);
+  for (const message of work.theta?.warnings ?? []) emit({ type: 'message', level: 'warn', message });
+  return work;
 }
 
 /**
@@ -60,6 +99,7 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
   try {
     await checkSchema(session);
     await checkSource(session, config.source);
+    const work = await prepareComputation(session, config, emit);
     await applySessionSettings(session, config);
     if (!dryRun) releaseLock = await acquireWriterLock(session, shard.index, shard.count);
 
@@ -78,12 +118,12 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
         fields: { requested_since: window.requestedSince, since: window.since },
       });
     }
-    const counts = dryRun
-      ? await dryRunWindow(session, config, computeParameters(config, window, shard), window, emit)
-      : await writeWindow(session, config, { ...options, shard, runId }, window, emit);
+    const { skippedEstimates, ...counts } = dryRun
+      ? await dryRunWindow(session, work, computeParameters(config, window, shard), window, emit)
+      : await writeWindow(session, config, work, { ...options, shard, runId }, window, emit);
     const durationMs = Date.now() - started;
     emit({ type: 'run_finished', processed: counts.combinations, failed: counts.failed, durationMs });
-    return { runId, window, ...counts, durationMs };
+    return { runId, window, ...counts, durationMs, ...(skippedEstimates ? { skippedEstimates } : {}) };
   } finally {
     if (releaseLock) await releaseLock().catch(() => undefined);
   }
@@ -97,6 +137,7 @@ export interface Counts {
   unchanged: number;
   deleted: number;
   failed: number;
+  skippedEstimates?: SkippedEstimates | undefined;
 }
 
 /** Throws RunStoppedError once the run was asked to stop (SIGTERM): the caller rolls back. */
@@ -113,10 +154,15 @@ export function computeParameters(config: Config, window: Window, shard: Shard):
   return [window.since, window.anchor, config.timezone, shard.count, shard.index];
 }
 
-/** Session settings of a run: memory for sorts and hashes, and a bound on every statement. */
+/**
+ * Session settings of a run: memory for sorts and hashes, bounds on every statement and lock
+ * wait, and float output as the shortest exact text (the PostgreSQL 12+ default; set because
+ * theta read from double precision columns is taken as that text, see sql/theta.ts).
+ */
 export async function applySessionSettings(session: Session, config: Config): Promise<void> {
   if (config.workMem !== undefined) await session.query("select set_config('work_mem', $1, false)", [config.workMem]);
   await session.query("select set_config('statement_timeout', $1, false)", [String(config.statementTimeoutMs)]);
+  await session.query("select set_config('extra_float_digits', '1', false)");
   await session.query("select set_config('lock_timeout', $1, false)", [String(config.lockTimeoutMs)]);
   // A client killed mid-statement (kill -9) must not leave its statement, and with it the
   // writer lock, running on the server until it ends: check the client every 250 ms (PG 14+).
@@ -125,21 +171,32 @@ export async function applySessionSettings(session: Session, config: Config): Pr
   );
 }
 
-async function dryRunWindow(session: Session, config: Config, params: unknown[], window: Window, emit: Emit): Promise<Counts> {
-  const result = await session.query<Counts>(withIdentifiers(dryRunCounts, { source: config.source }), [...params, config.includeTheta]);
-  const counts = { ...result.rows[0]!, failed: 0 };
+function emitSkipped(emit: Emit, work: Computation, skipped: SkippedEstimates | undefined): void {
+  if (skipped === undefined) return;
+  emit({ type: 'theta_skipped', ...skipped, mirtFallback: work.theta?.mirt !== undefined });
+}
+
+async function dryRunWindow(session: Session, work: Computation, params: unknown[], window: Window, emit: Emit): Promise<Counts> {
+  const result = await session.query<
+    Omit<Counts, 'skippedEstimates'> & { skipped_student_topic_theta: number | null; skipped_mirt_ability: number | null }
+  >(withIdentifiers(dryRunCounts(work.plan), work.identifiers), [...params, work.theta !== undefined]);
+  const { skipped_student_topic_theta: studentTopicTheta, skipped_mirt_ability: mirtAbility, ...rest } = result.rows[0]!;
+  const counts = { ...rest, failed: 0 };
+  const skippedEstimates = work.theta ? { studentTopicTheta: studentTopicTheta ?? 0, mirtAbility: mirtAbility ?? 0 } : undefined;
   if (counts.combinations === 0 && counts.deleted === 0) {
     emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
-    return counts;
+    return { ...counts, skippedEstimates };
   }
   emit({ type: 'run_started', combinations: counts.combinations, since: window.since, anchor: window.anchor, dryRun: true });
+  if (counts.combinations > 0) emitSkipped(emit, work, skippedEstimates);
   emit({ type: 'dry_run_counts', ...counts });
-  return counts;
+  return { ...counts, skippedEstimates };
 }
 
 async function writeWindow(
   session: Session,
   config: Config,
+  work: Computation,
   options: RunOptions & { shard: Shard; runId: string },
   window: Window,
   emit: Emit,
@@ -148,16 +205,18 @@ async function writeWindow(
   await startRunRecord(session, { runId: options.runId, command: 'run', shard: options.shard, window, config, startedAt: runTimestamp });
   try {
     const target = {
+      work,
       window,
       shard: options.shard,
       runTimestamp,
       allowEmptySource: options.allowEmptySource ?? false,
       signal: options.signal,
     };
-    const counts = await writeWindowTransaction(session, config, target, emit, ({ combinations, emptyWindow }) => {
+    const counts = await writeWindowTransaction(session, config, target, emit, ({ combinations, emptyWindow, skippedEstimates }) => {
       if (emptyWindow) emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
       if (combinations > 0) {
         emit({ type: 'run_started', combinations, since: window.since, anchor: window.anchor, dryRun: false });
+        emitSkipped(emit, work, skippedEstimates);
       }
     });
     if (counts.combinations > 0 || counts.deleted > 0) emit({ type: 'rows_written', ...counts });
@@ -171,6 +230,8 @@ async function writeWindow(
 
 /** Where and how writeWindowTransaction writes. */
 export interface WriteTarget {
+  /** What is computed and read (see prepareComputation). */
+  readonly work: Computation;
   readonly window: Window;
   readonly shard: Shard;
   /** computed_at of every row the transaction inserts or changes. */
@@ -193,16 +254,16 @@ export async function writeWindowTransaction(
   config: Config,
   target: WriteTarget,
   emit: Emit,
-  onStaged?: (staged: { combinations: number; emptyWindow: boolean }) => void,
+  onStaged?: (staged: { combinations: number; emptyWindow: boolean; skippedEstimates: SkippedEstimates | undefined }) => void,
 ): Promise<Counts> {
-  const { window, shard } = target;
+  const { window, shard, work } = target;
   const checkpoint = () => throwIfStopped(target.signal);
   try {
     await session.query('begin');
     const params = computeParameters(config, window, shard);
-    await session.query(withIdentifiers(createComputedTable, { source: config.source }), params);
+    await session.query(withIdentifiers(createComputedTable(work.plan), work.identifiers), params);
     await session.query(createFailedTable);
-    const failures = await computeIsolated(session, config, window, params, checkpoint);
+    const failures = await computeIsolated(session, config, work, window, params, checkpoint);
     if (failures.length > 0) {
       await session.query('insert into agg_failed select * from unnest($1::text[], $2::text[], $3::date[])', [
         failures.map((f) => f.userId),
@@ -226,11 +287,18 @@ export async function writeWindowTransaction(
       }
       emptyWindow = stored === 0;
     }
-    onStaged?.({ combinations, emptyWindow });
+    let skippedEstimates: SkippedEstimates | undefined;
+    if (work.theta) {
+      const skipped = withIdentifiers(countSkippedEstimates({ mirt: work.theta.mirt !== undefined }), work.identifiers);
+      const row = (await session.query<{ student_topic_theta: number; mirt_ability: number }>(skipped, [window.anchor, config.timezone]))
+        .rows[0]!;
+      skippedEstimates = { studentTopicTheta: row.student_topic_theta, mirtAbility: row.mirt_ability };
+    }
+    onStaged?.({ combinations, emptyWindow, skippedEstimates });
     checkpoint();
     const deleted = (await session.query<{ deleted: number }>(deleteStale, shardParams)).rows[0]!.deleted;
     checkpoint();
-    const written = await upsertIsolated(session, target.runTimestamp, config.includeTheta, checkpoint);
+    const written = await upsertIsolated(session, target.runTimestamp, work.theta !== undefined, checkpoint);
     for (const f of written.failures)
       emit({ type: 'combination_failed', userId: f.userId, topicId: f.topicId, date: f.date, error: f.error });
     const counts = {
@@ -240,6 +308,7 @@ export async function writeWindowTransaction(
       unchanged: computed - written.inserted - written.updated - written.failures.length,
       deleted,
       failed: failures.length + written.failures.length,
+      skippedEstimates,
     };
     if (config.debug) await emitDebugRows(session, emit);
     checkpoint();

@@ -11,6 +11,7 @@ export type RunEvent =
   | { type: 'no_combinations'; lookbackDays: number }
   | { type: 'rows_written'; inserted: number; updated: number; unchanged: number; deleted: number }
   | { type: 'dry_run_counts'; inserted: number; updated: number; unchanged: number; deleted: number }
+  | { type: 'theta_skipped'; studentTopicTheta: number; mirtAbility: number; mirtFallback: boolean }
   | { type: 'combination_failed'; userId: string; topicId: string; date: string; error: string }
   | { type: 'combination_debug'; row: Record<string, unknown> }
   | { type: 'run_finished'; processed: number; failed: number; durationMs: number }
@@ -62,6 +63,19 @@ export function describe(event: RunEvent): { level: Level; message: string; fiel
         level: 'info',
         message: `Dry run, nothing written: would_insert=${inserted}, would_update=${updated}, unchanged=${unchanged}, would_delete=${deleted}`,
         fields: { would_insert: inserted, would_update: updated, unchanged, would_delete: deleted },
+      };
+    }
+    case 'theta_skipped': {
+      const skipped = event.studentTopicTheta + event.mirtAbility;
+      return {
+        level: 'info',
+        message: `Theta: skipped ${skipped} invalid estimates (NULL, NaN, infinite or out of numeric(6,3) range)`,
+        fields: {
+          skipped,
+          student_topic_theta: event.studentTopicTheta,
+          mirt_ability: event.mirtAbility,
+          mirt_fallback: event.mirtFallback,
+        },
       };
     }
     case 'combination_failed':

@@ -7,7 +7,7 @@
 import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { withIdentifiers } from './identifiers.js';
-import { applySessionSettings, computeParameters, type Shard } from './job.js';
+import { applySessionSettings, computeParameters, prepareComputation, type Shard } from './job.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { checkSource } from './source.js';
@@ -75,6 +75,7 @@ export async function runVerify(session: Session, config: Config, options: Verif
   const shard = options.shard ?? { index: 1, count: 1 };
   await checkSchema(session);
   await checkSource(session, config.source);
+  const work = await prepareComputation(session, config, emit);
   await applySessionSettings(session, config);
   const window =
     options.from !== undefined && options.to !== undefined
@@ -88,7 +89,7 @@ export async function runVerify(session: Session, config: Config, options: Verif
     missing: number;
     unexpected: number;
     sample: SampleRow[];
-  }>(withIdentifiers(verifyWindow, { source: config.source }), [
+  }>(withIdentifiers(verifyWindow(work.plan), work.identifiers), [
     ...computeParameters(config, window, shard),
     config.includeTheta,
     options.limit ?? 20,

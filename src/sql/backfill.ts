@@ -2,7 +2,7 @@
  * The statements of a backfill beyond the daily write path (which it reuses day by day): the
  * end of the ripple and the ripple itself (SPEC §7).
  */
-import { computeSelect, inShard } from './compute.js';
+import { computeSelect, inShard, type ComputePlan } from './compute.js';
 
 /**
  * The last day the ripple of a backfill ending at $1 recomputes: $1 + 27 (the improvement
@@ -31,8 +31,9 @@ where f.date > $1::date and f.date <= $1::date + 27
  * Parameters as computeSelect ($1 first ripple day, $2 last ripple day, $3 time zone, $4 shard
  * count, $5 shard index), plus $6 the run's timestamp.
  */
-export const rippleImprovement = `
-with c as (${computeSelect}),
+export function rippleImprovement(plan: ComputePlan): string {
+  return `
+with c as (${computeSelect(plan)}),
 updated as (
   update features_topic_daily f
   set improvement = c.improvement,
@@ -43,3 +44,4 @@ updated as (
   returning 1
 )
 select count(*)::int as updated from updated`;
+}

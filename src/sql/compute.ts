@@ -1,6 +1,6 @@
 /**
- * The aggregation (SPEC §4 and the accuracy index of §6) as one SELECT over every
- * (user, topic, day) combination of the window at once.
+ * The aggregation (SPEC §4, theta as of each day of §5, and the improvement index of §6) as
+ * one SELECT over every (user, topic, day) combination of the window at once.
  *
  * Parameters: $1 since (date), $2 anchor (date), $3 time zone (IANA name), $4 shard count,
  * $5 shard index (1-based; 1 of 1 for an unsharded run).
@@ -20,14 +20,50 @@
  *   Whenever the true value is a rational number (s an integer) this is exact to the last
  *   digit, also exactly on a rounding boundary such as 0.0005; a literal evaluation in
  *   doubles or 16-digit decimals is not.
+ * - Theta (only when enabled: its tables may not exist otherwise) is joined to the window's
+ *   combinations by LATERAL lookups of the latest valid estimate before the end of each day;
+ *   see theta.ts. The theta improvement falls back to the accuracy formula per combination.
  * - Students are split into shards by a stable hash of user_id (md5, the same on every
  *   PostgreSQL version), so N shards together compute exactly the unsharded rows.
+ */
+import { thetaColumns, thetaImprovement, thetaJoins } from './theta.js';
+
+/**
+ * True when the user of `userIdColumn` belongs to shard `indexParam` of `countParam` (a
+ * stable hash of user_id, so shards split students the same way on every run and version).
  */
 export function inShard(userIdColumn: string, countParam: string, indexParam: string): string {
   return `(${countParam}::int = 1 or mod(('x' || substr(md5(${userIdColumn}), 1, 8))::bit(32)::bigint, ${countParam}::int) = ${indexParam}::int - 1)`;
 }
 
-export const computeSelect = `
+/** Which variant of the computation a run needs. */
+export interface ComputePlan {
+  /** Theta enabled (SPEC §5); undefined when disabled. */
+  readonly theta?: {
+    /** mirt_ability exists: the user-level fallback. */
+    readonly mirt: boolean;
+    /** AGG_IMPROVEMENT_MODE=theta. */
+    readonly thetaMode: boolean;
+  };
+}
+
+/** The improvement index of §6 by the accuracy formula, from a row `h` of `halves`. */
+const accuracyImprovement = `case when h.n_r > 0 and h.n_p > 0 then
+         round(greatest(-1, least(1,
+           ((h.c_r * h.n_p - h.c_p * h.n_r) * least(h.n_r, 30)
+             * (100 * h.n_r * h.n_r - least(50 * h.n_r * h.n_r, 196 * sqrt((h.c_r * (h.n_r - h.c_r) * h.n_r)::numeric(1000, 40)))))
+           / (h.n_r * h.n_p * 3000 * h.n_r * h.n_r))), 3)
+       end`;
+
+/**
+ * The computation for `plan`. Placeholders: {{source}}, and with theta {{theta}} (and
+ * {{mirt}} when it exists).
+ */
+export function computeSelect(plan: ComputePlan = {}): string {
+  const theta = plan.theta;
+  const columns = theta ? thetaColumns(theta) : { estimate: 'null', sd: 'null' };
+  const improvement = theta?.thetaMode ? thetaImprovement(accuracyImprovement) : accuracyImprovement;
+  return `
 with attempts as (
   select student_id::text as user_id,
          topic_id::text   as topic_id,
@@ -67,16 +103,13 @@ halves as (
          previous as (partition by user_id, topic_id order by day
                       range between '27 days' preceding and '14 days' preceding)
 )
-select user_id, topic_id, day as date,
-       attempts, correct, avg_time_ms, rt_median, hints, last_seen_at,
-       null::numeric(6,3) as theta_estimate,
-       null::numeric(6,3) as theta_sd,
-       case when n_r > 0 and n_p > 0 then
-         round(greatest(-1, least(1,
-           ((c_r * n_p - c_p * n_r) * least(n_r, 30)
-             * (100 * n_r * n_r - least(50 * n_r * n_r, 196 * sqrt((c_r * (n_r - c_r) * n_r)::numeric(1000, 40)))))
-           / (n_r * n_p * 3000 * n_r * n_r))), 3)
-       end::numeric(6,3) as improvement
-from halves
-where day >= $1::date
+select h.user_id, h.topic_id, h.day as date,
+       h.attempts, h.correct, h.avg_time_ms, h.rt_median, h.hints, h.last_seen_at,
+       (${columns.estimate})::numeric(6,3) as theta_estimate,
+       (${columns.sd})::numeric(6,3) as theta_sd,
+       (${improvement})::numeric(6,3) as improvement
+from halves h
+${theta ? thetaJoins(theta) : ''}
+where h.day >= $1::date
 `;
+}

@@ -84,3 +84,99 @@ from attempt
 where completed_at >= (($1::date - 2)::timestamp at time zone $2::text)
   and completed_at <  (($1::date + 1)::timestamp at time zone $2::text)
   and pg_temp.h(extract(epoch from completed_at)::bigint) < 0.03`;
+
+/**
+ * The ability-estimate tables of another (IRT) job, as the demo's stand-in: topic-level
+ * estimates in double precision (as a Python estimator writes them) and the user-level
+ * fallback in numeric, each with the index docs/theta.md recommends.
+ */
+export const createDemoThetaTables = `
+drop table if exists student_topic_theta;
+drop table if exists mirt_ability;
+create table student_topic_theta (
+  user_id    text not null,
+  topic_id   text not null,
+  theta      double precision,
+  se         double precision,
+  updated_at timestamptz not null
+);
+create table mirt_ability (
+  user_id   text not null,
+  theta     numeric,
+  se        numeric,
+  fitted_at timestamptz not null
+)`;
+
+export const indexDemoThetaTables = `
+create index on student_topic_theta (user_id, topic_id, updated_at);
+create index on mirt_ability (user_id, fitted_at);
+analyze student_topic_theta;
+analyze mirt_ability`;
+
+/**
+ * A theta history derived from the attempts, so it tells the same story: after about half of
+ * a student's practice days on a topic the estimator re-fits (user, topic) from all answers
+ * so far, 20 minutes to 8 hours after the day's last answer (so late sessions produce
+ * estimates dated the next day, and the last day's estimates often fall after the anchor).
+ * theta is the logit of the smoothed accuracy plus noise, se ≈ 1/√information. Also: 8% of
+ * fits write a second estimate minutes later (several per day), 1% a duplicate at the same
+ * instant with a higher theta (a tie), and a few bad rows: NaN, NULL and out-of-range thetas,
+ * NULL, negative and NaN se. $1 time zone.
+ */
+export const insertDemoEstimates = `
+with daily as (
+  select student_id, topic_id, (completed_at at time zone $1::text)::date as day,
+         count(correct) as answered, count(*) filter (where correct) as correct,
+         max(completed_at) as last_at
+  from attempt
+  where topic_id <> ''
+  group by student_id, topic_id, day
+),
+fits as (
+  select student_id, topic_id, last_at,
+         (sum(correct) over w + 1)::float8 / (sum(answered) over w + 2) as p,
+         sum(answered) over w as n,
+         pg_temp.h(extract(epoch from last_at)::bigint) as r1,
+         pg_temp.h(extract(epoch from last_at)::bigint + 7777777) as r2
+  from daily
+  window w as (partition by student_id, topic_id order by day)
+),
+estimates as (
+  select student_id, topic_id, r1, r2,
+         last_at + interval '20 minutes' + r2 * interval '8 hours' as updated_at,
+         ln(p / (1 - p)) + (r1 - 0.5) * 0.4 as theta,
+         1 / sqrt(n * p * (1 - p) + 0.5) as se
+  from fits
+  where r1 < 0.5
+)
+insert into student_topic_theta (user_id, topic_id, theta, se, updated_at)
+select student_id, topic_id,
+       case when r2 < 0.004 then 'NaN'::float8
+            when r2 < 0.007 then null
+            when r2 < 0.009 then 1e6
+            else theta end,
+       case when r2 between 0.5 and 0.53 then null
+            when r2 between 0.6 and 0.605 then -1
+            when r2 between 0.7 and 0.702 then 'NaN'::float8
+            else se end,
+       updated_at
+from estimates
+union all
+select student_id, topic_id, theta + 0.03, se * 0.98, updated_at + interval '5 minutes'
+from estimates where r1 < 0.04
+union all
+select student_id, topic_id, theta + 0.05, se, updated_at
+from estimates where r1 between 0.04 and 0.045`;
+
+/**
+ * Weekly user-level fits (the fallback for topics a student has no estimate of yet): every
+ * 7 days at 03:00, from the student's overall skill plus a slow drift. $1 students, $2 days,
+ * $3 last day, $4 time zone.
+ */
+export const insertDemoMirt = `
+insert into mirt_ability (user_id, theta, se, fitted_at)
+select 'student-' || lpad(s::text, 5, '0'),
+       round((3 * (pg_temp.h(s + 3333333) - 0.5) + 0.02 * ($2::int - d) / 7 + 0.2 * (pg_temp.h(s * 31 + d) - 0.5))::numeric, 6),
+       round((0.25 + 0.1 * pg_temp.h(s * 37 + d))::numeric, 6),
+       (($3::date - d)::timestamp + interval '3 hours') at time zone $4::text
+from generate_series(1, $1::int) s, generate_series(0, $2::int - 1, 7) d`;

@@ -3,7 +3,7 @@
  * in one read-only SELECT (no temporary table, no lock), so it works for a role that may only
  * SELECT and on a replica, like the dry run.
  */
-import { computeSelect, inShard } from './compute.js';
+import { computeSelect, inShard, type ComputePlan } from './compute.js';
 import { rowDiffers } from './write.js';
 
 /** The value columns a difference shows, each as text (NULL stays NULL). */
@@ -37,8 +37,9 @@ function valuesAsText(row: string): string {
  * Parameters as computeSelect, plus $6 include_theta (theta columns are compared only when they
  * are the job's) and $7 the number of differing rows to return.
  */
-export const verifyWindow = `
-with c as (${computeSelect}),
+export function verifyWindow(plan: ComputePlan): string {
+  return `
+with c as (${computeSelect(plan)}),
 f as (
   select f.user_id, f.topic_id, f.date, f.attempts, f.correct, f.avg_time_ms, f.rt_median, f.hints,
          f.last_seen_at, f.theta_estimate, f.theta_sd, f.improvement
@@ -72,3 +73,4 @@ select (select count(*) from c)::int                          as expected_rows,
         from (select * from drift
               order by date, user_id collate "C", topic_id collate "C"
               limit $7::int) s) as sample`;
+}

@@ -3,7 +3,8 @@
  * temporary table `agg_computed` (one row per combination, columns of the output table) that
  * the run fills from `computeSelect` inside its transaction.
  */
-import { computeSelect, inShard } from './compute.js';
+import { computeSelect, inShard, type ComputePlan } from './compute.js';
+import { skippedEstimatesSelect } from './theta.js';
 
 /**
  * True when a stored row `f` differs from a computed row `c` in any value the job owns.
@@ -21,18 +22,30 @@ export function rowDiffers(f: string, c: string, includeThetaParam: string): str
  * agg_failed (combinations that could not be computed: their stored rows are left alone).
  * Parameters as computeSelect.
  */
-export const createComputedTable = `
+export function createComputedTable(plan: ComputePlan): string {
+  return `
 create temporary table agg_computed on commit drop as
-${computeSelect}
+${computeSelect(plan)}
 with no data`;
+}
 
 export const createFailedTable = `
 create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`;
 
 /** Computes combinations into agg_computed. Parameters as computeSelect. */
-export const insertComputed = `
+export function insertComputed(plan: ComputePlan): string {
+  return `
 insert into agg_computed
-${computeSelect}`;
+${computeSelect(plan)}`;
+}
+
+/**
+ * With theta enabled: the invalid estimates skipped for the staged combinations (see
+ * skippedEstimatesSelect). $1 anchor, $2 time zone.
+ */
+export function countSkippedEstimates(plan: { mirt: boolean }): string {
+  return skippedEstimatesSelect('agg_computed', plan, { anchor: '$1', timezone: '$2' });
+}
 
 /**
  * Deletes the window's rows whose combination has no attempts any more (SPEC §7), only in
@@ -96,11 +109,16 @@ from upserted`;
 
 /**
  * The dry run in one read-only SELECT (no temporary table, so it also works in a read-only
- * transaction or on a replica): what a run would insert, update, leave and delete.
- * Parameters as computeSelect, plus $6 include_theta.
+ * transaction or on a replica): what a run would insert, update, leave and delete, and with
+ * theta the invalid estimates it would skip. Parameters as computeSelect, plus $6 include_theta.
  */
-export const dryRunCounts = `
-with c as (${computeSelect}),
+export function dryRunCounts(plan: ComputePlan): string {
+  const skipped = plan.theta
+    ? `skipped as (${skippedEstimatesSelect('c', plan.theta, { anchor: '$2', timezone: '$3' })}),`
+    : `skipped as (select null::int as student_topic_theta, null::int as mirt_ability),`;
+  return `
+with c as (${computeSelect(plan)}),
+${skipped}
 compared as (
   select f.user_id is null as is_new, ${rowDiffers('f', 'c', '$6::boolean')} as differs
   from c
@@ -117,5 +135,8 @@ select count(*)::int                                          as combinations,
           and ${inShard('f.user_id', '$4', '$5')}
           and not exists (select 1 from c
                           where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
-       ) as deleted
+       ) as deleted,
+       (select student_topic_theta from skipped) as skipped_student_topic_theta,
+       (select mirt_ability from skipped) as skipped_mirt_ability
 from compared`;
+}

@@ -1,0 +1,192 @@
+/**
+ * How the theta lookup scales (docs/theta.md, "Performance"): generates the demo's attempts
+ * and theta history for many students on a PostgreSQL server (or reuses them), then prints
+ * EXPLAIN ANALYZE timings (3 runs each) of:
+ * - the whole computation without theta, with the as-of lookups, and with theta mode;
+ * - the theta part alone, over the window's combinations materialised first (the whole
+ *   computation is dominated by the attempts aggregate, whose run-to-run noise hides the
+ *   lookups): LATERAL lookups, and the window-function alternative that was considered;
+ * - the skipped-estimate count;
+ * - the lookups without the recommended indexes (BENCH_NO_INDEX=1; slow: a scan per combination).
+ *
+ *   BENCH_DATABASE_URL=postgres://root@127.0.0.1:5432/afd_bench_theta BENCH_STUDENTS=16000 npx tsx bench/theta-lookup.ts
+ *
+ * The database must exist; its tables attempt, student_topic_theta and mirt_ability are
+ * replaced when BENCH_REGENERATE=1 or when they are missing. BENCH_OLD_ESTIMATES=N adds N
+ * older estimates per (user, topic), one every 14 days before its first (long histories).
+ * BENCH_PLANS=1 prints the plans.
+ */
+import pg from 'pg';
+import { ensureAttemptTable } from '../src/attempt-table.js';
+import { parseQualifiedName, withIdentifiers } from '../src/identifiers.js';
+import { migrate } from '../src/migrate.js';
+import { computeSelect } from '../src/sql/compute.js';
+import {
+  createDemoHash,
+  createDemoThetaTables,
+  indexDemoThetaTables,
+  insertDemoAttempts,
+  insertDemoEstimates,
+  insertDemoMirt,
+} from '../src/sql/demo-data.js';
+import { skippedEstimatesSelect, startOfDay, thetaColumns, thetaJoins, validTheta } from '../src/sql/theta.js';
+
+const url = process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/afd_bench_theta';
+const students = Number(process.env.BENCH_STUDENTS ?? 16000);
+const days = 35;
+const lastDay = '2025-11-01';
+const since = '2025-10-25';
+const timezone = 'UTC';
+
+const identifiers = {
+  source: parseQualifiedName('attempt', 'table'),
+  theta: parseQualifiedName('student_topic_theta', 'table'),
+  mirt: parseQualifiedName('mirt_ability', 'table'),
+};
+
+/**
+ * The alternative: the as-of estimate by window functions over one timeline per (user,
+ * topic) of the window's combinations (at the start of d+1) and all valid estimates before
+ * the end of the anchor day, carrying the last estimate forward. No index needed, but it
+ * reads and sorts the whole history of every pair in the window.
+ */
+const windowVariant = `
+with combos as (select * from combos_bench where day between $1::date and $2::date),
+estimates as (
+  select s.user_id::text as user_id, s.topic_id::text as topic_id, s.updated_at as at,
+         s.theta::text::numeric as theta_exact,
+         case when s.se::text::numeric >= 0 and round(s.se::text::numeric, 3) < 1000 then s.se::text::numeric end as se_exact
+  from {{theta}} s
+  where s.updated_at < (($2::date + 1)::timestamp at time zone $3::text) and ${validTheta('s')}
+    and (s.user_id::text, s.topic_id::text) in (select user_id, topic_id from combos)
+),
+timeline as (
+  select user_id, topic_id, at as key, 1 as kind, theta_exact, se_exact, null::date as day from estimates
+  union all
+  select user_id, topic_id, ${startOfDay('day + 1')}, 0, null, null, day from combos
+),
+carried as (
+  select *, count(*) filter (where kind = 1) over (partition by user_id, topic_id
+              order by key, kind, theta_exact nulls first, se_exact nulls first rows unbounded preceding) as grp
+  from timeline
+),
+filled as (
+  select *, first_value(theta_exact) over g as cur_theta, first_value(se_exact) over g as cur_se
+  from carried
+  window g as (partition by user_id, topic_id, grp order by key, kind desc)
+)
+select count(*), sum(round(cur_theta, 3)::numeric(6,3)), sum(round(cur_se, 3)::numeric(6,3))
+from filled where kind = 0`;
+
+/** The LATERAL lookups alone, over the materialised combinations. */
+function lateralOnly(theta: { mirt: boolean; thetaMode: boolean }): string {
+  const columns = thetaColumns(theta);
+  return `select count(*), sum((${columns.estimate})::numeric(6,3)), sum((${columns.sd})::numeric(6,3))${
+    theta.thetaMode ? ', sum(prev.theta)' : ''
+  }
+from combos_bench h
+${thetaJoins(theta)}
+where h.day between $1::date and $2::date`;
+}
+
+async function main(): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query("set work_mem = '256MB'");
+    await client.query('set extra_float_digits = 1');
+    const present = await client.query<{ n: string | null }>("select to_regclass('student_topic_theta')::text as n");
+    if (process.env.BENCH_REGENERATE === '1' || present.rows[0]?.n === null) await generate(client);
+    const old = Number(process.env.BENCH_OLD_ESTIMATES ?? 0);
+    if (old > 0) {
+      // Long histories: older estimates of every (user, topic), one every 14 days before its first.
+      await client.query(
+        `insert into student_topic_theta (user_id, topic_id, theta, se, updated_at)
+         select user_id, topic_id, 0.5 - g * 0.001, 0.3, first_at - g * interval '14 days'
+         from (select user_id, topic_id, min(updated_at) as first_at from student_topic_theta group by user_id, topic_id) p,
+              generate_series(1, $1::int) g`,
+        [old],
+      );
+      await client.query('vacuum analyze student_topic_theta');
+    }
+    const counts = await client.query<{ attempts: string; estimates: string; mirt: string }>(
+      'select (select count(*) from attempt) as attempts, (select count(*) from student_topic_theta) as estimates, (select count(*) from mirt_ability) as mirt',
+    );
+    console.log(`data: ${JSON.stringify(counts.rows[0])}`);
+    const params = [since, lastDay, timezone, 1, 1];
+    const whole: [string, string][] = [
+      ['whole computation, no theta', computeSelect({})],
+      ['whole computation, theta (as-of + mirt)', computeSelect({ theta: { mirt: true, thetaMode: false } })],
+      ['whole computation, theta + theta mode', computeSelect({ theta: { mirt: true, thetaMode: true } })],
+    ];
+    for (const [name, sql] of whole) await explain(client, name, withIdentifiers(sql, identifiers), params);
+
+    // The window's combinations, materialised: what the theta part joins to.
+    const halves = computeSelect({}).replace(/\nselect h\.user_id[\s\S]*$/, '\nselect * from halves where day >= $1::date');
+    await client.query('drop table if exists combos_bench');
+    await client.query(withIdentifiers(`create temporary table combos_bench as ${halves}`, identifiers), params);
+    await client.query('analyze combos_bench');
+    const combos = await client.query<{ n: string }>('select count(*) as n from combos_bench');
+    console.log(`\ncombinations in the window: ${combos.rows[0]?.n}`);
+    const thetaOnly: [string, string][] = [
+      ['theta part, LATERAL as-of', lateralOnly({ mirt: false, thetaMode: false })],
+      ['theta part, LATERAL as-of + mirt', lateralOnly({ mirt: true, thetaMode: false })],
+      ['theta part, LATERAL as-of + mirt + θ_prev', lateralOnly({ mirt: true, thetaMode: true })],
+      ['theta part, window functions (as-of only)', windowVariant],
+      ['skipped count', skippedEstimatesSelect('combos_bench', { mirt: true }, { anchor: '$1', timezone: '$2' })],
+    ];
+    for (const [name, sql] of thetaOnly) {
+      const bound = name.startsWith('skipped') ? [lastDay, timezone] : [since, lastDay, timezone];
+      await explain(client, name, withIdentifiers(sql, identifiers), bound);
+    }
+
+    if (process.env.BENCH_NO_INDEX === '1') {
+      await client.query('begin');
+      await client.query('drop index student_topic_theta_user_id_topic_id_updated_at_idx');
+      await client.query('drop index mirt_ability_user_id_fitted_at_idx');
+      await explain(
+        client,
+        'theta part, LATERAL, WITHOUT the indexes',
+        withIdentifiers(lateralOnly({ mirt: true, thetaMode: true }), identifiers),
+        [since, lastDay, timezone],
+        1,
+      );
+      await client.query('rollback');
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+async function generate(client: pg.Client): Promise<void> {
+  const t0 = Date.now();
+  console.log(`generating ${students} students × ${days} days …`);
+  await migrate(client as unknown as pg.PoolClient);
+  await client.query('drop table if exists attempt');
+  await ensureAttemptTable(client as unknown as pg.PoolClient, identifiers.source);
+  await client.query(createDemoHash);
+  for (let to = days - 1; to >= 0; to -= 7) {
+    await client.query(insertDemoAttempts, [students, days, lastDay, timezone, Math.max(0, to - 6), to]);
+  }
+  await client.query('analyze attempt');
+  await client.query(createDemoThetaTables);
+  await client.query(insertDemoEstimates, [timezone]);
+  await client.query(insertDemoMirt, [students, days, lastDay, timezone]);
+  await client.query(indexDemoThetaTables);
+  console.log(`generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+async function explain(client: pg.Client, name: string, sql: string, params: unknown[], times = 3): Promise<void> {
+  const runs: number[] = [];
+  let plan: string[] = [];
+  for (let i = 0; i < times; i++) {
+    const result = await client.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers, costs off) ${sql}`, params);
+    plan = result.rows.map((r) => r['QUERY PLAN']);
+    const line = plan.find((l) => l.startsWith('Execution Time'));
+    runs.push(Number(/([\d.]+) ms/.exec(line ?? '')?.[1]));
+  }
+  console.log(`\n== ${name}: execution ${runs.map((ms) => `${Math.round(ms)} ms`).join(', ')}`);
+  if (process.env.BENCH_PLANS === '1') console.log(plan.join('\n'));
+}
+
+await main();

@@ -1,0 +1,187 @@
+/**
+ * SQL fragments for theta (SPEC §5 and the theta mode of §6), composed into the one
+ * computation of compute.ts only when theta is enabled: `student_topic_theta` and
+ * `mirt_ability` belong to another job and may not exist otherwise. Tables are the
+ * placeholders `{{theta}}` and `{{mirt}}`, filled with quoted identifiers by
+ * `withIdentifiers`; values are always bound parameters.
+ *
+ * Validity, in one place for every lookup and for the count of skipped estimates:
+ * - theta and se are read as `col::text::numeric`, whatever their column type. For numeric
+ *   that is the stored value; for double precision it is the shortest text that PostgreSQL
+ *   prints for the double (extra_float_digits ≥ 1, which the run's session sets), so 1.0005
+ *   stays 1.0005 and rounds to 1.001 as SPEC's decimal reading says. A direct
+ *   `double::numeric` cast would keep only 15 significant digits. NaN and ±Infinity are
+ *   numeric values on PostgreSQL 14+.
+ * - theta is valid when `abs(round(theta, 3)) < 1000`: false for NaN (NaN sorts above every
+ *   number in numeric), for ±Infinity and for values that round out of numeric(6,3); NULL
+ *   for NULL. An invalid estimate is filtered out before anything is ranked.
+ * - se is valid when `se >= 0 and round(se, 3) < 1000`; an invalid se is replaced by NULL,
+ *   so it neither fills theta_sd nor wins a tie (NaN would otherwise rank first in
+ *   `order by se desc`).
+ */
+
+const theta = (alias: string) => `${alias}.theta::text::numeric`;
+const se = (alias: string) => `${alias}.se::text::numeric`;
+
+/** True for a valid theta (SPEC §5); NULL (not true) when theta is NULL. */
+export function validTheta(alias: string): string {
+  return `abs(round(${theta(alias)}, 3)) < 1000`;
+}
+
+/** The se as exact numeric when valid, else NULL. */
+function validSe(alias: string): string {
+  return `case when ${se(alias)} >= 0 and round(${se(alias)}, 3) < 1000 then ${se(alias)} end`;
+}
+
+/** End of day d (the start of d+1) in the job's time zone ($3), as timestamptz. */
+export function startOfDay(dayExpression: string): string {
+  return `((${dayExpression})::timestamp at time zone $3::text)`;
+}
+
+interface LatestEstimate {
+  /** `{{theta}}` or `{{mirt}}`. */
+  readonly table: string;
+  /** Condition tying a row `s` to the outer combination `h`. */
+  readonly match: string;
+  /** The time column: updated_at or fitted_at. */
+  readonly at: string;
+  /** Only rows with at < this instant. */
+  readonly before: string;
+  /** Only rows with at >= this instant. */
+  readonly notBefore?: string;
+  /** A condition on outer columns only: when false the lookup is not run (a one-time filter). */
+  readonly when?: string;
+}
+
+/**
+ * A LATERAL subquery: the latest valid estimate in a time range, for one outer row. Ties at
+ * the same instant go to the highest theta, then to the highest valid se (NULL last), as
+ * SPEC §5 says.
+ *
+ * Shaped for the recommended index on (user_id, topic_id, updated_at): the inner query reads
+ * it backwards and `fetch first 1 rows with ties` stops after the latest valid instant (with
+ * its same-instant peers, usually none), so a lookup costs the same with a week or years of
+ * history. Only those few rows are sorted for the tie-break. A plain `order by at desc,
+ * theta desc, se desc limit 1` would read and sort the whole history before day d for every
+ * combination (measured in docs/theta.md: 21 rows per lookup and ~8× the time with 20
+ * estimates per pair).
+ *
+ * Columns: at, theta_exact (as stored), theta (rounded to 3 decimals), se_exact (valid se as
+ * stored, or NULL), sd (valid se rounded, or NULL).
+ */
+function latestEstimate(spec: LatestEstimate): string {
+  const conditions = [spec.match, `s.${spec.at} < ${spec.before}`];
+  if (spec.notBefore !== undefined) conditions.push(`s.${spec.at} >= ${spec.notBefore}`);
+  if (spec.when !== undefined) conditions.push(spec.when);
+  conditions.push(validTheta('s'));
+  return `(
+    select e.at, e.theta_exact, round(e.theta_exact, 3) as theta, e.se_exact, round(e.se_exact, 3) as sd
+    from (select s.${spec.at} as at, ${theta('s')} as theta_exact, ${validSe('s')} as se_exact
+          from ${spec.table} s
+          where ${conditions.join('\n            and ')}
+          order by s.${spec.at} desc
+          fetch first 1 rows with ties) e
+    order by e.theta_exact desc, e.se_exact desc nulls last
+    limit 1
+  )`;
+}
+
+const sameUserAndTopic = 's.user_id::text = h.user_id and s.topic_id::text = h.topic_id';
+
+/**
+ * The joins that bring theta to each combination `h` (a row of `halves` with user_id,
+ * topic_id, day and n_r):
+ * - `cur`: the latest valid student_topic_theta of (u, t) strictly before the start of d+1;
+ * - `fb`: only when there is none and mirt_ability exists, the latest valid mirt_ability of u
+ *   fitted before the start of d+1;
+ * - `prev` (theta improvement mode): θ_prev, the latest valid estimate of (u, t) updated on
+ *   days d−27 … d−14. It is looked up only where the theta formula can apply: n_r ≥ 5 and a
+ *   θ_recent exists. θ_recent, the latest valid estimate updated on d−13 … d, is `cur` when
+ *   cur was updated on or after the start of d−13 (the latest before the end of d that lies
+ *   in the half is the latest of the half), so it needs no lookup of its own.
+ */
+export function thetaJoins(options: { mirt: boolean; thetaMode: boolean }): string {
+  const joins = [
+    `left join lateral ${latestEstimate({
+      table: '{{theta}}',
+      match: sameUserAndTopic,
+      at: 'updated_at',
+      before: startOfDay('h.day + 1'),
+    })} cur on true`,
+  ];
+  if (options.mirt) {
+    joins.push(
+      `left join lateral ${latestEstimate({
+        table: '{{mirt}}',
+        match: 's.user_id::text = h.user_id',
+        at: 'fitted_at',
+        before: startOfDay('h.day + 1'),
+        when: 'cur.at is null',
+      })} fb on true`,
+    );
+  }
+  if (options.thetaMode) {
+    joins.push(
+      `left join lateral ${latestEstimate({
+        table: '{{theta}}',
+        match: sameUserAndTopic,
+        at: 'updated_at',
+        before: startOfDay('h.day - 13'),
+        notBefore: startOfDay('h.day - 27'),
+        when: `h.n_r >= 5 and cur.at >= ${startOfDay('h.day - 13')}`,
+      })} prev on true`,
+    );
+  }
+  return joins.join('\n');
+}
+
+/** theta_estimate and theta_sd of a combination, from the joins above. */
+export function thetaColumns(options: { mirt: boolean }): { estimate: string; sd: string } {
+  if (!options.mirt) return { estimate: 'cur.theta', sd: 'cur.sd' };
+  return {
+    estimate: 'coalesce(cur.theta, fb.theta)',
+    sd: 'case when cur.at is not null then cur.sd else fb.sd end',
+  };
+}
+
+/**
+ * The theta improvement of SPEC §6 where it applies (prev found), else `accuracy`:
+ *   clamp((θ_recent − θ_prev) · min(1, n_r/30) · (1 − min(½, 1.96·se_recent)), −1, 1)
+ *   = clamp(x / 3000, −1, 1) with x = (θ_recent − θ_prev) · min(n_r, 30) · (100 − min(50, 196·se_recent))
+ * (196·se_recent taken as 0 when se_recent is NULL). x is an exact product of decimals; the
+ * division and the rounding half away from zero are done together, exactly, as an integer
+ * division: round(|x|/3000, 3)·1000 = floor((2·|x| + 3) / 6), and clamping to ±1 is clamping
+ * that to ±1000 thousandths. `round(x / 3000, 3)` would round the quotient at numeric's
+ * division scale first, which for thetas with many digits (doubles) can land exactly on a
+ * …5 boundary the true value does not reach.
+ */
+export function thetaImprovement(accuracy: string): string {
+  const x = `((cur.theta_exact - prev.theta_exact) * least(h.n_r, 30) * (100 - least(50, coalesce(196 * cur.se_exact, 0))))`;
+  return `case when prev.at is not null then
+           sign(${x}) * least(1000, div(2 * abs(${x}) + 3, 6)) / 1000
+         else ${accuracy} end`;
+}
+
+/**
+ * The invalid estimates a run skipped (SPEC §5: "the run's log counts how many were
+ * skipped"): the invalid rows in the history of the window's (user, topic) pairs, up to the
+ * end of the anchor day, i.e. the part of the history that the run's lookups may read; and,
+ * when mirt_ability exists, its invalid rows of the window's users, likewise. `pairs` is a
+ * relation with user_id and topic_id (the computed combinations); `params` names the
+ * statement's parameters that hold the anchor and the time zone.
+ */
+export function skippedEstimatesSelect(pairs: string, options: { mirt: boolean }, params: { anchor: string; timezone: string }): string {
+  const end = `((${params.anchor}::date + 1)::timestamp at time zone ${params.timezone}::text)`;
+  const invalidTheta = (alias: string) => `not coalesce(${validTheta(alias)}, false)`;
+  const mirt = options.mirt
+    ? `(select count(*)::int from {{mirt}} s
+        where s.fitted_at < ${end} and ${invalidTheta('s')}
+          and s.user_id::text in (select p.user_id from ${pairs} p))`
+    : '0';
+  return `
+select (select count(*)::int from {{theta}} s
+        where s.updated_at < ${end} and ${invalidTheta('s')}
+          and exists (select 1 from ${pairs} p where p.user_id = s.user_id::text and p.topic_id = s.topic_id::text)
+       ) as student_topic_theta,
+       ${mirt} as mirt_ability`;
+}

@@ -632,3 +632,33 @@ export function oracle(attempts: OracleAttempt[], options: OracleOptions): Oracl
   });
   return rows;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The count of skipped estimates (docs/theta.md): invalid rows in the history of the result's
+// (user, topic) pairs up to the end of the anchor day; for mirt_ability, of the result's users.
+
+export interface OracleSkipped {
+  studentTopicTheta: number;
+  mirtAbility: number;
+}
+
+/** How many invalid estimates a run over `rows` (the oracle's result for `options`) reports as skipped. */
+export function oracleSkipped(rows: OracleRow[], options: OracleOptions): OracleSkipped {
+  const tz = options.timezone;
+  const anchorDay = parseDate(options.anchor);
+  const pairs = new Set(rows.map((r) => pairKey(r.user_id, r.topic_id)));
+  const users = new Set(rows.map((r) => r.user_id));
+  let studentTopicTheta = 0;
+  for (const e of options.estimates ?? []) {
+    if (!pairs.has(pairKey(e.user_id, e.topic_id))) continue;
+    if (localDay(parseInstant(e.updated_at), tz) > anchorDay) continue;
+    if (validateEstimate(e.user_id, e.topic_id, e.theta, e.se, e.updated_at, tz) === null) studentTopicTheta += 1;
+  }
+  let mirtAbility = 0;
+  for (const m of options.mirt ?? []) {
+    if (!users.has(m.user_id)) continue;
+    if (localDay(parseInstant(m.fitted_at), tz) > anchorDay) continue;
+    if (validateEstimate(m.user_id, '', m.theta, m.se, m.fitted_at, tz) === null) mirtAbility += 1;
+  }
+  return { studentTopicTheta, mirtAbility };
+}

@@ -23,7 +23,7 @@ export interface Scenario {
   readonly attempts: OracleAttempt[];
 }
 
-function attemptArbitrary(anchor: string, dense = false): fc.Arbitrary<OracleAttempt> {
+export function attemptArbitrary(anchor: string, dense = false): fc.Arbitrary<OracleAttempt> {
   const anchorMs = Date.parse(`${anchor}T00:00:00Z`);
   const timeOfDay = fc.oneof(
     fc.integer({ min: 0, max: dayMs - 1 }),

@@ -299,6 +299,12 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
       const ten = [...many('u1', 't1', D, 10, 10), att('u1', 't1', P, false)];
       expect((await one(ten, [est('0', null, P), est('0.0045', null, RECENT)])).improvement).toBe('0.002');
       expect((await one(ten, [est('0.0045', null, P), est('0', null, RECENT)])).improvement).toBe('-0.002');
+      // 1.0045 − 1 = 0.0045 exactly → 0.002; in doubles it is 0.004499999999999948 → 0.00149999999999998 → 0.001
+      expect((await one(ten, [est('1', null, P), est('1.0045', null, RECENT)])).improvement).toBe('0.002');
+      // 22 nines: 0.00449999…/3 = 0.00149999…667 → 0.001; round(x / 3000, 3) in numeric divides at the
+      // operand's scale (23 digits), lands exactly on 0.0015 and gives 0.002. (As a double it is 0.0045.)
+      const nines = await one(ten, [est('0', null, P), est('0.00449999999999999999999', null, RECENT)]);
+      expect(nines.improvement).toBe(thetaType === 'numeric' ? '0.001' : '0.002');
       // n_r = 30: 0.5006 − 0.5004 = 0.0002 → 0.000 (rounded first: 0.501 − 0.500 → 0.001)
       const thirty = [...many('u1', 't1', D, 30, 30), att('u1', 't1', P, false)];
       expect(await one(thirty, [est('0.5004', null, P), est('0.5006', null, RECENT)])).toMatchObject({

@@ -152,8 +152,8 @@ export function thetaColumns(options: { mirt: boolean }): { estimate: string; sd
  * division and the rounding half away from zero are done together, exactly, as an integer
  * division: round(|x|/3000, 3)·1000 = floor((2·|x| + 3) / 6), and clamping to ±1 is clamping
  * that to ±1000 thousandths. `round(x / 3000, 3)` would round the quotient at numeric's
- * division scale first, which for thetas with many digits (doubles) can land exactly on a
- * …5 boundary the true value does not reach.
+ * division scale first, which for thetas with 20 or more decimals can land exactly on a …5
+ * boundary the true value does not reach (a test in theta.test.ts pins one such case).
  */
 export function thetaImprovement(accuracy: string): string {
   const x = `((cur.theta_exact - prev.theta_exact) * least(h.n_r, 30) * (100 - least(50, coalesce(196 * cur.se_exact, 0))))`;

@@ -1,0 +1,184 @@
+/**
+ * The benchmark's data sets, generated inside PostgreSQL with generate_series (no row passes
+ * through Node), deterministic: every random choice is a hash of the row's coordinates
+ * (`hashint8extended`, the function hash partitioning uses, so it is stable across versions),
+ * never random().
+ *
+ * Shape (issue 5): 36 days ending on the anchor; students = attempts / 360; each student is
+ * active on 30–70% of the days (about half), practises 1–3 topics of 40 on an active day (2 on
+ * average) with 5–15 attempts each (10 on average), so 36 · ½ · 2 · 10 = 360 attempts per
+ * student. Accuracy depends on the student and grows over the weeks. 1% of `correct` and
+ * `hint_used` are NULL, 2% of response times NULL and 0.3% negative (clock skew), 0.2% of topics
+ * empty and 0.1% of student ids NULL (rows the job must ignore). Rows are
+ * inserted in completed_at order, as an append-only attempts table would hold them, and the
+ * table is vacuumed (hint bits, visibility map) so every measured run sees the same pages.
+ */
+import type pg from 'pg';
+
+/** The last day of the generated history; every scenario uses it as the run's anchor. */
+export const anchorDay = '2025-11-01';
+/** Days of history (the first is anchor − 35). */
+export const historyDays = 36;
+export const attemptsPerStudent = 360;
+/** Bump when the generator changes, so a reused database is regenerated. */
+export const generatorVersion = 3;
+
+/** h(k, seed) in [0, 1), inlined by the planner (a single-expression SQL function). */
+const createHash = `
+create or replace function bench_u(k bigint, seed int) returns float8
+language sql immutable parallel safe
+as $$ select (hashint8extended(k, seed) & 2147483647)::float8 / 2147483648.0 $$`;
+
+const createAttempt = `
+create table attempt (
+  student_id       text,
+  topic_id         text,
+  completed_at     timestamptz not null,
+  correct          boolean,
+  response_time_ms integer,
+  hint_used        boolean
+)`;
+
+/** $1 students, $2 first day of the history. */
+const insertAttempts = `
+insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+with students as (
+  select s,
+         0.3 + 0.4 * bench_u(s, 1)        as activity,
+         0.35 + 0.4 * bench_u(s, 2)       as skill,
+         floor(40 * bench_u(s, 3))::int   as favourite
+  from generate_series(1, $1::int) s
+),
+active_days as (
+  select st.*, d, st.s * 64 + d as sd
+  from students st, generate_series(0, ${historyDays - 1}) d
+  where bench_u(st.s * 64 + d, 4) < st.activity
+),
+sessions as (
+  select a.*, k, a.sd * 4 + k as sdk,
+         (a.favourite + k * 7 + floor(5 * bench_u(a.sd, 5))::int) % 40 + 1 as topic_n,
+         5 + floor(11 * bench_u(a.sd * 4 + k, 6))::int                     as attempts,
+         floor(46800 * bench_u(a.sd, 7))::int                               as start_s
+  from active_days a, generate_series(0, 2) k
+  where k <= floor(3 * bench_u(a.sd, 8))
+),
+attempt_rows as (
+  select se.*, i, bench_u(se.sdk * 16 + i, 9) as r1, bench_u(se.sdk * 16 + i, 10) as r2
+  from sessions se, generate_series(1, se.attempts) i
+)
+select case when r2 >= 0.8 and r2 < 0.801 then null else 'student-' || lpad(s::text, 6, '0') end,
+       case when r2 >= 0.7 and r2 < 0.702 then '' else 'topic-' || lpad(topic_n::text, 2, '0') end,
+       ($2::date + d)::timestamp at time zone 'UTC'
+         + make_interval(secs => 25200 + start_s + k * 900 + i * 50 + floor(40 * r1)::int),
+       case when r2 < 0.01 then null else r1 < skill + 0.15 * d / ${historyDays - 1}.0 end,
+       case when r2 >= 0.01 and r2 < 0.03 then null
+            when r2 >= 0.03 and r2 < 0.033 then -1
+            else (1500 + 45000 * r2 * r2 + 5000 * r1)::int end,
+       case when r2 >= 0.5 and r2 < 0.51 then null else r1 > 0.85 end
+from attempt_rows
+order by 3`;
+
+/**
+ * Late-arriving attempts: 1% of the attempts of the window's past days (since … anchor − 1)
+ * again, 20.5 s later (the half second marks them, base rows are on whole seconds), with the
+ * opposite answer; one in ten on another topic, so some combinations are new. As a SELECT, so
+ * the same rows can be inserted on the server or exported for PGlite. $1 since, $2 anchor.
+ */
+export const selectLateAttempts = `
+select student_id,
+       case when bench_u(hashtext(student_id) + extract(epoch from completed_at)::bigint, 12) < 0.1
+            then 'topic-' || lpad((substr(topic_id, 7)::int % 40 + 1)::text, 2, '0')
+            else topic_id end as topic_id,
+       completed_at + interval '20.5 seconds' as completed_at,
+       not correct as correct,
+       response_time_ms + 250 as response_time_ms,
+       hint_used
+from attempt
+where completed_at >= ($1::date::timestamp at time zone 'UTC')
+  and completed_at <  ($2::date::timestamp at time zone 'UTC')
+  and extract(microseconds from completed_at)::bigint % 1000000 = 0
+  and student_id is not null and topic_id <> ''
+  and bench_u(hashtext(student_id) + extract(epoch from completed_at)::bigint, 11) < 0.01`;
+
+/** Removes the late attempts again (the marker: a fractional second). $1 since, $2 anchor. */
+const deleteLateAttempts = `
+delete from attempt
+where completed_at >= ($1::date::timestamp at time zone 'UTC')
+  and completed_at <  (($2::date + 1)::timestamp at time zone 'UTC')
+  and extract(microseconds from completed_at)::bigint % 1000000 <> 0`;
+
+export interface DatasetInfo {
+  readonly attempts: number;
+  readonly students: number;
+  readonly generatedSeconds: number | undefined;
+  readonly tableMb: number;
+}
+
+/** Generates the data set unless an identical one is already there; returns its facts. */
+export async function ensureDataset(client: pg.Client, targetAttempts: number, fresh: boolean): Promise<DatasetInfo> {
+  const students = Math.max(1, Math.round(targetAttempts / attemptsPerStudent));
+  const key = `v${generatorVersion}:students=${students}:anchor=${anchorDay}`;
+  await client.query('create table if not exists bench_meta (key text primary key, attempts bigint not null)');
+  const existing = await client.query<{ attempts: string }>('select attempts from bench_meta where key = $1', [key]);
+  const haveTable = (await client.query("select to_regclass('attempt') is not null as ok")).rows[0] as { ok: boolean };
+  let generatedSeconds: number | undefined;
+  if (fresh || existing.rowCount === 0 || !haveTable.ok) {
+    const t0 = performance.now();
+    await client.query('drop table if exists attempt');
+    await client.query('truncate bench_meta');
+    await client.query(createHash);
+    await client.query(createAttempt);
+    await client.query("set work_mem = '1GB'");
+    const firstDay = (await client.query<{ d: string }>(`select ($1::date - ${historyDays - 1})::text as d`, [anchorDay])).rows[0]!.d;
+    const inserted = await client.query(insertAttempts, [students, firstDay]);
+    await client.query('reset work_mem');
+    await createCompletedAtIndex(client);
+    await client.query('vacuum (freeze, analyze) attempt');
+    await client.query('insert into bench_meta values ($1, $2)', [key, inserted.rowCount ?? 0]);
+    generatedSeconds = (performance.now() - t0) / 1000;
+  } else {
+    await client.query(createHash);
+    await removeLateAttempts(client, '1900-01-01', anchorDay);
+    await createCompletedAtIndex(client);
+  }
+  const facts = await client.query<{ attempts: string; mb: string }>(
+    "select attempts, (pg_total_relation_size('attempt') / 1048576)::bigint as mb from bench_meta",
+  );
+  return { attempts: Number(facts.rows[0]!.attempts), students, generatedSeconds, tableMb: Number(facts.rows[0]!.mb) };
+}
+
+/** The index the job's range scan needs (the same name `import-attempts` gives it). */
+export async function createCompletedAtIndex(client: pg.Client): Promise<void> {
+  await client.query('create index if not exists attempt_completed_at_idx on attempt (completed_at)');
+}
+
+export async function dropCompletedAtIndex(client: pg.Client): Promise<void> {
+  await client.query('drop index if exists attempt_completed_at_idx');
+}
+
+/** Adds the late attempts; returns how many. */
+export async function addLateAttempts(client: pg.Client, since: string, anchor: string): Promise<number> {
+  const result = await client.query(
+    `insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used) ${selectLateAttempts}`,
+    [since, anchor],
+  );
+  return result.rowCount ?? 0;
+}
+
+/** Deletes the late attempts and vacuums, so the next repetition starts from the same table. */
+export async function removeLateAttempts(client: pg.Client, since: string, anchor: string): Promise<void> {
+  const result = await client.query(deleteLateAttempts, [since, anchor]);
+  if ((result.rowCount ?? 0) > 0) await client.query('vacuum attempt');
+}
+
+/** Attempts of the window (since … anchor), and of the whole range the job reads (since − 27 … anchor). */
+export async function windowFacts(client: pg.Client, since: string, anchor: string): Promise<{ window: number; read: number }> {
+  const r = await client.query<{ w: string; r: string }>(
+    `select count(*) filter (where completed_at >= ($1::date::timestamp at time zone 'UTC')) as w, count(*) as r
+     from attempt
+     where completed_at >= (($1::date - 27)::timestamp at time zone 'UTC')
+       and completed_at <  (($2::date + 1)::timestamp at time zone 'UTC')`,
+    [since, anchor],
+  );
+  return { window: Number(r.rows[0]!.w), read: Number(r.rows[0]!.r) };
+}

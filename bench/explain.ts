@@ -1,0 +1,128 @@
+/**
+ * EXPLAIN (ANALYZE, BUFFERS) of the job's own statements and of the floor's, with the job's
+ * session settings. The statements are loaded from the build of the CLI being measured
+ * (`<dist>/sql/write.js`), so the plans are of exactly the SQL that ran. Everything runs in a
+ * transaction that is rolled back: the target table is left as it was.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type pg from 'pg';
+import { floorStatements } from './floor.js';
+
+const withSource = (sql: string) => sql.replaceAll('{{source}}', '"attempt"');
+
+/**
+ * The statements of src/sql/write.ts that a daily run executes: it creates agg_computed empty
+ * and fills it with INSERT … SELECT (agg_failed holds combinations that failed), or, in
+ * builds before that, with one CREATE TABLE … AS (`stageComputed`).
+ */
+interface WriteStatements {
+  readonly stage: string[];
+  readonly fill: string;
+  readonly fillTitle: string;
+  readonly deleteStale: string;
+  readonly upsertComputed: string;
+  /** NULLs for the parameters of upsertComputed after the run timestamp and include_theta. */
+  readonly upsertExtraParams: null[];
+}
+
+async function loadStatements(cli: string, createAs: boolean): Promise<WriteStatements> {
+  const m = (await import(pathToFileURL(join(dirname(resolve(cli)), 'sql', 'write.js')).href)) as Record<string, unknown>;
+  const c = (await import(pathToFileURL(join(dirname(resolve(cli)), 'sql', 'compute.js')).href)) as Record<string, unknown>;
+  // A statement is a string, or (since theta) a function of the computation's plan: {} = theta off.
+  const text = (name: string, from: Record<string, unknown> = m) => {
+    const value = from[name];
+    const sql = typeof value === 'function' ? (value as (plan: object) => unknown)({}) : value;
+    return typeof sql === 'string' ? sql : undefined;
+  };
+
+  const create = text('createComputedTable');
+  const failed = text('createFailedTable');
+  const insert = text('insertComputed');
+  const stage = text('stageComputed');
+  const del = text('deleteStale');
+  const upsert = text('upsertComputed');
+  if (del === undefined || upsert === undefined || (stage === undefined && (create === undefined || insert === undefined))) {
+    throw new Error(
+      `${cli}: sql/write.js no longer exports the statements bench/explain.ts knows (createComputedTable, insertComputed, deleteStale, upsertComputed); update it`,
+    );
+  }
+  const highest = Math.max(0, ...(upsert.match(/\$(\d+)/g) ?? []).map((p) => Number(p.slice(1))));
+  const upsertExtraParams = new Array<null>(Math.max(0, highest - 2)).fill(null);
+  if (stage !== undefined) {
+    return {
+      stage: [],
+      fill: stage,
+      fillTitle: 'stageComputed (create temporary table agg_computed as computeSelect)',
+      deleteStale: del,
+      upsertComputed: upsert,
+      upsertExtraParams,
+    };
+  }
+  const computeSelect = text('computeSelect', c);
+  if (createAs && typeof computeSelect === 'string') {
+    return {
+      stage: [create!, ...(failed === undefined ? [] : [failed]), 'drop table agg_computed'],
+      fill: `create temporary table agg_computed on commit drop as ${computeSelect}`,
+      fillTitle: 'agg_computed filled by CREATE TABLE … AS computeSelect (the proposal)',
+      deleteStale: del,
+      upsertComputed: upsert,
+      upsertExtraParams,
+    };
+  }
+  return {
+    stage: [create!, ...(failed === undefined ? [] : [failed])],
+    fill: insert!,
+    fillTitle: 'insertComputed (insert into agg_computed computeSelect)',
+    deleteStale: del,
+    upsertComputed: upsert,
+    upsertExtraParams,
+  };
+}
+
+async function explain(client: pg.Client, title: string, sql: string, params: unknown[] = []): Promise<string> {
+  const result = await client.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${sql}`, params);
+  return `### ${title}\n\n${result.rows.map((r) => r['QUERY PLAN']).join('\n')}\n`;
+}
+
+/**
+ * Plans of one daily run against the target as it is now (empty → the first run's plan;
+ * filled → the re-run's), plus the floor's (b) and (c).
+ */
+export async function explainRun(
+  client: pg.Client,
+  cli: string,
+  window: { since: string; anchor: string },
+  workMem: string,
+  options: { includeFloor: boolean; shard?: { index: number; count: number }; createAs?: boolean },
+): Promise<string> {
+  const shard = options.shard ?? { index: 1, count: 1 };
+  const params = [window.since, window.anchor, 'UTC', shard.count, shard.index];
+  const statements = await loadStatements(cli, options.createAs ?? false);
+  const parts: string[] = [];
+  await client.query('begin');
+  try {
+    if (workMem.toLowerCase() !== 'default') await client.query("select set_config('work_mem', $1, true)", [workMem]);
+    const stored = (await client.query<{ n: string }>('select count(*) as n from features_topic_daily')).rows[0]!.n;
+    parts.push(`(features_topic_daily holds ${stored} rows; shard ${shard.index}/${shard.count}; work_mem ${workMem})\n`);
+    for (const statement of statements.stage) await client.query(withSource(statement), statement.includes('$1') ? params : []);
+    parts.push(await explain(client, statements.fillTitle, withSource(statements.fill), params));
+    await client.query('analyze agg_computed');
+    parts.push(await explain(client, 'deleteStale', statements.deleteStale, [window.since, window.anchor, shard.count, shard.index]));
+    parts.push(
+      await explain(client, 'upsertComputed', statements.upsertComputed, [
+        new Date().toISOString(),
+        false,
+        ...statements.upsertExtraParams,
+      ]),
+    );
+    if (options.includeFloor) {
+      const f = floorStatements(window.since, window.anchor);
+      parts.push(await explain(client, 'floor (b): window aggregates with median', f.b));
+      parts.push(await explain(client, 'floor (c): answered/correct per day over since−27 … anchor', f.c));
+    }
+  } finally {
+    await client.query('rollback');
+  }
+  return parts.join('\n');
+}

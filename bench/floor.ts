@@ -1,0 +1,105 @@
+/**
+ * The floor (issue 5, scenario 2): what PostgreSQL itself needs to read and aggregate the
+ * window, with the job's session settings and no writes, timed by psql.
+ *
+ * (a) count(*) of the window's attempts;
+ * (b) the per-(student, topic, day) GROUP BY with every aggregate of SPEC §4, median included,
+ *     over the window's days;
+ * (c) per-(student, topic, day) answered and correct counts over the 27 days before the
+ *     window plus the window (all the improvement index reads).
+ * floor = (b) + (c).
+ *
+ * (b) and (c) are wrapped in an outer aggregate that reads every output column: PostgreSQL
+ * drops the unused columns of a subquery, and without that reference it would skip the
+ * aggregates (and the median's sort) it is meant to measure. The wrapper costs one cheap
+ * pass over the groups.
+ */
+import type pg from 'pg';
+import { watchBackends } from './cpu.js';
+import { psqlTimed } from './server.js';
+import { waitForQuiet } from './quiet.js';
+import { median } from './stats.js';
+
+export interface Floor {
+  readonly countMs: number;
+  readonly aggregateMs: number;
+  readonly countsMs: number;
+  /** (b) + (c). */
+  readonly floorMs: number;
+  /** CPU of the backend (and any parallel workers) for (b) + (c), ms; NaN when not watched. */
+  readonly floorCpuMs: number;
+}
+
+const day = (d: string) => `'${d.replace(/[^0-9-]/g, '')}'`;
+
+/** The statements, with the window's dates as literals (psql has no bound parameters). */
+export function floorStatements(since: string, anchor: string, timezone = 'UTC'): { a: string; b: string; c: string } {
+  const tz = `'${timezone.replaceAll("'", "''")}'`;
+  const start = `(${day(since)}::date::timestamp at time zone ${tz})`;
+  const end = `((${day(anchor)}::date + 1)::timestamp at time zone ${tz})`;
+  const readStart = `((${day(since)}::date - 27)::timestamp at time zone ${tz})`;
+  const valid = `student_id is not null and student_id::text <> '' and topic_id is not null and topic_id::text <> ''`;
+  const a = `select count(*) from attempt where completed_at >= ${start} and completed_at < ${end}`;
+  const b = `
+select count(*), sum(attempts), sum(correct), sum(avg_time_ms), sum(rt_median), sum(hints), max(last_seen_at)
+from (
+  select student_id::text as user_id, topic_id::text as topic_id, (completed_at at time zone ${tz})::date as day,
+         count(*) as attempts,
+         count(*) filter (where correct) as correct,
+         round(avg(response_time_ms) filter (where response_time_ms >= 0)) as avg_time_ms,
+         round((percentile_cont(0.5) within group (order by response_time_ms) filter (where response_time_ms >= 0))::numeric) as rt_median,
+         count(*) filter (where hint_used) as hints,
+         max(completed_at) as last_seen_at
+  from attempt
+  where completed_at >= ${start} and completed_at < ${end} and ${valid}
+  group by 1, 2, 3
+) g`;
+  const c = `
+select count(*), sum(answered), sum(correct)
+from (
+  select student_id::text as user_id, topic_id::text as topic_id, (completed_at at time zone ${tz})::date as day,
+         count(correct) as answered,
+         count(*) filter (where correct) as correct
+  from attempt
+  where completed_at >= ${readStart} and completed_at < ${end} and ${valid}
+  group by 1, 2, 3
+) g`;
+  return { a, b, c };
+}
+
+/**
+ * Measures the floor `reps` times and returns the medians. Each statement runs in its own psql
+ * session (application_name afd-bench-floor), so with `watch` its backend's CPU is measured
+ * alone.
+ */
+export async function measureFloor(
+  url: string,
+  since: string,
+  anchor: string,
+  workMem: string,
+  reps: number,
+  watch?: { monitor: pg.Client; database: string },
+): Promise<Floor> {
+  const { a, b, c } = floorStatements(since, anchor);
+  const preamble = workMem.toLowerCase() === 'default' ? [] : [`set work_mem = '${workMem.replace(/[^0-9a-zA-Z]/g, '')}'`];
+  const applicationName = 'afd-bench-floor';
+  const runs: { ms: number[]; cpu: number }[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    await waitForQuiet();
+    const ms: number[] = [];
+    let cpu = 0;
+    for (const [i, statement] of [a, b, c].entries()) {
+      const watcher = watch && i > 0 ? watchBackends(watch.monitor, { database: watch.database, applicationName }) : undefined;
+      ms.push(...(await psqlTimed(url, preamble, [statement], applicationName)));
+      if (watcher) cpu += await watcher.stop();
+    }
+    runs.push({ ms, cpu: watch ? cpu : NaN });
+  }
+  return {
+    countMs: median(runs.map((r) => r.ms[0]!)),
+    aggregateMs: median(runs.map((r) => r.ms[1]!)),
+    countsMs: median(runs.map((r) => r.ms[2]!)),
+    floorMs: median(runs.map((r) => r.ms[1]! + r.ms[2]!)),
+    floorCpuMs: median(runs.map((r) => r.cpu)),
+  };
+}

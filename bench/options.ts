@@ -1,0 +1,127 @@
+/** The benchmark's command line: `npm run bench -- [--size small|1M,3M,10M] [--reps 3] …`. */
+import { parseArgs } from 'node:util';
+
+export interface Size {
+  readonly label: string;
+  readonly attempts: number;
+}
+
+export const sizes: Record<string, Size> = {
+  small: { label: 'small', attempts: 100_000 },
+  '1M': { label: '1M', attempts: 1_000_000 },
+  '3M': { label: '3M', attempts: 3_000_000 },
+  '10M': { label: '10M', attempts: 10_000_000 },
+};
+
+export type Scenario = 'floor' | 'daily' | 'baseline' | 'lookback' | 'pglite' | 'shards' | 'noindex' | 'history' | 'explain' | 'variants';
+export const allScenarios: readonly Scenario[] = [
+  'floor',
+  'daily',
+  'baseline',
+  'lookback',
+  'pglite',
+  'shards',
+  'noindex',
+  'history',
+  'explain',
+  'variants',
+];
+
+export interface Options {
+  readonly sizes: Size[];
+  readonly reps: number;
+  /** A prebuilt CLI to measure as it is; undefined: build one (see `ref`). */
+  readonly cli: string | undefined;
+  /** The git commit to build the job from; undefined: the working tree. */
+  readonly ref: string | undefined;
+  readonly workMem: string;
+  readonly scenarios: ReadonlySet<Scenario>;
+  /** Regenerate the data sets even when an identical one exists. */
+  readonly fresh: boolean;
+  /** Drop the benchmark databases at the end. */
+  readonly drop: boolean;
+  /** Replace the results block of BENCHMARKS.md. */
+  readonly writeDocs: boolean;
+  readonly baselineBudgetMs: number;
+  readonly outDir: string;
+  /** Measure the job built with bench/proposal/ instead of dist/. */
+  readonly proposal: boolean;
+  /** Longest wait for an idle machine before a measurement, in ms. */
+  readonly maxQuietWaitMs: number;
+}
+
+const usage = `usage: npm run bench -- [options]
+  --size <list>        small | 1M | 3M | 10M, comma-separated (default 1M,3M,10M)
+  --reps <n>           repetitions per measurement, the median is reported (default 3)
+  --only <list>        scenarios: ${allScenarios.join(', ')} (default all)
+  --ref <commit>       build the job from this git commit (default: the working tree's src/)
+  --cli <path>         measure this prebuilt CLI as it is (e.g. dist/cli.js) instead of building one
+  --work-mem <size>    AGG_WORK_MEM of the job and the floor's work_mem (default 256MB)
+  --baseline-budget <s> seconds the per-combination baseline may run per size (default 30; small 5)
+  --proposal           measure the job built with the SQL proposed in bench/proposal/ (src/ untouched)
+  --out <dir>          plans, CSVs, PGlite directories, results (default .data/bench, git-ignored)
+  --max-quiet-wait <s> wait at most this long for an idle machine before each measurement (default 90; small 30)
+  --fresh              regenerate the data sets
+  --drop               drop the benchmark databases afterwards
+  --write-docs / --no-write-docs   update BENCHMARKS.md (default: on unless --size small)
+env: BENCH_PG_URL (default postgres://root@127.0.0.1:5432), the server; databases afd_bench_<size> are created there.`;
+
+export function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      size: { type: 'string', default: '1M,3M,10M' },
+      reps: { type: 'string', default: '3' },
+      only: { type: 'string' },
+      cli: { type: 'string' },
+      ref: { type: 'string' },
+      'work-mem': { type: 'string', default: '256MB' },
+      'baseline-budget': { type: 'string' },
+      fresh: { type: 'boolean', default: false },
+      proposal: { type: 'boolean', default: false },
+      'max-quiet-wait': { type: 'string' },
+      drop: { type: 'boolean', default: false },
+      'write-docs': { type: 'boolean' },
+      'no-write-docs': { type: 'boolean' },
+      out: { type: 'string', default: '.data/bench' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const chosen = values.size.split(',').map((s) => {
+    const size = sizes[s.trim()];
+    if (!size) throw new Error(`--size ${s}: use small, 1M, 3M or 10M\n${usage}`);
+    return size;
+  });
+  const reps = Number(values.reps);
+  if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive whole number\n${usage}`);
+  const scenarios = new Set<Scenario>(
+    values.only === undefined
+      ? allScenarios
+      : values.only.split(',').map((s) => {
+          const name = s.trim() as Scenario;
+          if (!allScenarios.includes(name)) throw new Error(`--only ${s}: use ${allScenarios.join(', ')}`);
+          return name;
+        }),
+  );
+  const onlySmall = chosen.every((s) => s.label === 'small');
+  const budget = values['baseline-budget'] === undefined ? (onlySmall ? 5 : 30) : Number(values['baseline-budget']);
+  return {
+    sizes: chosen,
+    reps,
+    cli: values.cli,
+    ref: values.ref,
+    workMem: values['work-mem'],
+    scenarios,
+    fresh: values.fresh,
+    drop: values.drop,
+    writeDocs: values['no-write-docs'] ? false : (values['write-docs'] ?? !onlySmall),
+    baselineBudgetMs: budget * 1000,
+    outDir: values.out,
+    proposal: values.proposal,
+    maxQuietWaitMs: Number(values['max-quiet-wait'] ?? (onlySmall ? 30 : 90)) * 1000,
+  };
+}

@@ -1,0 +1,414 @@
+/**
+ * The scenarios of issue 5 against one data set on the server, in an order that leaves each
+ * one's starting state to the previous: floor → first runs → EXPLAIN → re-runs → late data →
+ * lookback 30/90 → shards → without the index → baseline. Each measurement is repeated and
+ * its median reported; what resets the state between repetitions is not timed.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { baselineIndex, measureBaseline, type Baseline } from './baseline.js';
+import { addLateAttempts, anchorDay, createCompletedAtIndex, dropCompletedAtIndex, removeLateAttempts, windowFacts } from './dataset.js';
+import { explainRun } from './explain.js';
+import { measureFloor, type Floor } from './floor.js';
+import { watchBackends } from './cpu.js';
+import { jobApplicationName, jobEnv, runCli, type JobRun } from './job.js';
+import type { Options, Size } from './options.js';
+import { runHistory } from './history.js';
+import { busyCount } from './quiet.js';
+import { addDays, median, repeat } from './stats.js';
+import { checkEquivalence, measureVariants, variantsOf, type VariantResult } from './variants.js';
+
+/** One measured line of the report. */
+export interface Measured {
+  readonly size: string;
+  readonly scenario: string;
+  readonly windowAttempts?: number;
+  readonly rows?: number;
+  readonly wallMs?: number;
+  readonly jobMs?: number;
+  readonly floorMs?: number;
+  /** CPU of the work: the job's Node process plus its PostgreSQL backends, ms. */
+  readonly cpuMs?: number;
+  /** CPU of the floor's backends, ms. */
+  readonly floorCpuMs?: number;
+  readonly rssMb?: number;
+  readonly note?: string;
+}
+
+export interface SizeResult {
+  readonly size: Size;
+  readonly lines: Measured[];
+  readonly floor7?: Floor;
+  readonly baseline?: Baseline;
+  readonly baselineNoIndex?: Baseline;
+  readonly first?: Summary;
+  readonly rerun?: Summary;
+  readonly late?: Summary;
+  readonly shards?: { wallMs: number; rssMb: number };
+  readonly variants?: VariantResult[];
+  readonly equivalence?: { label: string; rows: number; differing: number }[];
+}
+
+export interface Summary {
+  readonly wallMs: number;
+  readonly jobMs: number;
+  readonly rows: number;
+  readonly rssMb: number;
+  /** Median CPU of Node plus the backends, ms (NaN when not measured). */
+  readonly cpuMs: number;
+  readonly runs: JobRun[];
+}
+
+export function summarize(runs: JobRun[]): Summary {
+  return {
+    wallMs: median(runs.map((r) => r.wallMs)),
+    jobMs: median(runs.map((r) => r.jobMs)),
+    cpuMs: median(runs.map((r) => r.nodeCpuMs + r.backendCpuMs)),
+    rows: runs[0]?.processed ?? 0,
+    rssMb: Math.max(...runs.map((r) => r.rssMb)),
+    runs,
+  };
+}
+
+export interface Context {
+  readonly options: Options & { readonly cli: string };
+  readonly size: Size;
+  readonly client: pg.Client;
+  /** A second connection that watches the backends' CPU (cpu.ts). */
+  readonly monitor: pg.Client;
+  readonly database: string;
+  readonly databaseUrl: string;
+  /** The compute statements of the shipped and the proposed build, for the variants. */
+  readonly computeSql?: { readonly shipped: string; readonly proposal: string };
+  readonly log: (line: string) => void;
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+export async function resetTarget(client: pg.Client): Promise<void> {
+  await client.query('truncate features_topic_daily, aggregate_features_runs');
+}
+
+/** Runs the server scenarios of one size. */
+export async function runServerScenarios(ctx: Context): Promise<SizeResult> {
+  const { options, client, size, log } = ctx;
+  const on = (s: Parameters<typeof options.scenarios.has>[0]) => options.scenarios.has(s);
+  const lines: Measured[] = [];
+  // Each line notes how many of its timed runs started on a busy machine (see quiet.ts).
+  let busyBefore = busyCount();
+  const push = (...measured: Measured[]) => {
+    const busy = busyCount() - busyBefore;
+    busyBefore = busyCount();
+    for (const m of measured)
+      lines.push(busy === 0 ? m : { ...m, note: `${m.note ? `${m.note}; ` : ''}**${busy} run(s) started on a busy machine**` });
+  };
+  const window7 = { since: addDays(anchorDay, -7), anchor: anchorDay };
+  const facts7 = await windowFacts(client, window7.since, window7.anchor);
+  const env7 = jobEnv(ctx.databaseUrl, { lookbackDays: 7, workMem: options.workMem });
+  const dateArgs = ['--date', anchorDay];
+  const result: { -readonly [K in keyof SizeResult]: SizeResult[K] } = { size, lines };
+  const watch = { monitor: ctx.monitor, database: ctx.database };
+
+  await client.query('select count(*) from attempt'); // warm the cache once; every scenario then reads warm pages
+
+  if (on('floor') || on('daily')) {
+    const floor = await measureFloor(ctx.databaseUrl, window7.since, window7.anchor, options.workMem, options.reps, watch);
+    result.floor7 = floor;
+    log(`  floor: (a) ${secs(floor.countMs)}, (b) ${secs(floor.aggregateMs)}, (c) ${secs(floor.countsMs)}`);
+    push(
+      { size: size.label, scenario: 'floor (a): count(*) of the window', windowAttempts: facts7.window, wallMs: floor.countMs },
+      {
+        size: size.label,
+        scenario: 'floor (b): window GROUP BY, all §4 aggregates + median',
+        windowAttempts: facts7.window,
+        wallMs: floor.aggregateMs,
+      },
+      {
+        size: size.label,
+        scenario: 'floor (c): answered/correct per day, 27 days + window',
+        windowAttempts: facts7.read,
+        wallMs: floor.countsMs,
+        note: 'attempts read',
+      },
+      {
+        size: size.label,
+        scenario: '**floor = (b) + (c)**',
+        windowAttempts: facts7.window,
+        wallMs: floor.floorMs,
+        cpuMs: floor.floorCpuMs,
+      },
+    );
+  }
+  const floorMs = result.floor7?.floorMs;
+  const floorCpuMs = result.floor7?.floorCpuMs;
+  const out = join(options.outDir, `explain-${size.label}.txt`);
+
+  if (on('daily')) {
+    await resetTarget(client);
+    if (on('explain'))
+      writeFileSync(
+        out,
+        `# first run (empty target)\n\n${await explainRun(client, options.cli, window7, options.workMem, { includeFloor: true, createAs: options.proposal })}`,
+      );
+    const first = summarize(
+      await repeat(
+        options.reps,
+        () => resetTarget(client),
+        () => runCli(options.cli, dateArgs, env7, watch),
+      ),
+    );
+    result.first = first;
+    log(`  first run: ${secs(first.wallMs)} (${first.rows} rows, ${first.rssMb.toFixed(0)} MB)`);
+    push({
+      size: size.label,
+      scenario: 'job: first run, empty target (lookback 7)',
+      windowAttempts: facts7.window,
+      rows: first.rows,
+      wallMs: first.wallMs,
+      jobMs: first.jobMs,
+      floorMs,
+      cpuMs: first.cpuMs,
+      floorCpuMs,
+      rssMb: first.rssMb,
+    });
+
+    await client.query('vacuum analyze features_topic_daily');
+    if (on('explain')) {
+      writeFileSync(
+        out,
+        `\n# re-run, no new data (target filled)\n\n${await explainRun(client, options.cli, window7, options.workMem, { includeFloor: false, createAs: options.proposal })}`,
+        { flag: 'a' },
+      );
+    }
+    const rerun = summarize(
+      await repeat(
+        options.reps,
+        () => Promise.resolve(),
+        () => runCli(options.cli, dateArgs, env7, watch),
+      ),
+    );
+    result.rerun = rerun;
+    log(`  re-run: ${secs(rerun.wallMs)} (updated ${rerun.runs[0]?.updated})`);
+    push({
+      size: size.label,
+      scenario: 'job: re-run, no new data',
+      windowAttempts: facts7.window,
+      rows: rerun.rows,
+      wallMs: rerun.wallMs,
+      jobMs: rerun.jobMs,
+      floorMs,
+      cpuMs: rerun.cpuMs,
+      floorCpuMs,
+      rssMb: rerun.rssMb,
+      note: `updated ${rerun.runs[0]?.updated ?? 0}`,
+    });
+
+    await client.query('drop table if exists bench_snapshot');
+    await client.query('create table bench_snapshot as select * from features_topic_daily');
+    let lateRows = 0;
+    const lateRuns = await repeat(
+      options.reps,
+      async () => {
+        await removeLateAttempts(client, window7.since, window7.anchor);
+        await client.query('truncate features_topic_daily');
+        await client.query('insert into features_topic_daily select * from bench_snapshot');
+        await client.query('vacuum analyze features_topic_daily');
+        lateRows = await addLateAttempts(client, window7.since, window7.anchor);
+      },
+      () => runCli(options.cli, dateArgs, env7, watch),
+    );
+    const late = summarize(lateRuns);
+    result.late = late;
+    const l = late.runs[0]!;
+    log(`  late re-run: ${secs(late.wallMs)} (${lateRows} late attempts; inserted ${l.inserted}, updated ${l.updated})`);
+    push({
+      size: size.label,
+      scenario: 'job: re-run after 1% late attempts',
+      windowAttempts: facts7.window + lateRows,
+      rows: late.rows,
+      wallMs: late.wallMs,
+      jobMs: late.jobMs,
+      floorMs,
+      cpuMs: late.cpuMs,
+      floorCpuMs,
+      rssMb: late.rssMb,
+      note: `${lateRows} late attempts → inserted ${l.inserted}, updated ${l.updated}, unchanged ${l.unchanged}`,
+    });
+    await removeLateAttempts(client, window7.since, window7.anchor);
+    await client.query('drop table bench_snapshot');
+  }
+
+  if (on('lookback')) {
+    for (const lookback of [30, 90]) {
+      const w = { since: addDays(anchorDay, -lookback), anchor: anchorDay };
+      const facts = await windowFacts(client, w.since, w.anchor);
+      const floor = await measureFloor(ctx.databaseUrl, w.since, w.anchor, options.workMem, options.reps, watch);
+      const env = jobEnv(ctx.databaseUrl, { lookbackDays: lookback, workMem: options.workMem });
+      const s = summarize(
+        await repeat(
+          options.reps,
+          () => resetTarget(client),
+          () => runCli(options.cli, dateArgs, env, watch),
+        ),
+      );
+      log(`  lookback ${lookback}: ${secs(s.wallMs)} (floor ${secs(floor.floorMs)})`);
+      push({
+        size: size.label,
+        scenario: `job: first run, lookback ${lookback}`,
+        windowAttempts: facts.window,
+        rows: s.rows,
+        wallMs: s.wallMs,
+        jobMs: s.jobMs,
+        floorMs: floor.floorMs,
+        cpuMs: s.cpuMs,
+        floorCpuMs: floor.floorCpuMs,
+        rssMb: s.rssMb,
+        note: `floor ${secs(floor.floorMs)}`,
+      });
+    }
+  }
+
+  if (on('shards')) {
+    const runs = await repeat(
+      options.reps,
+      () => resetTarget(client),
+      async () => {
+        const cpu = watchBackends(ctx.monitor, { database: ctx.database, applicationName: jobApplicationName });
+        const t0 = performance.now();
+        const [a, b] = await Promise.all([
+          runCli(options.cli, [...dateArgs, '--shard', '1/2'], env7),
+          runCli(options.cli, [...dateArgs, '--shard', '2/2'], env7),
+        ]);
+        const backendCpuMs = await cpu.stop();
+        const stored = Number((await client.query<{ n: string }>('select count(*) as n from features_topic_daily')).rows[0]!.n);
+        return {
+          wallMs: performance.now() - t0,
+          rows: a.processed + b.processed,
+          stored,
+          rssMb: Math.max(a.rssMb, b.rssMb),
+          cpuMs: backendCpuMs + a.nodeCpuMs + b.nodeCpuMs,
+          parts: [a.wallMs, b.wallMs],
+        };
+      },
+    );
+    const wallMs = median(runs.map((r) => r.wallMs));
+    const rssMb = Math.max(...runs.map((r) => r.rssMb));
+    const cpuMs = median(runs.map((r) => r.cpuMs));
+    result.shards = { wallMs, rssMb };
+    const r0 = runs[0]!;
+    const same =
+      result.first === undefined
+        ? ''
+        : r0.stored === result.first.rows
+          ? ', together = the unsharded rows'
+          : `, MISMATCH: ${r0.stored} stored vs ${result.first.rows} unsharded`;
+    log(`  2 shards: ${secs(wallMs)}${same}`);
+    push({
+      size: size.label,
+      scenario: 'job: `--shard 1/2` ‖ `--shard 2/2`, first run',
+      windowAttempts: facts7.window,
+      rows: r0.rows,
+      wallMs,
+      floorMs,
+      cpuMs,
+      floorCpuMs,
+      rssMb,
+      note: `shards ${r0.parts.map(secs).join(' / ')}${result.first ? `; ${(result.first.wallMs / wallMs).toFixed(2)}× the unsharded run` : ''}${same}`,
+    });
+  }
+
+  if (on('noindex')) {
+    await dropCompletedAtIndex(client);
+    try {
+      const floor = await measureFloor(ctx.databaseUrl, window7.since, window7.anchor, options.workMem, options.reps, watch);
+      const s = summarize(
+        await repeat(
+          options.reps,
+          () => resetTarget(client),
+          () => runCli(options.cli, dateArgs, env7, watch),
+        ),
+      );
+      log(`  without index: ${secs(s.wallMs)}; count(*) of the window ${secs(floor.countMs)}`);
+      push({
+        size: size.label,
+        scenario: 'job: first run **without** attempt(completed_at) index',
+        windowAttempts: facts7.window,
+        rows: s.rows,
+        wallMs: s.wallMs,
+        jobMs: s.jobMs,
+        floorMs,
+        cpuMs: s.cpuMs,
+        floorCpuMs,
+        rssMb: s.rssMb,
+        note: `floor without index ${secs(floor.floorMs)}; count(*) of the window ${secs(floor.countMs)} (with index ${secs(result.floor7?.countMs ?? NaN)})`,
+      });
+    } finally {
+      await createCompletedAtIndex(client);
+      await client.query('analyze attempt');
+    }
+  }
+
+  if (on('history')) {
+    push(
+      ...(await runHistory(ctx, { floorMs, floorCpuMs }, (title, plan) => writeFileSync(out, `\n# ${title}\n\n${plan}`, { flag: 'a' }))),
+    );
+  }
+
+  if (on('variants') && ctx.computeSql) {
+    const params = [window7.since, window7.anchor, 'UTC', 1, 1];
+    const list = variantsOf(ctx.computeSql.shipped, ctx.computeSql.proposal);
+    result.variants = await measureVariants(client, list, params, options.workMem, options.reps, log, watch);
+    // The window 2025-10-25 … 11-01 contains Europe's DST end (Sunday 26 October has 25 hours).
+    result.equivalence = await checkEquivalence(client, ctx.computeSql, [
+      { since: window7.since, anchor: anchorDay, timezone: 'Europe/Berlin', shards: 1 },
+      { since: window7.since, anchor: anchorDay, timezone: 'America/New_York', shards: 3 },
+      { since: window7.since, anchor: anchorDay, timezone: 'UTC', shards: 2 },
+      { since: anchorDay, anchor: anchorDay, timezone: 'UTC', shards: 1 },
+      { since: addDays(anchorDay, -30), anchor: anchorDay, timezone: 'Asia/Kolkata', shards: 1 },
+    ]);
+    for (const e of result.equivalence) log(`  proposal vs shipped, ${e.label}: ${e.rows} rows, ${e.differing} differing`);
+  }
+
+  if (on('baseline')) {
+    await client.query(baselineIndex.create);
+    try {
+      result.baseline = await measureBaseline(client, window7.since, window7.anchor, options.baselineBudgetMs, options.workMem);
+    } finally {
+      await client.query(baselineIndex.drop);
+    }
+    result.baselineNoIndex = await measureBaseline(
+      client,
+      window7.since,
+      window7.anchor,
+      Math.max(2000, options.baselineBudgetMs / 3),
+      options.workMem,
+    );
+    const b = result.baseline;
+    const n = result.baselineNoIndex;
+    log(
+      `  baseline: ${b.perCombinationMs.toFixed(2)} ms per combination → ${secs(b.totalMs)} for ${b.combinations}; without its index ${n.perCombinationMs.toFixed(1)} ms`,
+    );
+    push(
+      {
+        size: size.label,
+        scenario: 'baseline: per-combination queries, index (student_id, topic_id, completed_at)',
+        windowAttempts: facts7.window,
+        rows: b.combinations,
+        wallMs: b.totalMs,
+        floorMs,
+        note: `extrapolated from ${b.sampled} combinations: ${b.perCombinationMs.toFixed(2)} ms each + listing ${secs(b.listMs)}`,
+      },
+      {
+        size: size.label,
+        scenario: 'baseline: per-combination queries, only the completed_at index',
+        windowAttempts: facts7.window,
+        rows: n.combinations,
+        wallMs: n.totalMs,
+        floorMs,
+        note: `extrapolated from ${n.sampled} combinations: ${n.perCombinationMs.toFixed(1)} ms each`,
+      },
+    );
+  }
+  return result;
+}

@@ -6,11 +6,10 @@
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Session } from '../src/db.js';
 import { acquireWriterLock } from '../src/lock.js';
 import { oracle } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
-import { allBackends, type Backend } from './support/backends.js';
+import { allBackends, withSession } from './support/backends.js';
 import { cliPath, runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { addDays, history } from './support/history.js';
@@ -19,17 +18,6 @@ const backends = await allBackends('backfill_cli');
 const attempts = history({ first: '2025-01-01', days: 60, seed: 7 });
 
 /** Opens the backend, runs `work` on a session, closes it again (a PGlite directory admits one process). */
-async function withSession<T>(backend: Backend, work: (session: Session) => Promise<T>): Promise<T> {
-  const db = await backend.open();
-  const session = await db.connect();
-  try {
-    return await work(session);
-  } finally {
-    session.release();
-    await db.close();
-  }
-}
-
 describe('usage errors (no database needed)', () => {
   const env = { DATABASE_URL: 'postgres://x@127.0.0.1:1/db' };
   test.each([

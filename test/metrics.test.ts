@@ -11,9 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import type { Session } from '../src/db.js';
 import { exposition, type RunOutcome } from '../src/metrics.js';
-import { allBackends, type Backend } from './support/backends.js';
+import { allBackends, withSession } from './support/backends.js';
 import { runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
@@ -102,17 +101,6 @@ interface Push {
 
 const backends = await allBackends('metrics');
 const attempts = history({ first: '2025-05-01', days: 20, seed: 3 });
-
-async function withSession<T>(backend: Backend, work: (session: Session) => Promise<T>): Promise<T> {
-  const db = await backend.open();
-  const session = await db.connect();
-  try {
-    return await work(session);
-  } finally {
-    session.release();
-    await db.close();
-  }
-}
 
 describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
   let server: Server;

@@ -3,26 +3,14 @@
  * day (checked against direct SQL), theta coverage, recent rows and the last runs.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Session } from '../src/db.js';
 import type { Report } from '../src/report.js';
-import { allBackends, type Backend } from './support/backends.js';
+import { allBackends, withSession } from './support/backends.js';
 import { runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 
 const backends = await allBackends('report');
 const attempts = history({ first: '2025-03-01', days: 20, seed: 5 });
-
-async function withSession<T>(backend: Backend, work: (session: Session) => Promise<T>): Promise<T> {
-  const db = await backend.open();
-  const session = await db.connect();
-  try {
-    return await work(session);
-  } finally {
-    session.release();
-    await db.close();
-  }
-}
 
 describe('usage errors', () => {
   test.each([

@@ -5,25 +5,13 @@
  * only SELECT (it writes nothing, not even to the run log).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Session } from '../src/db.js';
-import { allBackends, type Backend } from './support/backends.js';
+import { allBackends, withSession } from './support/backends.js';
 import { runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 
 const backends = await allBackends('verify');
 const attempts = history({ first: '2025-01-01', days: 50, seed: 11 });
-
-async function withSession<T>(backend: Backend, work: (session: Session) => Promise<T>): Promise<T> {
-  const db = await backend.open();
-  const session = await db.connect();
-  try {
-    return await work(session);
-  } finally {
-    session.release();
-    await db.close();
-  }
-}
 
 describe('usage errors (no database needed)', () => {
   const env = { DATABASE_URL: 'postgres://x@127.0.0.1:1/db' };

@@ -86,3 +86,15 @@ export function useSession(backend: Backend, prepare?: (session: Session) => Pro
   });
   return handle;
 }
+
+/** Opens `backend`, runs `work` on one session, and closes it again (for a single step of a test). */
+export async function withSession<T>(backend: Backend, work: (session: Session) => Promise<T>): Promise<T> {
+  const db = await backend.open();
+  const session = await db.connect();
+  try {
+    return await work(session);
+  } finally {
+    session.release();
+    await db.close();
+  }
+}

@@ -1,7 +1,8 @@
 /**
- * The daily run: check the schema, the source and (with theta) the estimate tables → take the writer lock → plan the window →
- * compute every combination in one statement → delete stale rows and upsert changed ones in
- * one transaction → record the run → report. All work happens in PostgreSQL on one session.
+ * The daily run: check the schema, the source and (with theta) the estimate tables → take the
+ * writer lock → plan the window → compute every combination in one statement → delete stale
+ * rows and upsert changed ones in one transaction → record the run → report. All work happens
+ * in PostgreSQL on one session.
  */
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config.js';

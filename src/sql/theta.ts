@@ -63,8 +63,8 @@ interface LatestEstimate {
  * its same-instant peers, usually none), so a lookup costs the same with a week or years of
  * history. Only those few rows are sorted for the tie-break. A plain `order by at desc,
  * theta desc, se desc limit 1` would read and sort the whole history before day d for every
- * combination (measured in docs/theta.md: 21 rows per lookup and ~8× the time with 20
- * estimates per pair).
+ * combination (measured in docs/theta.md: it reads all 21 earlier rows per lookup and takes
+ * ~11× as long with 22 estimates per pair).
  *
  * Columns: at, theta_exact (as stored), theta (rounded to 3 decimals), se_exact (valid se as
  * stored, or NULL), sd (valid se rounded, or NULL).

@@ -67,7 +67,9 @@ export const scenarioArbitrary: fc.Arbitrary<Scenario> = fc
     dense: fc.boolean(),
   })
   .chain(({ dense, ...base }) =>
-    fc.array(attemptArbitrary(base.anchor, dense), { maxLength: dense ? 400 : 120 }).map((attempts) => ({ ...base, attempts })),
+    fc
+      .array(attemptArbitrary(base.anchor, dense), { maxLength: dense ? 400 : 120, size: 'max' })
+      .map((attempts) => ({ ...base, attempts })),
   );
 
 /** Sorts rows the same way on both sides of a comparison. */

@@ -134,8 +134,10 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
          where computed_at >= $1::timestamptz group by 1`,
         [roundStart],
       );
-      expect(stamps.rows.map((r) => r.computed_at)).toEqual([added[0]!.started_at]);
-      expect(stamps.rows[0]!.n).toBe(added[0]!.inserted! + added[0]!.updated!);
+      // A writer that changed nothing (the source is as an earlier round left it) stamps no row.
+      const changed = added[0]!.inserted! + added[0]!.updated!;
+      expect(stamps.rows.map((r) => r.computed_at)).toEqual(changed > 0 ? [added[0]!.started_at] : []);
+      if (changed > 0) expect(stamps.rows[0]!.n).toBe(changed);
       expect(texts(await readRows(db, range))).toEqual(expected[source]);
     }
   });

@@ -12,9 +12,9 @@ import { floorStatements } from './floor.js';
 const withSource = (sql: string) => sql.replaceAll('{{source}}', '"attempt"');
 
 /**
- * The statements of src/sql/write.ts that a daily run executes: it creates agg_computed empty
- * and fills it with INSERT … SELECT (agg_failed holds combinations that failed), or, in
- * builds before that, with one CREATE TABLE … AS (`stageComputed`).
+ * The statements of src/sql/write.ts that a daily run executes: it creates agg_computed with
+ * one CREATE TABLE … AS (`stageComputed`), or, in builds before that, creates it empty and
+ * fills it with INSERT … SELECT; agg_failed holds combinations that failed.
  */
 interface WriteStatements {
   readonly stage: string[];
@@ -26,12 +26,11 @@ interface WriteStatements {
   readonly upsertExtraParams: null[];
 }
 
-async function loadStatements(cli: string, createAs: boolean): Promise<WriteStatements> {
+async function loadStatements(cli: string): Promise<WriteStatements> {
   const m = (await import(pathToFileURL(join(dirname(resolve(cli)), 'sql', 'write.js')).href)) as Record<string, unknown>;
-  const c = (await import(pathToFileURL(join(dirname(resolve(cli)), 'sql', 'compute.js')).href)) as Record<string, unknown>;
   // A statement is a string, or (since theta) a function of the computation's plan: {} = theta off.
-  const text = (name: string, from: Record<string, unknown> = m) => {
-    const value = from[name];
+  const text = (name: string) => {
+    const value = m[name];
     const sql = typeof value === 'function' ? (value as (plan: object) => unknown)({}) : value;
     return typeof sql === 'string' ? sql : undefined;
   };
@@ -51,20 +50,9 @@ async function loadStatements(cli: string, createAs: boolean): Promise<WriteStat
   const upsertExtraParams = new Array<null>(Math.max(0, highest - 2)).fill(null);
   if (stage !== undefined) {
     return {
-      stage: [],
+      stage: failed === undefined ? [] : [failed],
       fill: stage,
       fillTitle: 'stageComputed (create temporary table agg_computed as computeSelect)',
-      deleteStale: del,
-      upsertComputed: upsert,
-      upsertExtraParams,
-    };
-  }
-  const computeSelect = text('computeSelect', c);
-  if (createAs && typeof computeSelect === 'string') {
-    return {
-      stage: [create!, ...(failed === undefined ? [] : [failed]), 'drop table agg_computed'],
-      fill: `create temporary table agg_computed on commit drop as ${computeSelect}`,
-      fillTitle: 'agg_computed filled by CREATE TABLE … AS computeSelect (the proposal)',
       deleteStale: del,
       upsertComputed: upsert,
       upsertExtraParams,
@@ -94,11 +82,11 @@ export async function explainRun(
   cli: string,
   window: { since: string; anchor: string },
   workMem: string,
-  options: { includeFloor: boolean; shard?: { index: number; count: number }; createAs?: boolean },
+  options: { includeFloor: boolean; shard?: { index: number; count: number } },
 ): Promise<string> {
   const shard = options.shard ?? { index: 1, count: 1 };
   const params = [window.since, window.anchor, 'UTC', shard.count, shard.index];
-  const statements = await loadStatements(cli, options.createAs ?? false);
+  const statements = await loadStatements(cli);
   const parts: string[] = [];
   await client.query('begin');
   try {

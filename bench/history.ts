@@ -47,7 +47,7 @@ export async function runHistory(
   const lines: Measured[] = [];
   const measure = async (label: string): Promise<Summary> => {
     if (options.scenarios.has('explain')) {
-      explain(label, await explainRun(client, options.cli, window, options.workMem, { includeFloor: false, createAs: options.proposal }));
+      explain(label, await explainRun(client, options.cli, window, options.workMem, { includeFloor: false }));
     }
     return summarize(
       await repeat(

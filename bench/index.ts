@@ -11,7 +11,7 @@ import { anchorDay, ensureDataset } from './dataset.js';
 import { jobEnv, rssMethod, runCli } from './job.js';
 import { parseOptions, type Options, type Size } from './options.js';
 import { setMaxQuietWait } from './quiet.js';
-import { buildJob, describeSource } from './proposal/build.js';
+import { buildJob, describeSource } from './build.js';
 import { loadComputeSql } from './variants.js';
 import { measurePglite } from './pglite.js';
 import { renderResults, writeResultsIntoDocs, type Machine } from './report.js';
@@ -26,7 +26,7 @@ async function runSize(
   size: Size,
   server: string,
   withPglite: boolean,
-  computeSql: { shipped: string; proposal: string } | undefined,
+  computeSql: string | undefined,
 ): Promise<SizeResult> {
   const database = `afd_bench_${size.label.toLowerCase()}`;
   const url = databaseUrl(server, database);
@@ -101,18 +101,10 @@ async function main(): Promise<void> {
   const parsed = parseOptions(process.argv.slice(2));
   mkdirSync(parsed.outDir, { recursive: true });
   setMaxQuietWait(parsed.maxQuietWaitMs);
-  if (parsed.cli !== undefined && parsed.proposal)
-    throw new Error('--cli and --proposal exclude each other: the proposal is built from src/');
-  log(parsed.cli ?? `building the job from ${describeSource(parsed.ref)}${parsed.proposal ? ' with bench/proposal/' : ''} …`);
-  const cli = parsed.cli ?? (await buildJob({ ref: parsed.ref, proposal: parsed.proposal, outDir: parsed.outDir }));
+  log(parsed.cli ?? `building the job from ${describeSource(parsed.ref)} …`);
+  const cli = parsed.cli ?? (await buildJob({ ref: parsed.ref, outDir: parsed.outDir }));
   const options: Options & { cli: string } = { ...parsed, cli };
-  // The variants compare the shipped compute statement with the proposed one: build the other.
-  let computeSql: { shipped: string; proposal: string } | undefined;
-  if (options.scenarios.has('variants') && parsed.cli === undefined) {
-    const other = await buildJob({ ref: parsed.ref, proposal: !parsed.proposal, outDir: parsed.outDir });
-    const [shipped, proposal] = parsed.proposal ? [other, cli] : [cli, other];
-    computeSql = { shipped: await loadComputeSql(shipped), proposal: await loadComputeSql(proposal) };
-  }
+  const computeSql = options.scenarios.has('variants') ? await loadComputeSql(cli) : undefined;
   const server = serverUrl(process.env);
   const admin = await connect(databaseUrl(server, 'postgres'));
   const facts = await serverFacts(admin);
@@ -135,7 +127,7 @@ async function main(): Promise<void> {
   }
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, '');
   const block = renderResults(results, machine, command, options);
-  const name = options.sizes.map((s) => s.label).join('-') + (options.proposal ? '-proposal' : '');
+  const name = options.sizes.map((s) => s.label).join('-');
   writeFileSync(join(options.outDir, `results-${name}.md`), block + '\n');
   writeFileSync(
     join(options.outDir, `results-${name}.json`),
@@ -143,7 +135,7 @@ async function main(): Promise<void> {
   );
   process.stdout.write(block + '\n');
   if (options.writeDocs) {
-    writeResultsIntoDocs('BENCHMARKS.md', block, options.proposal ? 'proposal' : 'results');
+    writeResultsIntoDocs('BENCHMARKS.md', block);
     log('BENCHMARKS.md updated');
   }
 }

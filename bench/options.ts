@@ -44,8 +44,6 @@ export interface Options {
   readonly writeDocs: boolean;
   readonly baselineBudgetMs: number;
   readonly outDir: string;
-  /** Measure the job built with bench/proposal/ instead of dist/. */
-  readonly proposal: boolean;
   /** Longest wait for an idle machine before a measurement, in ms. */
   readonly maxQuietWaitMs: number;
 }
@@ -58,7 +56,6 @@ const usage = `usage: npm run bench -- [options]
   --cli <path>         measure this prebuilt CLI as it is (e.g. dist/cli.js) instead of building one
   --work-mem <size>    AGG_WORK_MEM of the job and the floor's work_mem (default 256MB)
   --baseline-budget <s> seconds the per-combination baseline may run per size (default 30; small 5)
-  --proposal           measure the job built with the SQL proposed in bench/proposal/ (src/ untouched)
   --out <dir>          plans, CSVs, PGlite directories, results (default .data/bench, git-ignored)
   --max-quiet-wait <s> wait at most this long for an idle machine before each measurement (default 90; small 30)
   --fresh              regenerate the data sets
@@ -78,7 +75,6 @@ export function parseOptions(argv: string[]): Options {
       'work-mem': { type: 'string', default: '256MB' },
       'baseline-budget': { type: 'string' },
       fresh: { type: 'boolean', default: false },
-      proposal: { type: 'boolean', default: false },
       'max-quiet-wait': { type: 'string' },
       drop: { type: 'boolean', default: false },
       'write-docs': { type: 'boolean' },
@@ -121,7 +117,6 @@ export function parseOptions(argv: string[]): Options {
     writeDocs: values['no-write-docs'] ? false : (values['write-docs'] ?? !onlySmall),
     baselineBudgetMs: budget * 1000,
     outDir: values.out,
-    proposal: values.proposal,
     maxQuietWaitMs: Number(values['max-quiet-wait'] ?? (onlySmall ? 30 : 90)) * 1000,
   };
 }

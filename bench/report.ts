@@ -92,6 +92,15 @@ function targets(results: SizeResult[]): Target[] {
       met: speedUp >= 1.5,
     });
   }
+  if (largest.serialShards) {
+    const { wallMs, unshardedMs } = largest.serialShards;
+    const speedUp = unshardedMs / wallMs;
+    out.push({
+      name: `2 shards ≥ 1.5× faster than one, both without parallel workers (${label})`,
+      measured: `${speedUp.toFixed(2)}× (${fmt(wallMs / 1000)} s vs ${fmt(unshardedMs / 1000)} s)`,
+      met: speedUp >= 1.5,
+    });
+  }
   const withFirst = results.filter((r) => r.first && r.floor7);
   if (withFirst.length >= 2) {
     const a = withFirst[0]!;
@@ -111,7 +120,6 @@ function targets(results: SizeResult[]): Target[] {
 /** The results block: machine, command, date, the table and the targets. */
 export function renderResults(results: SizeResult[], machine: Machine, command: string, options: Options): string {
   const { reps, workMem } = options;
-  const blockName = options.proposal ? 'proposal' : 'results';
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const s = machine.settings;
   const rows = results.flatMap((r) => r.lines.map((m) => line(m, r.baseline?.rowsPerSecond)));
@@ -124,8 +132,8 @@ export function renderResults(results: SizeResult[], machine: Machine, command: 
     );
   });
   return [
-    marker(blockName, 'start'),
-    `Measured ${date} with \`${command}\` on ${machine.source}${options.proposal ? ', the job built with the SQL of bench/proposal/ (src/ untouched)' : ''}.`,
+    marker('results', 'start'),
+    `Measured ${date} with \`${command}\` on ${machine.source}.`,
     '',
     `Machine: ${machine.cores} cores (\`nproc\`), ${machine.memoryGiB} GiB RAM, ${machine.cpu}; PostgreSQL ${machine.postgres} on the same machine ` +
       `(shared_buffers ${s.shared_buffers}, max_parallel_workers_per_gather ${s.max_parallel_workers_per_gather}, jit ${s.jit}, synchronous_commit ${s.synchronous_commit}); Node ${machine.node}. ` +
@@ -150,7 +158,7 @@ export function renderResults(results: SizeResult[], machine: Machine, command: 
     ...(variants.length === 0
       ? []
       : [
-          'Compute statement variants (bench/variants.ts): filling the temporary agg_computed alone (INSERT … SELECT into the empty table as the job does, unless the variant says CREATE TABLE … AS), lookback 7, unsharded, median; "same rows" compares with the shipped statement (EXCEPT ALL both ways).',
+          'Compute statement variants (bench/variants.ts): creating the temporary agg_computed alone (CREATE TABLE … AS, as the job does, unless the variant says INSERT … SELECT), lookback 7, unsharded, median; "same rows" compares with the shipped statement (EXCEPT ALL both ways).',
           '',
           '| size | variant | s | speed-up | CPU s | rows | same rows |',
           '|---|---|--:|--:|--:|--:|---|',
@@ -161,7 +169,7 @@ export function renderResults(results: SizeResult[], machine: Machine, command: 
       (r.equivalence ?? []).length === 0
         ? []
         : [
-            `Proposal vs shipped rows (${r.size.label}; union of the proposal's shards against the shipped unsharded run): ` +
+            `Shipped vs first-release rows (${r.size.label}; union of the shipped statement's shards against the first release's unsharded statement): ` +
               r
                 .equivalence!.map(
                   (e) => `${e.label}: ${int(e.rows)} rows, ${e.differing === 0 ? 'identical' : `**${e.differing} differ**`}`,
@@ -171,12 +179,12 @@ export function renderResults(results: SizeResult[], machine: Machine, command: 
             '',
           ],
     ),
-    marker(blockName, 'end'),
+    marker('results', 'end'),
   ].join('\n');
 }
 
-/** Replaces the named block (`results` or `proposal`) of BENCHMARKS.md, or appends it. */
-export function writeResultsIntoDocs(path: string, block: string, name: string): void {
+/** Replaces the results block of BENCHMARKS.md, or appends it. */
+export function writeResultsIntoDocs(path: string, block: string, name = 'results'): void {
   const text = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
   const start = text.indexOf(marker(name, 'start'));
   const end = text.indexOf(marker(name, 'end'));

@@ -46,6 +46,8 @@ export interface SizeResult {
   readonly rerun?: Summary;
   readonly late?: Summary;
   readonly shards?: { wallMs: number; rssMb: number };
+  /** Two shards and the unsharded run, both without parallel workers. */
+  readonly serialShards?: { wallMs: number; rssMb: number; unshardedMs: number };
   readonly variants?: VariantResult[];
   readonly equivalence?: { label: string; rows: number; differing: number }[];
 }
@@ -79,8 +81,8 @@ export interface Context {
   readonly monitor: pg.Client;
   readonly database: string;
   readonly databaseUrl: string;
-  /** The compute statements of the shipped and the proposed build, for the variants. */
-  readonly computeSql?: { readonly shipped: string; readonly proposal: string };
+  /** The compute statement of the build being measured, for the variants. */
+  readonly computeSql?: string;
   readonly log: (line: string) => void;
 }
 
@@ -149,7 +151,7 @@ export async function runServerScenarios(ctx: Context): Promise<SizeResult> {
     if (on('explain'))
       writeFileSync(
         out,
-        `# first run (empty target)\n\n${await explainRun(client, options.cli, window7, options.workMem, { includeFloor: true, createAs: options.proposal })}`,
+        `# first run (empty target)\n\n${await explainRun(client, options.cli, window7, options.workMem, { includeFloor: true })}`,
       );
     const first = summarize(
       await repeat(
@@ -177,7 +179,7 @@ export async function runServerScenarios(ctx: Context): Promise<SizeResult> {
     if (on('explain')) {
       writeFileSync(
         out,
-        `\n# re-run, no new data (target filled)\n\n${await explainRun(client, options.cli, window7, options.workMem, { includeFloor: false, createAs: options.proposal })}`,
+        `\n# re-run, no new data (target filled)\n\n${await explainRun(client, options.cli, window7, options.workMem, { includeFloor: false })}`,
         { flag: 'a' },
       );
     }
@@ -270,52 +272,87 @@ export async function runServerScenarios(ctx: Context): Promise<SizeResult> {
   }
 
   if (on('shards')) {
-    const runs = await repeat(
-      options.reps,
-      () => resetTarget(client),
-      async () => {
-        const cpu = watchBackends(ctx.monitor, { database: ctx.database, applicationName: jobApplicationName });
-        const t0 = performance.now();
-        const [a, b] = await Promise.all([
-          runCli(options.cli, [...dateArgs, '--shard', '1/2'], env7),
-          runCli(options.cli, [...dateArgs, '--shard', '2/2'], env7),
-        ]);
-        const backendCpuMs = await cpu.stop();
-        const stored = Number((await client.query<{ n: string }>('select count(*) as n from features_topic_daily')).rows[0]!.n);
-        return {
-          wallMs: performance.now() - t0,
-          rows: a.processed + b.processed,
-          stored,
-          rssMb: Math.max(a.rssMb, b.rssMb),
-          cpuMs: backendCpuMs + a.nodeCpuMs + b.nodeCpuMs,
-          parts: [a.wallMs, b.wallMs],
-        };
-      },
+    // Two shards side by side, with the server's parallel workers (as the job runs) and without
+    // them (PGOPTIONS, read by pg): an unsharded run already keeps both cores busy with parallel
+    // workers, so the serial pair shows what sharding itself gains.
+    const serial = { ...env7, PGOPTIONS: '-c max_parallel_workers_per_gather=0' };
+    const pair = (env: NodeJS.ProcessEnv) =>
+      repeat(
+        options.reps,
+        () => resetTarget(client),
+        async () => {
+          const cpu = watchBackends(ctx.monitor, { database: ctx.database, applicationName: jobApplicationName });
+          const t0 = performance.now();
+          const [a, b] = await Promise.all([
+            runCli(options.cli, [...dateArgs, '--shard', '1/2'], env),
+            runCli(options.cli, [...dateArgs, '--shard', '2/2'], env),
+          ]);
+          const backendCpuMs = await cpu.stop();
+          const stored = Number((await client.query<{ n: string }>('select count(*) as n from features_topic_daily')).rows[0]!.n);
+          return {
+            wallMs: performance.now() - t0,
+            rows: a.processed + b.processed,
+            stored,
+            rssMb: Math.max(a.rssMb, b.rssMb),
+            cpuMs: backendCpuMs + a.nodeCpuMs + b.nodeCpuMs,
+            parts: [a.wallMs, b.wallMs],
+          };
+        },
+      );
+    const serialFirst = summarize(
+      await repeat(
+        options.reps,
+        () => resetTarget(client),
+        () => runCli(options.cli, dateArgs, serial, watch),
+      ),
     );
-    const wallMs = median(runs.map((r) => r.wallMs));
-    const rssMb = Math.max(...runs.map((r) => r.rssMb));
-    const cpuMs = median(runs.map((r) => r.cpuMs));
-    result.shards = { wallMs, rssMb };
-    const r0 = runs[0]!;
-    const same =
-      result.first === undefined
-        ? ''
-        : r0.stored === result.first.rows
-          ? ', together = the unsharded rows'
-          : `, MISMATCH: ${r0.stored} stored vs ${result.first.rows} unsharded`;
-    log(`  2 shards: ${secs(wallMs)}${same}`);
-    push({
-      size: size.label,
-      scenario: 'job: `--shard 1/2` ‖ `--shard 2/2`, first run',
-      windowAttempts: facts7.window,
-      rows: r0.rows,
-      wallMs,
-      floorMs,
-      cpuMs,
-      floorCpuMs,
-      rssMb,
-      note: `shards ${r0.parts.map(secs).join(' / ')}${result.first ? `; ${(result.first.wallMs / wallMs).toFixed(2)}× the unsharded run` : ''}${same}`,
-    });
+    for (const [label, env, unsharded] of [
+      ['', env7, result.first],
+      [', no parallel workers', serial, serialFirst],
+    ] as const) {
+      const runs = await pair(env);
+      const wallMs = median(runs.map((r) => r.wallMs));
+      const rssMb = Math.max(...runs.map((r) => r.rssMb));
+      const cpuMs = median(runs.map((r) => r.cpuMs));
+      const r0 = runs[0]!;
+      const reference = result.first?.rows;
+      const same =
+        reference === undefined
+          ? ''
+          : r0.stored === reference
+            ? ', together = the unsharded rows'
+            : `, MISMATCH: ${r0.stored} stored vs ${reference} unsharded`;
+      if (label === '') result.shards = { wallMs, rssMb };
+      else result.serialShards = { wallMs, rssMb, unshardedMs: serialFirst.wallMs };
+      log(`  2 shards${label}: ${secs(wallMs)}${same}`);
+      if (label !== '') {
+        log(`  unsharded${label}: ${secs(serialFirst.wallMs)}`);
+        push({
+          size: size.label,
+          scenario: 'job: first run, no parallel workers (`max_parallel_workers_per_gather=0`)',
+          windowAttempts: facts7.window,
+          rows: serialFirst.rows,
+          wallMs: serialFirst.wallMs,
+          jobMs: serialFirst.jobMs,
+          floorMs,
+          cpuMs: serialFirst.cpuMs,
+          floorCpuMs,
+          rssMb: serialFirst.rssMb,
+        });
+      }
+      push({
+        size: size.label,
+        scenario: `job: \`--shard 1/2\` ‖ \`--shard 2/2\`, first run${label}`,
+        windowAttempts: facts7.window,
+        rows: r0.rows,
+        wallMs,
+        floorMs,
+        cpuMs,
+        floorCpuMs,
+        rssMb,
+        note: `shards ${r0.parts.map(secs).join(' / ')}${unsharded ? `; ${(unsharded.wallMs / wallMs).toFixed(2)}× the unsharded run${label}` : ''}${same}`,
+      });
+    }
   }
 
   if (on('noindex')) {
@@ -357,7 +394,7 @@ export async function runServerScenarios(ctx: Context): Promise<SizeResult> {
 
   if (on('variants') && ctx.computeSql) {
     const params = [window7.since, window7.anchor, 'UTC', 1, 1];
-    const list = variantsOf(ctx.computeSql.shipped, ctx.computeSql.proposal);
+    const list = variantsOf(ctx.computeSql);
     result.variants = await measureVariants(client, list, params, options.workMem, options.reps, log, watch);
     // The window 2025-10-25 … 11-01 contains Europe's DST end (Sunday 26 October has 25 hours).
     result.equivalence = await checkEquivalence(client, ctx.computeSql, [
@@ -367,7 +404,7 @@ export async function runServerScenarios(ctx: Context): Promise<SizeResult> {
       { since: anchorDay, anchor: anchorDay, timezone: 'UTC', shards: 1 },
       { since: addDays(anchorDay, -30), anchor: anchorDay, timezone: 'Asia/Kolkata', shards: 1 },
     ]);
-    for (const e of result.equivalence) log(`  proposal vs shipped, ${e.label}: ${e.rows} rows, ${e.differing} differing`);
+    for (const e of result.equivalence) log(`  shipped vs first release, ${e.label}: ${e.rows} rows, ${e.differing} differing`);
   }
 
   if (on('baseline')) {

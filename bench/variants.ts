@@ -1,19 +1,19 @@
 /**
  * Shapes and settings of the compute statement, measured against the shipped one on the same
- * data: each variant fills a temporary table the way the job fills `agg_computed` (INSERT …
- * SELECT into an empty table; or CREATE TABLE … AS where the variant says so), with the same
- * parameters and session settings, timed as the median of several runs, and checked row for
- * row against the shipped statement (EXCEPT ALL both ways must be empty).
+ * data: each variant creates a temporary table the way the job creates `agg_computed` (CREATE
+ * TABLE … AS; or INSERT … SELECT into an empty table where the variant says so), with the
+ * same parameters and session settings, timed as the median of several runs, and checked row
+ * for row against the shipped statement (EXCEPT ALL both ways must be empty).
  *
- * The SQL is loaded from the builds being measured (`<dist>/sql/compute.js` of the shipped
- * copy and of the proposal copy, see proposal/build.ts), never from src/ directly, so this
- * file measures exactly what runs and does not depend on src/'s TypeScript API.
+ * The shipped SQL is loaded from the build being measured (`<dist>/sql/compute.js`), never
+ * from src/ directly, so this file measures exactly what runs. The first release's shape (one
+ * GROUP BY over all 35 days read) is rebuilt from it by replacing its CTEs, so the two differ
+ * only where the design changed.
  *
- * Why these variants (BENCHMARKS.md, "What EXPLAIN showed"): the shipped statement sorts
- * every attempt of the 35 days it reads by (user, topic, day), because percentile_cont can only
- * be computed by a sorting GroupAggregate; the sort is most of the run. The variants separate
- * the effects of the sort's size (split), of its comparison (collate "C"), of memory
- * (work_mem), of JIT and of parallel workers.
+ * Why these variants (BENCHMARKS.md, "What EXPLAIN showed"): percentile_cont can only be
+ * computed by a sorting GroupAggregate, and that sort is most of the run. The variants
+ * separate the effects of the sort's size (one GROUP BY over 35 days vs the window's 8), of
+ * its comparison (collate "C"), of memory (work_mem), of JIT and of parallel workers.
  */
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -32,41 +32,92 @@ export async function loadComputeSql(cli: string): Promise<string> {
 }
 
 /** `sql` with `from` replaced by `to`; throws when `from` is missing (the shipped SQL changed). */
-function edit(sql: string, from: string, to: string): string {
-  if (!sql.includes(from))
-    throw new Error(`bench/variants.ts: the compute statement no longer contains ${JSON.stringify(from)}; update it`);
-  return sql.replace(from, to);
+function edit(sql: string, from: string | RegExp, to: string): string {
+  const found = typeof from === 'string' ? sql.includes(from) : from.test(sql);
+  if (!found) throw new Error(`bench/variants.ts: the compute statement no longer contains ${String(from)}; update it`);
+  return sql.replace(from, () => to);
+}
+
+/**
+ * The CTEs of the first release (commit 2c6d68a), up to `halves`: one range scan and one GROUP
+ * BY over the window and the 27 days before it, so every attempt read is sorted; the window's
+ * aggregates are FILTERed to its days. Keys in the default collation.
+ */
+const firstReleaseCtes = `with attempts as (
+  select student_id::text as user_id,
+         topic_id::text   as topic_id,
+         (completed_at at time zone $3::text)::date as day,
+         completed_at, correct, response_time_ms, hint_used
+  from {{source}}
+  where completed_at >= (($1::date - 27)::timestamp at time zone $3::text)
+    and completed_at <  (($2::date + 1)::timestamp at time zone $3::text)
+    and student_id is not null and student_id::text <> ''
+    and topic_id is not null and topic_id::text <> ''
+),
+daily as (
+  select user_id, topic_id, day,
+         count(*)::int                         as attempts,
+         count(*) filter (where correct)::int  as correct,
+         count(correct)::int                   as answered,
+         round(avg(response_time_ms) filter (where response_time_ms >= 0 and day >= $1::date))::int as avg_time_ms,
+         round((percentile_cont(0.5) within group (order by response_time_ms)
+                filter (where response_time_ms >= 0 and day >= $1::date))::numeric)::int          as rt_median,
+         count(*) filter (where hint_used)::int as hints,
+         max(completed_at)                      as last_seen_at
+  from attempts
+  where $4::int = 1 or mod(hashtextextended(user_id, 0) & 2147483647, $4::int) = $5::int - 1
+  group by user_id, topic_id, day
+),
+halves as (
+  select daily.*,
+         (sum(answered) over recent)::numeric   as n_r,
+         (sum(correct)  over recent)::numeric   as c_r,
+         (sum(answered) over previous)::numeric as n_p,
+         (sum(correct)  over previous)::numeric as c_p
+  from daily
+  window recent   as (partition by user_id, topic_id order by day
+                      range between '13 days' preceding and current row),
+         previous as (partition by user_id, topic_id order by day
+                      range between '27 days' preceding and '14 days' preceding)
+)`;
+
+/** The first release's compute statement, rebuilt from the shipped one. */
+export function firstRelease(shipped: string): string {
+  return edit(shipped, /with window_days as \([\s\S]*?range between '27 days' preceding and '14 days' preceding\)\n\)/, firstReleaseCtes);
 }
 
 export interface Variant {
   readonly name: string;
   readonly sql: string;
-  /** How the table is filled: INSERT … SELECT into an empty one, as the job does (default), or CREATE TABLE … AS. */
-  readonly stage?: 'insert' | 'create-as';
+  /** How the table is filled: CREATE TABLE … AS, as the job does (default), or INSERT … SELECT into an empty one. */
+  readonly stage?: 'create-as' | 'insert';
   /** Session settings for this variant only (set locally in its transaction). */
   readonly settings?: Record<string, string>;
 }
 
-/** The variants, from the shipped and the proposed compute statements. */
-export function variantsOf(shipped: string, proposal: string): Variant[] {
-  const shippedCollateC = edit(
-    edit(shipped, 'select student_id::text as user_id,', 'select student_id::text collate "C" as user_id,'),
-    'topic_id::text   as topic_id,',
-    'topic_id::text collate "C" as topic_id,',
-  );
-  const splitDefaultCollation = proposal.replaceAll(' collate "C"', '').replaceAll(' collate "default"', '');
+/** The variants of the shipped compute statement. */
+export function variantsOf(shipped: string): Variant[] {
+  const defaultCollation = shipped.replaceAll(' collate "C"', '').replaceAll(' collate "default"', '');
+  const first = firstRelease(shipped);
   return [
     { name: 'shipped', sql: shipped },
+    { name: 'shipped, filled by INSERT … SELECT (no parallel workers)', sql: shipped, stage: 'insert' },
+    { name: 'shipped, max_parallel_workers_per_gather 0', sql: shipped, settings: { max_parallel_workers_per_gather: '0' } },
     { name: 'shipped, jit off', sql: shipped, settings: { jit: 'off' } },
     { name: 'shipped, work_mem 4MB (server default)', sql: shipped, settings: { work_mem: '4MB' } },
-    { name: 'shipped, work_mem 2GB', sql: shipped, settings: { work_mem: '2GB' } },
-    { name: 'shipped + collate "C" keys', sql: shippedCollateC },
-    { name: 'split (window aggregates ∪ hashed earlier days), default collation', sql: splitDefaultCollation },
-    { name: '**proposal**: split + collate "C" keys', sql: proposal },
-    { name: 'proposal, work_mem 64MB', sql: proposal, settings: { work_mem: '64MB' } },
-    { name: 'proposal, work_mem 4MB (server default)', sql: proposal, settings: { work_mem: '4MB' } },
-    { name: 'proposal, filled by CREATE TABLE … AS (parallel workers allowed)', sql: proposal, stage: 'create-as' },
-    { name: 'shipped, filled by CREATE TABLE … AS', sql: shipped, stage: 'create-as' },
+    { name: 'shipped, work_mem 64MB', sql: shipped, settings: { work_mem: '64MB' } },
+    { name: 'shipped, work_mem 1GB', sql: shipped, settings: { work_mem: '1GB' } },
+    { name: 'shipped, keys in the default collation', sql: defaultCollation },
+    { name: 'first release: one GROUP BY over 35 days, INSERT … SELECT', sql: first, stage: 'insert' },
+    { name: 'first release, filled by CREATE TABLE … AS', sql: first },
+    {
+      name: 'first release + collate "C" keys',
+      sql: edit(
+        edit(first, 'select student_id::text as user_id,', 'select student_id::text collate "C" as user_id,'),
+        'topic_id::text   as topic_id,',
+        'topic_id::text collate "C" as topic_id,',
+      ),
+    },
   ];
 }
 
@@ -111,13 +162,13 @@ export async function measureVariants(
         if (workMem.toLowerCase() !== 'default') await client.query("select set_config('work_mem', $1, true)", [workMem]);
         for (const [name, value] of Object.entries(variant.settings ?? {}))
           await client.query('select set_config($1, $2, true)', [name, value]);
-        if (variant.stage !== 'create-as') await client.query('create temporary table bench_variant (like bench_reference) on commit drop');
+        if (variant.stage === 'insert') await client.query('create temporary table bench_variant (like bench_reference) on commit drop');
         const watcher = watch ? watchBackends(watch.monitor, { database: watch.database, pid }) : undefined;
         const t0 = performance.now();
         const staged =
-          variant.stage === 'create-as'
-            ? await client.query(`create temporary table bench_variant on commit drop as ${withSource(variant.sql)}`, params)
-            : await client.query(`insert into bench_variant ${withSource(variant.sql)}`, params);
+          variant.stage === 'insert'
+            ? await client.query(`insert into bench_variant ${withSource(variant.sql)}`, params)
+            : await client.query(`create temporary table bench_variant on commit drop as ${withSource(variant.sql)}`, params);
         times.push(performance.now() - t0);
         cpu.push(watcher ? await watcher.stop() : NaN);
         rows = staged.rowCount ?? 0;
@@ -136,7 +187,7 @@ export async function measureVariants(
   return results;
 }
 
-/** A window, time zone and shard count on which the proposal must give the shipped rows. */
+/** A window, time zone and shard count on which the shipped statement must give the first release's rows. */
 export interface EquivalenceCase {
   readonly since: string;
   readonly anchor: string;
@@ -145,23 +196,24 @@ export interface EquivalenceCase {
 }
 
 /**
- * Checks that the proposal computes exactly the shipped rows: the union of its N shards
- * against the shipped unsharded statement. Returns the number of differing rows per case.
+ * Checks that the shipped statement computes exactly the first release's rows: the union of
+ * its N shards against the first release's unsharded statement. Returns the number of
+ * differing rows per case.
  */
 export async function checkEquivalence(
   client: pg.Client,
-  sql: { shipped: string; proposal: string },
+  shipped: string,
   cases: EquivalenceCase[],
 ): Promise<{ label: string; rows: number; differing: number }[]> {
   const out: { label: string; rows: number; differing: number }[] = [];
   for (const c of cases) {
     await client.query('begin');
     try {
-      const reference = `create temporary table bench_reference on commit drop as ${withSource(sql.shipped)}`;
+      const reference = `create temporary table bench_reference on commit drop as ${withSource(firstRelease(shipped))}`;
       const staged = await client.query(reference, [c.since, c.anchor, c.timezone, 1, 1]);
       await client.query('create temporary table bench_variant (like bench_reference) on commit drop');
       for (let shard = 1; shard <= c.shards; shard++) {
-        await client.query(`insert into bench_variant ${withSource(sql.proposal)}`, [c.since, c.anchor, c.timezone, c.shards, shard]);
+        await client.query(`insert into bench_variant ${withSource(shipped)}`, [c.since, c.anchor, c.timezone, c.shards, shard]);
       }
       const differing = Number((await client.query<{ n: string }>(countDiffering)).rows[0]!.n);
       out.push({ label: `${c.since}…${c.anchor} ${c.timezone}, ${c.shards} shard(s)`, rows: staged.rowCount ?? 0, differing });

@@ -3,14 +3,15 @@
  * source view that raises on one malformed row, a value out of range): the computation is
  * retried on halves of the window's students until the failing students are found, then per
  * topic and per day, so only the combinations the bad rows touch fail. The normal path is one
- * statement; the narrowing costs O(k · log n) statements for k bad students.
+ * statement (CREATE TABLE … AS); the narrowing creates the table empty and fills it in
+ * O(k · log n) statements for k bad students.
  */
 import type { Config } from './config.js';
 import type { Computation } from './job.js';
 import type { Session } from './db.js';
 import { messageOf, sqlState } from './errors.js';
 import { withIdentifiers } from './identifiers.js';
-import { insertComputed, upsertComputed } from './sql/write.js';
+import { createComputedTable, insertComputed, stageComputed, upsertComputed } from './sql/write.js';
 import { listStudentCombinations, listStudents, scopedSource } from './sql/scope.js';
 import type { Window } from './window.js';
 
@@ -38,7 +39,7 @@ interface Scope {
 }
 
 /**
- * Inserts the window's combinations into agg_computed and returns the combinations that could
+ * Creates agg_computed with the window's combinations and returns the combinations that could
  * not be computed. Runs inside the caller's transaction, using savepoints.
  * `params` are the computation's: since, anchor, time zone, shard count, shard index, ….
  */
@@ -50,7 +51,7 @@ export async function computeIsolated(
   params: readonly unknown[],
   checkpoint: () => void,
 ): Promise<FailedCombination[]> {
-  const wholeWindow = withIdentifiers(insertComputed(work.plan), work.identifiers);
+  const wholeWindow = withIdentifiers(stageComputed(work.plan), work.identifiers);
   const scoped = withIdentifiers(insertComputed(work.plan), {
     ...work.identifiers,
     source: scopedSource(config.source, params.length + 1),
@@ -78,6 +79,7 @@ export async function computeIsolated(
 
   const whole = await attempt(wholeWindow, params);
   if (whole === undefined) return [];
+  await session.query(withIdentifiers(createComputedTable(work.plan), work.identifiers), params as unknown[]);
 
   const students = await session.query<{ user_id: string }>(withIdentifiers(listStudents, { source: config.source }), params.slice(0, 5));
   const failing: { user: string; error: unknown }[] = [];

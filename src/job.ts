@@ -15,7 +15,7 @@ import { finishRunRecord, lastSuccessAnchor, startRunRecord } from './run-log.js
 import { checkSource } from './source.js';
 import { computeIsolated, upsertIsolated } from './isolate.js';
 import type { ComputePlan } from './sql/compute.js';
-import { countSkippedEstimates, countStored, createComputedTable, createFailedTable, deleteStale, dryRunCounts } from './sql/write.js';
+import { countSkippedEstimates, countStored, createFailedTable, deleteStale, dryRunCounts } from './sql/write.js';
 import { checkThetaTables, type ThetaTables } from './theta-tables.js';
 import { planWindow, type Window } from './window.js';
 
@@ -261,7 +261,6 @@ export async function writeWindowTransaction(
   try {
     await session.query('begin');
     const params = computeParameters(config, window, shard);
-    await session.query(withIdentifiers(createComputedTable(work.plan), work.identifiers), params);
     await session.query(createFailedTable);
     const failures = await computeIsolated(session, config, work, window, params, checkpoint);
     if (failures.length > 0) {

@@ -5,12 +5,18 @@
  * Parameters: $1 since (date), $2 anchor (date), $3 time zone (IANA name), $4 shard count,
  * $5 shard index (1-based; 1 of 1 for an unsharded run).
  *
- * Shape, and why:
- * - One range scan of the source from since−27 to the end of the anchor day (sargable on
- *   `completed_at`, so an index on it is used). Days are cut in the job's time zone.
- * - One GROUP BY (user, topic, day) over those 28 + window days. The full aggregates are
- *   only needed for the window's days; the median's FILTER keeps its sort to those. Every
- *   day contributes answered/correct counts, which is all the improvement index reads.
+ * Shape, and why (BENCHMARKS.md has the measurements):
+ * - Two range scans of the source, both sargable on `completed_at` (an index on it is used);
+ *   days are cut in the job's time zone. `window_days` groups the window's days with every
+ *   aggregate of §4. percentile_cont can only be computed by a sorting GroupAggregate, so
+ *   that sort is kept to the window's attempts. `earlier_days` gives the 27 days before the
+ *   window only the answered/correct counts the improvement index reads, which a
+ *   HashAggregate computes without sorting. (One GROUP BY over all 35 days sorted every
+ *   attempt read, spilled to disk and took 2.5× as long.) Both branches split the attempts
+ *   by instant, so each attempt is counted once, also where a local midnight repeats.
+ * - Grouping keys are compared in the "C" collation: the same groups (text equality is
+ *   bytewise under every deterministic collation), sorted by memcmp instead of strcoll.
+ *   `halves` hands them on in the default collation again.
  * - The two 14-day halves are window frames over the daily counts (RANGE with a date
  *   offset), so no self-join and no per-row query.
  * - The improvement is computed in numeric as one exact fraction, then rounded half away
@@ -23,17 +29,18 @@
  * - Theta (only when enabled: its tables may not exist otherwise) is joined to the window's
  *   combinations by LATERAL lookups of the latest valid estimate before the end of each day;
  *   see theta.ts. The theta improvement falls back to the accuracy formula per combination.
- * - Students are split into shards by a stable hash of user_id (md5, the same on every
- *   PostgreSQL version), so N shards together compute exactly the unsharded rows.
+ * - Students are split into shards by a stable hash of user_id (see inShard), so N shards
+ *   together compute exactly the unsharded rows; each shard filters the attempts it reads.
  */
 import { thetaColumns, thetaImprovement, thetaJoins } from './theta.js';
 
 /**
- * True when the user of `userIdColumn` belongs to shard `indexParam` of `countParam` (a
- * stable hash of user_id, so shards split students the same way on every run and version).
+ * True when the user of `userIdColumn` belongs to shard `indexParam` of `countParam`.
+ * hashtextextended is PostgreSQL's own hash of text, the one hash partitioning stores rows
+ * by, so it does not change between versions; it costs about 0.03 µs a row, md5 about 0.65.
  */
 export function inShard(userIdColumn: string, countParam: string, indexParam: string): string {
-  return `(${countParam}::int = 1 or mod(('x' || substr(md5(${userIdColumn}), 1, 8))::bit(32)::bigint, ${countParam}::int) = ${indexParam}::int - 1)`;
+  return `(${countParam}::int = 1 or mod(hashtextextended(${userIdColumn}, 0) & 2147483647, ${countParam}::int) = ${indexParam}::int - 1)`;
 }
 
 /** Which variant of the computation a run needs. */
@@ -64,43 +71,58 @@ export function computeSelect(plan: ComputePlan = {}): string {
   const columns = theta ? thetaColumns(theta) : { estimate: 'null', sd: 'null' };
   const improvement = theta?.thetaMode ? thetaImprovement(accuracyImprovement) : accuracyImprovement;
   return `
-with attempts as (
-  select student_id::text as user_id,
-         topic_id::text   as topic_id,
+with window_days as (
+  select student_id::text collate "C" as user_id,
+         topic_id::text collate "C"   as topic_id,
          (completed_at at time zone $3::text)::date as day,
-         completed_at, correct, response_time_ms, hint_used
-  from {{source}}
-  where completed_at >= (($1::date - 27)::timestamp at time zone $3::text)
-    and completed_at <  (($2::date + 1)::timestamp at time zone $3::text)
-    and student_id is not null and student_id::text <> ''
-    and topic_id is not null and topic_id::text <> ''
-),
-sharded as (
-  select * from attempts where ${inShard('user_id', '$4', '$5')}
-),
-daily as (
-  select user_id, topic_id, day,
          count(*)::int                         as attempts,
          count(*) filter (where correct)::int  as correct,
          count(correct)::int                   as answered,
-         round(avg(response_time_ms) filter (where response_time_ms >= 0 and day >= $1::date))::int as avg_time_ms,
+         round(avg(response_time_ms) filter (where response_time_ms >= 0))::int as avg_time_ms,
          round((percentile_cont(0.5) within group (order by response_time_ms)
-                filter (where response_time_ms >= 0 and day >= $1::date))::numeric)::int          as rt_median,
+                filter (where response_time_ms >= 0))::numeric)::int          as rt_median,
          count(*) filter (where hint_used)::int as hints,
          max(completed_at)                      as last_seen_at
-  from sharded
-  group by user_id, topic_id, day
+  from {{source}}
+  where completed_at >= ($1::date::timestamp at time zone $3::text)
+    and completed_at <  (($2::date + 1)::timestamp at time zone $3::text)
+    and student_id is not null and student_id::text <> ''
+    and topic_id is not null and topic_id::text <> ''
+    and ${inShard('student_id::text', '$4', '$5')}
+  group by 1, 2, 3
+),
+earlier_days as (
+  select student_id::text collate "C" as user_id,
+         topic_id::text collate "C"   as topic_id,
+         (completed_at at time zone $3::text)::date as day,
+         null::int                             as attempts,
+         count(*) filter (where correct)::int  as correct,
+         count(correct)::int                   as answered,
+         null::int as avg_time_ms, null::int as rt_median, null::int as hints, null::timestamptz as last_seen_at
+  from {{source}}
+  where completed_at >= (($1::date - 27)::timestamp at time zone $3::text)
+    and completed_at <  ($1::date::timestamp at time zone $3::text)
+    and student_id is not null and student_id::text <> ''
+    and topic_id is not null and topic_id::text <> ''
+    and ${inShard('student_id::text', '$4', '$5')}
+  group by 1, 2, 3
+),
+daily as (
+  select * from window_days
+  union all
+  select * from earlier_days
 ),
 halves as (
-  select daily.*,
+  select user_id collate "default" as user_id, topic_id collate "default" as topic_id, day,
+         attempts, correct, answered, avg_time_ms, rt_median, hints, last_seen_at,
          (sum(answered) over recent)::numeric   as n_r,
          (sum(correct)  over recent)::numeric   as c_r,
          (sum(answered) over previous)::numeric as n_p,
          (sum(correct)  over previous)::numeric as c_p
   from daily
-  window recent   as (partition by user_id, topic_id order by day
+  window recent   as (partition by daily.user_id, daily.topic_id order by daily.day
                       range between '13 days' preceding and current row),
-         previous as (partition by user_id, topic_id order by day
+         previous as (partition by daily.user_id, daily.topic_id order by daily.day
                       range between '27 days' preceding and '14 days' preceding)
 )
 select h.user_id, h.topic_id, h.day as date,

@@ -1,29 +1,26 @@
 /**
  * Builds a copy of the job outside src/ for the benchmark to measure: from the working tree or
- * from a git commit (`--ref`, so a long run measures one fixed version while others edit src/),
- * optionally with the changes proposed in bench/proposal/patches.ts (`--proposal`). Copies src/,
- * migrations/ and package.json into <outDir>/<name>, applies the proposal, and compiles with the
+ * from a git commit (`--ref`, so a long run measures one fixed version while others edit src/).
+ * Copies src/, migrations/ and package.json into <outDir>/job and compiles them with the
  * project's compiler settings. Returns the copy's cli.js, which is run exactly like dist/cli.js.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { patches } from './patches.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const root = resolve(here, '..', '..');
+const root = resolve(here, '..');
 
 export interface BuildRequest {
   /** A git commit (e.g. HEAD), or undefined for the working tree. */
   readonly ref: string | undefined;
-  readonly proposal: boolean;
   readonly outDir: string;
 }
 
 /** Builds the requested job; returns the path of its cli.js. */
 export async function buildJob(request: BuildRequest): Promise<string> {
-  const dir = resolve(request.outDir, request.proposal ? 'proposal' : 'shipped');
+  const dir = resolve(request.outDir, 'job');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   if (request.ref === undefined) {
@@ -36,23 +33,6 @@ export async function buildJob(request: BuildRequest): Promise<string> {
       maxBuffer: 1 << 28,
     });
     execFileSync('tar', ['-x', '-C', dir], { input: archive });
-  }
-  if (request.proposal) {
-    for (const patch of patches) {
-      const path = join(dir, 'src', patch.file);
-      const text = readFileSync(path, 'utf8');
-      const applies = typeof patch.from === 'string' ? text.includes(patch.from) : patch.from.test(text);
-      if (!applies) {
-        throw new Error(
-          `the proposal's patch of src/${patch.file} no longer applies (${String(patch.from).slice(0, 60)}…): update bench/proposal/patches.ts`,
-        );
-      }
-      // A replacement function, so a `$` in the new text is taken literally.
-      writeFileSync(
-        path,
-        text.replace(patch.from, () => patch.to),
-      );
-    }
   }
   writeFileSync(
     join(dir, 'tsconfig.json'),

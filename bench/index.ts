@@ -134,6 +134,14 @@ async function main(): Promise<void> {
     JSON.stringify({ machine, results }, (k, v: unknown) => (k === 'stderr' ? undefined : v), 2),
   );
   process.stdout.write(block + '\n');
+  // The benchmark's own correctness checks: a wrong answer fails the run (and CI), however fast.
+  const problems = results.flatMap((r) => [
+    ...r.lines.filter((m) => m.note?.includes('MISMATCH')).map((m) => `${r.size.label}: ${m.scenario}: ${m.note}`),
+    ...(r.variants ?? []).filter((v) => v.differing !== 0).map((v) => `${r.size.label}: variant ${v.name}: ${v.differing} rows differ`),
+    ...(r.equivalence ?? []).filter((e) => e.differing !== 0).map((e) => `${r.size.label}: ${e.label}: ${e.differing} rows differ`),
+  ]);
+  for (const p of problems) log(`FAILED: ${p}`);
+  if (problems.length > 0) process.exitCode = 1;
   if (options.writeDocs) {
     writeResultsIntoDocs('BENCHMARKS.md', block);
     log('BENCHMARKS.md updated');

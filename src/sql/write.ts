@@ -83,7 +83,11 @@ where f.date between $1::date and $2::date
 
 /**
  * Inserts new combinations and updates changed ones; a row whose values are all equal is not
- * touched, so computed_at says when its values last changed. $1 the run's timestamp (a
+ * touched, so computed_at says when its values last changed. Unchanged rows are left out
+ * before the INSERT (the join on `s`), not only by ON CONFLICT's WHERE: ON CONFLICT locks
+ * every conflicting row before it evaluates its WHERE, and a re-run that changes nothing took
+ * 0.74 s that way against 0.20 s with the join (222k rows). ON CONFLICT stays for rows that
+ * appear in between. $1 the run's timestamp (a
  * parameter, not now(): the same value for every row, and allowed on Citus), $2 include_theta;
  * $3..$5 narrow it to some students, or one (topic, date) of them, when a row fails (NULL:
  * everything).
@@ -93,11 +97,13 @@ with upserted as (
   insert into features_topic_daily as f
     (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
      theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
-  select user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
-         theta_estimate, theta_sd, improvement, last_seen_at, $1::timestamptz
-  from agg_computed
-  where ($3::text[] is null or user_id = any($3::text[]))
-    and ($4::text is null or (topic_id = $4::text and date = $5::date))
+  select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
+         c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, $1::timestamptz
+  from agg_computed c
+  left join features_topic_daily s on s.user_id = c.user_id and s.topic_id = c.topic_id and s.date = c.date
+  where ($3::text[] is null or c.user_id = any($3::text[]))
+    and ($4::text is null or (c.topic_id = $4::text and c.date = $5::date))
+    and (s.user_id is null or ${rowDiffers('s', 'c', '$2::boolean')})
   on conflict (user_id, topic_id, date) do update set
     attempts       = excluded.attempts,
     correct        = excluded.correct,

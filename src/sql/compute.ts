@@ -12,7 +12,7 @@
  *   that sort is kept to the window's attempts. `earlier_days` gives the 27 days before the
  *   window only the answered/correct counts the improvement index reads, which a
  *   HashAggregate computes without sorting. (One GROUP BY over all 35 days sorted every
- *   attempt read, spilled to disk and took 2.5× as long.) Both branches split the attempts
+ *   attempt read, spilled to disk and took 3.8× as long at 10M attempts.) Both branches split the attempts
  *   by instant, so each attempt is counted once, also where a local midnight repeats.
  * - Grouping keys are compared in the "C" collation: the same groups (text equality is
  *   bytewise under every deterministic collation), sorted by memcmp instead of strcoll.

@@ -38,6 +38,7 @@ export function createComputedTable(plan: ComputePlan): string {
 with no data`;
 }
 
+/** Creates agg_failed: combinations that could not be computed, whose stored rows are left alone. */
 export const createFailedTable = `
 create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`;
 
@@ -88,10 +89,10 @@ where f.date between $1::date and $2::date
  * PostgreSQL evaluates after locking the conflicting row: for a re-run that changes nothing
  * (222k rows at 10M) 0.20 s instead of 1.2 s, and 0.9 s instead of 1.2 s when the table holds
  * a year. (A LEFT JOIN instead of NOT EXISTS was planned as a hash join over the whole table:
- * 6 s with a year stored.) ON CONFLICT stays for rows that appear in between. $1 the run's timestamp (a
- * parameter, not now(): the same value for every row, and allowed on Citus), $2 include_theta;
- * $3..$5 narrow it to some students, or one (topic, date) of them, when a row fails (NULL:
- * everything).
+ * 6 s with a year stored.) ON CONFLICT stays for rows that appear in between.
+ * $1 the run's timestamp (a parameter, not now(): the same value for every row, and allowed
+ * on Citus), $2 include_theta; $3..$5 narrow it to some students, or one (topic, date) of
+ * them, when a row fails (NULL: everything).
  */
 export const upsertComputed = `
 with upserted as (

@@ -5,17 +5,16 @@
  * else), the empty-source guard holds per day, and ranges in the future or too long are refused.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { runBackfill, type BackfillProgress } from '../src/backfill.js';
 import { loadConfig } from '../src/config.js';
-import type { Database, Session } from '../src/db.js';
 import { ConfigError, LockHeldError, RunFailedError } from '../src/errors.js';
 import { runDaily } from '../src/job.js';
 import { acquireWriterLock } from '../src/lock.js';
 import type { RunEvent } from '../src/log.js';
 import { oracle, type OracleAttempt, type OracleRow } from './oracle/oracle.js';
 import { byKey, scenarioArbitrary } from './support/arbitraries.js';
-import { allBackends } from './support/backends.js';
+import { allBackends, useSession } from './support/backends.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { addDays, history } from './support/history.js';
 
@@ -33,24 +32,13 @@ function expected(source: OracleAttempt[], since: string, anchor: string): Oracl
 }
 
 describe.each(backends)('backfill ($name)', (backend) => {
-  let db: Database;
-  let session: Session;
+  const t = useSession(backend, prepareSchema);
   const events: RunEvent[] = [];
   const emit = (e: RunEvent) => events.push(e);
 
-  beforeAll(async () => {
-    db = await backend.open();
-    session = await db.connect();
-    await prepareSchema(session);
-  });
-  afterAll(async () => {
-    session?.release();
-    await db?.close();
-  });
-
   async function reset(source: OracleAttempt[]) {
-    await session.query('truncate features_topic_daily; truncate aggregate_features_runs');
-    await loadAttempts(session, source);
+    await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+    await loadAttempts(t.session, source);
     events.length = 0;
   }
 
@@ -59,8 +47,8 @@ describe.each(backends)('backfill ($name)', (backend) => {
     const from = '2025-02-25';
     const to = '2025-03-16';
     const progress: BackfillProgress[] = [];
-    const result = await runBackfill(session, config, { from, to, onProgress: (p) => progress.push(p) }, emit);
-    const rows = await readFeatures(session);
+    const result = await runBackfill(t.session, config, { from, to, onProgress: (p) => progress.push(p) }, emit);
+    const rows = await readFeatures(t.session);
     const oracleRows = expected(attempts, from, to);
     expect(oracleRows.length).toBeGreaterThan(100);
     expect(byKey(rows)).toEqual(byKey(oracleRows));
@@ -74,7 +62,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
     expect(progress.every((p) => p.etaMs >= 0 && p.elapsedMs >= 0)).toBe(true);
 
     // The run log: one row, command 'backfill', the range, the counts.
-    const log = await session.query<Record<string, unknown>>(
+    const log = await t.session.query<Record<string, unknown>>(
       'select command, shard, since::text as since, anchor::text as anchor, outcome, combinations, inserted from aggregate_features_runs',
     );
     expect(log.rows).toEqual([
@@ -90,15 +78,15 @@ describe.each(backends)('backfill ($name)', (backend) => {
     ]);
 
     // Re-running skips nothing (every day recomputed) and duplicates nothing (no row rewritten).
-    const again = await runBackfill(session, config, { from, to }, emit);
+    const again = await runBackfill(t.session, config, { from, to }, emit);
     expect(again).toMatchObject({ combinations: oracleRows.length, inserted: 0, updated: 0, unchanged: oracleRows.length, deleted: 0 });
-    expect(byKey(await readFeatures(session))).toEqual(byKey(oracleRows));
+    expect(byKey(await readFeatures(t.session))).toEqual(byKey(oracleRows));
 
     // The same days written by N daily runs (lookback 0, one per day) give the same rows.
-    await session.query('truncate features_topic_daily');
+    await t.session.query('truncate features_topic_daily');
     const daily = loadConfig({ AGG_TIMEZONE: timezone, AGG_LOOKBACK_DAYS: '0' });
-    for (let d = 0; d < 20; d++) await runDaily(session, daily, { date: addDays(from, d) }, () => undefined);
-    expect(byKey(await readFeatures(session))).toEqual(byKey(rows));
+    for (let d = 0; d < 20; d++) await runDaily(t.session, daily, { date: addDays(from, d) }, () => undefined);
+    expect(byKey(await readFeatures(t.session))).toEqual(byKey(rows));
   });
 
   test(`${propertyRuns} generated scenarios: a backfill of the window equals the oracle`, async () => {
@@ -107,7 +95,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
         await reset(scenario.attempts);
         const scenarioConfig = loadConfig({ AGG_TIMEZONE: scenario.timezone });
         const from = addDays(scenario.anchor, -scenario.lookbackDays);
-        const result = await runBackfill(session, scenarioConfig, { from, to: scenario.anchor, allowEmptySource: true }, emit);
+        const result = await runBackfill(t.session, scenarioConfig, { from, to: scenario.anchor, allowEmptySource: true }, emit);
         const truth = oracle(scenario.attempts, {
           since: from,
           anchor: scenario.anchor,
@@ -115,7 +103,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
           includeTheta: false,
           improvementMode: 'accuracy',
         });
-        expect(byKey(await readFeatures(session))).toEqual(byKey(truth));
+        expect(byKey(await readFeatures(t.session))).toEqual(byKey(truth));
         expect(result.combinations).toBe(truth.length);
       }),
       { numRuns: propertyRuns },
@@ -130,19 +118,19 @@ describe.each(backends)('backfill ($name)', (backend) => {
     const to = '2025-03-12';
     const counts = [];
     for (let index = 1; index <= 3; index++) {
-      counts.push((await runBackfill(session, config, { from, to, shard: { index, count: 3 } }, emit)).combinations);
+      counts.push((await runBackfill(t.session, config, { from, to, shard: { index, count: 3 } }, emit)).combinations);
     }
     const oracleRows = expected(students, from, to);
     expect(counts.every((c) => c > 0)).toBe(true);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(oracleRows.length);
-    expect(byKey(await readFeatures(session))).toEqual(byKey(oracleRows));
+    expect(byKey(await readFeatures(t.session))).toEqual(byKey(oracleRows));
   });
 
   test('the ripple: improvement of the 27 days after the range follows changed attempts, nothing else is touched', async () => {
     await reset(attempts);
     // The whole history stored, as the nightly runs left it.
-    await runBackfill(session, config, { from: first, to: last }, emit);
-    expect(byKey(await readFeatures(session))).toEqual(byKey(expected(attempts, first, last)));
+    await runBackfill(t.session, config, { from: first, to: last }, emit);
+    expect(byKey(await readFeatures(t.session))).toEqual(byKey(expected(attempts, first, last)));
 
     // Upstream corrects the answers of 2025-02-10 .. 2025-02-16: every correct flag flipped, and
     // one attempt more per (student, topic) practised there.
@@ -152,32 +140,32 @@ describe.each(backends)('backfill ($name)', (backend) => {
     const changed = attempts.map((a) => (inRange(a) && a.correct !== null ? { ...a, correct: !a.correct } : a));
     for (const a of attempts.filter(inRange).slice(0, 20))
       changed.push({ ...a, correct: true, completed_at: a.completed_at.replace(/\.\d+Z$/, '.777Z') });
-    await loadAttempts(session, changed);
+    await loadAttempts(t.session, changed);
 
     const truth = expected(changed, first, last);
     const rippleEnd = addDays(to, 27); // 2025-03-15
     const improvementOf = (rows: OracleRow[], since: string, until: string) =>
       byKey(rows.filter((r) => r.date >= since && r.date <= until)).map((r) => [r.user_id, r.topic_id, r.date, r.improvement]);
     // Before the backfill the following days' improvement is stale: the test would notice a missing ripple.
-    const before = await readFeatures(session);
+    const before = await readFeatures(t.session);
     expect(improvementOf(before, addDays(to, 1), rippleEnd)).not.toEqual(improvementOf(truth, addDays(to, 1), rippleEnd));
     // One stored row on a ripple day removed, another given a wrong count: the ripple neither
     // inserts rows nor changes columns other than improvement.
     const victim = before.find((r) => r.date === addDays(to, 3))!;
     const tampered = before.find((r) => r.date === addDays(to, 5))!;
-    await session.query('delete from features_topic_daily where user_id = $1 and topic_id = $2 and date = $3', [
+    await t.session.query('delete from features_topic_daily where user_id = $1 and topic_id = $2 and date = $3', [
       victim.user_id,
       victim.topic_id,
       victim.date,
     ]);
-    await session.query('update features_topic_daily set attempts = 999 where user_id = $1 and topic_id = $2 and date = $3', [
+    await t.session.query('update features_topic_daily set attempts = 999 where user_id = $1 and topic_id = $2 and date = $3', [
       tampered.user_id,
       tampered.topic_id,
       tampered.date,
     ]);
     const computedAt = async (since: string, until: string) =>
       (
-        await session.query<{ key: string; computed_at: string }>(
+        await t.session.query<{ key: string; computed_at: string }>(
           `select user_id || '|' || topic_id || '|' || date as key, computed_at::text as computed_at
            from features_topic_daily where date between $1 and $2 order by 1`,
           [since, until],
@@ -185,12 +173,12 @@ describe.each(backends)('backfill ($name)', (backend) => {
       ).rows;
     const untouchedBefore = await computedAt(addDays(rippleEnd, 1), last);
 
-    const result = await runBackfill(session, config, { from, to }, emit);
+    const result = await runBackfill(t.session, config, { from, to }, emit);
     expect(result.ripple).toMatchObject({ since: addDays(to, 1), anchor: rippleEnd });
     expect(result.ripple!.updated).toBeGreaterThan(0);
     expect(events).toContainEqual({ type: 'ripple_finished', since: addDays(to, 1), anchor: rippleEnd, updated: result.ripple!.updated });
 
-    const after = await readFeatures(session);
+    const after = await readFeatures(t.session);
     const expectedAfter = truth
       .filter((r) => !(r.user_id === victim.user_id && r.topic_id === victim.topic_id && r.date === victim.date))
       .map((r) =>
@@ -203,10 +191,10 @@ describe.each(backends)('backfill ($name)', (backend) => {
 
   test('the ripple stops at the latest stored day, and is skipped when nothing is stored after the range', async () => {
     await reset(attempts);
-    await runBackfill(session, config, { from: '2025-03-01', to: '2025-03-20' }, emit);
-    const result = await runBackfill(session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
+    await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-20' }, emit);
+    const result = await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
     expect(result.ripple).toMatchObject({ since: '2025-03-11', anchor: '2025-03-20', updated: 0 });
-    const none = await runBackfill(session, config, { from: '2025-03-15', to: '2025-03-20' }, emit);
+    const none = await runBackfill(t.session, config, { from: '2025-03-15', to: '2025-03-20' }, emit);
     expect(none.ripple).toBeUndefined();
     expect(events).toContainEqual({
       type: 'message',
@@ -217,63 +205,63 @@ describe.each(backends)('backfill ($name)', (backend) => {
 
   test('a day whose source is empty but holds rows stops the backfill there (earlier days stay committed)', async () => {
     await reset(attempts);
-    await runBackfill(session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
+    await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
     // An upstream outage: the attempts of 2025-03-05 (New York) are gone.
     const outage = attempts.filter((a) => !(a.completed_at >= '2025-03-05T05:00' && a.completed_at < '2025-03-06T05:00'));
-    await loadAttempts(session, outage);
-    await session.query("update features_topic_daily set correct = correct + 100 where date between '2025-03-01' and '2025-03-10'");
-    const failing = runBackfill(session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
+    await loadAttempts(t.session, outage);
+    await t.session.query("update features_topic_daily set correct = correct + 100 where date between '2025-03-01' and '2025-03-10'");
+    const failing = runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
     await expect(failing).rejects.toBeInstanceOf(RunFailedError);
     await expect(failing).rejects.toThrow(
       /returned no attempts for 2025-03-05\.\.2025-03-05, but features_topic_daily holds \d+ rows there/,
     );
-    const rows = await readFeatures(session);
+    const rows = await readFeatures(t.session);
     const truth = expected(outage, '2025-03-01', '2025-03-04');
     expect(byKey(rows.filter((r) => r.date < '2025-03-05'))).toEqual(byKey(truth)); // repaired, committed
     expect(rows.filter((r) => r.date >= '2025-03-05').every((r) => r.correct >= 100)).toBe(true); // untouched
-    const outcome = await session.query<{ outcome: string; error: string }>(
+    const outcome = await t.session.query<{ outcome: string; error: string }>(
       "select outcome, error from aggregate_features_runs where command = 'backfill' order by started_at desc limit 1",
     );
     expect(outcome.rows[0]).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/returned no attempts/) as unknown });
 
     // A deliberate wipe is allowed with allowEmptySource.
-    await runBackfill(session, config, { from: '2025-03-01', to: '2025-03-10', allowEmptySource: true }, emit);
-    expect(byKey(await readFeatures(session, { since: '2025-03-01', anchor: '2025-03-10' }))).toEqual(
+    await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10', allowEmptySource: true }, emit);
+    expect(byKey(await readFeatures(t.session, { since: '2025-03-01', anchor: '2025-03-10' }))).toEqual(
       byKey(expected(outage, '2025-03-01', '2025-03-10')),
     );
   });
 
   test('refuses a range that ends after today, one longer than the bound, and one that runs backwards', async () => {
     await reset(attempts);
-    const today = (await session.query<{ d: string }>('select (now() at time zone $1)::date::text as d', [timezone])).rows[0]!.d;
+    const today = (await t.session.query<{ d: string }>('select (now() at time zone $1)::date::text as d', [timezone])).rows[0]!.d;
     const tomorrow = addDays(today, 1);
-    await expect(runBackfill(session, config, { from: today, to: tomorrow }, emit)).rejects.toThrow(
+    await expect(runBackfill(t.session, config, { from: today, to: tomorrow }, emit)).rejects.toThrow(
       new RegExp(`--to ${tomorrow} is in the future \\(today is ${today} in America/New_York\\)`),
     );
-    await expect(runBackfill(session, config, { from: today, to: tomorrow }, emit)).rejects.toBeInstanceOf(ConfigError);
-    const allowed = await runBackfill(session, config, { from: today, to: tomorrow, allowFuture: true }, emit);
+    await expect(runBackfill(t.session, config, { from: today, to: tomorrow }, emit)).rejects.toBeInstanceOf(ConfigError);
+    const allowed = await runBackfill(t.session, config, { from: today, to: tomorrow, allowFuture: true }, emit);
     expect(allowed.combinations).toBe(0);
-    await expect(runBackfill(session, config, { from: '2024-01-01', to: '2025-01-01' }, emit)).rejects.toThrow(
+    await expect(runBackfill(t.session, config, { from: '2024-01-01', to: '2025-01-01' }, emit)).rejects.toThrow(
       /has 367 days, more than --max-days 366/,
     );
-    await expect(runBackfill(session, config, { from: '2025-03-02', to: '2025-03-01' }, emit)).rejects.toThrow(
+    await expect(runBackfill(t.session, config, { from: '2025-03-02', to: '2025-03-01' }, emit)).rejects.toThrow(
       /--from 2025-03-02 is after --to 2025-03-01/,
     );
-    expect((await runBackfill(session, config, { from: '2024-01-01', to: '2025-01-01', maxDays: 400 }, emit)).window.days).toBe(367);
+    expect((await runBackfill(t.session, config, { from: '2024-01-01', to: '2025-01-01', maxDays: 400 }, emit)).window.days).toBe(367);
   });
 
   test.runIf(backend.name === 'postgres')('takes the writer lock of its shard: a held lock is exit 3, another shard runs', async () => {
     await reset(attempts);
-    const other = await db.connect();
+    const other = await t.db.connect();
     try {
       // Shard 2/2 is running: the unsharded backfill (which overlaps it) is refused, shard 1/2 runs.
       const release = await acquireWriterLock(other, 2, 2);
-      await expect(runBackfill(session, config, { from: '2025-03-01', to: '2025-03-02' }, emit)).rejects.toBeInstanceOf(LockHeldError);
+      await expect(runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02' }, emit)).rejects.toBeInstanceOf(LockHeldError);
       await expect(
-        runBackfill(session, config, { from: '2025-03-01', to: '2025-03-02', shard: { index: 2, count: 2 } }, emit),
+        runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02', shard: { index: 2, count: 2 } }, emit),
       ).rejects.toBeInstanceOf(LockHeldError);
-      expect((await readFeatures(session)).length).toBe(0);
-      const shard = await runBackfill(session, config, { from: '2025-03-01', to: '2025-03-02', shard: { index: 1, count: 2 } }, emit);
+      expect((await readFeatures(t.session)).length).toBe(0);
+      const shard = await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02', shard: { index: 1, count: 2 } }, emit);
       expect(shard.combinations).toBeGreaterThan(0);
       await release();
     } finally {

@@ -10,14 +10,14 @@
  *   old day (--date).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import type { Database, Session } from '../src/db.js';
+import type { Session } from '../src/db.js';
 import { runDaily, type RunResult } from '../src/job.js';
 import type { RunEvent } from '../src/log.js';
 import { oracle, oracleSkipped, type OracleEstimate, type OracleMirt, type OracleRow } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
-import { allBackends } from './support/backends.js';
+import { allBackends, useSession } from './support/backends.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { seText, thetaScenarioArbitrary, thetaText, type ThetaScenario } from './support/theta-arbitraries.js';
 import { createThetaTables, insertEstimates, insertMirt, readEstimates, readMirt } from './support/theta.js';
@@ -32,24 +32,14 @@ const endOnFailure = process.env.PROPERTY_NO_SHRINK === '1';
 type Features = OracleRow & { computed_at?: string };
 
 describe.each(backends)('theta: job = oracle on generated histories ($name)', (backend) => {
-  let db: Database;
-  let session: Session;
-  beforeAll(async () => {
-    db = await backend.open();
-    session = await db.connect();
-    await prepareSchema(session);
-  });
-  afterAll(async () => {
-    session?.release();
-    await db?.close();
-  });
+  const t = useSession(backend, prepareSchema);
 
   async function setUp(scenario: ThetaScenario): Promise<void> {
-    await session.query('truncate features_topic_daily; truncate aggregate_features_runs');
-    await createThetaTables(session, scenario.tables);
-    await insertEstimates(session, scenario.estimates);
-    if (scenario.tables.mirt) await insertMirt(session, scenario.mirt);
-    await loadAttempts(session, scenario.attempts);
+    await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+    await createThetaTables(t.session, scenario.tables);
+    await insertEstimates(t.session, scenario.estimates);
+    if (scenario.tables.mirt) await insertMirt(t.session, scenario.mirt);
+    await loadAttempts(t.session, scenario.attempts);
   }
 
   function config(scenario: ThetaScenario, includeTheta = true) {
@@ -64,7 +54,7 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
   async function run(scenario: ThetaScenario, options: { date?: string; includeTheta?: boolean; dryRun?: boolean } = {}) {
     const events: RunEvent[] = [];
     const result = await runDaily(
-      session,
+      t.session,
       config(scenario, options.includeTheta ?? true),
       { date: options.date ?? scenario.anchor, allowEmptySource: true, dryRun: options.dryRun ?? false },
       (e) => events.push(e),
@@ -74,8 +64,8 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
 
   /** The oracle over what is stored now (theta and se as the database prints them). */
   async function expected(scenario: ThetaScenario, result: RunResult, anchor: string, attempts = scenario.attempts) {
-    const estimates: OracleEstimate[] = await readEstimates(session);
-    const mirt: OracleMirt[] | undefined = await readMirt(session);
+    const estimates: OracleEstimate[] = await readEstimates(t.session);
+    const mirt: OracleMirt[] | undefined = await readMirt(t.session);
     const options = {
       since: result.window.since,
       anchor,
@@ -95,7 +85,7 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
         await setUp(scenario);
         const first = await run(scenario);
         const want = await expected(scenario, first.result, scenario.anchor);
-        const stored = await readFeatures(session);
+        const stored = await readFeatures(t.session);
         expect(byKey(stored)).toEqual(byKey(want.rows));
         expect(first.result.inserted).toBe(want.rows.length);
         expect(first.result.skippedEstimates).toEqual(want.skipped);
@@ -115,7 +105,7 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
         const changed = scenario.attempts
           .filter((_, i) => !dropped.includes(i))
           .map((a, i) => (i % 3 === 0 ? { ...a, completed_at: new Date(Date.parse(a.completed_at) - 86_400_000).toISOString() } : a));
-        await loadAttempts(session, changed);
+        await loadAttempts(t.session, changed);
         const disabled = await run(scenario, { includeTheta: false });
         const before = new Map(stored.map((r) => [JSON.stringify([r.user_id, r.topic_id, r.date]), r]));
         const plain = oracle(changed, {
@@ -128,7 +118,7 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
           const old = before.get(JSON.stringify([r.user_id, r.topic_id, r.date]));
           return { ...r, theta_estimate: old?.theta_estimate ?? null, theta_sd: old?.theta_sd ?? null };
         });
-        expect(byKey(await readFeatures(session))).toEqual(byKey(plain));
+        expect(byKey(await readFeatures(t.session))).toEqual(byKey(plain));
         expect(disabled.result.skippedEstimates).toBeUndefined();
         expect(disabled.events.some((e) => e.type === 'theta_skipped')).toBe(false);
 
@@ -144,7 +134,7 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
           skippedEstimates: wet.result.skippedEstimates,
         });
         const wantChanged = await expected(scenario, wet.result, scenario.anchor, changed);
-        expect(byKey(await readFeatures(session))).toEqual(byKey(wantChanged.rows));
+        expect(byKey(await readFeatures(t.session))).toEqual(byKey(wantChanged.rows));
       }),
       { numRuns: runs, endOnFailure },
     );
@@ -180,40 +170,40 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
     await fc.assert(
       fc.asyncProperty(leak, async ({ scenario, backfillDays, dayBack, future, futureMirt }) => {
         await setUp(scenario);
-        const date = (await session.query<{ d: string }>('select ($1::date - $2::int)::text as d', [scenario.anchor, backfillDays]))
+        const date = (await t.session.query<{ d: string }>('select ($1::date - $2::int)::text as d', [scenario.anchor, backfillDays]))
           .rows[0]!.d;
         const first = await run(scenario, { date });
         const d = (
-          await session.query<{ d: string }>('select greatest($1::date, $2::date - $3::int)::text as d', [
+          await t.session.query<{ d: string }>('select greatest($1::date, $2::date - $3::int)::text as d', [
             first.result.window.since,
             date,
             dayBack,
           ])
         ).rows[0]!.d;
         const startOfNext = (
-          await session.query<{ at: string }>(
+          await t.session.query<{ at: string }>(
             `select to_char((($1::date + 1)::timestamp at time zone $2::text) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at`,
             [d, scenario.timezone],
           )
         ).rows[0]!.at;
-        const snapshot = await readFeaturesWithComputedAt(session, d);
+        const snapshot = await readFeaturesWithComputedAt(t.session, d);
 
         const at = (ms: number) => new Date(Date.parse(startOfNext) + ms).toISOString();
         await insertEstimates(
-          session,
+          t.session,
           future.map(({ afterMs, ...e }) => ({ ...e, updated_at: at(afterMs) })),
         );
         if (scenario.tables.mirt)
           await insertMirt(
-            session,
+            t.session,
             futureMirt.map(({ afterMs, ...m }) => ({ ...m, fitted_at: at(afterMs) })),
           );
 
         const second = await run(scenario, { date });
-        expect(await readFeaturesWithComputedAt(session, d)).toEqual(snapshot);
+        expect(await readFeaturesWithComputedAt(t.session, d)).toEqual(snapshot);
         // And the whole window still equals the oracle (days after d may change, correctly).
         const want = await expected(scenario, second.result, date);
-        expect(byKey(await readFeatures(session, { since: second.result.window.since, anchor: date }))).toEqual(byKey(want.rows));
+        expect(byKey(await readFeatures(t.session, { since: second.result.window.since, anchor: date }))).toEqual(byKey(want.rows));
       }),
       { numRuns: leakRuns, endOnFailure },
     );

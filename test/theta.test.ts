@@ -6,15 +6,14 @@
  * fallback) with theta and se stored as numeric and as double precision. Values the random
  * histories of theta.property.test.ts reach only by luck are pinned here.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import type { Database, Session } from '../src/db.js';
 import { ConfigError } from '../src/errors.js';
 import { runDaily } from '../src/job.js';
 import { createLogger, type RunEvent } from '../src/log.js';
 import { oracle, type OracleAttempt, type OracleEstimate, type OracleMirt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
-import { allBackends } from './support/backends.js';
+import { allBackends, useSession } from './support/backends.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import type { NumberType } from './support/theta-arbitraries.js';
 import { createThetaTables, insertEstimates, insertMirt, readEstimates, readMirt } from './support/theta.js';
@@ -39,35 +38,25 @@ function mirt(theta: string | null, se: string | null, fitted_at: string, user_i
 }
 
 describe.each(backends)('theta case by case ($name)', (backend) => {
-  let db: Database;
-  let session: Session;
-  beforeAll(async () => {
-    db = await backend.open();
-    session = await db.connect();
-    await prepareSchema(session);
-  });
-  afterAll(async () => {
-    session?.release();
-    await db?.close();
-  });
+  const t = useSession(backend, prepareSchema);
 
   const env = (over: Record<string, string> = {}) =>
     loadConfig({ AGG_INCLUDE_THETA: 'true', AGG_LOOKBACK_DAYS: '0', AGG_TIMEZONE: 'UTC', ...over });
 
   async function run(over: Record<string, string> = {}, date = '2025-11-01') {
     const events: RunEvent[] = [];
-    const result = await runDaily(session, env(over), { date, allowEmptySource: true }, (e) => events.push(e));
+    const result = await runDaily(t.session, env(over), { date, allowEmptySource: true }, (e) => events.push(e));
     return { result, events };
   }
 
   describe('start-up checks', () => {
     beforeAll(async () => {
-      await session.query('truncate features_topic_daily; truncate aggregate_features_runs');
-      await loadAttempts(session, [att('u1', 't1', '2025-11-01T12:00:00Z')]);
+      await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+      await loadAttempts(t.session, [att('u1', 't1', '2025-11-01T12:00:00Z')]);
     });
 
     test('no student_topic_theta: ConfigError (exit 2) naming the table; theta disabled does not need it', async () => {
-      await session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
+      await t.session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
       const error = await run().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as ConfigError).exitCode).toBe(2);
@@ -95,29 +84,29 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
         /student_topic_theta\.updated_at is timestamp without time zone: it must be timestamp with time zone/,
       ],
     ])('%s → ConfigError', async (ddl, message) => {
-      await session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
-      await session.query(ddl);
+      await t.session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
+      await t.session.query(ddl);
       const error = await run().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as Error).message).toMatch(message);
     });
 
     test('a malformed mirt_ability is a ConfigError too', async () => {
-      await session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
-      await session.query(
+      await t.session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
+      await t.session.query(
         'create table student_topic_theta (user_id text, topic_id text, theta numeric, se numeric, updated_at timestamptz)',
       );
-      await session.query('create index on student_topic_theta (user_id, topic_id, updated_at)');
-      await session.query('create table mirt_ability (user_id text, theta numeric, se numeric)');
+      await t.session.query('create index on student_topic_theta (user_id, topic_id, updated_at)');
+      await t.session.query('create table mirt_ability (user_id text, theta numeric, se numeric)');
       await expect(run()).rejects.toThrow(/mirt_ability lacks the column fitted_at: it needs user_id, theta, se, fitted_at/);
     });
 
     test('a missing lookup index is a [WARN], a view is not checked, the index silences it', async () => {
-      await session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
-      await session.query(
+      await t.session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
+      await t.session.query(
         'create table student_topic_theta (user_id text, topic_id text, theta numeric, se numeric, updated_at timestamptz)',
       );
-      await session.query('create table mirt_ability (user_id text, theta numeric, se numeric, fitted_at timestamptz)');
+      await t.session.query('create table mirt_ability (user_id text, theta numeric, se numeric, fitted_at timestamptz)');
       const warnings = async () =>
         (await run()).events.filter((e) => e.type === 'message' && e.level === 'warn').map((e) => (e as { message: string }).message);
       expect(await warnings()).toEqual([
@@ -125,25 +114,25 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
         "mirt_ability has no index on (user_id, fitted_at): every combination's theta lookup scans the table, which takes hours on a large one; ask its owner to run `create index on mirt_ability (user_id, fitted_at)` (docs/theta.md)",
       ]);
       // (topic_id, user_id, updated_at) serves the lookup as well; (user_id) alone does not
-      await session.query('create index on student_topic_theta (topic_id, user_id, updated_at)');
-      await session.query('create index on mirt_ability (user_id)');
+      await t.session.query('create index on student_topic_theta (topic_id, user_id, updated_at)');
+      await t.session.query('create index on mirt_ability (user_id)');
       expect(await warnings()).toEqual([expect.stringMatching(/^mirt_ability has no index/)]);
-      await session.query('create index on mirt_ability (user_id, fitted_at)');
+      await t.session.query('create index on mirt_ability (user_id, fitted_at)');
       expect(await warnings()).toEqual([]);
-      await session.query('alter table student_topic_theta rename to stt_base');
-      await session.query('create view student_topic_theta as select * from stt_base');
+      await t.session.query('alter table student_topic_theta rename to stt_base');
+      await t.session.query('create view student_topic_theta as select * from stt_base');
       expect(await warnings()).toEqual([]);
-      await session.query('drop view student_topic_theta; drop table stt_base');
+      await t.session.query('drop view student_topic_theta; drop table stt_base');
     });
 
     test('text log: the skipped line sits between the run line and the rows line; JSON has the breakdown', async () => {
-      await createThetaTables(session, {
+      await createThetaTables(t.session, {
         thetaType: 'numeric',
         seType: 'numeric',
         index: true,
         mirt: { thetaType: 'numeric', seType: 'numeric' },
       });
-      await insertEstimates(session, [
+      await insertEstimates(t.session, [
         est('NaN', '0.1', '2025-10-01T00:00:00Z'),
         est(null, '0.1', '2025-10-02T00:00:00Z'),
         est('1000', '0.1', '2025-10-03T00:00:00Z'),
@@ -151,7 +140,7 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
         est('Infinity', '0.1', '2025-11-02T00:00:00Z'), // after the anchor day: not counted
         est('NaN', '0.1', '2025-10-01T00:00:00Z', 'u1', 'other'), // a pair not in the window
       ]);
-      await insertMirt(session, [mirt('-Infinity', null, '2025-10-01T00:00:00Z'), mirt('NaN', null, '2025-10-01T00:00:00Z', 'u9')]);
+      await insertMirt(t.session, [mirt('-Infinity', null, '2025-10-01T00:00:00Z'), mirt('NaN', null, '2025-10-01T00:00:00Z', 'u9')]);
       const lines: string[] = [];
       const json: Record<string, unknown>[] = [];
       const text = createLogger({ format: 'text', runId: 'r', sink: (line) => lines.push(line) });
@@ -160,8 +149,8 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
         runId: 'r',
         sink: (line) => json.push(JSON.parse(line) as Record<string, unknown>),
       });
-      await session.query('truncate features_topic_daily');
-      const result = await runDaily(session, env(), { date: '2025-11-01' }, (e) => {
+      await t.session.query('truncate features_topic_daily');
+      const result = await runDaily(t.session, env(), { date: '2025-11-01' }, (e) => {
         text(e);
         structured(e);
       });
@@ -172,7 +161,7 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
       ]);
       expect(json[1]).toMatchObject({ event: 'theta_skipped', skipped: 4, student_topic_theta: 3, mirt_ability: 1, mirt_fallback: true });
       expect(result.skippedEstimates).toEqual({ studentTopicTheta: 3, mirtAbility: 1 });
-      expect((await readFeatures(session))[0]).toMatchObject({ theta_estimate: '0.500', theta_sd: null });
+      expect((await readFeatures(t.session))[0]).toMatchObject({ theta_estimate: '0.500', theta_sd: null });
     });
   });
 
@@ -187,31 +176,31 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
       estimates: OracleEstimate[],
       options: { mirt?: OracleMirt[]; mode?: 'accuracy' | 'theta'; timezone?: string; date?: string; lookback?: number } = {},
     ) {
-      await session.query('truncate features_topic_daily; truncate aggregate_features_runs');
-      await createThetaTables(session, {
+      await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+      await createThetaTables(t.session, {
         thetaType,
         seType,
         index: true,
         mirt: options.mirt ? { thetaType, seType } : undefined,
       });
-      await insertEstimates(session, estimates);
-      if (options.mirt) await insertMirt(session, options.mirt);
-      await loadAttempts(session, attempts);
+      await insertEstimates(t.session, estimates);
+      if (options.mirt) await insertMirt(t.session, options.mirt);
+      await loadAttempts(t.session, attempts);
       const date = options.date ?? '2025-11-01';
       const mode = options.mode ?? 'theta';
       const { result } = await run(
         { AGG_IMPROVEMENT_MODE: mode, AGG_TIMEZONE: options.timezone ?? 'UTC', AGG_LOOKBACK_DAYS: String(options.lookback ?? 0) },
         date,
       );
-      const rows = await readFeatures(session);
+      const rows = await readFeatures(t.session);
       const expected = oracle(attempts, {
         since: result.window.since,
         anchor: date,
         timezone: options.timezone ?? 'UTC',
         includeTheta: true,
         improvementMode: mode,
-        estimates: await readEstimates(session),
-        mirt: await readMirt(session),
+        estimates: await readEstimates(t.session),
+        mirt: await readMirt(t.session),
       });
       expect(byKey(rows)).toEqual(byKey(expected));
       return rows;

@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 180_000,
     globalSetup: ['test/support/global-setup.ts'],
+    // Each file drops its databases and removes its temporary directories at its end.
+    setupFiles: ['test/support/cleanup.ts'],
     reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

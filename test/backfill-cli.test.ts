@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { acquireWriterLock } from '../src/lock.js';
 import { oracle } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
@@ -71,7 +71,6 @@ describe.each(backends)('backfill subprocess ($name)', (backend) => {
       await session.query('create view slow_attempt as select a.* from attempt a, (select pg_sleep(0.25)) s');
     });
   });
-  afterAll(() => undefined);
 
   test('log lines: start, first and last progress with an ETA, ripple, rows, summary; the run log', async () => {
     await withSession(backend, (s) => s.query('truncate features_topic_daily; truncate aggregate_features_runs'));

@@ -3,14 +3,14 @@
  * environment values, unreachable databases, and the password never printed.
  */
 import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { runCli } from './support/cli.js';
 import { pgliteBackend, serverBackend, type Backend } from './support/backends.js';
+import { testTempDir } from './support/resources.js';
 
 const server = await serverBackend('cli');
-const csv = join(tmpdir(), `afd-cli-${process.pid}.csv`);
+const csv = join(testTempDir('cli'), 'attempts.csv');
 writeFileSync(
   csv,
   [
@@ -156,7 +156,6 @@ describe('embedded database', () => {
   beforeAll(() => {
     backend = pgliteBackend('cli_pglite');
   });
-  afterAll(() => undefined);
 
   test('migrate, import and run on pglite:<dir>; a second process on the same directory exits 3', async () => {
     const env = { DATABASE_URL: backend.url };

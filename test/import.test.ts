@@ -1,18 +1,20 @@
 /** import-attempts: quoted fields, NULLs, and all-or-nothing with the bad line named. */
 import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parseQualifiedName } from '../src/identifiers.js';
 import { importAttempts } from '../src/import-attempts.js';
 import { allBackends, useSession } from './support/backends.js';
+import { testTempDir } from './support/resources.js';
 
 const backends = await allBackends('import');
 const header = 'student_id,topic_id,completed_at,correct,response_time_ms,hint_used';
 const table = parseQualifiedName('attempt', 'table');
 
+const directory = testTempDir('import');
+
 function csvFile(name: string, lines: string[]): string {
-  const path = join(tmpdir(), `afd-import-${process.pid}-${name}.csv`);
+  const path = join(directory, `${name}.csv`);
   writeFileSync(path, lines.join('\n') + '\n');
   return path;
 }
@@ -74,7 +76,7 @@ describe.each(backends)('import-attempts ($name)', (backend) => {
     await expect(importAttempts(t.session, { file: '/nonexistent/attempts.csv', table, replace: false })).rejects.toThrow(
       /cannot read \/nonexistent\/attempts.csv: ENOENT/,
     );
-    await expect(importAttempts(t.session, { file: tmpdir(), table, replace: false })).rejects.toThrow(/cannot read .*not a regular file/);
+    await expect(importAttempts(t.session, { file: directory, table, replace: false })).rejects.toThrow(/cannot read .*not a regular file/);
   });
 
   test('streams a file larger than one batch', async () => {

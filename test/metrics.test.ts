@@ -6,9 +6,8 @@
  * fails is a warning, and nothing for a dry run.
  */
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { exposition, type RunOutcome } from '../src/metrics.js';
@@ -16,6 +15,7 @@ import { allBackends, withSession } from './support/backends.js';
 import { runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
+import { testTempDir } from './support/resources.js';
 
 /** One sample of the text exposition format, parsed here independently of src/. */
 interface Sample {
@@ -124,7 +124,7 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     gateway = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    directory = mkdtempSync(join(tmpdir(), 'afd-metrics-'));
+    directory = testTempDir('metrics');
     textfile = join(directory, 'aggregate_features_daily.prom');
     await withSession(backend, async (session) => {
       await prepareSchema(session);

@@ -3,12 +3,12 @@
  * (missing columns, no primary key) without losing a row, and refusal of edited or unknown
  * applied migrations. On PGlite and the server.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { checkSchema, loadMigrations, migrate } from '../src/migrate.js';
 import { allBackends, useSession } from './support/backends.js';
+import { testTempDir } from './support/resources.js';
 
 const backends = await allBackends('migrate');
 
@@ -70,7 +70,7 @@ describe.each(backends)('migrations ($name)', (backend) => {
   });
 
   test('a pending migration makes the daily run stop (schema behind)', async () => {
-    const directory = mkdtempSync(join(tmpdir(), 'afd-migrations-'));
+    const directory = testTempDir('migrations');
     for (const m of loadMigrations()) writeFileSync(join(directory, `${m.name}.sql`), m.sql);
     writeFileSync(join(directory, '999_future.sql'), 'select 1;');
     await expect(checkSchema(t.session, loadMigrations(directory))).rejects.toThrow(

@@ -2,9 +2,10 @@
  * `report` as a subprocess on PGlite and the server: aligned tables and JSON with coverage per
  * day (checked against direct SQL), theta coverage, recent rows and the last runs.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import type { Report } from '../src/report.js';
 import { allBackends, withSession } from './support/backends.js';
+import { testTempDir } from './support/resources.js';
 import { runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
@@ -39,7 +40,6 @@ describe.each(backends)('report ($name)', (backend) => {
       s.query("update features_topic_daily set theta_estimate = 0.5 where date = '2025-03-17' and user_id in ('s1', 's2')"),
     );
   });
-  afterAll(() => undefined);
 
   test('JSON: coverage per day equals direct SQL, theta coverage, recent rows, last runs', async () => {
     const result = await runCli(['report', '--date', '2025-03-19', '--days', '7', '--json'], env);
@@ -118,7 +118,7 @@ describe.each(backends)('report ($name)', (backend) => {
   });
 
   test('before migrate: exit 2 with the way out', async () => {
-    const fresh = backend.name === 'pglite' ? `${backend.url}-empty` : undefined;
+    const fresh = backend.name === 'pglite' ? `pglite:${testTempDir('report-empty')}` : undefined;
     if (fresh === undefined) return;
     const result = await runCli(['report'], { DATABASE_URL: fresh });
     expect(result.code).toBe(2);

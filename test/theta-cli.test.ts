@@ -5,26 +5,13 @@
  * change.
  */
 import { describe, expect, test } from 'vitest';
-import type { Session } from '../src/db.js';
 import type { OracleAttempt, OracleEstimate } from './oracle/oracle.js';
-import { allBackends, type Backend } from './support/backends.js';
+import { allBackends, withSession } from './support/backends.js';
 import { runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { createThetaTables, insertEstimates } from './support/theta.js';
 
 const backends = await allBackends('theta_cli');
-
-/** Opens the backend, runs `fn` on a session, and closes it (PGlite: the CLI needs the directory lock). */
-async function withSession<T>(backend: Backend, fn: (session: Session) => Promise<T>): Promise<T> {
-  const db = await backend.open();
-  const session = await db.connect();
-  try {
-    return await fn(session);
-  } finally {
-    session.release();
-    await db.close();
-  }
-}
 
 /** Every day from 2025-09-15 to 2025-11-01: 3 attempts of u1 on t1 and 2 of u2 on t1, at 10:00 UTC. */
 function history(): OracleAttempt[] {

@@ -4,8 +4,9 @@
  * table is corrupted; explicit ranges, shards, JSON lines, usage errors; and a role that may
  * only SELECT (it writes nothing, not even to the run log).
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { allBackends, withSession } from './support/backends.js';
+import { registerRole } from './support/resources.js';
 import { runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
@@ -41,7 +42,6 @@ describe.each(backends)('verify ($name)', (backend) => {
     const filled = await runCli(['backfill', '--from', '2025-01-01', '--to', '2025-02-19'], env());
     expect(filled.code).toBe(0);
   });
-  afterAll(() => undefined);
 
   test('in sync: exit 0 and a one-line summary, for a window, a range and a shard', async () => {
     const window = await runCli(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '27' }));
@@ -142,6 +142,7 @@ describe.each(backends)('verify ($name)', (backend) => {
       await session.query(`drop owned by ${role}`).catch(() => undefined);
       await session.query(`drop role if exists ${role}`);
       await session.query(`create role ${role} login`);
+      registerRole(role); // dropped at the file's end, after its database
       await session.query(
         `grant select on attempt, features_topic_daily, aggregate_features_runs, aggregate_features_migrations to ${role}`,
       );

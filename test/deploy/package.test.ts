@@ -8,13 +8,14 @@
  * reachable (the npm cache makes it quick).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IJob } from 'kubernetes-models/batch/v1/Job';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { copies, entrypoint, inBuildContext, lastIn, parseDockerfile, stages, type Instruction } from './dockerfile.js';
 import { k8sDir, parseYaml, repoRoot } from './kubernetes.js';
+import { testTempDir } from '../support/resources.js';
 
 const dockerfile: Instruction[] = parseDockerfile(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'));
 const dockerignore = readFileSync(join(repoRoot, '.dockerignore'), 'utf8');
@@ -56,7 +57,7 @@ async function npm(args: string[], cwd: string): Promise<string> {
   return result.stdout;
 }
 
-const work = mkdtempSync(join(tmpdir(), 'afd-package-'));
+const work = testTempDir('package');
 let tarball = '';
 let packedFiles: string[] = [];
 
@@ -84,10 +85,6 @@ beforeAll(async () => {
   tarball = join(work, packed[0]!.filename);
   packedFiles = packed[0]!.files.map((f) => f.path);
 }, 90_000);
-
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-});
 
 describe('the Dockerfile', () => {
   test('is multi-stage: build, production dependencies, runtime', () => {

@@ -4,14 +4,20 @@
  * run-log record, no computed_at of its own). A dry run works while a writer holds the lock.
  * Two shards run side by side and together write exactly what one unsharded run writes (and
  * the oracle). On PGlite a second process on the same directory exits 3.
+ *
+ * Where two processes must overlap, the test makes them: on the server it holds a SHARE lock
+ * on features_topic_daily, so a writer waits at its first write, inside its transaction, until
+ * the test lets it go; on PGlite it stops the first process (SIGSTOP) once its lock file names
+ * it. Every wait is for a condition with a deadline (test/support/wait.ts), never a sleep.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { oracle, type OracleRow } from '../oracle/oracle.js';
 import { pgliteBackend, serverBackend, type Backend } from '../support/backends.js';
 import { runCli } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
 import {
   deriveChangedAttemptsSql,
   generateAttemptsSql,
@@ -19,9 +25,9 @@ import {
   readRows,
   rowText,
   serverClient,
-  sleep,
   sortRows,
   spawnCli,
+  testApplicationName,
   withDb,
   type Queryable,
 } from './support.js';
@@ -73,6 +79,32 @@ async function runLog(db: Queryable): Promise<RunRecord[]> {
        from aggregate_features_runs order by started_at`,
     )
   ).rows;
+}
+
+/** The job's backends waiting for a lock in their delete of stale rows (a lock the test holds). */
+async function waitingWriters(client: pg.Client): Promise<number> {
+  const result = await client.query<{ n: number }>(
+    `select count(*)::int as n from pg_stat_activity
+     where datname = current_database() and application_name <> $1 and backend_type = 'client backend'
+       and wait_event_type = 'Lock' and query ~* 'delete from features_topic_daily'`,
+    [testApplicationName],
+  );
+  return result.rows[0]!.n;
+}
+
+/**
+ * Holds SHARE on features_topic_daily (compatible with reads, not with writes) while `work`
+ * runs: every writer started meanwhile waits at its first write, inside its transaction.
+ */
+async function holdingWrites<T>(url: string, work: () => Promise<T>): Promise<T> {
+  const blocker = await serverClient(url);
+  try {
+    await blocker.query('begin; lock table features_topic_daily in share mode');
+    return await work();
+  } finally {
+    await blocker.query('rollback').catch(() => undefined);
+    await blocker.end();
+  }
 }
 
 const server = await serverBackend('hardening_concurrency');
@@ -179,19 +211,24 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
       const source: Source = round === 0 ? 'S1' : 'S0';
       const before = await runLog(db);
       const writer = spawnCli(['--date', anchor], env(backend, source));
-      // Wait until the writer holds the lock and is inside its write transaction.
-      for (;;) {
+      let writerExited = false;
+      void writer.done.then(() => (writerExited = true));
+      const d = await holdingWrites(backend.url, async () => {
+        // The writer holds the job's lock and waits inside its write transaction …
+        await waitFor(() => waitingWriters(client), { what: 'the writer to wait at its first write', until: () => writerExited });
         const held = await client.query<{ n: number }>(
           `select count(*)::int as n from pg_locks l join pg_stat_activity a using (pid)
            where l.locktype = 'advisory' and l.classid = $1 and l.objid = 1 and l.granted and a.xact_start is not null
              and a.datname = current_database()`,
           [0x61666431],
         );
-        if (held.rows[0]!.n > 0) break;
-        await sleep(5);
-      }
-      const dry = spawnCli(['--date', anchor, '--dry-run'], env(backend, source));
-      const [w, d] = await Promise.all([writer.done, dry.done]);
+        expect(held.rows[0]!.n).toBe(1);
+        // … while the dry run runs from start to end.
+        const dry = await spawnCli(['--date', anchor, '--dry-run'], env(backend, source)).done;
+        expect(writerExited).toBe(false);
+        return dry;
+      });
+      const w = await writer.done;
       tally.dryRunsBesideWriter++;
       expect(d.code, d.stderr).toBe(0);
       expect(d.stderr).toMatch(/Dry run, nothing written/);
@@ -207,10 +244,17 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
     for (const source of ['S1', 'S0'] as const) {
       await client.query('delete from features_topic_daily');
       const before = await runLog(db);
-      const [one, two] = await Promise.all([
-        spawnCli(['--date', anchor, '--shard', '1/2'], env(backend, source)).done,
-        spawnCli(['--date', anchor, '--shard', '2/2'], env(backend, source)).done,
-      ]);
+      // Both shards reach their write transaction before either may write: they overlap for certain.
+      const shards = ['1/2', '2/2'].map((shard) => spawnCli(['--date', anchor, '--shard', shard], env(backend, source)));
+      let exited = 0;
+      for (const shard of shards) void shard.done.then(() => exited++);
+      await holdingWrites(backend.url, () =>
+        waitFor(async () => (await waitingWriters(client)) === 2, {
+          what: 'both shards to wait at their first write',
+          until: () => exited > 0,
+        }),
+      );
+      const [one, two] = await Promise.all([shards[0]!.done, shards[1]!.done]);
       tally.shardPairs++;
       expect(one.code, one.stderr).toBe(0);
       expect(two.code, two.stderr).toBe(0);
@@ -273,9 +317,27 @@ describe('two processes on one PGlite directory', () => {
 
   test('a second process exits 3 while the first holds the directory; the first finishes', async () => {
     const first = spawnCli(['--date', anchor], env(backend, 'S0'));
-    while (!existsSync(lockFile)) await sleep(5);
-    const second = await runCli(['--date', anchor], env(backend, 'S1'));
-    const dry = await runCli(['--date', anchor, '--dry-run'], env(backend, 'S1'));
+    let firstExited = false;
+    void first.done.then(() => (firstExited = true));
+    // The first holds the directory once its lock file names it; stopped there (SIGSTOP), it
+    // keeps holding it, however fast or slow the machine, until the test lets it go on.
+    const lockedBy = () => {
+      try {
+        return readFileSync(lockFile, 'utf8').trim();
+      } catch {
+        return ''; // not there yet
+      }
+    };
+    await waitFor(() => lockedBy() === String(first.pid), { what: "the first process's lock file", until: () => firstExited });
+    expect(first.child.kill('SIGSTOP')).toBe(true);
+    let second: Awaited<ReturnType<typeof runCli>>;
+    let dry: Awaited<ReturnType<typeof runCli>>;
+    try {
+      second = await runCli(['--date', anchor], env(backend, 'S1'));
+      dry = await runCli(['--date', anchor, '--dry-run'], env(backend, 'S1'));
+    } finally {
+      first.child.kill('SIGCONT');
+    }
     const firstDone = await first.done;
     tally.pglitePairs++;
     expect(second.code).toBe(3);

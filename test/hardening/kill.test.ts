@@ -7,9 +7,13 @@
  * the run or exactly those the run computes (the oracle's), no day mixed; rows outside the
  * window are untouched; and a clean re-run converges to the oracle exactly.
  *
- * On the server the phase of each kill is read from pg_stat_activity just before the kill.
+ * On the server the phase of each kill is read from pg_stat_activity just before the kill; one
+ * kill in six is made certain to land inside the write transaction: the test holds a SHARE lock
+ * on the table, so the run waits at its delete of stale rows until it is killed there.
  * On PGlite (a smaller loop) the phase is read from the log lines the run printed, the killed
  * process leaves its directory lock file behind, and the next run must take it over.
+ * Every wait is for a condition with a deadline (test/support/wait.ts); the only fixed delays
+ * are the random kill moments themselves.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { oracle, type OracleAttempt } from '../oracle/oracle.js';
 import { pgliteBackend, serverBackend, type Backend } from '../support/backends.js';
 import { runCli } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
 import {
   byDay,
   daysOf,
@@ -25,8 +30,8 @@ import {
   generateAttemptsSql,
   readAttempts,
   readRows,
+  randomPause,
   serverClient,
-  sleep,
   snapshotOutside,
   spawnCli,
   testApplicationName,
@@ -140,6 +145,7 @@ const runEnv = (backend: Backend, label: Exclude<Label, 'empty'>) => ({
   AGG_TIMEZONE: 'UTC',
 });
 
+/** A run to its end, which must succeed; returns how long it took (the range of the random kill moments). */
 async function cleanRun(backend: Backend, label: Exclude<Label, 'empty'>, date = anchor): Promise<number> {
   const started = Date.now();
   const result = await runCli(['--date', date], runEnv(backend, label));
@@ -193,11 +199,19 @@ async function observe(client: pg.Client): Promise<Observation> {
 /** Waits until the job has no backend left (a killed client's backend finishes its statement first). */
 async function waitForBackendsGone(client: pg.Client): Promise<number> {
   const started = Date.now();
-  while ((await observe(client)).backends > 0) {
-    if (Date.now() - started > 60_000) throw new Error('the killed run still has a backend after 60 s');
-    await sleep(20);
-  }
+  await waitFor(async () => (await observe(client)).backends === 0, { what: 'the killed run to have no backend left', intervalMs: 20 });
   return Date.now() - started;
+}
+
+/** Whether a backend of the job waits for a lock in its delete of stale rows (held by the test). */
+async function waitsInDelete(client: pg.Client): Promise<boolean> {
+  const result = await client.query<{ n: number }>(
+    `select count(*)::int as n from pg_stat_activity
+     where datname = current_database() and application_name <> $1 and backend_type = 'client backend'
+       and wait_event_type = 'Lock' and query ~* 'delete from features_topic_daily'`,
+    [testApplicationName],
+  );
+  return result.rows[0]!.n > 0;
 }
 
 describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
@@ -217,7 +231,7 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
     await cleanRun(backend, 'S0', previousAnchor);
     outside = await snapshotOutside(client, range);
     expect(outside.length).toBeGreaterThan(1000);
-    // A clean run, timed: kills are spread over its duration.
+    // A clean run, timed: the random kills are spread over its duration.
     cleanRunMs = await cleanRun(backend, 'S0');
     expect(byDay(await readRows(client as unknown as Queryable, range), windowDays)).toEqual(expected.S0);
   });
@@ -227,9 +241,10 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
   });
 
   test('25 kills at random points and in every phase: each day old or new, nothing lost, then convergence', async () => {
-    expect(cleanRunMs).toBeGreaterThan(1000);
+    // 'write: delete stale' is made certain by a lock the test holds; the phases of the
+    // others are whatever pg_stat_activity shows just before the kill.
     const strategies = ['random', 'compute', 'write: delete stale', 'write: upsert', 'random', 'committed'] as const;
-    const targetOrder: Record<string, number> = { compute: 4, 'write: delete stale': 5, 'write: upsert': 6 };
+    const targetOrder: Record<string, number> = { compute: 4, 'write: upsert': 6 };
     let state = new Map<string, Label>(windowDays.map((d) => [d, 'S0']));
     let kills = 0;
     let attempts = 0;
@@ -258,26 +273,40 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
 
       // Start the run and kill it.
       const seenRunIds = await runIds();
+      // SHARE on the table (compatible with the run's reads, not with its writes): the run
+      // waits at its first write, the delete of stale rows, inside its transaction.
+      const blocker = strategy === 'write: delete stale' ? await serverClient(backend.url) : undefined;
+      await blocker?.query('begin; lock table features_topic_daily in share mode');
       const run: Spawned = spawnCli(['--date', anchor], runEnv(backend, target));
       let exited = false;
       void run.done.then(() => (exited = true));
+      const until = () => exited;
       let observation: Observation = { label: 'startup (not connected)', order: 0, backends: 0 };
       if (strategy === 'random') {
-        await sleep(Math.random() * cleanRunMs * 1.1);
+        await randomPause(Math.random() * cleanRunMs * 1.1);
         if (!exited) observation = await observe(client);
       } else if (strategy === 'committed') {
         // The run prints its Rows: line right after COMMIT: kill it there (run log not yet finished).
-        while (!exited && !/\[INFO\] Rows:/.test(run.stderr())) await sleep(1);
+        await waitFor(() => /\[INFO\] Rows:/.test(run.stderr()), { what: "the run's Rows: line", intervalMs: 1, until });
         observation = { label: 'just after commit', order: 7.5, backends: 1 };
+      } else if (blocker) {
+        await waitFor(() => waitsInDelete(client), { what: 'the run to wait at its delete of stale rows', until });
+        observation = { label: 'write: delete stale (waiting for the lock the test holds)', order: 5, backends: 1 };
       } else {
-        while (!exited) {
-          observation = await observe(client);
-          if (observation.order >= targetOrder[strategy]!) break;
-          await sleep(2);
-        }
+        await waitFor(
+          async () => {
+            observation = await observe(client);
+            return observation.order >= targetOrder[strategy]!;
+          },
+          { what: `the run to reach ${strategy}`, intervalMs: 2, until },
+        );
       }
       const killed = !exited && run.child.kill('SIGKILL');
       const outcome = await run.done;
+      if (blocker) {
+        await blocker.query('rollback');
+        await blocker.end();
+      }
       const wasKilled = killed && outcome.signal === 'SIGKILL';
       if (!wasKilled) expect(outcome.code, outcome.stderr).toBe(0);
       const lingerMs = await waitForBackendsGone(client);
@@ -308,9 +337,11 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
       });
     }
 
-    // The kills hit the write itself, not only the computation before it.
+    // The kills hit the write itself, not only the computation before it: every kill of the
+    // 'write: delete stale' strategy (the run waits there until killed) and every 'committed' one.
     const inWrite = report.filter((r) => r.backend === 'postgres' && r.killed && /write|commit/.test(r.phase));
     expect(inWrite.length).toBeGreaterThanOrEqual(5);
+    expect(report.filter((r) => r.strategy === 'write: delete stale').every((r) => r.killed)).toBe(true);
 
     // A clean re-run converges exactly, for either source; rows outside the window untouched.
     for (const label of ['S1', 'S0'] as const) {
@@ -378,11 +409,11 @@ describe('kill -9 on PGlite', () => {
       let exited = false;
       void run.done.then(() => (exited = true));
       if (strategy === 'random') {
-        await sleep(300 + Math.random() * (cleanRunMs - 300));
+        await randomPause(300 + Math.random() * Math.max(0, cleanRunMs - 300));
       } else {
         // PGlite prints "Aggregating …" after computing, before deleting and upserting; "Rows:" after COMMIT.
         const line = strategy === 'write' ? /\[INFO\] Aggregating/ : /\[INFO\] Rows:/;
-        while (!exited && !line.test(run.stderr())) await sleep(1);
+        await waitFor(() => line.test(run.stderr()), { what: `the log line ${line}`, intervalMs: 1, until: () => exited });
       }
       const printed = run.stderr();
       const phase = /\[INFO\] Rows:/.test(printed)
@@ -425,10 +456,18 @@ describe('kill -9 on PGlite', () => {
       });
     }
 
-    // A kill that left a lock file: the next real run (not a dry run) takes it over too.
+    // A kill that left a lock file: the next real run (not a dry run) takes it over too. The
+    // run is killed as soon as its lock file names it: it has the directory, and opening the
+    // database and computing are still ahead of it.
     const run = spawnCli(['--date', anchor], runEnv(backend, 'S1'));
-    while (!existsSync(lockFile)) await sleep(5);
-    await sleep(200);
+    const lockedBy = () => {
+      try {
+        return readFileSync(lockFile, 'utf8').trim();
+      } catch {
+        return ''; // not there yet
+      }
+    };
+    await waitFor(() => lockedBy() === String(run.pid), { what: "the run's directory lock file" });
     run.child.kill('SIGKILL');
     expect((await run.done).signal).toBe('SIGKILL');
     expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(run.pid));

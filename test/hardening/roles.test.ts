@@ -12,6 +12,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { oracle } from '../oracle/oracle.js';
 import { serverBackend } from '../support/backends.js';
+import { registerRole } from '../support/resources.js';
 import { runCli } from '../support/cli.js';
 import { generateAttemptsSql, readAttempts, readRows, rowText, serverClient, sortRows, type Queryable } from './support.js';
 
@@ -89,7 +90,10 @@ describe.runIf(server && psqlAvailable)('sql/roles.sql on a fresh server databas
     const db = new URL(backend.url).pathname.slice(1);
     await admin.query(`revoke temporary, connect on database "${db}" from public`);
     // Drop the roles of an earlier run of this checkout (their old database is gone, so they hold nothing).
-    for (const role of [jobRole, dryRole]) await admin.query(`drop role if exists "${role}"`);
+    for (const role of [jobRole, dryRole]) {
+      await admin.query(`drop role if exists "${role}"`);
+      registerRole(role); // dropped at the file's end, after its database
+    }
     jobUrl = urlFor(backend.url, jobRole, jobPassword);
     dryUrl = urlFor(backend.url, dryRole, dryPassword);
   });

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import pg from 'pg';
-import type { Backend } from '../support/backends.js';
 import { cliPath } from '../support/cli.js';
 import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
 
@@ -24,25 +23,8 @@ export async function serverClient(url: string): Promise<pg.Client> {
   return client;
 }
 
-/** Runs `fn` on a fresh connection of `backend`, closed afterwards (for PGlite: the directory lock is released). */
-export async function withDb<T>(backend: Backend, fn: (db: Queryable) => Promise<T>): Promise<T> {
-  if (backend.name === 'postgres') {
-    const client = await serverClient(backend.url);
-    try {
-      return await fn(client);
-    } finally {
-      await client.end();
-    }
-  }
-  const database = await backend.open();
-  const session = await database.connect();
-  try {
-    return await fn(session);
-  } finally {
-    session.release();
-    await database.close();
-  }
-}
+/** Runs `fn` on a fresh session of `backend`, closed afterwards (for PGlite: the directory lock is released). */
+export { withSession as withDb } from '../support/backends.js';
 
 export interface Spawned {
   readonly child: ChildProcess;
@@ -67,7 +49,11 @@ export function spawnCli(args: string[], env: Record<string, string | undefined>
   return { child, pid: child.pid ?? -1, stderr: () => stderr, done };
 }
 
-export function sleep(ms: number): Promise<void> {
+/**
+ * A pause of a random length chosen by the caller: the moment of a random kill. Never for
+ * waiting until something happened: that is test/support/wait.ts's waitFor, with a deadline.
+ */
+export function randomPause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 

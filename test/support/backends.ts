@@ -1,16 +1,14 @@
 /**
  * The two databases every test runs against: PGlite (always) and the PostgreSQL server (when
  * TEST_DATABASE_URL is set). Each test file gets its own database on each, named after the
- * file, created fresh at start and left in place afterwards so a failure can be inspected.
+ * file, created fresh at start and removed at the file's end (kept with AFD_KEEP_TEST_DATA=1,
+ * to inspect a failure: test/support/resources.ts).
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { parseDatabaseUrl } from '../../src/config.js';
 import { afterAll, beforeAll } from 'vitest';
 import { openDatabase, type Database, type Session } from '../../src/db.js';
+import { databaseName, namedTempDir, registerDatabase } from './resources.js';
 
 export interface Backend {
   readonly name: 'pglite' | 'postgres';
@@ -18,13 +16,6 @@ export interface Backend {
   readonly url: string;
   /** Opens it (for PGlite this takes the directory lock: close before running the CLI on it). */
   open(): Promise<Database>;
-}
-
-// Checkouts that test side by side on one server (a CI clone, worktrees) get their own names.
-const checkout = createHash('sha256').update(process.cwd()).digest('hex').slice(0, 6);
-
-function databaseName(key: string): string {
-  return `afd_t_${checkout}_${key.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`.slice(0, 63);
 }
 
 /** A fresh server database for `key`, or undefined when no server is configured. */
@@ -37,6 +28,7 @@ export async function serverBackend(key: string): Promise<Backend | undefined> {
   try {
     await admin.query(`drop database if exists "${name}" with (force)`);
     await admin.query(`create database "${name}"`);
+    registerDatabase(name);
   } finally {
     await admin.end();
   }
@@ -51,9 +43,7 @@ export async function serverBackend(key: string): Promise<Backend | undefined> {
 
 /** A fresh PGlite directory for `key`. */
 export function pgliteBackend(key: string): Backend {
-  const directory = join(tmpdir(), 'afd-tests', `${databaseName(key)}_${process.pid}`);
-  rmSync(directory, { recursive: true, force: true });
-  mkdirSync(directory, { recursive: true });
+  const directory = namedTempDir(`${databaseName(key)}_${process.pid}`);
   return { name: 'pglite', url: `pglite:${directory}`, open: () => openDatabase(parseDatabaseUrl(`pglite:${directory}`)) };
 }
 
@@ -87,7 +77,11 @@ export function useSession(backend: Backend, prepare?: (session: Session) => Pro
   return handle;
 }
 
-/** Opens `backend`, runs `work` on one session, and closes it again (for a single step of a test). */
+/**
+ * Opens `backend`, runs `work` on one session, and closes it again (for a single step of a
+ * test; on PGlite this releases the directory, so the CLI can run on it next). The one helper
+ * for this: the hardening tests know it as `withDb`.
+ */
 export async function withSession<T>(backend: Backend, work: (session: Session) => Promise<T>): Promise<T> {
   const db = await backend.open();
   const session = await db.connect();

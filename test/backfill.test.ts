@@ -5,7 +5,7 @@
  * else), the empty-source guard holds per day, and ranges in the future or too long are refused.
  */
 import fc from 'fast-check';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { runBackfill, type BackfillProgress } from '../src/backfill.js';
 import { loadConfig } from '../src/config.js';
 import { ConfigError, LockHeldError, RunFailedError } from '../src/errors.js';
@@ -15,6 +15,7 @@ import type { RunEvent } from '../src/log.js';
 import { oracle, type OracleAttempt, type OracleRow } from './oracle/oracle.js';
 import { byKey, scenarioArbitrary } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
+import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { addDays, history } from './support/history.js';
 
@@ -25,7 +26,9 @@ const config = loadConfig({ AGG_TIMEZONE: timezone });
 const first = '2025-01-20';
 const last = '2025-04-04';
 const attempts = history({ first, days: 75, seed: 42 });
-const propertyRuns = Math.max(10, Math.round(Number(process.env.PROPERTY_RUNS ?? 300) / 10));
+const backfillRuns = Math.max(10, Math.round(propertyRuns / 10));
+// More runs (PROPERTY_RUNS, TEST_NIGHTLY=1) get a time limit to match.
+vi.setConfig({ testTimeout: propertyTimeout(backfillRuns, 10_000) });
 
 function expected(source: OracleAttempt[], since: string, anchor: string): OracleRow[] {
   return oracle(source, { since, anchor, timezone, includeTheta: false, improvementMode: 'accuracy' });
@@ -89,7 +92,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
     expect(byKey(await readFeatures(t.session))).toEqual(byKey(rows));
   });
 
-  test(`${propertyRuns} generated scenarios: a backfill of the window equals the oracle`, async () => {
+  test(`${backfillRuns} generated scenarios: a backfill of the window equals the oracle`, async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArbitrary, async (scenario) => {
         await reset(scenario.attempts);
@@ -106,7 +109,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
         expect(byKey(await readFeatures(t.session))).toEqual(byKey(truth));
         expect(result.combinations).toBe(truth.length);
       }),
-      { numRuns: propertyRuns },
+      { numRuns: backfillRuns },
     );
   });
 

@@ -4,17 +4,20 @@
  * (late rows, deleted rows), and a re-run with no change must rewrite nothing.
  */
 import fc from 'fast-check';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { runDaily } from '../src/job.js';
 import type { RunEvent } from '../src/log.js';
 import { oracle } from './oracle/oracle.js';
 import { scenarioArbitrary, byKey, type Scenario } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
+import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 
 const backends = await allBackends('job_property');
-const runs = Number(process.env.PROPERTY_RUNS ?? 300);
+const runs = propertyRuns;
+// More runs (PROPERTY_RUNS, TEST_NIGHTLY=1) get a time limit to match.
+vi.setConfig({ testTimeout: propertyTimeout(runs, 3_000) });
 
 describe.each(backends)('job = oracle on generated data ($name)', (backend) => {
   const t = useSession(backend, prepareSchema);

@@ -10,7 +10,7 @@
  *   old day (--date).
  */
 import fc from 'fast-check';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import type { Session } from '../src/db.js';
 import { runDaily, type RunResult } from '../src/job.js';
@@ -18,13 +18,16 @@ import type { RunEvent } from '../src/log.js';
 import { oracle, oracleSkipped, type OracleEstimate, type OracleMirt, type OracleRow } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
+import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { seText, thetaScenarioArbitrary, thetaText, type ThetaScenario } from './support/theta-arbitraries.js';
 import { createThetaTables, insertEstimates, insertMirt, readEstimates, readMirt } from './support/theta.js';
 
 const backends = await allBackends('theta_property');
-const runs = Number(process.env.PROPERTY_RUNS ?? 300);
+const runs = propertyRuns;
 const leakRuns = Math.max(1, Math.round(runs / 2));
+// More runs (PROPERTY_RUNS, TEST_NIGHTLY=1) get a time limit to match.
+vi.setConfig({ testTimeout: propertyTimeout(runs, 4_000) });
 // PROPERTY_NO_SHRINK=1 reports the first counterexample as found (mutation runs): shrinking
 // histories of hundreds of attempts through the database takes minutes.
 const endOnFailure = process.env.PROPERTY_NO_SHRINK === '1';

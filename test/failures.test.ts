@@ -16,6 +16,7 @@ import { byKey } from './support/arbitraries.js';
 import { allBackends, serverBackend, useSession } from './support/backends.js';
 import { cliPath, runCli } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+import { waitFor } from './support/wait.js';
 
 const attempt = (student: string, topic: string, at: string, rt: number, correct = true): OracleAttempt => ({
   student_id: student,
@@ -156,16 +157,16 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const done = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
-    const waitForStatement = async () => {
-      for (let i = 0; i < 400; i++) {
-        const running = await session.query<{ pid: number }>(
-          `select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
-        );
-        if (running.rows[0]) return running.rows[0].pid;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      throw new Error('the run never started its statement');
-    };
+    const waitForStatement = () =>
+      waitFor(
+        async () =>
+          (
+            await session.query<{ pid: number }>(
+              `select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
+            )
+          ).rows[0]?.pid,
+        { what: 'the run to start its statement', intervalMs: 25 },
+      );
     return { child, done, waitForStatement, stderr: () => stderr };
   }
 

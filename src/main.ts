@@ -15,7 +15,7 @@ import { createLogger, type Emit, type Level } from './log.js';
 import { publishMetrics, type RunOutcome } from './metrics.js';
 import { migrate } from './migrate.js';
 import { barProgress, lineProgress, type ProgressTerminal } from './progress.js';
-import { createRedactor } from './redact.js';
+import { maskCredentials, maskPasswords, passwordsOf } from './redact.js';
 import { collectReport, formatReport } from './report.js';
 import { withRunRetries } from './retry.js';
 import { runVerify } from './verify.js';
@@ -52,7 +52,10 @@ function parseShard(value: string): Shard {
 
 /** Runs the CLI with the given arguments; resolves to the exit code. */
 export async function main(argv: string[], io: Io): Promise<number> {
-  const redact = createRedactor([io.env.DATABASE_URL, io.env.PUSHGATEWAY_URL]);
+  // Log lines mask URL credentials wherever they appear; the configured passwords themselves
+  // are masked only in driver and connection errors (describeError), never in other text.
+  const redact = maskCredentials;
+  const passwords = [...passwordsOf(io.env.DATABASE_URL), ...passwordsOf(io.env.PUSHGATEWAY_URL)];
   const runId = randomUUID();
   let format: 'text' | 'json' = io.env.LOG_FORMAT?.trim().toLowerCase() === 'json' ? 'json' : 'text';
   const emit: Emit = (event) =>
@@ -352,7 +355,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       exitCode = ExitCode.failed;
       fail(`stopped by ${String(io.signal.reason)}: the unfinished window was rolled back, nothing of it was written; re-run the job`);
     } else {
-      fail(describeError(err));
+      fail(err instanceof JobError ? err.message : maskPasswords(describeError(err), passwords));
     }
   } finally {
     session?.release();

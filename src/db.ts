@@ -123,10 +123,37 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * The one-line configuration error (exit 2) for an embedded database directory the job cannot
+ * use, from the file-system error that says why; undefined for any other error.
+ */
+export function directoryError(err: unknown, directory: string): ConfigError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why: Record<string, string> = {
+    EEXIST: 'is a file, not a directory',
+    ENOTDIR: 'lies under a file, not a directory',
+    EROFS: 'is on a read-only file system',
+    EACCES: 'is not writable for this user',
+    EPERM: 'is not writable for this user',
+    ENOSPC: 'is on a full file system',
+  };
+  const reason = code === undefined ? undefined : why[code];
+  if (reason === undefined) return undefined;
+  return new ConfigError(
+    `the embedded database directory ${directory} ${reason} (${code}): point pglite: (or demo --dir) at a writable directory; it is created if missing`,
+    { cause: err },
+  );
+}
+
 async function openPglite(directory: string): Promise<Database> {
-  mkdirSync(directory, { recursive: true });
-  // PGlite does not lock its data directory (STACK.md): two processes would corrupt it.
-  const lock: DirectoryLock = acquireDirectoryLock(directory);
+  let lock: DirectoryLock;
+  try {
+    mkdirSync(directory, { recursive: true });
+    // PGlite does not lock its data directory (STACK.md): two processes would corrupt it.
+    lock = acquireDirectoryLock(directory);
+  } catch (err) {
+    throw directoryError(err, directory) ?? err;
+  }
   try {
     const { PGlite } = await import('@electric-sql/pglite');
     const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
@@ -156,6 +183,6 @@ async function openPglite(directory: string): Promise<Database> {
     };
   } catch (err) {
     lock.release();
-    throw err;
+    throw directoryError(err, directory) ?? err;
   }
 }

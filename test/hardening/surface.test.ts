@@ -142,6 +142,9 @@ describe.runIf(server)('against the PostgreSQL server', () => {
     admin = new pg.Client({ connectionString: url });
     await admin.connect();
     expect((await runCli(['migrate'], env)).code).toBe(0);
+    await admin.query(
+      `create table attempt (student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean)`,
+    );
   });
   afterAll(async () => {
     for (const role of roles) await admin.query(`drop owned by "${role}"; drop role if exists "${role}"`).catch(() => undefined);
@@ -198,7 +201,6 @@ describe.runIf(server)('against the PostgreSQL server', () => {
     await admin.query(
       `create table "Attempts" (student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean)`,
     );
-    await admin.query(`create table attempt (like "Attempts")`);
     await admin.query(`insert into "Attempts" values ('u1', 'capital', '2025-10-30T10:00:00Z', true, 5, false)`);
     await admin.query(
       `insert into attempt values ('u1', 'lower', '2025-10-30T10:00:00Z', true, 5, false), ('u2', 'lower', '2025-10-30T10:00:00Z', true, 5, false)`,

@@ -155,7 +155,11 @@ function textVar<const D extends string | undefined>(name: string, doc: Doc<D>) 
 }
 
 const envSchema = z.object({
-  DATABASE_URL: setting('DATABASE_URL', { default: undefined, help: 'postgres://user:password@host:5432/db, or pglite:<directory> (required)' }, (value) => value),
+  DATABASE_URL: setting(
+    'DATABASE_URL',
+    { default: undefined, help: 'postgres://user:password@host:5432/db, or pglite:<directory> (required)' },
+    (value) => value,
+  ),
   AGG_SOURCE: textVar('AGG_SOURCE', { default: 'attempt', help: 'the attempts table or view: name or schema.name, as in SQL' }),
   AGG_LOOKBACK_DAYS: integerVar('AGG_LOOKBACK_DAYS', 0, 366, {
     default: '7',
@@ -167,7 +171,11 @@ const envSchema = z.object({
     default: 'accuracy',
     help: 'accuracy, or theta (needs AGG_INCLUDE_THETA=true)',
   }),
-  AGG_TIMEZONE: setting('AGG_TIMEZONE', { default: 'UTC', flag: '--timezone', help: 'the IANA zone days are cut in, e.g. Europe/Berlin' }, parseTimezone),
+  AGG_TIMEZONE: setting(
+    'AGG_TIMEZONE',
+    { default: 'UTC', flag: '--timezone', help: 'the IANA zone days are cut in, e.g. Europe/Berlin' },
+    parseTimezone,
+  ),
   DEBUG: booleanVar('DEBUG', { default: 'false', help: 'one [DEBUG] line per combination (true/false)' }),
   LOG_FORMAT: enumVar('LOG_FORMAT', ['text', 'json'] as const, { default: 'text', help: 'text, or json (one object per line)' }),
   AGG_WORK_MEM: textVar('AGG_WORK_MEM', { default: '256MB', help: "work_mem of the run's session (64kB … 2TB), or default" }),
@@ -179,7 +187,10 @@ const envSchema = z.object({
     default: '60000',
     help: 'how long a statement waits for a table or row lock, in ms (0: forever)',
   }),
-  AGG_RUN_ATTEMPTS: integerVar('AGG_RUN_ATTEMPTS', 1, 20, { default: '3', help: 'tries of a run that fails transiently (connection loss, deadlock)' }),
+  AGG_RUN_ATTEMPTS: integerVar('AGG_RUN_ATTEMPTS', 1, 20, {
+    default: '3',
+    help: 'tries of a run that fails transiently (connection loss, deadlock)',
+  }),
   AGG_CONNECT_ATTEMPTS: integerVar('AGG_CONNECT_ATTEMPTS', 1, 100, { default: '5', help: 'connection attempts before exit 4' }),
   AGG_CONNECT_TIMEOUT_MS: integerVar('AGG_CONNECT_TIMEOUT_MS', 100, 600_000, { default: '10000', help: 'per connection attempt, in ms' }),
   PUSHGATEWAY_URL: textVar('PUSHGATEWAY_URL', { default: undefined, help: "push each writing run's metrics to this Pushgateway" }),

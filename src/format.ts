@@ -8,6 +8,7 @@ export function displayValue(value: unknown): string {
 
 // C0 and C1 control characters (newline, carriage return, ESC that starts an ANSI sequence, …),
 // the Unicode line and paragraph separators, and the bidirectional controls that reorder text.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const invisible = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 

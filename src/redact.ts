@@ -46,9 +46,7 @@ export function redactUrl(url: string): string {
  * (URL query or `key=value` connection string) in a text, and nothing else.
  */
 export function maskCredentials(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):\S*@/gi, '$1:***@')
-    .replace(/(\bpassword=)('(?:[^'\\]|\\.)*'|[^&\s]*)/gi, '$1***');
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):\S*@/gi, '$1:***@').replace(/(\bpassword=)('(?:[^'\\]|\\.)*'|[^&\s]*)/gi, '$1***');
 }
 
 // What may stand on either side of a password for it to count as a whole word: the start or end
@@ -71,7 +69,7 @@ export function maskPasswords(text: string, passwords: readonly string[]): strin
     if (password === '') continue;
     const word = new RegExp(`(^|[${boundary}])${escapeRegExp(password)}(?=$|[${boundary}])`, 'g');
     // A loop, not one replace: in `0:0` the second 0 shares its boundary with the first.
-    for (let previous = ''; previous !== out; ) {
+    for (let previous = ''; previous !== out;) {
       previous = out;
       out = out.replace(word, '$1***');
     }

@@ -425,7 +425,7 @@ function describeError(err: unknown): string {
     return `lost the database connection: ${messageOf(err) || 'connection error'}; nothing of the unfinished window was committed, re-run the job`;
   const state = sqlState(err);
   if (state === '42501') {
-    return `${messageOf(err)} (SQLSTATE 42501): grant the job's role what sql/roles.sql grants (docs/security.md); nothing was written`;
+    return `${messageOf(err)} (SQLSTATE 42501): grant the job's role what sql/roles.sql grants, and run migrate as the tables' owner (docs/security.md); nothing was written`;
   }
   if (state === '25006') {
     return `${messageOf(err)} (SQLSTATE 25006): this command writes; point DATABASE_URL at the primary, not a replica or a read-only session (only --dry-run and verify read); nothing was written`;

@@ -3,7 +3,7 @@
  * window, with the job's session settings and no writes, timed by psql.
  *
  * (a) count(*) of the window's attempts;
- * (b) the per-(student, topic, day) GROUP BY with every aggregate of SPEC §4, median included,
+ * (b) the per-(student, topic, day) GROUP BY with every aggregate of a row (README, What it computes), median included,
  *     over the window's days;
  * (c) per-(student, topic, day) answered and correct counts over the 27 days before the
  *     window plus the window (all the improvement index reads).

@@ -156,7 +156,7 @@ export function renderResults(results: SizeResult[], machine: Machine, command: 
     ...(t.length === 0
       ? []
       : [
-          'Targets of issue 5 (largest size measured):',
+          'The performance targets (largest size measured):',
           '',
           '| target | measured | met |',
           '|---|---|---|',

@@ -122,7 +122,7 @@ export async function runServerScenarios(ctx: Context): Promise<SizeResult> {
       { size: size.label, scenario: 'floor (a): count(*) of the window', windowAttempts: facts7.window, wallMs: floor.countMs },
       {
         size: size.label,
-        scenario: 'floor (b): window GROUP BY, all §4 aggregates + median',
+        scenario: 'floor (b): window GROUP BY, all row aggregates + median',
         windowAttempts: facts7.window,
         wallMs: floor.aggregateMs,
       },

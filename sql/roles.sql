@@ -26,8 +26,10 @@
 --   dryrun_role      default aggregate_features_readonly
 --   dryrun_password  as job_password, for dryrun_role (or export AFD_DRYRUN_PASSWORD)
 --   schema           the schema of the job's tables, default public
---   source           the attempts table or view, as AGG_SOURCE names it (optionally
---                    schema.name), default attempt; it must exist
+--   source           the attempts table or view, the same text as AGG_SOURCE (optionally
+--                    schema.name), default attempt; it must exist. Both follow SQL's rule:
+--                    a plain name folds to lower case (Attempt is attempt), a double-quoted
+--                    one keeps its case: -v source='"Attempts"'
 --   theta_table      default student_topic_theta; granted only if it exists
 --   mirt_table       default mirt_ability; granted only if it exists
 --

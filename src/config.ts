@@ -55,6 +55,61 @@ export interface MetricsConfig {
 export interface Flags {
   readonly date?: string | undefined;
   readonly dryRun?: boolean | undefined;
+  /** Values of the variables' flags (`--lookback-days`), by variable name; they override the environment. */
+  readonly settings?: Readonly<Record<string, string | undefined>> | undefined;
+}
+
+/**
+ * What `--help` and the README say about one environment variable. Declared once, next to its
+ * parser in `envSchema` below, so the help, the README's table (checked by a test) and the
+ * parsing cannot drift apart: a new variable is one line there.
+ */
+export interface Variable {
+  readonly name: string;
+  /** The value used when the variable is unset or empty, as a person writes it; undefined: none. */
+  readonly default: string | undefined;
+  /** A command-line flag that overrides the variable, e.g. `--lookback-days`. */
+  readonly flag?: string | undefined;
+  /** One line for `--help`. */
+  readonly help: string;
+}
+
+interface Doc<D extends string | undefined> {
+  readonly default: D;
+  readonly flag?: string;
+  readonly help: string;
+}
+
+/** A parser of one setting: returns the value or throws ConfigError naming `label` (`NAME="value"` or `--flag "value"`). */
+type Parse<T> = (value: string, label: string) => T;
+
+const declared: Variable[] = [];
+const parsers = new Map<string, Parse<unknown>>();
+
+/** Every environment variable the job reads, in the order of `envSchema` (the order of `--help`). */
+export const variables: readonly Variable[] = declared;
+
+/**
+ * Declares one variable: its documentation, and a zod field that parses it (the default when
+ * unset) with `parse`. With a default the parsed value is never undefined.
+ */
+function setting<T, const D extends string | undefined>(name: string, doc: Doc<D>, parse: Parse<T>) {
+  declared.push(Object.freeze({ name, default: doc.default, flag: doc.flag, help: doc.help }));
+  parsers.set(name, parse);
+  return z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      const raw = value ?? doc.default;
+      if (raw === undefined) return undefined;
+      try {
+        return parse(raw, `${name}=${JSON.stringify(raw)}`);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+    }) as unknown as z.ZodType<D extends string ? T : T | undefined, string | undefined>;
 }
 
 const booleanWords: Record<string, boolean> = {
@@ -66,88 +121,102 @@ const booleanWords: Record<string, boolean> = {
   no: false,
 };
 
-function booleanVar(name: string) {
-  return z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined) return undefined;
-      const parsed = booleanWords[value.trim().toLowerCase()];
-      if (parsed === undefined) {
-        ctx.addIssue({ code: 'custom', message: `${name}=${JSON.stringify(value)} is not a boolean: use true/false, 1/0 or yes/no` });
-        return z.NEVER;
-      }
-      return parsed;
-    });
+function booleanVar<const D extends string | undefined>(name: string, doc: Doc<D>) {
+  return setting(name, doc, (value, label) => {
+    const parsed = booleanWords[value.trim().toLowerCase()];
+    if (parsed === undefined) throw new ConfigError(`${label} is not a boolean: use true/false, 1/0 or yes/no`);
+    return parsed;
+  });
 }
 
-function integerVar(name: string, min: number, max: number) {
-  return z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined) return undefined;
-      const trimmed = value.trim();
-      const parsed = Number(trimmed);
-      if (!/^-?\d+$/.test(trimmed) || parsed < min || parsed > max) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `${name}=${JSON.stringify(value)} is not accepted: use a whole number from ${min} to ${max}`,
-        });
-        return z.NEVER;
-      }
-      return parsed;
-    });
+function integerVar<const D extends string | undefined>(name: string, min: number, max: number, doc: Doc<D>) {
+  return setting(name, doc, (value, label) => {
+    const trimmed = value.trim();
+    const parsed = Number(trimmed);
+    if (!/^-?\d+$/.test(trimmed) || parsed < min || parsed > max) {
+      throw new ConfigError(`${label} is not accepted: use a whole number from ${min} to ${max}`);
+    }
+    return parsed;
+  });
 }
 
-function enumVar<const T extends readonly string[]>(name: string, values: T) {
-  return z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined) return undefined;
-      const lowered = value.trim().toLowerCase();
-      const known = values.find((v): v is T[number] => v === lowered);
-      if (known === undefined) {
-        ctx.addIssue({ code: 'custom', message: `${name}=${JSON.stringify(value)} is not accepted: use one of ${values.join(', ')}` });
-        return z.NEVER;
-      }
-      return known;
-    });
+function enumVar<const T extends readonly string[], const D extends string | undefined>(name: string, values: T, doc: Doc<D>) {
+  return setting(name, doc, (value, label) => {
+    const lowered = value.trim().toLowerCase();
+    const known = values.find((v): v is T[number] => v === lowered);
+    if (known === undefined) throw new ConfigError(`${label} is not accepted: use one of ${values.join(', ')}`);
+    return known;
+  });
+}
+
+/** A text variable, trimmed; checked further where it is used. */
+function textVar<const D extends string | undefined>(name: string, doc: Doc<D>) {
+  return setting(name, doc, (value) => value.trim());
 }
 
 const envSchema = z.object({
-  DATABASE_URL: z.string().optional(),
-  AGG_SOURCE: z.string().optional(),
-  AGG_LOOKBACK_DAYS: integerVar('AGG_LOOKBACK_DAYS', 0, 366),
-  AGG_INCLUDE_THETA: booleanVar('AGG_INCLUDE_THETA'),
-  AGG_IMPROVEMENT_MODE: enumVar('AGG_IMPROVEMENT_MODE', ['accuracy', 'theta'] as const),
-  AGG_TIMEZONE: z.string().optional(),
-  DEBUG: booleanVar('DEBUG'),
-  LOG_FORMAT: enumVar('LOG_FORMAT', ['text', 'json'] as const),
-  AGG_WORK_MEM: z.string().optional(),
-  AGG_STATEMENT_TIMEOUT_MS: integerVar('AGG_STATEMENT_TIMEOUT_MS', 0, 86_400_000),
-  AGG_LOCK_TIMEOUT_MS: integerVar('AGG_LOCK_TIMEOUT_MS', 0, 86_400_000),
-  AGG_RUN_ATTEMPTS: integerVar('AGG_RUN_ATTEMPTS', 1, 20),
-  AGG_CONNECT_ATTEMPTS: integerVar('AGG_CONNECT_ATTEMPTS', 1, 100),
-  AGG_CONNECT_TIMEOUT_MS: integerVar('AGG_CONNECT_TIMEOUT_MS', 100, 600_000),
-  PUSHGATEWAY_URL: z.string().optional(),
-  PUSHGATEWAY_JOB: z.string().optional(),
-  METRICS_TEXTFILE: z.string().optional(),
+  DATABASE_URL: setting(
+    'DATABASE_URL',
+    { default: undefined, help: 'postgres://user:password@host:5432/db, or pglite:<directory> (required)' },
+    (value) => value,
+  ),
+  AGG_SOURCE: textVar('AGG_SOURCE', { default: 'attempt', help: 'the attempts table or view: name or schema.name, as in SQL' }),
+  AGG_LOOKBACK_DAYS: integerVar('AGG_LOOKBACK_DAYS', 0, 366, {
+    default: '7',
+    flag: '--lookback-days',
+    help: 'days before the anchor that are recomputed too (0 … 366)',
+  }),
+  AGG_INCLUDE_THETA: booleanVar('AGG_INCLUDE_THETA', { default: 'false', help: 'fill theta_estimate and theta_sd (true/false)' }),
+  AGG_IMPROVEMENT_MODE: enumVar('AGG_IMPROVEMENT_MODE', ['accuracy', 'theta'] as const, {
+    default: 'accuracy',
+    help: 'accuracy, or theta (needs AGG_INCLUDE_THETA=true)',
+  }),
+  AGG_TIMEZONE: setting(
+    'AGG_TIMEZONE',
+    { default: 'UTC', flag: '--timezone', help: 'the IANA zone days are cut in, e.g. Europe/Berlin' },
+    parseTimezone,
+  ),
+  DEBUG: booleanVar('DEBUG', { default: 'false', help: 'one [DEBUG] line per combination (true/false)' }),
+  LOG_FORMAT: enumVar('LOG_FORMAT', ['text', 'json'] as const, { default: 'text', help: 'text, or json (one object per line)' }),
+  AGG_WORK_MEM: textVar('AGG_WORK_MEM', { default: '256MB', help: "work_mem of the run's session (64kB … 2TB), or default" }),
+  AGG_STATEMENT_TIMEOUT_MS: integerVar('AGG_STATEMENT_TIMEOUT_MS', 0, 86_400_000, {
+    default: '3600000',
+    help: 'bound on every statement of a run, in ms (0: none)',
+  }),
+  AGG_LOCK_TIMEOUT_MS: integerVar('AGG_LOCK_TIMEOUT_MS', 0, 86_400_000, {
+    default: '60000',
+    help: 'how long a statement waits for a table or row lock, in ms (0: forever)',
+  }),
+  AGG_RUN_ATTEMPTS: integerVar('AGG_RUN_ATTEMPTS', 1, 20, {
+    default: '3',
+    help: 'tries of a run that fails transiently (connection loss, deadlock)',
+  }),
+  AGG_CONNECT_ATTEMPTS: integerVar('AGG_CONNECT_ATTEMPTS', 1, 100, { default: '5', help: 'connection attempts before exit 4' }),
+  AGG_CONNECT_TIMEOUT_MS: integerVar('AGG_CONNECT_TIMEOUT_MS', 100, 600_000, { default: '10000', help: 'per connection attempt, in ms' }),
+  PUSHGATEWAY_URL: textVar('PUSHGATEWAY_URL', { default: undefined, help: "push each writing run's metrics to this Pushgateway" }),
+  PUSHGATEWAY_JOB: textVar('PUSHGATEWAY_JOB', { default: 'aggregate_features_daily', help: 'the job label the metrics are pushed under' }),
+  METRICS_TEXTFILE: textVar('METRICS_TEXTFILE', { default: undefined, help: 'write the same metrics to this node_exporter .prom file' }),
 });
 
 /** Reads the configuration from an environment (usually `process.env`) and flags. */
 export function loadConfig(env: Record<string, string | undefined>, flags: Flags = {}): Config {
   // An empty variable counts as unset: Kubernetes manifests often render optional values as "".
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
+  for (const [name, value] of Object.entries(flags.settings ?? {})) {
+    if (value === undefined) continue;
+    const variable = variables.find((v) => v.name === name);
+    // A flag's bad value is reported under the flag's name, not the variable's.
+    parsers.get(name)?.(value, `${variable?.flag ?? name} ${JSON.stringify(value)}`);
+    present[name] = value;
+  }
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues[0]?.message ?? 'invalid configuration');
   }
   const e = parsed.data;
 
-  const includeTheta = e.AGG_INCLUDE_THETA ?? false;
-  const improvementMode = e.AGG_IMPROVEMENT_MODE ?? 'accuracy';
+  const includeTheta = e.AGG_INCLUDE_THETA;
+  const improvementMode = e.AGG_IMPROVEMENT_MODE;
   if (improvementMode === 'theta' && !includeTheta) {
     throw new ConfigError('AGG_IMPROVEMENT_MODE=theta needs AGG_INCLUDE_THETA=true: the theta index reads the ability estimates');
   }
@@ -155,23 +224,23 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
 
   return Object.freeze({
     database: e.DATABASE_URL === undefined ? undefined : parseDatabaseUrl(e.DATABASE_URL),
-    source: parseQualifiedName(e.AGG_SOURCE?.trim() ?? 'attempt', 'AGG_SOURCE'),
-    lookbackDays: e.AGG_LOOKBACK_DAYS ?? 7,
+    source: parseQualifiedName(e.AGG_SOURCE, 'AGG_SOURCE'),
+    lookbackDays: e.AGG_LOOKBACK_DAYS,
     includeTheta,
     improvementMode,
-    timezone: parseTimezone(e.AGG_TIMEZONE?.trim() ?? 'UTC'),
-    debug: e.DEBUG ?? false,
-    logFormat: e.LOG_FORMAT ?? 'text',
-    workMem: parseWorkMem(e.AGG_WORK_MEM?.trim() ?? '256MB'),
-    statementTimeoutMs: e.AGG_STATEMENT_TIMEOUT_MS ?? 3_600_000,
-    lockTimeoutMs: e.AGG_LOCK_TIMEOUT_MS ?? 60_000,
-    runAttempts: e.AGG_RUN_ATTEMPTS ?? 3,
-    connectAttempts: e.AGG_CONNECT_ATTEMPTS ?? 5,
-    connectTimeoutMs: e.AGG_CONNECT_TIMEOUT_MS ?? 10_000,
+    timezone: e.AGG_TIMEZONE,
+    debug: e.DEBUG,
+    logFormat: e.LOG_FORMAT,
+    workMem: parseWorkMem(e.AGG_WORK_MEM),
+    statementTimeoutMs: e.AGG_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: e.AGG_LOCK_TIMEOUT_MS,
+    runAttempts: e.AGG_RUN_ATTEMPTS,
+    connectAttempts: e.AGG_CONNECT_ATTEMPTS,
+    connectTimeoutMs: e.AGG_CONNECT_TIMEOUT_MS,
     metrics: Object.freeze({
-      pushgatewayUrl: e.PUSHGATEWAY_URL === undefined ? undefined : parsePushgatewayUrl(e.PUSHGATEWAY_URL.trim()),
-      pushgatewayJob: parsePushgatewayJob(e.PUSHGATEWAY_JOB?.trim() ?? 'aggregate_features_daily'),
-      textfile: e.METRICS_TEXTFILE === undefined ? undefined : parseTextfile(e.METRICS_TEXTFILE.trim()),
+      pushgatewayUrl: e.PUSHGATEWAY_URL === undefined ? undefined : parsePushgatewayUrl(e.PUSHGATEWAY_URL),
+      pushgatewayJob: parsePushgatewayJob(e.PUSHGATEWAY_JOB),
+      textfile: e.METRICS_TEXTFILE === undefined ? undefined : parseTextfile(e.METRICS_TEXTFILE),
     }),
   });
 }
@@ -215,29 +284,36 @@ export function parseDay(value: string, what: string): string {
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
   if (match) {
     const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
-    // Validation only: the calendar date itself is never carried as a JS Date.
-    const probe = new Date(Date.UTC(year, month - 1, day));
-    if (year >= 1 && probe.getUTCFullYear() === year && probe.getUTCMonth() === month - 1 && probe.getUTCDate() === day) {
-      return value;
-    }
+    // Plain Gregorian arithmetic (a JS Date would read the years 0–99 as 1900–1999).
+    const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+    const daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+    if (year >= 1 && daysInMonth !== undefined && day >= 1 && day <= daysInMonth) return value;
   }
   throw new ConfigError(`${what} ${JSON.stringify(value)} is not a calendar date: use YYYY-MM-DD, e.g. 2025-11-01`);
 }
 
-function parseTimezone(value: string): string {
+function parseTimezone(value: string, label: string): string {
+  const zone = value.trim();
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
   } catch {
-    throw new ConfigError(`AGG_TIMEZONE=${JSON.stringify(value)} is not a time zone: use an IANA name such as UTC or Europe/Berlin`);
+    throw new ConfigError(`${label} is not a time zone: use an IANA name such as UTC or Europe/Berlin`);
   }
-  return value;
+  return zone;
 }
+
+/** PostgreSQL's own bounds of work_mem, in kB (guc_tables.c: 64 … MAX_KILOBYTES = INT_MAX on 64-bit servers). */
+export const workMemLimitsKb = { min: 64, max: 2_147_483_647 } as const;
+const kilobytesPer: Record<string, number> = { kB: 1, MB: 1024, GB: 1024 ** 2, TB: 1024 ** 3 };
 
 function parseWorkMem(value: string): string | undefined {
   if (value.toLowerCase() === 'default') return undefined;
-  if (!/^\d+(kB|MB|GB)$/.test(value)) {
+  const match = /^(\d+)(kB|MB|GB|TB)$/.exec(value);
+  const kb = match ? Number(match[1]) * kilobytesPer[match[2]!]! : NaN;
+  // Checked here rather than by the server, so a bad size is a configuration error (exit 2) before anything runs.
+  if (!(kb >= workMemLimitsKb.min && kb <= workMemLimitsKb.max)) {
     throw new ConfigError(
-      `AGG_WORK_MEM=${JSON.stringify(value)} is not accepted: use a size such as 64MB, 256MB or 1GB, or "default" for the server's setting`,
+      `AGG_WORK_MEM=${JSON.stringify(value)} is not accepted: use a size from 64kB to 2147483647kB (about 2TB) with a unit kB, MB, GB or TB, e.g. 256MB or 1GB, or "default" for the server's setting`,
     );
   }
   return value;
@@ -268,6 +344,13 @@ export function parseDatabaseUrl(value: string): DatabaseTarget {
     url = new URL(connectionString);
   } catch {
     throw new ConfigError(`DATABASE_URL is not a valid URL (${redactUrl(trimmed)}): use postgres://user:password@host:5432/database`);
+  }
+  if ((url.pathname + url.search + url.hash).includes('@')) {
+    // `postgres://u:2019/x@host/db` is host u, port 2019, database `x@host/db` to a URL parser,
+    // but a password `2019/x` to a person: refuse it rather than guess (and print part of it).
+    throw new ConfigError(
+      `DATABASE_URL is ambiguous (${redactUrl(trimmed)}): an "@" after the host; percent-encode / ? # @ in the user name and password (p/ss@ is p%2Fss%40)`,
+    );
   }
   if (url.hostname === '' && !url.searchParams.has('host')) {
     throw new ConfigError(`DATABASE_URL has no host (${redactUrl(trimmed)}): use postgres://user:password@host:5432/database`);

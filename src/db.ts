@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { DatabaseTarget } from './config.js';
 import { ConfigError, UnreachableError, isConnectionError, messageOf, sqlState } from './errors.js';
 import { acquireDirectoryLock, type DirectoryLock } from './directory-lock.js';
+import { maskPasswords, passwordsOf } from './redact.js';
 
 // Calendar dates stay strings (STACK.md: a JS Date shifts them by the local offset), and
 // timestamps too: the job compares them in SQL and prints them as PostgreSQL does.
@@ -23,6 +24,8 @@ export interface Database {
   readonly kind: 'postgres' | 'pglite';
   /** The target without its password, for messages. */
   readonly description: string;
+  /** The message of a driver or connection error of this database, its password masked. */
+  errorText(err: unknown): string;
   /** A dedicated connection, retried while the server is unreachable. */
   connect(): Promise<Session>;
   /**
@@ -55,12 +58,15 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
   // An idle client that loses its connection must not crash the process.
   pool.on('error', () => undefined);
   const active = new Set<pg.PoolClient>();
+  const passwords = passwordsOf(target.connectionString);
+  const errorText = (err: unknown) => maskPasswords(messageOf(err), passwords);
   pool.on('acquire', (client) => active.add(client));
   pool.on('release', (_err, client) => active.delete(client));
   pool.on('remove', (client) => active.delete(client));
   return {
     kind: 'postgres',
     description: target.redacted,
+    errorText,
     async connect() {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -71,17 +77,17 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
           const state = sqlState(err);
           if (state === '28P01' || state === '28000') {
             throw new ConfigError(
-              `database refused the login (${target.redacted}): ${messageOf(err)}; check the user and password in DATABASE_URL`,
+              `database refused the login (${target.redacted}): ${errorText(err)}; check the user and password in DATABASE_URL`,
               { cause: err },
             );
           }
           if (state === '3D000') {
-            throw new ConfigError(`${messageOf(err)} (${target.redacted}): create it or fix DATABASE_URL`, { cause: err });
+            throw new ConfigError(`${errorText(err)} (${target.redacted}): create it or fix DATABASE_URL`, { cause: err });
           }
           if (!isConnectionError(err)) throw err;
           if (attempt >= attempts) {
             throw new UnreachableError(
-              `database unreachable after ${attempts} attempts (${target.redacted}): ${messageOf(err) || sqlState(err) || 'connection failed'}; check DATABASE_URL and that the server is up`,
+              `database unreachable after ${attempts} attempts (${target.redacted}): ${errorText(err) || sqlState(err) || 'connection failed'}; check DATABASE_URL and that the server is up`,
               { cause: err },
             );
           }
@@ -117,10 +123,37 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * The one-line configuration error (exit 2) for an embedded database directory the job cannot
+ * use, from the file-system error that says why; undefined for any other error.
+ */
+export function directoryError(err: unknown, directory: string): ConfigError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why: Record<string, string> = {
+    EEXIST: 'is a file, not a directory',
+    ENOTDIR: 'lies under a file, not a directory',
+    EROFS: 'is on a read-only file system',
+    EACCES: 'is not writable for this user',
+    EPERM: 'is not writable for this user',
+    ENOSPC: 'is on a full file system',
+  };
+  const reason = code === undefined ? undefined : why[code];
+  if (reason === undefined) return undefined;
+  return new ConfigError(
+    `the embedded database directory ${directory} ${reason} (${code}): point pglite: (or demo --dir) at a writable directory; it is created if missing`,
+    { cause: err },
+  );
+}
+
 async function openPglite(directory: string): Promise<Database> {
-  mkdirSync(directory, { recursive: true });
-  // PGlite does not lock its data directory (STACK.md): two processes would corrupt it.
-  const lock: DirectoryLock = acquireDirectoryLock(directory);
+  let lock: DirectoryLock;
+  try {
+    mkdirSync(directory, { recursive: true });
+    // PGlite does not lock its data directory (STACK.md): two processes would corrupt it.
+    lock = acquireDirectoryLock(directory);
+  } catch (err) {
+    throw directoryError(err, directory) ?? err;
+  }
   try {
     const { PGlite } = await import('@electric-sql/pglite');
     const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
@@ -130,6 +163,7 @@ async function openPglite(directory: string): Promise<Database> {
     return {
       kind: 'pglite',
       description: `pglite:${directory}`,
+      errorText: messageOf,
       async connect() {
         return pool.connect();
       },
@@ -149,6 +183,6 @@ async function openPglite(directory: string): Promise<Database> {
     };
   } catch (err) {
     lock.release();
-    throw err;
+    throw directoryError(err, directory) ?? err;
   }
 }

@@ -6,11 +6,29 @@ export function displayValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
+// C0 and C1 control characters (newline, carriage return, ESC that starts an ANSI sequence, …),
+// the Unicode line and paragraph separators, and the bidirectional controls that reorder text.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const invisible = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * A text with its control characters written out (`\n`, `\x1b`, `\u202e`), so that a value
+ * printed on a line (an id, a topic, an error text, a path) can neither start a new line of its
+ * own, nor colour or clear the terminal, nor reorder what follows: one event stays one line.
+ */
+export function visible(text: string): string {
+  return text.replace(invisible, (c) => {
+    const code = c.charCodeAt(0);
+    return named[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  });
+}
+
 /** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. */
 export function formatTable(rows: Record<string, unknown>[]): string[] {
   if (rows.length === 0) return ['(no rows)'];
   const columns = Object.keys(rows[0]!);
-  const cells = rows.map((row) => columns.map((c) => displayValue(row[c])));
+  const cells = rows.map((row) => columns.map((c) => visible(displayValue(row[c]))));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
   const line = (values: string[]) =>
     values

@@ -8,24 +8,41 @@ export interface QualifiedName {
   readonly sql: string;
 }
 
-const part = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-
 /** Quotes one identifier for SQL. The only place identifiers are put into SQL text. */
 export function quoteIdent(identifier: string): string {
   return `"${identifier.replaceAll('"', '""')}"`;
 }
 
+// One part of a name as SQL writes it: a plain identifier, or a double-quoted one ("" is a quote).
+const namePart = /^(?:([A-Za-z_][A-Za-z0-9_$]*)|"((?:[^"]|"")+)")/;
+
 /**
- * Parses `name` or `schema.name` from configuration. Only plain identifiers are accepted
- * (letters, digits, `_`, `$`, at most 63 characters, not starting with a digit); they are
- * quoted, so a value can never change the statement it is put into.
+ * Parses `name` or `schema.name` from configuration by SQL's own rule, the one psql and
+ * `sql/roles.sql` follow: a plain name is folded to lower case (`Attempt` is the table
+ * `attempt`), a double-quoted one is kept exactly (`"Attempts"`, `"my schema"."Attempt"`).
+ * Plain parts take letters, digits, `_` and `$`, not starting with a digit; every part has at
+ * most 63 bytes. The result is quoted, so a value can never change the statement it is put into.
  */
 export function parseQualifiedName(value: string, variable: string): QualifiedName {
-  const parts = value.split('.');
-  if (parts.length > 2 || !parts.every((p) => part.test(p))) {
+  const parts: string[] = [];
+  let rest = value.trim();
+  let valid = true;
+  for (;;) {
+    const match = namePart.exec(rest);
+    const part = match?.[1] !== undefined ? match[1].toLowerCase() : match?.[2]?.replaceAll('""', '"');
+    if (!match || part === undefined || Buffer.byteLength(part) > 63 || part.includes('\0')) {
+      valid = false;
+      break;
+    }
+    parts.push(part);
+    rest = rest.slice(match[0].length);
+    if (!rest.startsWith('.')) break;
+    rest = rest.slice(1);
+  }
+  if (!valid || rest !== '' || parts.length > 2) {
     throw new ConfigError(
-      `${variable}=${JSON.stringify(value)} is not a valid table name: use name or schema.name ` +
-        '(letters, digits, _ and $, not starting with a digit)',
+      `${variable}=${JSON.stringify(value)} is not a valid table name: use name or schema.name as in SQL ` +
+        '(plain names: letters, digits, _ and $, not starting with a digit, folded to lower case; "Quoted" names keep their case)',
     );
   }
   const [first, second] = parts as [string, string | undefined];

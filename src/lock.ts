@@ -35,17 +35,17 @@ export function shardKey(index: number, count: number): number {
 export async function acquireWriterLock(session: Session, shardIndex = 1, shardCount = 1): Promise<() => Promise<void>> {
   const { namespace, writers } = lockKeys;
   const sharded = shardCount > 1;
-  const held = () => {
+  const held = async (key: number) => {
     const shard = sharded ? ` for shard ${shardIndex}/${shardCount}` : '';
     return new LockHeldError(
-      `another aggregate-features-daily run holds the write lock${shard}; nothing was written. Wait for it to finish (see pg_locks where locktype = 'advisory')`,
+      `another session holds the write lock${shard}; nothing was written.${await describeHolders(session, key)} Wait for that run to finish; if it is no run of this job, end it with select pg_terminate_backend(pid) (docs/security.md, "The lock key")`,
     );
   };
   const first = await session.query<{ locked: boolean }>(
     sharded ? 'select pg_try_advisory_lock_shared($1, $2) as locked' : 'select pg_try_advisory_lock($1, $2) as locked',
     [namespace, writers],
   );
-  if (!first.rows[0]?.locked) throw held();
+  if (!first.rows[0]?.locked) throw await held(writers);
   const releaseWriters = async () => {
     await session.query(sharded ? 'select pg_advisory_unlock_shared($1, $2)' : 'select pg_advisory_unlock($1, $2)', [namespace, writers]);
   };
@@ -54,10 +54,44 @@ export async function acquireWriterLock(session: Session, shardIndex = 1, shardC
   const second = await session.query<{ locked: boolean }>('select pg_try_advisory_lock($1, $2) as locked', [namespace, key]);
   if (!second.rows[0]?.locked) {
     await releaseWriters();
-    throw held();
+    throw await held(key);
   }
   return async () => {
     await session.query('select pg_advisory_unlock($1, $2)', [namespace, key]);
     await releaseWriters();
   };
+}
+
+/**
+ * Who holds the job's advisory lock `key`: pid, role, application, client and since when, from
+ * pg_locks and pg_stat_activity (both readable by any role). Any role that can connect can take
+ * an advisory lock, so the exit-3 message says who it is; empty if that cannot be read.
+ */
+async function describeHolders(session: Session, key: number): Promise<string> {
+  try {
+    const holders = await session.query<{
+      pid: number;
+      role: string | null;
+      application: string | null;
+      client: string | null;
+      since: string | null;
+    }>(
+      `select l.pid, a.usename as role, a.application_name as application, host(a.client_addr) as client,
+              to_char(a.backend_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as since
+         from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+        where l.locktype = 'advisory' and l.granted and l.pid <> pg_backend_pid()
+          and l.database = (select oid from pg_database where datname = current_database())
+          and l.classid = $1::int::oid and l.objid = $2::int::oid and l.objsubid = 2
+        order by a.backend_start limit 3`,
+      [lockKeys.namespace, key],
+    );
+    if (holders.rows.length === 0) return '';
+    const described = holders.rows.map(
+      (h) =>
+        `pid ${h.pid} (role ${h.role ?? '?'}, application ${JSON.stringify(h.application ?? '')}${h.client ? `, from ${h.client}` : ''}${h.since ? `, connected since ${h.since}` : ''})`,
+    );
+    return ` Held by ${described.join(', ')}.`;
+  } catch {
+    return '';
+  }
 }

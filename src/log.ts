@@ -3,7 +3,7 @@
  * the text log of SPEC §8 (kept exactly, for existing alerts) or one JSON object per line.
  */
 import type { LogFormat } from './config.js';
-import { displayValue, formatDuration } from './format.js';
+import { displayValue, formatDuration, visible } from './format.js';
 import type { Difference, VerifySummary } from './verify.js';
 
 export type RunEvent =
@@ -81,7 +81,7 @@ export function describe(event: RunEvent): { level: Level; message: string; fiel
     case 'combination_failed':
       return {
         level: 'error',
-        message: `user=${event.userId} topic=${event.topicId} date=${event.date} error=${oneLine(event.error)}`,
+        message: `user=${event.userId} topic=${event.topicId} date=${event.date} error=${event.error}`,
         fields: { user_id: event.userId, topic_id: event.topicId, date: event.date, error: event.error },
       };
     case 'combination_debug':
@@ -181,13 +181,11 @@ function describeSummary(s: VerifySummary): { level: Level; message: string; fie
   };
 }
 
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ');
-}
-
 /**
- * A logger for one run. `redact` is applied to every line last, so no secret (the database
- * password) can reach the output whatever an error message contains.
+ * A logger for one run. `redact` is applied to the message and to every text field (before
+ * JSON escaping, which could otherwise hide a URL from it). In text format every control
+ * character of the message is then made visible, so one event is always one line, whatever an
+ * id, a topic, an error or a path holds; JSON escapes them itself.
  */
 export function createLogger(options: {
   format: LogFormat;
@@ -202,8 +200,27 @@ export function createLogger(options: {
     const { level, message, fields } = describe(event);
     const line =
       options.format === 'json'
-        ? JSON.stringify({ level, time: now().toISOString(), run_id: options.runId, event: event.type, msg: message, ...fields })
-        : `[${level.toUpperCase()}] ${message}`;
-    options.sink(redact(line), level);
+        ? JSON.stringify({
+            level,
+            time: now().toISOString(),
+            run_id: options.runId,
+            event: event.type,
+            msg: redact(message),
+            ...redactFields(fields, redact),
+          })
+        : `[${level.toUpperCase()}] ${visible(redact(message))}`;
+    options.sink(line, level);
   };
+}
+
+function redactFields(value: Record<string, unknown>, redact: (text: string) => string): Record<string, unknown> {
+  const walk = (v: unknown): unknown =>
+    typeof v === 'string'
+      ? redact(v)
+      : Array.isArray(v)
+        ? v.map(walk)
+        : typeof v === 'object' && v !== null
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+          : v;
+  return walk(value) as Record<string, unknown>;
 }

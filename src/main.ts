@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import { checkBackfillRange, defaultMaxDays, runBackfill } from './backfill.js';
-import { loadConfig, parseDay, type Config, type Flags } from './config.js';
+import { loadConfig, parseDay, variables, type Config, type Flags } from './config.js';
 import { openDatabase, type Database, type Session } from './db.js';
 import { runDemo } from './demo.js';
 import { ConfigError, ExitCode, JobError, isConnectionError, messageOf, sqlState } from './errors.js';
@@ -15,9 +15,10 @@ import { createLogger, type Emit, type Level } from './log.js';
 import { publishMetrics, type RunOutcome } from './metrics.js';
 import { migrate } from './migrate.js';
 import { barProgress, lineProgress, type ProgressTerminal } from './progress.js';
-import { createRedactor } from './redact.js';
+import { maskPasswords, passwordsOf } from './redact.js';
 import { collectReport, formatReport } from './report.js';
 import { withRunRetries } from './retry.js';
+import { closest } from './suggest.js';
 import { runVerify } from './verify.js';
 import { jobVersion } from './version.js';
 
@@ -52,17 +53,19 @@ function parseShard(value: string): Shard {
 
 /** Runs the CLI with the given arguments; resolves to the exit code. */
 export async function main(argv: string[], io: Io): Promise<number> {
-  const redact = createRedactor([io.env.DATABASE_URL, io.env.PUSHGATEWAY_URL]);
+  // Passwords are masked where they can appear: URLs are only ever printed redacted (config.ts),
+  // driver and connection errors go through maskPasswords (here, db.ts, retry.ts). Nothing else
+  // is rewritten: a password `0` must not turn `failed=0` into `failed=***`.
+  const passwords = [...passwordsOf(io.env.DATABASE_URL), ...passwordsOf(io.env.PUSHGATEWAY_URL)];
   const runId = randomUUID();
   let format: 'text' | 'json' = io.env.LOG_FORMAT?.trim().toLowerCase() === 'json' ? 'json' : 'text';
-  const emit: Emit = (event) =>
-    createLogger({ format, runId, redact, sink: (line: string, _level: Level) => io.stderr(line + '\n') })(event);
+  const emit: Emit = (event) => createLogger({ format, runId, sink: (line: string, _level: Level) => io.stderr(line + '\n') })(event);
   const fail = (message: string) => emit({ type: 'message', level: 'error', message });
 
   let db: Database | undefined;
   let session: Session | undefined;
   const withConfig = (flags: Flags = {}): Config => {
-    const config = loadConfig(io.env, flags);
+    const config = loadConfig(io.env, { ...flags, settings: settingValues() });
     format = config.logFormat;
     return config;
   };
@@ -98,12 +101,27 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     });
 
+  // The variables that are also flags (--lookback-days, --timezone) are options of every
+  // command, and --help lists every variable with its default: both come from the definitions
+  // the configuration is parsed with (config.ts), so they cannot drift from it.
+  const settingFlags = variables.flatMap((v) =>
+    v.flag === undefined ? [] : [{ name: v.name, option: new Option(`${v.flag} <value>`, `${v.help} (overrides ${v.name})`) }],
+  );
+  for (const { option } of settingFlags) program.addOption(option);
+  const settingValues = () => {
+    const given = program.opts<Record<string, string | undefined>>();
+    return Object.fromEntries(settingFlags.map(({ name, option }) => [name, given[option.attributeName()]]));
+  };
+  program.configureHelp({ showGlobalOptions: true });
+  program.addHelpText('after', () => environmentHelp());
+
   let exitCode: number = ExitCode.ok;
 
   /** Publishes a writing run's metrics where configured; a failure to publish is only a warning. */
   const publish = async (config: Config, outcome: RunOutcome) => {
     if (config.metrics.pushgatewayUrl === undefined && config.metrics.textfile === undefined) return;
-    for (const warning of await publishMetrics(outcome, config.metrics)) emit({ type: 'message', level: 'warn', message: warning });
+    for (const warning of await publishMetrics(outcome, config.metrics))
+      emit({ type: 'message', level: 'warn', message: maskPasswords(warning, passwords) });
   };
   /**
    * Runs a writing command and reports its metrics, on success and on failure alike: the one
@@ -309,7 +327,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--days <n>', 'days of history', '35')
     .option('--date <YYYY-MM-DD>', "last day of the generated history (the run's anchor)", '2025-11-01')
     .action(async (opts: { dir: string; students: string; days: string; date: string }) => {
-      const config = loadConfig({ ...io.env, DATABASE_URL: `pglite:${opts.dir}` });
+      const config = loadConfig({ ...io.env, DATABASE_URL: `pglite:${opts.dir}` }, { settings: settingValues() });
       format = config.logFormat;
       const students = Number(opts.students);
       const days = Number(opts.days);
@@ -343,6 +361,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     });
 
   try {
+    rejectUnknownCommand(argv, program);
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     exitCode = exitCodeOf(err);
@@ -352,13 +371,39 @@ export async function main(argv: string[], io: Io): Promise<number> {
       exitCode = ExitCode.failed;
       fail(`stopped by ${String(io.signal.reason)}: the unfinished window was rolled back, nothing of it was written; re-run the job`);
     } else {
-      fail(describeError(err));
+      fail(err instanceof JobError ? err.message : maskPasswords(describeError(err), passwords));
     }
   } finally {
     session?.release();
     if (db) await db.close().catch(() => undefined);
   }
   return exitCode;
+}
+
+/**
+ * A first word that is no command would otherwise reach the default command as an argument
+ * ("too many arguments for 'run'"); say what it is instead, with the nearest command.
+ */
+function rejectUnknownCommand(argv: readonly string[], program: Command): void {
+  const word = argv[0];
+  if (word === undefined || word.startsWith('-')) return;
+  const names = [...program.commands.flatMap((c) => [c.name(), ...c.aliases()]), 'help'];
+  if (names.includes(word)) return;
+  const nearest = closest(word, names);
+  const commands = program.commands.map((c) => c.name()).join(', ');
+  throw new ConfigError(
+    `unknown command ${JSON.stringify(word)}${nearest === undefined ? '' : ` — did you mean '${nearest}'?`} Commands: ${commands} (run --help for usage)`,
+  );
+}
+
+/** The environment variables with their defaults, for --help. */
+function environmentHelp(): string {
+  const width = Math.max(...variables.map((v) => v.name.length)) + 2;
+  const defaultWidth = Math.max(...variables.map((v) => (v.default ?? '(none)').length)) + 2;
+  const lines = variables.map(
+    (v) => `  ${v.name.padEnd(width)}${(v.default ?? '(none)').padEnd(defaultWidth)}${v.help}${v.flag ? ` [${v.flag}]` : ''}`,
+  );
+  return `\nEnvironment variables (name, default, meaning; an empty variable counts as unset, a flag overrides its variable):\n${lines.join('\n')}\n`;
 }
 
 function exitCodeOf(err: unknown): number {
@@ -368,7 +413,8 @@ function exitCodeOf(err: unknown): number {
       : ExitCode.usage;
   }
   if (err instanceof JobError) return err.exitCode;
-  if (sqlState(err) === '42501') return ExitCode.usage;
+  // The role lacks a grant, or the server only reads: the setup must change, a retry cannot help.
+  if (sqlState(err) === '42501' || sqlState(err) === '25006') return ExitCode.usage;
   if (isConnectionError(err)) return ExitCode.unreachable;
   return ExitCode.failed;
 }
@@ -379,7 +425,10 @@ function describeError(err: unknown): string {
     return `lost the database connection: ${messageOf(err) || 'connection error'}; nothing of the unfinished window was committed, re-run the job`;
   const state = sqlState(err);
   if (state === '42501') {
-    return `${messageOf(err)} (SQLSTATE 42501): grant the job's role what sql/roles.sql grants (docs/security.md); nothing was written`;
+    return `${messageOf(err)} (SQLSTATE 42501): grant the job's role what sql/roles.sql grants, and run migrate as the tables' owner (docs/security.md); nothing was written`;
+  }
+  if (state === '25006') {
+    return `${messageOf(err)} (SQLSTATE 25006): this command writes; point DATABASE_URL at the primary, not a replica or a read-only session (only --dry-run and verify read); nothing was written`;
   }
   const hint =
     state === '57014'

@@ -30,7 +30,7 @@ export async function withRunRetries<T>(
       emit({
         type: 'message',
         level: 'warn',
-        message: `Transient failure (${sqlState(err) ?? 'connection'}: ${messageOf(err)}); retrying in ${Math.round(wait)} ms (attempt ${attempt + 1} of ${attempts})`,
+        message: `Transient failure (${sqlState(err) ?? 'connection'}: ${db.errorText(err)}); retrying in ${Math.round(wait)} ms (attempt ${attempt + 1} of ${attempts})`,
         fields: { attempt: attempt + 1, attempts, sqlstate: sqlState(err) ?? null },
       });
       await new Promise((resolve) => setTimeout(resolve, wait));

@@ -13,8 +13,21 @@ export const requiredSourceColumns = ['student_id', 'topic_id', 'completed_at', 
 export async function checkSource(session: Session, source: QualifiedName, variable = 'AGG_SOURCE'): Promise<void> {
   const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [source.sql]);
   if (!found.rows[0]?.present) {
+    // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
+    const similar = await session.query<{ name: string }>(
+      `select format('%I.%I', n.nspname, c.relname) as name
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where lower(c.relname) = lower($1) and c.relkind in ('r', 'v', 'm', 'f', 'p')
+          and ($2::text is null or lower(n.nspname) = lower($2))
+        order by 1 limit 3`,
+      [source.name, source.schema ?? null],
+    );
+    const hint =
+      similar.rows.length === 0
+        ? ''
+        : ` (there is ${similar.rows.map((r) => r.name).join(', ')}: a name with capitals must be double-quoted, e.g. ${variable}='"Attempts"')`;
     throw new ConfigError(
-      `the attempts source ${source.sql} does not exist: create it, load data with \`aggregate-features-daily import-attempts FILE.csv\`, or set ${variable} to the table or view that holds the attempts`,
+      `the attempts source ${source.sql} does not exist${hint}: create it, load data with \`aggregate-features-daily import-attempts FILE.csv\`, or set ${variable} to the table or view that holds the attempts`,
     );
   }
   try {

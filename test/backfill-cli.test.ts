@@ -233,7 +233,7 @@ describe.each(backends)('backfill subprocess ($name)', (backend) => {
       const release = await acquireWriterLock(holder, 2, 4);
       const blocked = await runCli(['backfill', '--from', '2025-02-01', '--to', '2025-02-02', '--shard', '2/4'], env());
       expect(blocked.code).toBe(3);
-      expect(blocked.stderr).toMatch(/another aggregate-features-daily run holds the write lock for shard 2\/4; nothing was written/);
+      expect(blocked.stderr).toMatch(/another session holds the write lock for shard 2\/4; nothing was written/);
       const other = await runCli(['backfill', '--from', '2025-02-01', '--to', '2025-02-02', '--shard', '3/4'], env());
       expect(other.code).toBe(0);
       expect(other.lines[0]).toBe('[INFO] Backfilling 2025-02-01..2025-02-02: 2 days, shard 3/4, one transaction per day');

@@ -35,7 +35,7 @@ import {
 const anchor = '2025-11-04';
 const since = '2025-10-28';
 const range = { since, anchor };
-const lockMessage = /^\[ERROR\] another aggregate-features-daily run holds the write lock/m;
+const lockMessage = /^\[ERROR\] another session holds the write lock/m;
 const sources = { S0: 'attempt_s0', S1: 'attempt_s1' } as const;
 type Source = keyof typeof sources;
 

@@ -14,6 +14,7 @@ import type { Session } from './db.js';
 import { ConfigError, messageOf } from './errors.js';
 import { withIdentifiers } from './identifiers.js';
 import {
+  allowsShrink,
   applySessionSettings,
   computeParameters,
   prepareComputation,
@@ -41,7 +42,9 @@ export interface BackfillOptions {
   readonly allowFuture?: boolean;
   /** Refuse ranges longer than this many days (default 366). */
   readonly maxDays?: number;
-  /** Let a day whose source is empty delete that day's stored rows. */
+  /** Let a day whose source shrank past the shrink guard (or is empty) delete that day's stored rows. */
+  readonly allowShrink?: boolean;
+  /** The older name of allowShrink (--allow-empty-source). */
   readonly allowEmptySource?: boolean;
   readonly runId?: string;
   /** Aborted on SIGTERM: the day in flight rolls back; committed days stay (re-run to resume). */
@@ -127,7 +130,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
       window,
       config,
       startedAt: runTimestamp,
-      extraFlags: { allow_future: options.allowFuture ?? false, allow_empty_source: options.allowEmptySource ?? false },
+      extraFlags: { allow_future: options.allowFuture ?? false, allow_shrink: allowsShrink(options) },
     });
     emit({ type: 'backfill_started', from, to, days: days.length, shard: `${shard.index}/${shard.count}` });
     try {
@@ -139,7 +142,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
         const counts = await writeWindowTransaction(
           session,
           config,
-          { work, window: day, shard, runTimestamp, allowEmptySource: options.allowEmptySource ?? false, signal: options.signal },
+          { work, window: day, shard, runTimestamp, allowShrink: allowsShrink(options), signal: options.signal },
           emit,
         );
         for (const key of summed) totals[key] += counts[key];

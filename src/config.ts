@@ -39,6 +39,28 @@ export interface Config {
   readonly connectTimeoutMs: number;
   /** Where the metrics of writing runs go (both, either or neither). */
   readonly metrics: MetricsConfig;
+  /** The shrink guard (SPEC §7): what a run may lose of a day's stored attempts before it refuses. */
+  readonly shrink: ShrinkConfig;
+  /** The zone of a `timestamp without time zone` completed_at column; undefined: such a column is refused. */
+  readonly sourceTimezone: string | undefined;
+  /** The bound on narrowing failures down to combinations (SPEC §7); past it the run fails wholesale. */
+  readonly isolation: IsolationConfig;
+}
+
+/** The shrink guard's thresholds. */
+export interface ShrinkConfig {
+  /** AGG_SHRINK_MAX_DROP: a day may lose at most this share (0 … 1) of its stored attempts. */
+  readonly maxDrop: number;
+  /** AGG_SHRINK_MIN_ATTEMPTS: days with fewer stored attempts are too small to judge. */
+  readonly minAttempts: number;
+}
+
+/** The budget of failure isolation. */
+export interface IsolationConfig {
+  /** AGG_MAX_FAILED_COMBINATIONS: more failed combinations than this means the source is broken wholesale. */
+  readonly maxFailed: number;
+  /** AGG_ISOLATION_BUDGET_MS: at most this long narrowing down failures (per window). */
+  readonly budgetMs: number;
 }
 
 /** Prometheus metrics of a writing run: pushed to a Pushgateway and/or written for node_exporter. */
@@ -116,6 +138,27 @@ function enumVar<const T extends readonly string[]>(name: string, values: T) {
     });
 }
 
+/** A share from 0 to 1, e.g. 0.5 (50 % also accepted). */
+function shareVar(name: string) {
+  return z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      const trimmed = value.trim();
+      const percent = /^(\d+(\.\d+)?)\s*%$/.exec(trimmed);
+      const parsed = percent ? Number(percent[1]) / 100 : /^\d*\.?\d+$/.test(trimmed) ? Number(trimmed) : NaN;
+      if (!(parsed >= 0 && parsed <= 1)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name}=${JSON.stringify(value)} is not accepted: use a share from 0 to 1, e.g. 0.5 (or 50%)`,
+        });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+}
+
 const envSchema = z.object({
   DATABASE_URL: z.string().optional(),
   AGG_SOURCE: z.string().optional(),
@@ -134,6 +177,11 @@ const envSchema = z.object({
   PUSHGATEWAY_URL: z.string().optional(),
   PUSHGATEWAY_JOB: z.string().optional(),
   METRICS_TEXTFILE: z.string().optional(),
+  AGG_SHRINK_MAX_DROP: shareVar('AGG_SHRINK_MAX_DROP'),
+  AGG_SHRINK_MIN_ATTEMPTS: integerVar('AGG_SHRINK_MIN_ATTEMPTS', 0, 1_000_000_000),
+  AGG_SOURCE_TIMEZONE: z.string().optional(),
+  AGG_MAX_FAILED_COMBINATIONS: integerVar('AGG_MAX_FAILED_COMBINATIONS', 0, 10_000_000),
+  AGG_ISOLATION_BUDGET_MS: integerVar('AGG_ISOLATION_BUDGET_MS', 0, 86_400_000),
 });
 
 /** Reads the configuration from an environment (usually `process.env`) and flags. */
@@ -173,6 +221,9 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
       pushgatewayJob: parsePushgatewayJob(e.PUSHGATEWAY_JOB?.trim() ?? 'aggregate_features_daily'),
       textfile: e.METRICS_TEXTFILE === undefined ? undefined : parseTextfile(e.METRICS_TEXTFILE.trim()),
     }),
+    shrink: Object.freeze({ maxDrop: e.AGG_SHRINK_MAX_DROP ?? 0.5, minAttempts: e.AGG_SHRINK_MIN_ATTEMPTS ?? 50 }),
+    sourceTimezone: e.AGG_SOURCE_TIMEZONE === undefined ? undefined : parseTimezone(e.AGG_SOURCE_TIMEZONE.trim(), 'AGG_SOURCE_TIMEZONE'),
+    isolation: Object.freeze({ maxFailed: e.AGG_MAX_FAILED_COMBINATIONS ?? 1000, budgetMs: e.AGG_ISOLATION_BUDGET_MS ?? 600_000 }),
   });
 }
 
@@ -224,11 +275,11 @@ export function parseDay(value: string, what: string): string {
   throw new ConfigError(`${what} ${JSON.stringify(value)} is not a calendar date: use YYYY-MM-DD, e.g. 2025-11-01`);
 }
 
-function parseTimezone(value: string): string {
+function parseTimezone(value: string, variable = 'AGG_TIMEZONE'): string {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: value });
   } catch {
-    throw new ConfigError(`AGG_TIMEZONE=${JSON.stringify(value)} is not a time zone: use an IANA name such as UTC or Europe/Berlin`);
+    throw new ConfigError(`${variable}=${JSON.stringify(value)} is not a time zone: use an IANA name such as UTC or Europe/Berlin`);
   }
   return value;
 }

@@ -144,39 +144,55 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--date <YYYY-MM-DD>', 'anchor day (the last day of the window)')
     .option('--dry-run', 'compute and compare, write nothing; report would-insert/update/delete counts')
     .option('--shard <i/N>', 'process only shard i of N (students split by a stable hash of user_id)')
-    .option('--allow-empty-source', "let a run whose source has no attempts in the window delete the window's rows")
+    .option(
+      '--allow-shrink',
+      "let a run whose source lost most of a day's attempts (or all of them) delete that day's rows: a deliberate correction",
+    )
+    .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
+    .option('--allow-future', 'accept a --date after today in AGG_TIMEZONE (refused otherwise: such a day has no attempts yet)')
     .addOption(new Option('--max-catch-up-days <n>', 'widen the window by at most n days to cover missed runs').default('30'))
-    .action(async (opts: { date?: string; dryRun?: boolean; shard?: string; allowEmptySource?: boolean; maxCatchUpDays: string }) => {
-      const config = withConfig({ date: opts.date, dryRun: opts.dryRun });
-      const maxCatchUpDays = Number(opts.maxCatchUpDays);
-      if (!/^\d+$/.test(opts.maxCatchUpDays) || maxCatchUpDays > 366) {
-        throw new ConfigError(
-          `--max-catch-up-days ${JSON.stringify(opts.maxCatchUpDays)} is not accepted: use a whole number from 0 to 366`,
-        );
-      }
-      const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
-      const database = await openDb(config);
-      const run = () =>
-        withRunRetries(database, config.runAttempts, emit, io.signal, (runSession) =>
-          runDaily(
-            runSession,
-            config,
-            {
-              date: opts.date,
-              dryRun: opts.dryRun ?? false,
-              shard,
-              allowEmptySource: opts.allowEmptySource ?? false,
-              maxCatchUpDays,
-              runId,
-              signal: io.signal,
-            },
-            emit,
-          ),
-        );
-      // A dry run writes nothing, so it has no metrics either.
-      if (opts.dryRun) await run();
-      else await measured(config, { command: 'run', shard }, run);
-    });
+    .action(
+      async (opts: {
+        date?: string;
+        dryRun?: boolean;
+        shard?: string;
+        allowShrink?: boolean;
+        allowEmptySource?: boolean;
+        allowFuture?: boolean;
+        maxCatchUpDays: string;
+      }) => {
+        const config = withConfig({ date: opts.date, dryRun: opts.dryRun });
+        const maxCatchUpDays = Number(opts.maxCatchUpDays);
+        if (!/^\d+$/.test(opts.maxCatchUpDays) || maxCatchUpDays > 366) {
+          throw new ConfigError(
+            `--max-catch-up-days ${JSON.stringify(opts.maxCatchUpDays)} is not accepted: use a whole number from 0 to 366`,
+          );
+        }
+        const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
+        const database = await openDb(config);
+        const run = () =>
+          withRunRetries(database, config.runAttempts, emit, io.signal, (runSession) =>
+            runDaily(
+              runSession,
+              config,
+              {
+                date: opts.date,
+                dryRun: opts.dryRun ?? false,
+                shard,
+                allowShrink: (opts.allowShrink ?? false) || (opts.allowEmptySource ?? false),
+                allowFuture: opts.allowFuture ?? false,
+                maxCatchUpDays,
+                runId,
+                signal: io.signal,
+              },
+              emit,
+            ),
+          );
+        // A dry run writes nothing, so it has no metrics either.
+        if (opts.dryRun) await run();
+        else await measured(config, { command: 'run', shard }, run);
+      },
+    );
 
   program
     .command('backfill')
@@ -188,7 +204,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--shard <i/N>', 'process only shard i of N (students split by a stable hash of user_id)')
     .option('--allow-future', 'accept a range that ends after today')
     .option('--max-days <n>', 'refuse ranges longer than n days', String(defaultMaxDays))
-    .option('--allow-empty-source', "let a day whose source has no attempts delete that day's rows")
+    .option('--allow-shrink', "let a day whose source lost most of its attempts (or all of them) delete that day's rows")
+    .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
     .option('--progress-interval <seconds>', 'seconds between progress lines when stderr is not a terminal (0: every day)', '10')
     .action(
       async (opts: {
@@ -197,6 +214,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         shard?: string;
         allowFuture?: boolean;
         maxDays: string;
+        allowShrink?: boolean;
         allowEmptySource?: boolean;
         progressInterval: string;
       }) => {
@@ -225,7 +243,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
                   shard,
                   allowFuture: opts.allowFuture ?? false,
                   maxDays,
-                  allowEmptySource: opts.allowEmptySource ?? false,
+                  allowShrink: (opts.allowShrink ?? false) || (opts.allowEmptySource ?? false),
                   runId,
                   signal: io.signal,
                   onProgress: (p) => progress.update(p),

@@ -27,7 +27,6 @@ import { acquireWriterLock } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, startRunRecord } from './run-log.js';
-import { checkSource } from './source.js';
 import { rippleEnd, rippleImprovement } from './sql/backfill.js';
 import { dayWindows, planRange, today, type Window } from './window.js';
 
@@ -109,7 +108,6 @@ export async function runBackfill(session: Session, config: Config, options: Bac
   let releaseLock: (() => Promise<void>) | undefined;
   try {
     await checkSchema(session);
-    await checkSource(session, config.source);
     const work = await prepareComputation(session, config, emit);
     await applySessionSettings(session, config);
     const current = await today(session, config.timezone);

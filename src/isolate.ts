@@ -54,7 +54,7 @@ export async function computeIsolated(
   const wholeWindow = withIdentifiers(stageComputed(work.plan), work.identifiers);
   const scoped = withIdentifiers(insertComputed(work.plan), {
     ...work.identifiers,
-    source: scopedSource(config.source, params.length + 1),
+    source: scopedSource(work.identifiers.source!, params.length + 1),
   });
 
   const attempt = async (statement: string, values: readonly unknown[]): Promise<unknown> => {
@@ -81,7 +81,10 @@ export async function computeIsolated(
   if (whole === undefined) return [];
   await session.query(withIdentifiers(createComputedTable(work.plan), work.identifiers), params as unknown[]);
 
-  const students = await session.query<{ user_id: string }>(withIdentifiers(listStudents, { source: config.source }), params.slice(0, 5));
+  const students = await session.query<{ user_id: string }>(
+    withIdentifiers(listStudents, { source: work.identifiers.source! }),
+    params.slice(0, 5),
+  );
   const failing: { user: string; error: unknown }[] = [];
   const pending: string[][] = [students.rows.map((r) => r.user_id)];
   while (pending.length > 0) {
@@ -99,12 +102,10 @@ export async function computeIsolated(
     try {
       await session.query('savepoint agg_list');
       combinations = (
-        await session.query<{ topic_id: string; date: string }>(withIdentifiers(listStudentCombinations, { source: config.source }), [
-          window.since,
-          window.anchor,
-          config.timezone,
-          user,
-        ])
+        await session.query<{ topic_id: string; date: string }>(
+          withIdentifiers(listStudentCombinations, { source: work.identifiers.source! }),
+          [window.since, window.anchor, config.timezone, user],
+        )
       ).rows;
       await session.query('release savepoint agg_list');
     } catch (err) {

@@ -12,8 +12,8 @@ import { acquireWriterLock } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, lastSuccessAnchor, startRunRecord } from './run-log.js';
-import { checkSource } from './source.js';
 import { computeIsolated, upsertIsolated } from './isolate.js';
+import { checkSource } from './source.js';
 import type { ComputePlan } from './sql/compute.js';
 import { shrinkVerdict, type DayAttempts } from './shrink.js';
 import { shrinkDays } from './sql/shrink.js';
@@ -76,22 +76,24 @@ export interface Computation {
   readonly theta: ThetaTables | undefined;
 }
 
-export function computation(config: Config, theta: ThetaTables | undefined): Computation {
-  if (theta === undefined) return { plan: {}, identifiers: { source: config.source }, theta };
+export function computation(config: Config, theta: ThetaTables | undefined, source: QualifiedName = config.source): Computation {
+  if (theta === undefined) return { plan: {}, identifiers: { source }, theta };
   return {
     plan: { theta: { mirt: theta.mirt !== undefined, thetaMode: config.improvementMode === 'theta' } },
-    identifiers: { source: config.source, theta: theta.estimates, ...(theta.mirt ? { mirt: theta.mirt } : {}) },
+    identifiers: { source, theta: theta.estimates, ...(theta.mirt ? { mirt: theta.mirt } : {}) },
     theta,
   };
 }
 
 /**
- * Checks the theta tables when theta is enabled (exit 2 when missing), warns about what the
- * check found (a missing lookup index, say) and returns what the run computes and reads.
+ * Checks the source's contract (columns and types, exit 2 when broken) and the theta tables
+ * when theta is enabled (exit 2 when missing), warns about what the checks found (a missing
+ * lookup index, say) and returns what the run computes and reads.
  */
 export async function prepareComputation(session: Session, config: Config, emit: Emit): Promise<Computation> {
-  const work = computation(config, config.includeTheta ? await checkThetaTables(session) : undefined);
-  for (const message of work.theta?.warnings ?? []) emit({ type: 'message', level: 'warn', message });
+  const source = await checkSource(session, config.source, { timezone: config.sourceTimezone });
+  const work = computation(config, config.includeTheta ? await checkThetaTables(session) : undefined, source.relation);
+  for (const message of [...source.warnings, ...(work.theta?.warnings ?? [])]) emit({ type: 'message', level: 'warn', message });
   return work;
 }
 
@@ -107,7 +109,6 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
   let releaseLock: (() => Promise<void>) | undefined;
   try {
     await checkSchema(session);
-    await checkSource(session, config.source);
     const work = await prepareComputation(session, config, emit);
     await applySessionSettings(session, config);
     if (options.date !== undefined && !options.allowFuture) {

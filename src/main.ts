@@ -353,10 +353,19 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('load a CSV (student_id,topic_id,completed_at,correct,response_time_ms,hint_used) into the attempts table')
     .argument('<file>', 'CSV file with a header line')
     .option('--replace', 'empty the table first (in the same transaction)')
-    .action(async (file: string, opts: { replace?: boolean }) => {
+    .option(
+      '--allow-duplicates',
+      "append even when rows equal to the file's are already in the table (refused otherwise: the same file imported twice)",
+    )
+    .action(async (file: string, opts: { replace?: boolean; allowDuplicates?: boolean }) => {
       const config = withConfig();
       const table = config.source;
-      const rows = await importAttempts(await open(config), { file, table, replace: opts.replace ?? false });
+      const rows = await importAttempts(await open(config), {
+        file,
+        table,
+        replace: opts.replace ?? false,
+        allowDuplicates: opts.allowDuplicates ?? false,
+      });
       emit({ type: 'message', level: 'info', message: `Imported ${rows} attempts from ${file} into ${table.sql}`, fields: { rows } });
     });
 

@@ -9,7 +9,7 @@ import { loadConfig } from '../src/config.js';
 import { JobError } from '../src/errors.js';
 import { runDaily, type RunOptions } from '../src/job.js';
 import type { RunEvent } from '../src/log.js';
-import { allBackends, useSession, withSession } from './support/backends.js';
+import { allBackends, useSession } from './support/backends.js';
 import { runCli } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 
@@ -128,7 +128,6 @@ describe.each(backends)('the shrink guard ($name)', (backend) => {
 
 describe.each(backends)('the shrink guard from the command line ($name)', (backend) => {
   test('exit 1 for the real run and the dry run, naming the days; --allow-shrink writes', async () => {
-    await withSession(backend, async () => undefined);
     const env = { DATABASE_URL: backend.url, AGG_SOURCE: 'attempt_two_days_missing' };
     const dry = await runCli(['--date', '2025-11-01', '--dry-run'], env);
     const real = await runCli(['--date', '2025-11-01'], env);

@@ -23,7 +23,7 @@ import {
   type Counts,
   type Shard,
 } from './job.js';
-import { acquireWriterLock } from './lock.js';
+import { acquireWriterLock, holdSchema } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, startRunRecord } from './run-log.js';
@@ -106,7 +106,9 @@ export async function runBackfill(session: Session, config: Config, options: Bac
   const { from, to } = options;
   checkBackfillRange(from, to, options.maxDays ?? defaultMaxDays);
   let releaseLock: (() => Promise<void>) | undefined;
+  let releaseSchema: (() => Promise<void>) | undefined;
   try {
+    releaseSchema = await holdSchema(session);
     await checkSchema(session);
     const work = await prepareComputation(session, config, emit);
     await applySessionSettings(session, config);
@@ -169,6 +171,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     }
   } finally {
     if (releaseLock) await releaseLock().catch(() => undefined);
+    if (releaseSchema) await releaseSchema().catch(() => undefined);
   }
 }
 

@@ -8,7 +8,7 @@ import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { ConfigError, RunStoppedError, messageOf } from './errors.js';
 import { withIdentifiers, type QualifiedName } from './identifiers.js';
-import { acquireWriterLock } from './lock.js';
+import { acquireWriterLock, holdSchema } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, lastSuccessAnchor, startRunRecord } from './run-log.js';
@@ -107,7 +107,9 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
   const shard = options.shard ?? { index: 1, count: 1 };
   const dryRun = options.dryRun ?? false;
   let releaseLock: (() => Promise<void>) | undefined;
+  let releaseSchema: (() => Promise<void>) | undefined;
   try {
+    if (!dryRun) releaseSchema = await holdSchema(session);
     await checkSchema(session);
     const work = await prepareComputation(session, config, emit);
     await applySessionSettings(session, config);
@@ -144,6 +146,7 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
     return { runId, window, ...counts, durationMs, ...(skippedEstimates ? { skippedEstimates } : {}) };
   } finally {
     if (releaseLock) await releaseLock().catch(() => undefined);
+    if (releaseSchema) await releaseSchema().catch(() => undefined);
   }
 }
 
@@ -315,7 +318,7 @@ export async function writeWindowTransaction(
       await session.query('insert into agg_failed select * from unnest($1::text[], $2::text[], $3::date[])', [
         failures.map((f) => f.userId),
         failures.map((f) => f.topicId),
-        failures.map((f) => (f.topicId === '*' ? null : f.date)),
+        failures.map((f) => (f.date.includes('..') ? null : f.date)),
       ]);
       for (const f of failures) emit({ type: 'combination_failed', userId: f.userId, topicId: f.topicId, date: f.date, error: f.error });
     }

@@ -67,20 +67,24 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return config;
   };
   /** Opens the configured database. */
-  const openDb = async (config: Config): Promise<Database> => {
+  const openDb = async (config: Config, options: { create?: boolean } = {}): Promise<Database> => {
     if (config.database === undefined) {
       throw new ConfigError(
         'DATABASE_URL is not set: set it to postgres://user:password@host:5432/database, or to pglite:<directory> for the embedded database',
       );
     }
-    db = await openDatabase(config.database, { connectAttempts: config.connectAttempts, connectTimeoutMs: config.connectTimeoutMs });
+    db = await openDatabase(config.database, {
+      connectAttempts: config.connectAttempts,
+      connectTimeoutMs: config.connectTimeoutMs,
+      createDirectory: options.create ?? false,
+    });
     const opened = db;
     io.signal?.addEventListener('abort', () => void opened.interrupt(), { once: true });
     return db;
   };
   /** Opens the configured database and the one session a command works on. */
-  const open = async (config: Config): Promise<Session> => {
-    session = await (await openDb(config)).connect();
+  const open = async (config: Config, options: { create?: boolean } = {}): Promise<Session> => {
+    session = await (await openDb(config, options)).connect();
     return session;
   };
 
@@ -230,29 +234,32 @@ export async function main(argv: string[], io: Io): Promise<number> {
             ? barProgress(io.progressTerminal)
             : lineProgress(emit, intervalMs);
         try {
+          const database = await openDb(config);
           await measured(
             config,
             { command: 'backfill', shard },
             async () =>
-              runBackfill(
-                await open(config),
-                config,
-                {
-                  from: opts.from,
-                  to: opts.to,
-                  shard,
-                  allowFuture: opts.allowFuture ?? false,
-                  maxDays,
-                  allowShrink: (opts.allowShrink ?? false) || (opts.allowEmptySource ?? false),
-                  runId,
-                  signal: io.signal,
-                  onProgress: (p) => progress.update(p),
-                },
-                (event) => {
-                  // The bar's last state stays on screen; the summary lines go below it.
-                  if (event.type === 'ripple_finished' || event.type === 'message') progress.stop();
-                  emit(event);
-                },
+              withRunRetries(database, config.runAttempts, emit, io.signal, (backfillSession) =>
+                runBackfill(
+                  backfillSession,
+                  config,
+                  {
+                    from: opts.from,
+                    to: opts.to,
+                    shard,
+                    allowFuture: opts.allowFuture ?? false,
+                    maxDays,
+                    allowShrink: (opts.allowShrink ?? false) || (opts.allowEmptySource ?? false),
+                    runId,
+                    signal: io.signal,
+                    onProgress: (p) => progress.update(p),
+                  },
+                  (event) => {
+                    // The bar's last state stays on screen; the summary lines go below it.
+                    if (event.type === 'ripple_finished' || event.type === 'message') progress.stop();
+                    emit(event);
+                  },
+                ),
               ),
             (result) => ({ rippleUpdated: result.ripple?.updated ?? 0 }),
           );
@@ -285,7 +292,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       const limit = wholeNumber(opts.limit, '--limit', 0, 10_000);
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
-      const result = await runVerify(await open(config), config, { date: opts.date, from: opts.from, to: opts.to, shard, limit }, emit);
+      const database = await openDb(config);
+      const result = await withRunRetries(database, config.runAttempts, emit, io.signal, (verifySession) =>
+        runVerify(verifySession, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit }, emit),
+      );
       if (result.drift) exitCode = ExitCode.failed;
     });
 
@@ -310,7 +320,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description("create or upgrade the job's tables (adopts an existing features_topic_daily without losing rows)")
     .action(async () => {
       const config = withConfig();
-      const applied = await migrate(await open(config));
+      const applied = await migrate(await open(config, { create: true }));
       emit({
         type: 'message',
         level: 'info',
@@ -337,7 +347,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       parseDay(opts.date, '--date');
       io.stdout(`[demo] opening the embedded database in ${opts.dir} …\n`);
       const result = await runDemo(
-        await open(config),
+        await open(config, { create: true }),
         config,
         { students, days, lastDay: opts.date, print: (line) => io.stdout(line + '\n') },
         emit,
@@ -360,7 +370,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .action(async (file: string, opts: { replace?: boolean; allowDuplicates?: boolean }) => {
       const config = withConfig();
       const table = config.source;
-      const rows = await importAttempts(await open(config), {
+      const rows = await importAttempts(await open(config, { create: true }), {
         file,
         table,
         replace: opts.replace ?? false,

@@ -57,7 +57,7 @@ export interface ShrinkConfig {
 
 /** The budget of failure isolation. */
 export interface IsolationConfig {
-  /** AGG_MAX_FAILED_COMBINATIONS: more failed combinations than this means the source is broken wholesale. */
+  /** AGG_MAX_FAILED: more failed combinations than this means the source is broken wholesale. */
   readonly maxFailed: number;
   /** AGG_ISOLATION_BUDGET_MS: at most this long narrowing down failures (per window). */
   readonly budgetMs: number;
@@ -180,7 +180,7 @@ const envSchema = z.object({
   AGG_SHRINK_MAX_DROP: shareVar('AGG_SHRINK_MAX_DROP'),
   AGG_SHRINK_MIN_ATTEMPTS: integerVar('AGG_SHRINK_MIN_ATTEMPTS', 0, 1_000_000_000),
   AGG_SOURCE_TIMEZONE: z.string().optional(),
-  AGG_MAX_FAILED_COMBINATIONS: integerVar('AGG_MAX_FAILED_COMBINATIONS', 0, 10_000_000),
+  AGG_MAX_FAILED: integerVar('AGG_MAX_FAILED', 0, 10_000_000),
   AGG_ISOLATION_BUDGET_MS: integerVar('AGG_ISOLATION_BUDGET_MS', 0, 86_400_000),
 });
 
@@ -223,7 +223,7 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
     }),
     shrink: Object.freeze({ maxDrop: e.AGG_SHRINK_MAX_DROP ?? 0.5, minAttempts: e.AGG_SHRINK_MIN_ATTEMPTS ?? 50 }),
     sourceTimezone: e.AGG_SOURCE_TIMEZONE === undefined ? undefined : parseTimezone(e.AGG_SOURCE_TIMEZONE.trim(), 'AGG_SOURCE_TIMEZONE'),
-    isolation: Object.freeze({ maxFailed: e.AGG_MAX_FAILED_COMBINATIONS ?? 1000, budgetMs: e.AGG_ISOLATION_BUDGET_MS ?? 600_000 }),
+    isolation: Object.freeze({ maxFailed: e.AGG_MAX_FAILED ?? 1000, budgetMs: e.AGG_ISOLATION_BUDGET_MS ?? 600_000 }),
   });
 }
 

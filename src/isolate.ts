@@ -85,13 +85,14 @@ export async function computeIsolated(
   const failed: FailedCombination[] = [];
   const deadline = Date.now() + config.isolation.budgetMs;
   /** Past the budget the source is broken wholesale: stop narrowing, write nothing. */
+  let studentCount = 0;
   const checkBudget = (failingAtLeast: number, error: unknown) => {
     const overCount = failingAtLeast > config.isolation.maxFailed;
     if (!overCount && Date.now() <= deadline) return;
     const why = overCount
       ? failingAtLeast === Number.POSITIVE_INFINITY
-        ? `every one of the students it probed fails, so most of its rows do, far more than the ${config.isolation.maxFailed} failed combinations allowed (AGG_MAX_FAILED_COMBINATIONS)`
-        : `more than ${config.isolation.maxFailed} combinations fail (AGG_MAX_FAILED_COMBINATIONS)`
+        ? `every one of the ${probes} students it probed (spread over the window's ${studentCount}) fails, so most of them do`
+        : `more than ${config.isolation.maxFailed} combinations fail (AGG_MAX_FAILED)`
       : `narrowing the failures down took longer than ${config.isolation.budgetMs} ms (AGG_ISOLATION_BUDGET_MS)`;
     throw new RunFailedError(
       `the source ${config.source.sql} is broken wholesale: ${why}, e.g. ${messageOf(error)}; nothing of ${window.since}..${window.anchor} was written. Fix the source (or raise the bound) and re-run`,
@@ -124,12 +125,12 @@ export async function computeIsolated(
 
   // Halve the students level by level. The failing groups of a level are disjoint, so their
   // number is a lower bound on the failing students, each failing at least one combination:
-  // a source where every row raises is recognised after about log2(AGG_MAX_FAILED_COMBINATIONS)
+  // a source where every row raises is recognised after about log2(AGG_MAX_FAILED)
   // levels instead of being narrowed down student by student.
   const everyone = students.map((r) => r.user_id);
+  studentCount = everyone.length;
   await refuseWholesale(
     everyone,
-    config.isolation.maxFailed,
     async (user) => {
       // A probe only: its rows are computed again by the narrowing below.
       await session.query('savepoint agg_probe');
@@ -189,22 +190,22 @@ export async function computeIsolated(
 }
 
 /** How many students, spread evenly over the window's, are probed before narrowing. */
-const probes = 8;
+const probes = 16;
 
 /**
  * Recognises a source that fails for most students in a few statements, before narrowing
- * (each narrowing statement scans the window, about as long as a normal run): when all of
- * `probes` students spread evenly over the list fail, and that many failures would be
- * unlikely (below one in a million) if at most `maxFailed` of them did, the source is broken
- * wholesale. Otherwise the narrowing runs, bounded by the same budget.
+ * (each narrowing statement scans the window, about as long as a normal run, and a source
+ * where every row raises would need two per student): when all of `probes` students spread
+ * evenly over the list fail, the source fails for most of its students (were it at most half
+ * of them, 16 failures out of 16 would have odds below 1 in 65,000), and it is broken
+ * wholesale. Otherwise the narrowing runs, bounded by the budget.
  */
 async function refuseWholesale(
   students: string[],
-  maxFailed: number,
   probe: (user: string) => Promise<unknown>,
   checkBudget: (failingAtLeast: number, error: unknown) => void,
 ): Promise<void> {
-  if (students.length < probes || (maxFailed / students.length) ** probes > 1e-6) return;
+  if (students.length < probes) return;
   let error: unknown;
   for (let i = 0; i < probes; i++) {
     error = await probe(students[Math.floor(((i + 0.5) * students.length) / probes)]!);

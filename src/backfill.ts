@@ -14,6 +14,7 @@ import type { Session } from './db.js';
 import { ConfigError, messageOf } from './errors.js';
 import { withIdentifiers } from './identifiers.js';
 import {
+  allowsShrink,
   applySessionSettings,
   computeParameters,
   prepareComputation,
@@ -22,11 +23,10 @@ import {
   type Counts,
   type Shard,
 } from './job.js';
-import { acquireWriterLock } from './lock.js';
+import { acquireWriterLock, holdSchema } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, startRunRecord } from './run-log.js';
-import { checkSource } from './source.js';
 import { rippleEnd, rippleImprovement } from './sql/backfill.js';
 import { dayWindows, planRange, today, type Window } from './window.js';
 
@@ -41,7 +41,9 @@ export interface BackfillOptions {
   readonly allowFuture?: boolean;
   /** Refuse ranges longer than this many days (default 366). */
   readonly maxDays?: number;
-  /** Let a day whose source is empty delete that day's stored rows. */
+  /** Let a day whose source shrank past the shrink guard (or is empty) delete that day's stored rows. */
+  readonly allowShrink?: boolean;
+  /** The older name of allowShrink (--allow-empty-source). */
   readonly allowEmptySource?: boolean;
   readonly runId?: string;
   /** Aborted on SIGTERM: the day in flight rolls back; committed days stay (re-run to resume). */
@@ -104,9 +106,10 @@ export async function runBackfill(session: Session, config: Config, options: Bac
   const { from, to } = options;
   checkBackfillRange(from, to, options.maxDays ?? defaultMaxDays);
   let releaseLock: (() => Promise<void>) | undefined;
+  let releaseSchema: (() => Promise<void>) | undefined;
   try {
+    releaseSchema = await holdSchema(session);
     await checkSchema(session);
-    await checkSource(session, config.source);
     const work = await prepareComputation(session, config, emit);
     await applySessionSettings(session, config);
     const current = await today(session, config.timezone);
@@ -127,7 +130,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
       window,
       config,
       startedAt: runTimestamp,
-      extraFlags: { allow_future: options.allowFuture ?? false, allow_empty_source: options.allowEmptySource ?? false },
+      extraFlags: { allow_future: options.allowFuture ?? false, allow_shrink: allowsShrink(options) },
     });
     emit({ type: 'backfill_started', from, to, days: days.length, shard: `${shard.index}/${shard.count}` });
     try {
@@ -139,7 +142,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
         const counts = await writeWindowTransaction(
           session,
           config,
-          { work, window: day, shard, runTimestamp, allowEmptySource: options.allowEmptySource ?? false, signal: options.signal },
+          { work, window: day, shard, runTimestamp, allowShrink: allowsShrink(options), signal: options.signal },
           emit,
         );
         for (const key of summed) totals[key] += counts[key];
@@ -168,6 +171,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     }
   } finally {
     if (releaseLock) await releaseLock().catch(() => undefined);
+    if (releaseSchema) await releaseSchema().catch(() => undefined);
   }
 }
 

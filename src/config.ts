@@ -39,6 +39,28 @@ export interface Config {
   readonly connectTimeoutMs: number;
   /** Where the metrics of writing runs go (both, either or neither). */
   readonly metrics: MetricsConfig;
+  /** The shrink guard (SPEC §7): what a run may lose of a day's stored attempts before it refuses. */
+  readonly shrink: ShrinkConfig;
+  /** The zone of a `timestamp without time zone` completed_at column; undefined: such a column is refused. */
+  readonly sourceTimezone: string | undefined;
+  /** The bound on narrowing failures down to combinations (SPEC §7); past it the run fails wholesale. */
+  readonly isolation: IsolationConfig;
+}
+
+/** The shrink guard's thresholds. */
+export interface ShrinkConfig {
+  /** AGG_SHRINK_MAX_DROP: a day may lose at most this share (0 … 1) of its stored attempts. */
+  readonly maxDrop: number;
+  /** AGG_SHRINK_MIN_ATTEMPTS: days with fewer stored attempts are too small to judge. */
+  readonly minAttempts: number;
+}
+
+/** The budget of failure isolation. */
+export interface IsolationConfig {
+  /** AGG_MAX_FAILED: more failed combinations than this means the source is broken wholesale. */
+  readonly maxFailed: number;
+  /** AGG_ISOLATION_BUDGET_MS: at most this long narrowing down failures (per window). */
+  readonly budgetMs: number;
 }
 
 /** Prometheus metrics of a writing run: pushed to a Pushgateway and/or written for node_exporter. */
@@ -154,6 +176,17 @@ function textVar<const D extends string | undefined>(name: string, doc: Doc<D>) 
   return setting(name, doc, (value) => value.trim());
 }
 
+/** A share from 0 to 1, e.g. 0.5 (50% also accepted). */
+function shareVar<const D extends string | undefined>(name: string, doc: Doc<D>) {
+  return setting(name, doc, (value, label) => {
+    const trimmed = value.trim();
+    const percent = /^(\d+(\.\d+)?)\s*%$/.exec(trimmed);
+    const parsed = percent ? Number(percent[1]) / 100 : /^\d*\.?\d+$/.test(trimmed) ? Number(trimmed) : NaN;
+    if (!(parsed >= 0 && parsed <= 1)) throw new ConfigError(`${label} is not accepted: use a share from 0 to 1, e.g. 0.5 (or 50%)`);
+    return parsed;
+  });
+}
+
 const envSchema = z.object({
   DATABASE_URL: setting(
     'DATABASE_URL',
@@ -196,6 +229,27 @@ const envSchema = z.object({
   PUSHGATEWAY_URL: textVar('PUSHGATEWAY_URL', { default: undefined, help: "push each writing run's metrics to this Pushgateway" }),
   PUSHGATEWAY_JOB: textVar('PUSHGATEWAY_JOB', { default: 'aggregate_features_daily', help: 'the job label the metrics are pushed under' }),
   METRICS_TEXTFILE: textVar('METRICS_TEXTFILE', { default: undefined, help: 'write the same metrics to this node_exporter .prom file' }),
+  AGG_SHRINK_MAX_DROP: shareVar('AGG_SHRINK_MAX_DROP', {
+    default: '0.5',
+    help: "the share of a day's stored attempts a run may lose before it refuses to write (0 … 1, or 50%)",
+  }),
+  AGG_SHRINK_MIN_ATTEMPTS: integerVar('AGG_SHRINK_MIN_ATTEMPTS', 0, 1_000_000_000, {
+    default: '50',
+    help: 'days with fewer stored attempts than this are not judged by the shrink guard',
+  }),
+  AGG_SOURCE_TIMEZONE: setting(
+    'AGG_SOURCE_TIMEZONE',
+    { default: undefined, help: "the zone of a source's completed_at of type timestamp (without time zone)" },
+    parseTimezone,
+  ),
+  AGG_MAX_FAILED: integerVar('AGG_MAX_FAILED', 0, 10_000_000, {
+    default: '1000',
+    help: 'more failed combinations than this means the source is broken wholesale',
+  }),
+  AGG_ISOLATION_BUDGET_MS: integerVar('AGG_ISOLATION_BUDGET_MS', 0, 86_400_000, {
+    default: '600000',
+    help: 'at most this long narrowing down failing combinations, in ms',
+  }),
 });
 
 /** Reads the configuration from an environment (usually `process.env`) and flags. */
@@ -242,6 +296,9 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
       pushgatewayJob: parsePushgatewayJob(e.PUSHGATEWAY_JOB),
       textfile: e.METRICS_TEXTFILE === undefined ? undefined : parseTextfile(e.METRICS_TEXTFILE),
     }),
+    shrink: Object.freeze({ maxDrop: e.AGG_SHRINK_MAX_DROP, minAttempts: e.AGG_SHRINK_MIN_ATTEMPTS }),
+    sourceTimezone: e.AGG_SOURCE_TIMEZONE,
+    isolation: Object.freeze({ maxFailed: e.AGG_MAX_FAILED, budgetMs: e.AGG_ISOLATION_BUDGET_MS }),
   });
 }
 

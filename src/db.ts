@@ -3,7 +3,7 @@
  * embedded PGlite driven by the same `pg` client (STACK.md: `createPgConfig`), so the job's
  * code and result types are the same on both.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import pg from 'pg';
 import type { DatabaseTarget } from './config.js';
 import { ConfigError, UnreachableError, isConnectionError, messageOf, sqlState } from './errors.js';
@@ -40,11 +40,16 @@ export interface OpenOptions {
   readonly connectAttempts?: number;
   readonly connectTimeoutMs?: number;
   readonly applicationName?: string;
+  /**
+   * Create a `pglite:` directory that does not exist (migrate, import-attempts, demo). Other
+   * commands refuse it (exit 2): a mistyped directory would otherwise be a new, empty database.
+   */
+  readonly createDirectory?: boolean;
 }
 
 /** Opens the database that DATABASE_URL names. */
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
-  return target.kind === 'pglite' ? openPglite(target.directory) : openServer(target, options);
+  return target.kind === 'pglite' ? openPglite(target.directory, options.createDirectory ?? false) : openServer(target, options);
 }
 
 function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, options: OpenOptions): Database {
@@ -145,7 +150,12 @@ export function directoryError(err: unknown, directory: string): ConfigError | u
   );
 }
 
-async function openPglite(directory: string): Promise<Database> {
+async function openPglite(directory: string, create: boolean): Promise<Database> {
+  if (!create && !existsSync(directory)) {
+    throw new ConfigError(
+      `the embedded database directory ${directory} does not exist: check DATABASE_URL=pglite:${directory} (a typo?), or create the database there with \`aggregate-features-daily migrate\``,
+    );
+  }
   let lock: DirectoryLock;
   try {
     mkdirSync(directory, { recursive: true });

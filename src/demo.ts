@@ -73,11 +73,11 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   );
 
   options.print(`[demo] running the daily job for anchor ${options.lastDay} (lookback ${config.lookbackDays} days) …`);
-  const first = await runDaily(session, config, { date: options.lastDay }, emit);
+  const first = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, emit);
 
   const added = await session.query(insertLateAttempts, [options.lastDay, config.timezone]);
   options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
-  const second = await runDaily(session, config, { date: options.lastDay }, emit);
+  const second = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, emit);
   await printSample(session, options);
   return { attempts, estimates, first, second };
 }

@@ -3,6 +3,11 @@
  * `student_id,topic_id,completed_at,correct,response_time_ms,hint_used` into the attempt
  * table, in one transaction (a malformed line loads nothing), streaming in batches so memory
  * stays flat for any file size. Works the same on the server and on PGlite.
+ *
+ * The rows are staged in a temporary table first, with their line numbers: a value the
+ * database rejects is then found by halving the failed batch (a few statements, only on
+ * failure) and reported with its line, and a file whose rows are already in the table (the
+ * same file imported twice) is refused before anything is appended.
  */
 import { constants, createReadStream } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
@@ -20,13 +25,39 @@ export interface ImportOptions {
   readonly table: QualifiedName;
   /** Empty the table first (in the same transaction). */
   readonly replace: boolean;
+  /** Append even when rows equal to the file's are already in the table. */
+  readonly allowDuplicates?: boolean;
   readonly batchSize?: number;
   readonly onProgress?: (rows: number) => void;
 }
 
-const insertBatch = `
+const createStaging = `
+create temporary table agg_import (
+  line int, student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean
+) on commit drop`;
+
+const stageBatch = `
+insert into agg_import
+select * from unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::int[], $7::boolean[])`;
+
+/**
+ * Staged rows equal in every column to a row already in the table: the count and the first
+ * line. The lookup goes through the table's index on completed_at.
+ */
+const findPresent = `
+select count(*)::int as present, min(s.line) as first_line
+from agg_import s
+where exists (select 1 from {{table}} a
+              where a.completed_at = s.completed_at
+                and a.student_id::text is not distinct from s.student_id
+                and a.topic_id::text is not distinct from s.topic_id
+                and a.correct is not distinct from s.correct
+                and a.response_time_ms is not distinct from s.response_time_ms
+                and a.hint_used is not distinct from s.hint_used)`;
+
+const appendStaged = `
 insert into {{table}} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
-select * from unnest($1::text[], $2::text[], $3::timestamptz[], $4::boolean[], $5::int[], $6::boolean[])`;
+select student_id, topic_id, completed_at, correct, response_time_ms, hint_used from agg_import`;
 
 const booleans: Record<string, boolean | null> = {
   '': null,
@@ -40,6 +71,7 @@ const booleans: Record<string, boolean | null> = {
   no: false,
 };
 const timestampPattern = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i;
+const offsetPattern = /(Z|[+-]\d{2}(:?\d{2})?)$/i;
 
 /** Validates one CSV record; returns the values for the insert or throws with the reason. */
 function parseRecord(record: string[]): [string | null, string | null, string, boolean | null, number | null, boolean | null] {
@@ -48,6 +80,12 @@ function parseRecord(record: string[]): [string | null, string | null, string, b
   // The shape is checked here to name the line; PostgreSQL checks the calendar (2025-02-30).
   if (!timestampPattern.test(completedAt.trim())) {
     throw new Error(`completed_at ${JSON.stringify(completedAt)} is not a timestamp such as 2025-11-01T14:03:00Z`);
+  }
+  // Without an offset the instant (and its day) would depend on the database's TimeZone.
+  if (!offsetPattern.test(completedAt.trim())) {
+    throw new Error(
+      `completed_at ${JSON.stringify(completedAt)} has no offset: add Z (UTC) or the offset it was written in, e.g. ${completedAt.trim()}Z or ${completedAt.trim()}+01:00`,
+    );
   }
   const bool = (value: string, column: string) => {
     const parsed = booleans[value.trim().toLowerCase()];
@@ -84,31 +122,41 @@ async function checkReadable(file: string): Promise<void> {
 /** Imports the file; returns the number of rows loaded. Throws ConfigError naming the line. */
 export async function importAttempts(session: Session, options: ImportOptions): Promise<number> {
   const batchSize = options.batchSize ?? 5_000;
-  const statement = withIdentifiers(insertBatch, { table: options.table });
   let loaded = 0;
   let line = 1;
-  let columns: string[][] = [[], [], [], [], [], []];
-  let firstLineOfBatch = 2;
-  const flush = async () => {
-    if (columns[0]!.length === 0) return;
+  let lines: number[] = [];
+  let columns: unknown[][] = [[], [], [], [], [], []];
+  const stage = async (rows: number[], values: unknown[][]): Promise<unknown> => {
+    await session.query('savepoint agg_import_batch');
     try {
-      await session.query(statement, columns);
+      await session.query(stageBatch, [rows, ...values]);
+      await session.query('release savepoint agg_import_batch');
+      return undefined;
     } catch (err) {
+      await session.query('rollback to savepoint agg_import_batch');
+      return err;
+    }
+  };
+  const flush = async () => {
+    if (lines.length === 0) return;
+    const error = await stage(lines, columns);
+    if (error !== undefined) {
+      const { line: bad, error: cause } = await findRejectedLine(lines, columns, error, stage);
       throw new ConfigError(
-        `${options.file}: lines ${firstLineOfBatch}–${line} were rejected by the database: ${messageOf(err)}${sqlState(err) ? ` (SQLSTATE ${sqlState(err)})` : ''}; nothing was loaded`,
-        { cause: err },
+        `${options.file}: line ${bad} was rejected by the database: ${messageOf(cause)}${sqlState(cause) ? ` (SQLSTATE ${sqlState(cause)})` : ''}; nothing was loaded`,
+        { cause },
       );
     }
-    loaded += columns[0]!.length;
+    loaded += lines.length;
     options.onProgress?.(loaded);
+    lines = [];
     columns = [[], [], [], [], [], []];
-    firstLineOfBatch = line + 1;
   };
   await checkReadable(options.file);
   try {
     await session.query('begin');
     await ensureAttemptTable(session, options.table);
-    if (options.replace) await session.query(withIdentifiers('truncate {{table}}', { table: options.table }));
+    await session.query(createStaging);
     // pipeline, not pipe: a read error must reach the parser, or the loop below waits forever.
     const parser = pipeline(
       createReadStream(options.file),
@@ -134,8 +182,9 @@ export async function importAttempts(session: Session, options: ImportOptions): 
         } catch (err) {
           throw new ConfigError(`${options.file}: line ${line}: ${messageOf(err)}; nothing was loaded`);
         }
-        values.forEach((value, i) => columns[i]!.push(value as never));
-        if (columns[0]!.length >= batchSize) await flush();
+        values.forEach((value, i) => columns[i]!.push(value));
+        lines.push(line);
+        if (lines.length >= batchSize) await flush();
       }
     } catch (err) {
       if (err instanceof ConfigError) throw err;
@@ -144,11 +193,53 @@ export async function importAttempts(session: Session, options: ImportOptions): 
     }
     if (!sawHeader) throw new ConfigError(`${options.file} is empty: it needs the header ${csvHeader.join(',')}`);
     await flush();
-    await session.query(withIdentifiers('analyze {{table}}', { table: options.table }));
+    const table = { table: options.table };
+    if (options.replace) {
+      await session.query(withIdentifiers('truncate {{table}}', table));
+    } else if (!options.allowDuplicates && loaded > 0) {
+      const found = (await session.query<{ present: number; first_line: number | null }>(withIdentifiers(findPresent, table))).rows[0]!;
+      if (found.present > 0) {
+        throw new ConfigError(
+          `${options.file}: ${found.present} of its ${loaded} rows are already in ${options.table.sql} (the first on line ${found.first_line}); appending would count those attempts twice, so nothing was loaded. Use --replace to replace the table's rows with the file, or --allow-duplicates if these are really new attempts`,
+        );
+      }
+    }
+    await session.query(withIdentifiers(appendStaged, table));
+    await session.query(withIdentifiers('analyze {{table}}', table));
     await session.query('commit');
     return loaded;
   } catch (err) {
     await session.query('rollback').catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The first line of a rejected batch that the database rejects on its own, found by halving:
+ * about log2(batch) statements, each rolled back. Falls back to the batch's first line.
+ */
+async function findRejectedLine(
+  lines: number[],
+  columns: unknown[][],
+  error: unknown,
+  stage: (rows: number[], values: unknown[][]) => Promise<unknown>,
+): Promise<{ line: number; error: unknown }> {
+  let from = 0;
+  let to = lines.length;
+  let last = error;
+  while (to - from > 1) {
+    const middle = (from + to) >> 1;
+    const firstHalf = await stage(
+      lines.slice(from, middle),
+      columns.map((c) => c.slice(from, middle)),
+    );
+    if (firstHalf !== undefined) {
+      last = firstHalf;
+      to = middle;
+    } else {
+      from = middle;
+    }
+  }
+  // Rows staged while searching are dropped again: the caller throws and the transaction rolls back.
+  return { line: lines[from] ?? lines[0]!, error: last };
 }

@@ -6,18 +6,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config.js';
 import type { Session } from './db.js';
-import { RunFailedError, RunStoppedError, messageOf } from './errors.js';
+import { ConfigError, RunStoppedError, messageOf } from './errors.js';
 import { withIdentifiers, type QualifiedName } from './identifiers.js';
-import { acquireWriterLock } from './lock.js';
+import { acquireWriterLock, holdSchema } from './lock.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
 import { finishRunRecord, lastSuccessAnchor, startRunRecord } from './run-log.js';
-import { checkSource } from './source.js';
 import { computeIsolated, upsertIsolated } from './isolate.js';
+import { checkSource } from './source.js';
 import type { ComputePlan } from './sql/compute.js';
+import { shrinkVerdict, type DayAttempts } from './shrink.js';
+import { shrinkDays } from './sql/shrink.js';
 import { countSkippedEstimates, countStored, createFailedTable, deleteStale, dryRunCounts } from './sql/write.js';
 import { checkThetaTables, type ThetaTables } from './theta-tables.js';
-import { planWindow, type Window } from './window.js';
+import { planWindow, today, type Window } from './window.js';
 
 export interface Shard {
   readonly index: number;
@@ -28,8 +30,15 @@ export interface RunOptions {
   readonly date?: string | undefined;
   readonly dryRun?: boolean;
   readonly shard?: Shard;
-  /** Let a run whose source is empty for the window delete the window's rows. */
+  /**
+   * Let a run whose source lost more of a day than the shrink guard allows (or is empty for the
+   * window) delete the window's rows: a deliberate correction (--allow-shrink).
+   */
+  readonly allowShrink?: boolean;
+  /** The older name of allowShrink (--allow-empty-source); either allows it. */
   readonly allowEmptySource?: boolean;
+  /** Accept a --date after today in AGG_TIMEZONE (refused otherwise, exit 2). */
+  readonly allowFuture?: boolean;
   /** At most this many extra days are added to heal missed runs (0 = never widen). */
   readonly maxCatchUpDays?: number;
   readonly runId?: string;
@@ -67,22 +76,24 @@ export interface Computation {
   readonly theta: ThetaTables | undefined;
 }
 
-export function computation(config: Config, theta: ThetaTables | undefined): Computation {
-  if (theta === undefined) return { plan: {}, identifiers: { source: config.source }, theta };
+export function computation(config: Config, theta: ThetaTables | undefined, source: QualifiedName = config.source): Computation {
+  if (theta === undefined) return { plan: {}, identifiers: { source }, theta };
   return {
     plan: { theta: { mirt: theta.mirt !== undefined, thetaMode: config.improvementMode === 'theta' } },
-    identifiers: { source: config.source, theta: theta.estimates, ...(theta.mirt ? { mirt: theta.mirt } : {}) },
+    identifiers: { source, theta: theta.estimates, ...(theta.mirt ? { mirt: theta.mirt } : {}) },
     theta,
   };
 }
 
 /**
- * Checks the theta tables when theta is enabled (exit 2 when missing), warns about what the
- * check found (a missing lookup index, say) and returns what the run computes and reads.
+ * Checks the source's contract (columns and types, exit 2 when broken) and the theta tables
+ * when theta is enabled (exit 2 when missing), warns about what the checks found (a missing
+ * lookup index, say) and returns what the run computes and reads.
  */
 export async function prepareComputation(session: Session, config: Config, emit: Emit): Promise<Computation> {
-  const work = computation(config, config.includeTheta ? await checkThetaTables(session) : undefined);
-  for (const message of work.theta?.warnings ?? []) emit({ type: 'message', level: 'warn', message });
+  const source = await checkSource(session, config.source, { timezone: config.sourceTimezone });
+  const work = computation(config, config.includeTheta ? await checkThetaTables(session) : undefined, source.relation);
+  for (const message of [...source.warnings, ...(work.theta?.warnings ?? [])]) emit({ type: 'message', level: 'warn', message });
   return work;
 }
 
@@ -96,11 +107,20 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
   const shard = options.shard ?? { index: 1, count: 1 };
   const dryRun = options.dryRun ?? false;
   let releaseLock: (() => Promise<void>) | undefined;
+  let releaseSchema: (() => Promise<void>) | undefined;
   try {
+    if (!dryRun) releaseSchema = await holdSchema(session);
     await checkSchema(session);
-    await checkSource(session, config.source);
     const work = await prepareComputation(session, config, emit);
     await applySessionSettings(session, config);
+    if (options.date !== undefined && !options.allowFuture) {
+      const current = await today(session, config.timezone);
+      if (options.date > current) {
+        throw new ConfigError(
+          `--date ${options.date} is in the future (today is ${current} in ${config.timezone}): its attempts do not exist yet, and a run would delete the rows stored there; use --allow-future if you mean it`,
+        );
+      }
+    }
     if (!dryRun) releaseLock = await acquireWriterLock(session, shard.index, shard.count);
 
     const window = await planWindow(session, {
@@ -119,13 +139,14 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
       });
     }
     const { skippedEstimates, ...counts } = dryRun
-      ? await dryRunWindow(session, work, computeParameters(config, window, shard), window, emit)
+      ? await dryRunWindow(session, config, work, { shard, allowShrink: allowsShrink(options) }, window, emit)
       : await writeWindow(session, config, work, { ...options, shard, runId }, window, emit);
     const durationMs = Date.now() - started;
     emit({ type: 'run_finished', processed: counts.combinations, failed: counts.failed, durationMs });
     return { runId, window, ...counts, durationMs, ...(skippedEstimates ? { skippedEstimates } : {}) };
   } finally {
     if (releaseLock) await releaseLock().catch(() => undefined);
+    if (releaseSchema) await releaseSchema().catch(() => undefined);
   }
 }
 
@@ -138,6 +159,11 @@ export interface Counts {
   deleted: number;
   failed: number;
   skippedEstimates?: SkippedEstimates | undefined;
+}
+
+/** True when the options let the shrink guard's refusal through (--allow-shrink or its older name). */
+export function allowsShrink(options: { allowShrink?: boolean | undefined; allowEmptySource?: boolean | undefined }): boolean {
+  return (options.allowShrink ?? false) || (options.allowEmptySource ?? false);
 }
 
 /** Throws RunStoppedError once the run was asked to stop (SIGTERM): the caller rolls back. */
@@ -176,13 +202,37 @@ function emitSkipped(emit: Emit, work: Computation, skipped: SkippedEstimates | 
   emit({ type: 'theta_skipped', ...skipped, mirtFallback: work.theta?.mirt !== undefined });
 }
 
-async function dryRunWindow(session: Session, work: Computation, params: unknown[], window: Window, emit: Emit): Promise<Counts> {
+async function dryRunWindow(
+  session: Session,
+  config: Config,
+  work: Computation,
+  options: { shard: Shard; allowShrink: boolean },
+  window: Window,
+  emit: Emit,
+): Promise<Counts> {
+  const params = computeParameters(config, window, options.shard);
   const result = await session.query<
-    Omit<Counts, 'skippedEstimates'> & { skipped_student_topic_theta: number | null; skipped_mirt_ability: number | null }
+    Omit<Counts, 'skippedEstimates'> & {
+      skipped_student_topic_theta: number | null;
+      skipped_mirt_ability: number | null;
+      stored_rows: number;
+      days: DayAttempts[];
+    }
   >(withIdentifiers(dryRunCounts(work.plan), work.identifiers), [...params, work.theta !== undefined]);
-  const { skipped_student_topic_theta: studentTopicTheta, skipped_mirt_ability: mirtAbility, ...rest } = result.rows[0]!;
+  const {
+    skipped_student_topic_theta: studentTopicTheta,
+    skipped_mirt_ability: mirtAbility,
+    stored_rows: storedRows,
+    days,
+    ...rest
+  } = result.rows[0]!;
   const counts = { ...rest, failed: 0 };
   const skippedEstimates = work.theta ? { studentTopicTheta: studentTopicTheta ?? 0, mirtAbility: mirtAbility ?? 0 } : undefined;
+  // The same verdict as a real run, from the same comparison: a dry run is a true rehearsal.
+  const sourceEmpty = counts.combinations === 0;
+  const refusal = options.allowShrink
+    ? undefined
+    : shrinkVerdict({ source: config.source, since: window.since, anchor: window.anchor, days, storedRows, sourceEmpty }, config.shrink);
   if (counts.combinations === 0 && counts.deleted === 0) {
     emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
     return { ...counts, skippedEstimates };
@@ -190,6 +240,7 @@ async function dryRunWindow(session: Session, work: Computation, params: unknown
   emit({ type: 'run_started', combinations: counts.combinations, since: window.since, anchor: window.anchor, dryRun: true });
   if (counts.combinations > 0) emitSkipped(emit, work, skippedEstimates);
   emit({ type: 'dry_run_counts', ...counts });
+  if (refusal) throw refusal;
   return { ...counts, skippedEstimates };
 }
 
@@ -209,7 +260,7 @@ async function writeWindow(
       window,
       shard: options.shard,
       runTimestamp,
-      allowEmptySource: options.allowEmptySource ?? false,
+      allowShrink: allowsShrink(options),
       signal: options.signal,
     };
     const counts = await writeWindowTransaction(session, config, target, emit, ({ combinations, emptyWindow, skippedEstimates }) => {
@@ -236,8 +287,8 @@ export interface WriteTarget {
   readonly shard: Shard;
   /** computed_at of every row the transaction inserts or changes. */
   readonly runTimestamp: string;
-  /** Let an empty source delete the window's stored rows (SPEC §7's guard otherwise refuses). */
-  readonly allowEmptySource: boolean;
+  /** Let a source that shrank (or is empty) delete the window's stored rows (the shrink guard otherwise refuses). */
+  readonly allowShrink: boolean;
   /** Aborted on SIGTERM: the transaction stops at its next safe point and rolls back. */
   readonly signal?: AbortSignal | undefined;
 }
@@ -267,7 +318,7 @@ export async function writeWindowTransaction(
       await session.query('insert into agg_failed select * from unnest($1::text[], $2::text[], $3::date[])', [
         failures.map((f) => f.userId),
         failures.map((f) => f.topicId),
-        failures.map((f) => (f.topicId === '*' ? null : f.date)),
+        failures.map((f) => (f.date.includes('..') ? null : f.date)),
       ]);
       for (const f of failures) emit({ type: 'combination_failed', userId: f.userId, topicId: f.topicId, date: f.date, error: f.error });
     }
@@ -276,16 +327,17 @@ export async function writeWindowTransaction(
     const computed = (await session.query<{ n: number }>('select count(*)::int as n from agg_computed')).rows[0]!.n;
     const combinations = computed + failures.length;
     const shardParams = [window.since, window.anchor, shard.count, shard.index];
-    let emptyWindow = false;
-    if (computed === 0 && failures.length === 0) {
-      const stored = (await session.query<{ stored: number }>(countStored, shardParams)).rows[0]!.stored;
-      if (stored > 0 && !target.allowEmptySource) {
-        throw new RunFailedError(
-          `the source ${config.source.sql} returned no attempts for ${window.since}..${window.anchor}, but features_topic_daily holds ${stored} rows there; nothing was deleted. If the source is really empty (not an upstream outage), re-run with --allow-empty-source`,
-        );
-      }
-      emptyWindow = stored === 0;
+    const days = (await session.query<DayAttempts>(shrinkDays('agg_computed', 'agg_failed'), shardParams)).rows;
+    const sourceEmpty = computed === 0 && failures.length === 0;
+    const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored, shardParams)).rows[0]!.stored : 0;
+    if (!target.allowShrink) {
+      const refusal = shrinkVerdict(
+        { source: config.source, since: window.since, anchor: window.anchor, days, storedRows, sourceEmpty },
+        config.shrink,
+      );
+      if (refusal) throw refusal;
     }
+    const emptyWindow = sourceEmpty && days.length === 0;
     let skippedEstimates: SkippedEstimates | undefined;
     if (work.theta) {
       const skipped = withIdentifiers(countSkippedEstimates({ mirt: work.theta.mirt !== undefined }), work.identifiers);

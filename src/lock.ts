@@ -95,3 +95,22 @@ async function describeHolders(session: Session, key: number): Promise<string> {
     return '';
   }
 }
+
+/**
+ * Holds the migrations key shared for a writing run, so runs and `migrate` exclude each other:
+ * a migration (which takes the key exclusively) waits for running writers, and a writer that
+ * starts during a migration exits 3 instead of checking the schema halfway and writing rows
+ * the new version did not expect. Take it before checking the schema; release it at the end.
+ */
+export async function holdSchema(session: Session): Promise<() => Promise<void>> {
+  const { namespace, migrations } = lockKeys;
+  const taken = await session.query<{ locked: boolean }>('select pg_try_advisory_lock_shared($1, $2) as locked', [namespace, migrations]);
+  if (!taken.rows[0]?.locked) {
+    throw new LockHeldError(
+      'a migration is being applied to this database (`aggregate-features-daily migrate`); nothing was written. Re-run when it has finished',
+    );
+  }
+  return async () => {
+    await session.query('select pg_advisory_unlock_shared($1, $2)', [namespace, migrations]);
+  };
+}

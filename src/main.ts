@@ -70,20 +70,24 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return config;
   };
   /** Opens the configured database. */
-  const openDb = async (config: Config): Promise<Database> => {
+  const openDb = async (config: Config, options: { create?: boolean } = {}): Promise<Database> => {
     if (config.database === undefined) {
       throw new ConfigError(
         'DATABASE_URL is not set: set it to postgres://user:password@host:5432/database, or to pglite:<directory> for the embedded database',
       );
     }
-    db = await openDatabase(config.database, { connectAttempts: config.connectAttempts, connectTimeoutMs: config.connectTimeoutMs });
+    db = await openDatabase(config.database, {
+      connectAttempts: config.connectAttempts,
+      connectTimeoutMs: config.connectTimeoutMs,
+      createDirectory: options.create ?? false,
+    });
     const opened = db;
     io.signal?.addEventListener('abort', () => void opened.interrupt(), { once: true });
     return db;
   };
   /** Opens the configured database and the one session a command works on. */
-  const open = async (config: Config): Promise<Session> => {
-    session = await (await openDb(config)).connect();
+  const open = async (config: Config, options: { create?: boolean } = {}): Promise<Session> => {
+    session = await (await openDb(config, options)).connect();
     return session;
   };
 
@@ -162,39 +166,55 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--date <YYYY-MM-DD>', 'anchor day (the last day of the window)')
     .option('--dry-run', 'compute and compare, write nothing; report would-insert/update/delete counts')
     .option('--shard <i/N>', 'process only shard i of N (students split by a stable hash of user_id)')
-    .option('--allow-empty-source', "let a run whose source has no attempts in the window delete the window's rows")
+    .option(
+      '--allow-shrink',
+      "let a run whose source lost most of a day's attempts (or all of them) delete that day's rows: a deliberate correction",
+    )
+    .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
+    .option('--allow-future', 'accept a --date after today in AGG_TIMEZONE (refused otherwise: such a day has no attempts yet)')
     .addOption(new Option('--max-catch-up-days <n>', 'widen the window by at most n days to cover missed runs').default('30'))
-    .action(async (opts: { date?: string; dryRun?: boolean; shard?: string; allowEmptySource?: boolean; maxCatchUpDays: string }) => {
-      const config = withConfig({ date: opts.date, dryRun: opts.dryRun });
-      const maxCatchUpDays = Number(opts.maxCatchUpDays);
-      if (!/^\d+$/.test(opts.maxCatchUpDays) || maxCatchUpDays > 366) {
-        throw new ConfigError(
-          `--max-catch-up-days ${JSON.stringify(opts.maxCatchUpDays)} is not accepted: use a whole number from 0 to 366`,
-        );
-      }
-      const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
-      const database = await openDb(config);
-      const run = () =>
-        withRunRetries(database, config.runAttempts, emit, io.signal, (runSession) =>
-          runDaily(
-            runSession,
-            config,
-            {
-              date: opts.date,
-              dryRun: opts.dryRun ?? false,
-              shard,
-              allowEmptySource: opts.allowEmptySource ?? false,
-              maxCatchUpDays,
-              runId,
-              signal: io.signal,
-            },
-            emit,
-          ),
-        );
-      // A dry run writes nothing, so it has no metrics either.
-      if (opts.dryRun) await run();
-      else await measured(config, { command: 'run', shard }, run);
-    });
+    .action(
+      async (opts: {
+        date?: string;
+        dryRun?: boolean;
+        shard?: string;
+        allowShrink?: boolean;
+        allowEmptySource?: boolean;
+        allowFuture?: boolean;
+        maxCatchUpDays: string;
+      }) => {
+        const config = withConfig({ date: opts.date, dryRun: opts.dryRun });
+        const maxCatchUpDays = Number(opts.maxCatchUpDays);
+        if (!/^\d+$/.test(opts.maxCatchUpDays) || maxCatchUpDays > 366) {
+          throw new ConfigError(
+            `--max-catch-up-days ${JSON.stringify(opts.maxCatchUpDays)} is not accepted: use a whole number from 0 to 366`,
+          );
+        }
+        const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
+        const database = await openDb(config);
+        const run = () =>
+          withRunRetries(database, config.runAttempts, emit, io.signal, (runSession) =>
+            runDaily(
+              runSession,
+              config,
+              {
+                date: opts.date,
+                dryRun: opts.dryRun ?? false,
+                shard,
+                allowShrink: (opts.allowShrink ?? false) || (opts.allowEmptySource ?? false),
+                allowFuture: opts.allowFuture ?? false,
+                maxCatchUpDays,
+                runId,
+                signal: io.signal,
+              },
+              emit,
+            ),
+          );
+        // A dry run writes nothing, so it has no metrics either.
+        if (opts.dryRun) await run();
+        else await measured(config, { command: 'run', shard }, run);
+      },
+    );
 
   program
     .command('backfill')
@@ -206,7 +226,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--shard <i/N>', 'process only shard i of N (students split by a stable hash of user_id)')
     .option('--allow-future', 'accept a range that ends after today')
     .option('--max-days <n>', 'refuse ranges longer than n days', String(defaultMaxDays))
-    .option('--allow-empty-source', "let a day whose source has no attempts delete that day's rows")
+    .option('--allow-shrink', "let a day whose source lost most of its attempts (or all of them) delete that day's rows")
+    .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
     .option('--progress-interval <seconds>', 'seconds between progress lines when stderr is not a terminal (0: every day)', '10')
     .action(
       async (opts: {
@@ -215,6 +236,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         shard?: string;
         allowFuture?: boolean;
         maxDays: string;
+        allowShrink?: boolean;
         allowEmptySource?: boolean;
         progressInterval: string;
       }) => {
@@ -230,29 +252,32 @@ export async function main(argv: string[], io: Io): Promise<number> {
             ? barProgress(io.progressTerminal)
             : lineProgress(emit, intervalMs);
         try {
+          const database = await openDb(config);
           await measured(
             config,
             { command: 'backfill', shard },
             async () =>
-              runBackfill(
-                await open(config),
-                config,
-                {
-                  from: opts.from,
-                  to: opts.to,
-                  shard,
-                  allowFuture: opts.allowFuture ?? false,
-                  maxDays,
-                  allowEmptySource: opts.allowEmptySource ?? false,
-                  runId,
-                  signal: io.signal,
-                  onProgress: (p) => progress.update(p),
-                },
-                (event) => {
-                  // The bar's last state stays on screen; the summary lines go below it.
-                  if (event.type === 'ripple_finished' || event.type === 'message') progress.stop();
-                  emit(event);
-                },
+              withRunRetries(database, config.runAttempts, emit, io.signal, (backfillSession) =>
+                runBackfill(
+                  backfillSession,
+                  config,
+                  {
+                    from: opts.from,
+                    to: opts.to,
+                    shard,
+                    allowFuture: opts.allowFuture ?? false,
+                    maxDays,
+                    allowShrink: (opts.allowShrink ?? false) || (opts.allowEmptySource ?? false),
+                    runId,
+                    signal: io.signal,
+                    onProgress: (p) => progress.update(p),
+                  },
+                  (event) => {
+                    // The bar's last state stays on screen; the summary lines go below it.
+                    if (event.type === 'ripple_finished' || event.type === 'message') progress.stop();
+                    emit(event);
+                  },
+                ),
               ),
             (result) => ({ rippleUpdated: result.ripple?.updated ?? 0 }),
           );
@@ -285,7 +310,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       const limit = wholeNumber(opts.limit, '--limit', 0, 10_000);
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
-      const result = await runVerify(await open(config), config, { date: opts.date, from: opts.from, to: opts.to, shard, limit }, emit);
+      const database = await openDb(config);
+      const result = await withRunRetries(database, config.runAttempts, emit, io.signal, (verifySession) =>
+        runVerify(verifySession, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit }, emit),
+      );
       if (result.drift) exitCode = ExitCode.failed;
     });
 
@@ -310,7 +338,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description("create or upgrade the job's tables (adopts an existing features_topic_daily without losing rows)")
     .action(async () => {
       const config = withConfig();
-      const applied = await migrate(await open(config));
+      const applied = await migrate(await open(config, { create: true }));
       emit({
         type: 'message',
         level: 'info',
@@ -337,7 +365,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       parseDay(opts.date, '--date');
       io.stdout(`[demo] opening the embedded database in ${opts.dir} …\n`);
       const result = await runDemo(
-        await open(config),
+        await open(config, { create: true }),
         config,
         { students, days, lastDay: opts.date, print: (line) => io.stdout(line + '\n') },
         emit,
@@ -353,10 +381,19 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .description('load a CSV (student_id,topic_id,completed_at,correct,response_time_ms,hint_used) into the attempts table')
     .argument('<file>', 'CSV file with a header line')
     .option('--replace', 'empty the table first (in the same transaction)')
-    .action(async (file: string, opts: { replace?: boolean }) => {
+    .option(
+      '--allow-duplicates',
+      "append even when rows equal to the file's are already in the table (refused otherwise: the same file imported twice)",
+    )
+    .action(async (file: string, opts: { replace?: boolean; allowDuplicates?: boolean }) => {
       const config = withConfig();
       const table = config.source;
-      const rows = await importAttempts(await open(config), { file, table, replace: opts.replace ?? false });
+      const rows = await importAttempts(await open(config, { create: true }), {
+        file,
+        table,
+        replace: opts.replace ?? false,
+        allowDuplicates: opts.allowDuplicates ?? false,
+      });
       emit({ type: 'message', level: 'info', message: `Imported ${rows} attempts from ${file} into ${table.sql}`, fields: { rows } });
     });
 

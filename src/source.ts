@@ -1,16 +1,73 @@
 /**
- * Checks on the attempts source before a run, so a missing table or column is a one-line
- * configuration error (exit 2) instead of a failed statement halfway through.
+ * Checks on the attempts source before a run (SPEC §7, the source contract), so a missing
+ * table, a missing column or a column of the wrong type is a one-line configuration error
+ * (exit 2) instead of a failed statement halfway through, or worse, a run that succeeds with
+ * days cut in the server's time zone.
  */
 import type { Session } from './db.js';
 import { ConfigError, sqlState } from './errors.js';
-import type { QualifiedName } from './identifiers.js';
-import { withIdentifiers } from './identifiers.js';
+import { quoteIdent, withIdentifiers, type QualifiedName } from './identifiers.js';
 
 export const requiredSourceColumns = ['student_id', 'topic_id', 'completed_at', 'correct', 'response_time_ms', 'hint_used'] as const;
+type SourceColumn = (typeof requiredSourceColumns)[number];
 
-/** Throws ConfigError unless the source exists, is readable and has the columns of SPEC §2. */
-export async function checkSource(session: Session, source: QualifiedName, variable = 'AGG_SOURCE'): Promise<void> {
+/** The session setting that carries AGG_SOURCE_TIMEZONE into the source's wrapper (a bound value, never SQL text). */
+const sourceTimezoneSetting = 'aggregate_features.source_timezone';
+
+/** The checked source: what the statements read (possibly a wrapper), and what the check found worth saying. */
+export interface CheckedSource {
+  /** What `{{source}}` stands for: the source itself, or a subquery that reads it with completed_at made a timestamptz. */
+  readonly relation: QualifiedName;
+  readonly warnings: string[];
+}
+
+interface ColumnRow {
+  name: SourceColumn;
+  type: string;
+  base: string;
+  category: string;
+}
+
+const integerTypes = ['smallint', 'integer', 'bigint'];
+
+/** True when a column of base type `base` (category `category`) is accepted for `column` (SPEC §2). */
+function accepted(column: SourceColumn, row: ColumnRow): boolean {
+  switch (column) {
+    case 'student_id':
+    case 'topic_id':
+      // Compared as text: strings, uuids and integers have one text form each.
+      return row.category === 'S' || row.base === 'uuid' || integerTypes.includes(row.base);
+    case 'completed_at':
+      return row.base === 'timestamp with time zone';
+    case 'correct':
+    case 'hint_used':
+      return row.base === 'boolean';
+    case 'response_time_ms':
+      return integerTypes.includes(row.base);
+  }
+}
+
+const expectedType: Record<SourceColumn, string> = {
+  student_id: 'text, uuid or an integer type',
+  topic_id: 'text, uuid or an integer type',
+  completed_at: 'timestamptz',
+  correct: 'boolean',
+  response_time_ms: 'an integer type',
+  hint_used: 'boolean',
+};
+
+/**
+ * Throws ConfigError unless the source exists, is readable and has the columns of SPEC §2 with
+ * their types. A `timestamp without time zone` completed_at is accepted only with
+ * `timezone` (AGG_SOURCE_TIMEZONE): the statements then read it through a wrapper that puts
+ * it in that zone. Sets the session setting the wrapper reads.
+ */
+export async function checkSource(
+  session: Session,
+  source: QualifiedName,
+  options: { variable?: string; timezone?: string | undefined } = {},
+): Promise<CheckedSource> {
+  const variable = options.variable ?? 'AGG_SOURCE';
   const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [source.sql]);
   if (!found.rows[0]?.present) {
     // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
@@ -30,19 +87,75 @@ export async function checkSource(session: Session, source: QualifiedName, varia
       `the attempts source ${source.sql} does not exist${hint}: create it, load data with \`aggregate-features-daily import-attempts FILE.csv\`, or set ${variable} to the table or view that holds the attempts`,
     );
   }
+  const columns = await session.query<ColumnRow>(
+    `select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
+            format_type(coalesce(nullif(t.typbasetype, 0), t.oid), null) as base,
+            coalesce(b.typcategory, t.typcategory)::text as category
+     from pg_attribute a
+     join pg_type t on t.oid = a.atttypid
+     left join pg_type b on b.oid = nullif(t.typbasetype, 0)
+     where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped and a.attname = any($2::text[])`,
+    [source.sql, [...requiredSourceColumns]],
+  );
+  const byName = new Map(columns.rows.map((row) => [row.name, row]));
+  const missing = requiredSourceColumns.filter((c) => !byName.has(c));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `the attempts source ${source.sql} lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: it needs ${requiredSourceColumns.join(', ')}; rename or add ${missing.length > 1 ? 'them' : 'it'} in a view and point ${variable} at the view`,
+    );
+  }
+  const warnings: string[] = [];
+  let relation = source;
+  for (const column of requiredSourceColumns) {
+    const row = byName.get(column)!;
+    if (column === 'completed_at' && row.base === 'timestamp without time zone') {
+      if (options.timezone === undefined) {
+        throw new ConfigError(
+          `the attempts source ${source.sql} has completed_at of type ${row.type}, which names no instant without a zone (its days would depend on the server's TimeZone): make it timestamptz in a view (completed_at at time zone 'Europe/Berlin' as completed_at), or set AGG_SOURCE_TIMEZONE to the zone its values are written in`,
+        );
+      }
+      relation = zonedSource(source);
+      await session.query('select set_config($1, $2, false)', [sourceTimezoneSetting, options.timezone]);
+      continue;
+    }
+    if (!accepted(column, row)) {
+      throw new ConfigError(
+        `the attempts source ${source.sql} has ${column} of type ${row.type}, but it must be ${expectedType[column]}: cast it in a view (${column}::${castTarget[column]} as ${column}) and point ${variable} at the view`,
+      );
+    }
+  }
+  if (options.timezone !== undefined && relation === source) {
+    warnings.push(`AGG_SOURCE_TIMEZONE is ignored: completed_at of ${source.sql} is already timestamptz`);
+  }
   try {
     await session.query(withIdentifiers(`select ${requiredSourceColumns.join(', ')} from {{source}} where false`, { source }));
   } catch (err) {
-    const state = sqlState(err);
-    if (state === '42703') {
-      throw new ConfigError(
-        `the attempts source ${source.sql} lacks a column (${(err as Error).message}): it needs ${requiredSourceColumns.join(', ')}`,
-        { cause: err },
-      );
-    }
-    if (state === '42501') {
+    if (sqlState(err) === '42501') {
       throw new ConfigError(`${(err as Error).message}: grant SELECT on ${source.sql} to the job's role`, { cause: err });
     }
     throw err;
   }
+  return { relation, warnings };
+}
+
+const castTarget: Record<SourceColumn, string> = {
+  student_id: 'text',
+  topic_id: 'text',
+  completed_at: 'timestamptz',
+  correct: 'boolean',
+  response_time_ms: 'int',
+  hint_used: 'boolean',
+};
+
+/**
+ * The source read with its `timestamp` completed_at put in the configured zone. The range
+ * conditions on completed_at then apply to an expression, so an index on the column is not
+ * used: a view with a timestamptz column (and an index on it) is faster on a large table.
+ */
+function zonedSource(source: QualifiedName): QualifiedName {
+  const sql = `(select student_id, topic_id,
+                       completed_at at time zone current_setting('${sourceTimezoneSetting}') as completed_at,
+                       correct, response_time_ms, hint_used
+                from ${source.sql}) as ${quoteIdent(source.name)}`;
+  return { ...source, sql };
 }

@@ -10,7 +10,6 @@ import { withIdentifiers } from './identifiers.js';
 import { applySessionSettings, computeParameters, prepareComputation, type Shard } from './job.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
-import { checkSource } from './source.js';
 import { valueColumns, verifyWindow, type ValueColumn } from './sql/verify.js';
 import { planRange, planWindow, type Window } from './window.js';
 
@@ -74,7 +73,6 @@ export async function runVerify(session: Session, config: Config, options: Verif
   const started = Date.now();
   const shard = options.shard ?? { index: 1, count: 1 };
   await checkSchema(session);
-  await checkSource(session, config.source);
   const work = await prepareComputation(session, config, emit);
   await applySessionSettings(session, config);
   const window =

@@ -63,13 +63,45 @@ describe.each(backends)('import-attempts ($name)', (backend) => {
     ['fields', [header, 'u1,a,2025-11-01T10:00:00Z,true'], /line 2: expected 6 fields, found 4/],
     ['header', ['user,topic,time,correct,rt,hint', 'u1,a,2025-11-01T10:00:00Z,true,1,false'], /line 1 must be the header/],
     ['quote', [header, 'u1,"unterminated,2025-11-01T10:00:00Z,true,1,false'], /malformed CSV/],
-    ['impossible-date', [header, 'u1,a,2025-02-30T10:00:00Z,true,1,false'], /line 2: completed_at|rejected by the database/],
+    ['impossible-date', [header, 'u1,a,2025-02-30T10:00:00Z,true,1,false'], /line 2 was rejected by the database/],
+    [
+      'no-offset',
+      [header, 'u1,a,2025-03-10T22:00:00Z,true,1,false', 'u1,a,2025-03-10T23:30:00,true,1,false'],
+      /line 3: completed_at "2025-03-10T23:30:00" has no offset: add Z \(UTC\) or the offset it was written in/,
+    ],
+    [
+      'out-of-range-on-line-31',
+      [
+        header,
+        ...Array.from({ length: 58 }, (_, i) =>
+          i === 29 ? 'u1,a,2025-13-45T10:00:00Z,true,1,false' : `u${i},a,2025-03-10T10:00:00Z,true,${i},false`,
+        ),
+      ],
+      /line 31 was rejected by the database: .*; nothing was loaded/,
+    ],
   ])('%s: one clear error naming the line, nothing loaded', async (name, lines, message) => {
     await t.session.query('truncate attempt');
     await t.session.query(`insert into attempt values ('keep', 'me', now(), true, 1, false)`);
     const file = csvFile(name, lines);
     await expect(importAttempts(t.session, { file, table, replace: true })).rejects.toThrow(message);
     expect((await rows()).map((r) => r.student_id)).toEqual(['keep']);
+  });
+
+  test('the same file imported twice is refused, naming the first line already present; --allow-duplicates appends', async () => {
+    await t.session.query('truncate attempt');
+    const file = csvFile('twice', [header, 'u1,a,2025-11-01T10:00:00Z,true,1,false', 'u2,a,2025-11-01T11:00:00+01:00,,,']);
+    expect(await importAttempts(t.session, { file, table, replace: false })).toBe(2);
+    await expect(importAttempts(t.session, { file, table, replace: false })).rejects.toThrow(
+      /twice.csv: 2 of its 2 rows are already in "attempt" \(the first on line 2\); appending would count those attempts twice, so nothing was loaded/,
+    );
+    expect((await rows()).length).toBe(2);
+    // A file with new rows only is appended; --replace and --allow-duplicates are explicit.
+    const more = csvFile('more', [header, 'u3,a,2025-11-02T10:00:00Z,true,1,false']);
+    expect(await importAttempts(t.session, { file: more, table, replace: false })).toBe(1);
+    expect(await importAttempts(t.session, { file, table, replace: true })).toBe(2);
+    expect((await rows()).length).toBe(2);
+    expect(await importAttempts(t.session, { file, table, replace: false, allowDuplicates: true })).toBe(2);
+    expect((await rows()).length).toBe(4);
   });
 
   test('a missing file or a directory is a clear error', async () => {

@@ -2,6 +2,7 @@
  * `report` as a subprocess on PGlite and the server: aligned tables and JSON with coverage per
  * day (checked against direct SQL), theta coverage, recent rows and the last runs.
  */
+import { mkdirSync } from 'node:fs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { Report } from '../src/report.js';
 import { allBackends, withSession } from './support/backends.js';
@@ -120,6 +121,8 @@ describe.each(backends)('report ($name)', (backend) => {
   test('before migrate: exit 2 with the way out', async () => {
     const fresh = backend.name === 'pglite' ? `pglite:${testTempDir('report-empty')}` : undefined;
     if (fresh === undefined) return;
+    // An existing but empty directory (a missing one is refused before: tested in guards.test.ts).
+    mkdirSync(fresh.slice('pglite:'.length), { recursive: true });
     const result = await runCli(['report'], { DATABASE_URL: fresh });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/run `aggregate-features-daily migrate` first/);

@@ -34,6 +34,19 @@ where completed_at >= (($1::date - 27)::timestamp at time zone $3::text)
 order by 1`;
 
 /**
+ * The days of the window on which one student has attempts. Reads only the student and the
+ * time, so a view that raises computing a topic still answers.
+ * $1 since, $2 anchor, $3 time zone, $4 student.
+ */
+export const listStudentDays = `
+select distinct (completed_at at time zone $3::text)::date::text as date
+from {{source}}
+where completed_at >= ($1::date::timestamp at time zone $3::text)
+  and completed_at <  (($2::date + 1)::timestamp at time zone $3::text)
+  and student_id::text = $4::text
+order by 1`;
+
+/**
  * The (topic, day) combinations of one student in the window. $1 since, $2 anchor, $3 time
  * zone, $4 student.
  */

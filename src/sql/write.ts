@@ -4,6 +4,7 @@
  * the run fills from `computeSelect` inside its transaction.
  */
 import { computeSelect, inShard, type ComputePlan } from './compute.js';
+import { shrinkDays } from './shrink.js';
 import { skippedEstimatesSelect } from './theta.js';
 
 /**
@@ -155,6 +156,12 @@ select count(*)::int                                          as combinations,
                           where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
        ) as deleted,
        (select student_topic_theta from skipped) as skipped_student_topic_theta,
-       (select mirt_ability from skipped) as skipped_mirt_ability
+       (select mirt_ability from skipped) as skipped_mirt_ability,
+       (select count(*)::int
+        from features_topic_daily f
+        where f.date between $1::date and $2::date
+          and ${inShard('f.user_id', '$4', '$5')}) as stored_rows,
+       (select coalesce(json_agg(json_build_object('date', d.date, 'stored', d.stored, 'current', d.current) order by d.date), '[]')
+        from (${shrinkDays('c', undefined, { since: '$1', anchor: '$2', count: '$4', index: '$5' })}) d) as days
 from compared`;
 }

@@ -8,12 +8,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { maskCredentials, maskPasswords } from '../../src/redact.js';
 import { serverBackend } from '../support/backends.js';
 import { runCli } from '../support/cli.js';
+import { testTempDir } from '../support/resources.js';
 
 const server = await serverBackend('hardening_secrets');
 
@@ -53,7 +53,7 @@ describe('masking rewrites nothing but the secret', () => {
 
 describe.runIf(server)('the job with each password, against the server', () => {
   const base = new URL(server?.url ?? 'postgres://x@localhost/x');
-  const csv = join(tmpdir(), `afd-secrets-${process.pid}.csv`);
+  const csv = join(testTempDir('secrets'), 'attempts.csv');
   const lines = ['student_id,topic_id,completed_at,correct,response_time_ms,hint_used'];
   for (let day = 10; day <= 25; day++) {
     lines.push(`s1,algebra,2019-08-${day}T10:00:00Z,true,1000,false`, `s2,geometry,2019-08-${day}T11:00:00Z,false,2019,true`);

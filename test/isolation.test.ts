@@ -1,0 +1,130 @@
+/**
+ * Isolation with a bound (SPEC §7): a view that raises computing topic_id fails only that
+ * student's combinations that read the bad row, and `failed` equals the rows left
+ * unrefreshed; one that raises computing student_id cannot attribute the row to anyone and
+ * fails as a whole; one that raises on every row of a large source ends quickly, saying the
+ * source is broken wholesale, with nothing written.
+ */
+import { describe, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { runDaily } from '../src/job.js';
+import type { RunEvent } from '../src/log.js';
+import { oracle, type OracleAttempt } from './oracle/oracle.js';
+import { byKey } from './support/arbitraries.js';
+import { allBackends, useSession } from './support/backends.js';
+import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+
+const attempt = (student: string, topic: string, at: string, rt: number, correct = true): OracleAttempt => ({
+  student_id: student,
+  topic_id: topic,
+  completed_at: at,
+  correct,
+  response_time_ms: rt,
+  hint_used: false,
+});
+
+const attempts: OracleAttempt[] = [
+  attempt('u1', 'algebra', '2025-10-20T10:00:00Z', 1000),
+  attempt('u1', 'algebra', '2025-10-30T10:00:00Z', 1200, false),
+  attempt('u1', 'geometry', '2025-10-31T10:00:00Z', 900),
+  attempt('u2', 'algebra', '2025-10-29T10:00:00Z', 800),
+  attempt('u2', 'algebra', '2025-10-30T10:00:00Z', 666), // the bad row
+  attempt('u2', 'algebra', '2025-10-31T10:00:00Z', 700, false),
+  attempt('u2', 'geometry', '2025-10-30T10:00:00Z', 500),
+  attempt('u2', 'geometry', '2025-10-26T10:00:00Z', 500),
+  attempt('u3', 'algebra', '2025-10-30T11:00:00Z', 400),
+];
+
+const views = `
+  create or replace function afd_bad_text(v text, rt int) returns text language plpgsql immutable as $$
+  begin
+    if rt = 666 then raise exception 'malformed key %', v; end if;
+    return v;
+  end $$;
+  create or replace function afd_always(v int) returns int language plpgsql immutable as $$
+  begin
+    raise exception 'cannot decode response_time_ms %', v;
+  end $$;
+  create or replace view attempt_bad_topic as
+    select student_id, afd_bad_text(topic_id, response_time_ms) as topic_id, completed_at, correct, response_time_ms, hint_used from attempt;
+  create or replace view attempt_bad_student as
+    select afd_bad_text(student_id, response_time_ms) as student_id, topic_id, completed_at, correct, response_time_ms, hint_used from attempt;
+  create or replace view big_broken as
+    select student_id, topic_id, completed_at, correct, afd_always(response_time_ms) as response_time_ms, hint_used from big`;
+
+const window = { since: '2025-10-25', anchor: '2025-11-01', timezone: 'UTC', includeTheta: false, improvementMode: 'accuracy' } as const;
+
+const backends = await allBackends('isolation');
+
+describe.each(backends)('isolation with a bound ($name)', (backend) => {
+  const t = useSession(backend, async (session) => {
+    await prepareSchema(session);
+    await loadAttempts(session, attempts);
+    await session.query(`create table big (like attempt)`);
+    await session.query(views);
+  });
+
+  test('a view raising on topic_id fails that student’s combinations that read the row; failed = rows left unrefreshed', async () => {
+    await t.session.query('truncate features_topic_daily');
+    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
+    // Mark every stored row, so the ones left unrefreshed can be counted.
+    await t.session.query('update features_topic_daily set hints = hints + 1000');
+    const events: RunEvent[] = [];
+    const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_topic' }), { date: '2025-11-01' }, (e) =>
+      events.push(e),
+    );
+    const failed = events.filter((e) => e.type === 'combination_failed').map((e) => `${e.userId}/${e.topicId}/${e.date}`);
+    // 2025-10-30 cannot list its topics: u2's stored rows of that day fail. 2025-10-31 reads
+    // the bad row for the improvement index; 2025-10-29 and 2025-10-26 do not.
+    expect(failed.sort()).toEqual(['u2/algebra/2025-10-30', 'u2/algebra/2025-10-31', 'u2/geometry/2025-10-30']);
+    expect(result.failed).toBe(3);
+    const stored = await readFeatures(t.session);
+    expect(stored.filter((r) => r.hints >= 1000).length).toBe(result.failed);
+    const isFailed = (r: { user_id: string; topic_id: string; date: string }) => failed.includes(`${r.user_id}/${r.topic_id}/${r.date}`);
+    expect(byKey(stored.filter((r) => !isFailed(r)))).toEqual(byKey(oracle(attempts, window).filter((r) => !isFailed(r))));
+  });
+
+  test('a view raising on student_id cannot attribute the row: the run fails as a whole, nothing written', async () => {
+    const before = await readFeatures(t.session);
+    await expect(
+      runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_student' }), { date: '2025-11-01' }, () => undefined),
+    ).rejects.toThrow(
+      /^the source "attempt_bad_student" is broken wholesale: its student_id cannot be read \(malformed key u2\), so the failing rows cannot be attributed to any student; nothing of 2025-10-25..2025-11-01 was written/,
+    );
+    expect(await readFeatures(t.session)).toEqual(before);
+  });
+
+  test('every row raising on a large source ends, bounded, as broken wholesale', async () => {
+    const students = backend.name === 'postgres' ? 20_000 : 2_000;
+    await t.session.query(
+      `insert into big
+       select 's' || s, 't' || (s + d) % 10, date '2025-10-25' + d + interval '7 hours' + (s % 600) * interval '1 minute',
+              (s + d) % 3 > 0, 100 + (s * 7 + d) % 3000, false
+       from generate_series(1, $1::int) s, generate_series(0, 7) d, generate_series(1, 8) i`,
+      [students],
+    );
+    await t.session.query('analyze big');
+    const rows = (await t.session.query<{ n: number }>('select count(*)::int as n from big')).rows[0]!.n;
+    await t.session.query('truncate features_topic_daily');
+    let started = Date.now();
+    await runDaily(t.session, loadConfig({ AGG_SOURCE: 'big' }), { date: '2025-11-01', dryRun: true }, () => undefined);
+    const normalMs = Date.now() - started;
+    started = Date.now();
+    await expect(runDaily(t.session, loadConfig({ AGG_SOURCE: 'big_broken' }), { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
+      /^the source "big_broken" is broken wholesale: every one of the 16 students it probed \(spread over the window's \d+\) fails, so most of them do, e\.g\. cannot decode response_time_ms \d+; nothing of 2025-10-25..2025-11-01 was written/,
+    );
+    const brokenMs = Date.now() - started;
+    console.log(`[${backend.name}] every row raising, ${rows} attempts: ${brokenMs} ms; a normal (dry) run: ${normalMs} ms`);
+    expect(await readFeatures(t.session)).toEqual([]);
+    // With fewer students than it probes, the narrowing runs and the time budget bounds it.
+    await t.session.query(`create or replace view big_broken_few as select * from big_broken where student_id in ('s1', 's2', 's3', 's4')`);
+    await expect(
+      runDaily(
+        t.session,
+        loadConfig({ AGG_SOURCE: 'big_broken_few', AGG_ISOLATION_BUDGET_MS: '0' }),
+        { date: '2025-11-01' },
+        () => undefined,
+      ),
+    ).rejects.toThrow(/is broken wholesale: narrowing the failures down took longer than 0 ms \(AGG_ISOLATION_BUDGET_MS\)/);
+  });
+});

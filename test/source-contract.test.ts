@@ -1,0 +1,100 @@
+/**
+ * The source contract (SPEC §7): a source whose completed_at is a `timestamp without time
+ * zone` is refused (exit 2) unless AGG_SOURCE_TIMEZONE names its zone, and then gives the
+ * same rows as the timestamptz source; columns of the wrong type are refused naming them.
+ */
+import { describe, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
+import { runDaily } from '../src/job.js';
+import { runVerify } from '../src/verify.js';
+import { allBackends, useSession } from './support/backends.js';
+import { runCli } from './support/cli.js';
+import { prepareSchema, readFeatures } from './support/data.js';
+
+// Attempts around local midnights in New York, so a wrong zone moves them to other days.
+const generate = `
+  insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+  select 's' || s, 't' || (s + d) % 3, timestamptz '2025-10-20T03:30:00Z' + d * interval '1 day' + i * interval '50 minutes',
+         (s + d + i) % 3 > 0, 300 + (s * 37 + d * 11 + i) % 2000, i % 4 = 0
+  from generate_series(1, 6) s, generate_series(0, 12) d, generate_series(0, 3) i`;
+
+const views = `
+  create view attempt_local as
+    select student_id, topic_id, (completed_at at time zone 'America/New_York') as completed_at, correct, response_time_ms, hint_used
+    from attempt;
+  create view attempt_text_correct as
+    select student_id, topic_id, completed_at, correct::text as correct, response_time_ms, hint_used from attempt;
+  create view attempt_numeric_time as
+    select student_id, topic_id, completed_at, correct, response_time_ms::numeric as response_time_ms, hint_used from attempt;
+  create view attempt_no_hint as
+    select student_id, topic_id, completed_at, correct, response_time_ms from attempt;
+  create view attempt_uuid_ids as
+    select md5(student_id)::uuid as student_id, topic_id, completed_at, correct, response_time_ms::smallint as response_time_ms, hint_used
+    from attempt`;
+
+const backends = await allBackends('source_contract');
+
+describe.each(backends)('the source contract ($name)', (backend) => {
+  const t = useSession(backend, async (session) => {
+    await prepareSchema(session);
+    await session.query(generate);
+    await session.query(views);
+  });
+  const zone = { AGG_TIMEZONE: 'America/New_York' };
+
+  const refusal = async (env: Record<string, string>) => {
+    try {
+      await runDaily(t.session, loadConfig(env), { date: '2025-11-01', dryRun: true }, () => undefined);
+    } catch (err) {
+      if (err instanceof ConfigError) return err.message;
+      throw err;
+    }
+    return undefined;
+  };
+
+  test('a timestamp completed_at is refused with exit 2, saying what to do', async () => {
+    expect(await refusal({ ...zone, AGG_SOURCE: 'attempt_local' })).toMatch(
+      /^the attempts source "attempt_local" has completed_at of type timestamp without time zone, which names no instant without a zone .*: make it timestamptz in a view .* or set AGG_SOURCE_TIMEZONE to the zone its values are written in$/,
+    );
+  });
+
+  test('with AGG_SOURCE_TIMEZONE it gives exactly the rows of the timestamptz source', async () => {
+    await t.session.query('truncate features_topic_daily');
+    await runDaily(t.session, loadConfig(zone), { date: '2025-11-01' }, () => undefined);
+    const expected = await readFeatures(t.session);
+    expect(expected.length).toBeGreaterThan(0);
+    const config = loadConfig({ ...zone, AGG_SOURCE: 'attempt_local', AGG_SOURCE_TIMEZONE: 'America/New_York' });
+    const result = await runDaily(t.session, config, { date: '2025-11-01' }, () => undefined);
+    expect(result.inserted + result.updated + result.deleted).toBe(0);
+    expect(result.unchanged).toBe(expected.length);
+    expect((await runVerify(t.session, config, { date: '2025-11-01' }, () => undefined)).drift).toBe(false);
+    // The wrong zone is a different set of days: verify sees the drift.
+    const wrong = loadConfig({ ...zone, AGG_SOURCE: 'attempt_local', AGG_SOURCE_TIMEZONE: 'UTC' });
+    expect((await runVerify(t.session, wrong, { date: '2025-11-01' }, () => undefined)).drift).toBe(true);
+  });
+
+  test('columns of the wrong type, or missing, are named', async () => {
+    expect(await refusal({ AGG_SOURCE: 'attempt_text_correct' })).toMatch(
+      /^the attempts source "attempt_text_correct" has correct of type text, but it must be boolean: cast it in a view \(correct::boolean as correct\)/,
+    );
+    expect(await refusal({ AGG_SOURCE: 'attempt_numeric_time' })).toMatch(
+      /has response_time_ms of type numeric, but it must be an integer type/,
+    );
+    expect(await refusal({ AGG_SOURCE: 'attempt_no_hint' })).toMatch(
+      /^the attempts source "attempt_no_hint" lacks the column hint_used: it needs/,
+    );
+    // uuid ids and a smallint response time are within the contract.
+    expect(await refusal({ AGG_SOURCE: 'attempt_uuid_ids' })).toBeUndefined();
+  });
+});
+
+describe.each(backends)('the source contract from the command line ($name)', (backend) => {
+  test('the CLI exits 2 with one line', async () => {
+    const result = await runCli(['--date', '2025-11-01'], { DATABASE_URL: backend.url, AGG_SOURCE: 'attempt_local' });
+    expect(result.code).toBe(2);
+    expect(result.lines).toEqual([
+      expect.stringMatching(/^\[ERROR\] the attempts source "attempt_local" has completed_at of type timestamp without time zone/),
+    ]);
+  });
+});

@@ -39,6 +39,20 @@ export interface Config {
   readonly connectTimeoutMs: number;
   /** Where the metrics of writing runs go (both, either or neither). */
   readonly metrics: MetricsConfig;
+  /** The thresholds of `report`'s verdict (docs/operations.md, "Report"). */
+  readonly report: ReportThresholds;
+}
+
+/** When `report` says WARN or FAIL. */
+export interface ReportThresholds {
+  /** FAIL when the last successful nightly run finished longer ago than this (hours). */
+  readonly maxAgeHours: number;
+  /** WARN when a day's users or attempts fall below this percentage of the median of the days before it. */
+  readonly dropPercent: number;
+  /** How many days before each day its median is taken over. */
+  readonly baselineDays: number;
+  /** With theta enabled: WARN when fewer rows than this percentage have a theta estimate. */
+  readonly minThetaPercent: number;
 }
 
 /** Prometheus metrics of a writing run: pushed to a Pushgateway and/or written for node_exporter. */
@@ -134,6 +148,10 @@ const envSchema = z.object({
   PUSHGATEWAY_URL: z.string().optional(),
   PUSHGATEWAY_JOB: z.string().optional(),
   METRICS_TEXTFILE: z.string().optional(),
+  AGG_REPORT_MAX_AGE_HOURS: integerVar('AGG_REPORT_MAX_AGE_HOURS', 1, 8_784),
+  AGG_REPORT_DROP_PERCENT: integerVar('AGG_REPORT_DROP_PERCENT', 0, 100),
+  AGG_REPORT_BASELINE_DAYS: integerVar('AGG_REPORT_BASELINE_DAYS', 1, 90),
+  AGG_REPORT_MIN_THETA_PERCENT: integerVar('AGG_REPORT_MIN_THETA_PERCENT', 0, 100),
 });
 
 /** Reads the configuration from an environment (usually `process.env`) and flags. */
@@ -172,6 +190,12 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
       pushgatewayUrl: e.PUSHGATEWAY_URL === undefined ? undefined : parsePushgatewayUrl(e.PUSHGATEWAY_URL.trim()),
       pushgatewayJob: parsePushgatewayJob(e.PUSHGATEWAY_JOB?.trim() ?? 'aggregate_features_daily'),
       textfile: e.METRICS_TEXTFILE === undefined ? undefined : parseTextfile(e.METRICS_TEXTFILE.trim()),
+    }),
+    report: Object.freeze({
+      maxAgeHours: e.AGG_REPORT_MAX_AGE_HOURS ?? 30,
+      dropPercent: e.AGG_REPORT_DROP_PERCENT ?? 50,
+      baselineDays: e.AGG_REPORT_BASELINE_DAYS ?? 7,
+      minThetaPercent: e.AGG_REPORT_MIN_THETA_PERCENT ?? 50,
     }),
   });
 }

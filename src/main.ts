@@ -16,7 +16,9 @@ import { publishMetrics, type RunOutcome } from './metrics.js';
 import { migrate } from './migrate.js';
 import { barProgress, lineProgress, type ProgressTerminal } from './progress.js';
 import { createRedactor } from './redact.js';
-import { collectReport, formatReport } from './report.js';
+import { collectReport } from './report.js';
+import { writeReportPage } from './report/html.js';
+import { formatReport } from './report/text.js';
 import { withRunRetries } from './retry.js';
 import { runVerify } from './verify.js';
 import { jobVersion } from './version.js';
@@ -29,6 +31,8 @@ interface Io {
   readonly signal?: AbortSignal;
   /** The terminal a backfill draws its progress bar on (stderr, when it is a TTY); else progress lines. */
   readonly progressTerminal?: ProgressTerminal | undefined;
+  /** The width of the terminal stdout is on, if it is one (report fits its lines to it). */
+  readonly columns?: number | undefined;
 }
 
 /** A whole-number flag within bounds, or a usage error naming it. */
@@ -273,19 +277,44 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
   program
     .command('report')
-    .description('coverage per day, theta coverage, recent rows and the last runs, as aligned tables (or --json) on stdout')
+    .description(
+      'a verdict (OK/WARN/FAIL with reasons), coverage per day with bars, theta coverage, recent rows and the last runs (or --json, --html FILE)',
+    )
     .option('--days <n>', 'days covered, ending at --date', '7')
-    .option('--date <YYYY-MM-DD>', 'last day covered (default: yesterday in AGG_TIMEZONE)')
+    .option('--date <YYYY-MM-DD>', 'last day covered (default: yesterday in AGG_TIMEZONE, or the newest day with rows)')
     .option('--limit <n>', 'rows listed in the recent-rows and last-runs sections', '10')
     .option('--json', 'print one JSON document instead of tables')
-    .action(async (opts: { days: string; date?: string; limit: string; json?: boolean }) => {
-      const config = withConfig({ date: opts.date });
-      const days = wholeNumber(opts.days, '--days', 1, 366);
-      const limit = wholeNumber(opts.limit, '--limit', 0, 1000);
-      const report = await collectReport(await open(config), config, { days, date: opts.date, limit });
-      if (opts.json) io.stdout(JSON.stringify(report, null, 2) + '\n');
-      else io.stdout(formatReport(report).join('\n') + '\n');
-    });
+    .option('--html <file>', 'also write a self-contained HTML page with charts to <file>')
+    .option('--check', 'exit 1 when the verdict is FAIL (for a monitoring probe)')
+    .option('--fail-on-warn', 'with --check: exit 1 on WARN too')
+    .option('--width <n>', 'line width of the text (default: the terminal width, else 100)')
+    .action(
+      async (opts: {
+        days: string;
+        date?: string;
+        limit: string;
+        json?: boolean;
+        html?: string;
+        check?: boolean;
+        failOnWarn?: boolean;
+        width?: string;
+      }) => {
+        const config = withConfig({ date: opts.date });
+        const days = wholeNumber(opts.days, '--days', 1, 366);
+        const limit = wholeNumber(opts.limit, '--limit', 0, 1000);
+        const width = opts.width === undefined ? (io.columns ?? 100) : wholeNumber(opts.width, '--width', 40, 1000);
+        if (opts.failOnWarn && !opts.check) throw new ConfigError('--fail-on-warn needs --check');
+        const report = await collectReport(await open(config), config, { days, date: opts.date, limit });
+        if (opts.json) io.stdout(JSON.stringify(report, null, 2) + '\n');
+        else io.stdout(formatReport(report, width).join('\n') + '\n');
+        if (opts.html !== undefined) {
+          await writeReportPage(opts.html, report);
+          emit({ type: 'message', level: 'info', message: `Wrote the report page to ${opts.html}` });
+        }
+        const status = report.verdict.status;
+        if (opts.check && (status === 'FAIL' || (status === 'WARN' && opts.failOnWarn))) exitCode = ExitCode.failed;
+      },
+    );
 
   program
     .command('migrate')

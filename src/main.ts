@@ -8,6 +8,8 @@ import { checkBackfillRange, defaultMaxDays, runBackfill } from './backfill.js';
 import { loadConfig, parseDay, type Config, type Flags } from './config.js';
 import { openDatabase, type Database, type Session } from './db.js';
 import { runDemo } from './demo.js';
+import { explainRow } from './explain.js';
+import { formatExplanation } from './explain-text.js';
 import { ConfigError, ExitCode, JobError, isConnectionError, messageOf, sqlState } from './errors.js';
 import { importAttempts } from './import-attempts.js';
 import { runDaily, type Shard } from './job.js';
@@ -21,6 +23,8 @@ import { writeReportPage } from './report/html.js';
 import { formatReport } from './report/text.js';
 import { withRunRetries } from './retry.js';
 import { runVerify } from './verify.js';
+import { runReadOnly } from './read-only-query.js';
+import { formatTable } from './format.js';
 import { jobVersion } from './version.js';
 
 interface Io {
@@ -315,6 +319,39 @@ export async function main(argv: string[], io: Io): Promise<number> {
         if (opts.check && (status === 'FAIL' || (status === 'WARN' && opts.failOnWarn))) exitCode = ExitCode.failed;
       },
     );
+
+  program
+    .command('explain')
+    .description(
+      'show how one row is made: its attempts, median, 14-day halves, theta, improvement terms; stored vs recomputed (exit 1 if they differ)',
+    )
+    .requiredOption('--user <user_id>', 'the user_id of the row')
+    .requiredOption('--topic <topic_id>', 'the topic_id of the row')
+    .requiredOption('--date <YYYY-MM-DD>', 'the day of the row')
+    .option('--json', 'print one JSON document instead of text')
+    .action(async (opts: { user: string; topic: string; date: string; json?: boolean }) => {
+      const config = withConfig({ date: opts.date });
+      const explanation = await explainRow(await open(config), config, { user: opts.user, topic: opts.topic, date: opts.date }, emit);
+      if (opts.json) io.stdout(JSON.stringify(explanation, null, 2) + '\n');
+      else io.stdout(formatExplanation(explanation).join('\n') + '\n');
+      if (explanation.differences.length > 0) exitCode = ExitCode.failed;
+    });
+
+  program
+    .command('sql')
+    .description('run one read-only statement (in a read-only transaction) on the configured database and print an aligned table')
+    .argument('<statement>', 'one SQL statement, e.g. "select count(*) from features_topic_daily"')
+    .option('--json', 'print the rows as a JSON array')
+    .action(async (statement: string, opts: { json?: boolean }) => {
+      const config = withConfig();
+      const result = await runReadOnly(await open(config), config, statement);
+      if (opts.json) io.stdout(JSON.stringify(result.rows, null, 2) + '\n');
+      else
+        io.stdout(
+          [...formatTable(result.rows, result.columns), `(${result.rows.length} ${result.rows.length === 1 ? 'row' : 'rows'})`].join('\n') +
+            '\n',
+        );
+    });
 
   program
     .command('migrate')

@@ -6,6 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { ConfigError, messageOf } from '../errors.js';
+import { displayValue } from '../format.js';
 import type { Report } from '../report.js';
 import { barChart, escapeXml } from './svg.js';
 
@@ -51,11 +52,11 @@ export function reportPage(report: Report): string {
     }),
   });
   const runs = [...report.runs].reverse().map((r) => {
-    const outcome = String(r.outcome);
+    const outcome = displayValue(r.outcome);
     return {
-      label: String(r.started_at ?? '').slice(5, 16),
+      label: displayValue(r.started_at).slice(5, 16),
       value: typeof r.duration_s === 'number' ? r.duration_s : 0,
-      title: `${String(r.command)} ${String(r.anchor)} started ${String(r.started_at)}: ${outcome}, ${String(r.duration_s ?? '?')} s`,
+      title: `${displayValue(r.command)} ${displayValue(r.anchor)} started ${displayValue(r.started_at)}: ${outcome}, ${displayValue(r.duration_s)} s`,
       color: outcome === 'success' ? '#2e7d32' : outcome === 'failed' ? '#c62828' : '#888888',
     };
   });

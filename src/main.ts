@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { checkBackfillRange, defaultMaxDays, runBackfill } from './backfill.js';
 import { loadConfig, parseDay, type Config, type Flags } from './config.js';
 import { openDatabase, type Database, type Session } from './db.js';
-import { runDemo } from './demo.js';
+import { demoSummary, runDemo } from './demo.js';
 import { explainRow } from './explain.js';
 import { formatExplanation } from './explain-text.js';
 import { ConfigError, ExitCode, JobError, isConnectionError, messageOf, sqlState } from './errors.js';
@@ -391,7 +391,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         emit,
       );
       io.stdout(
-        `\n[demo] done: ${result.attempts} attempts; first run inserted ${result.first.inserted} rows, the re-run after late data updated ${result.second.updated} and left ${result.second.unchanged} unchanged.\n` +
+        `\n[demo] done: ${demoSummary(result)}\n` +
           `[demo] query it yourself: DATABASE_URL=pglite:${opts.dir} node dist/cli.js --dry-run --date ${opts.date}\n`,
       );
     });

@@ -5,6 +5,7 @@
  * refuses a second statement; the transaction is read-only before the statement starts (a
  * first query takes its snapshot, so `set transaction read write` can no longer undo it).
  */
+import type pg from 'pg';
 import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { ConfigError, sqlState } from './errors.js';
@@ -20,10 +21,11 @@ export async function runReadOnly(session: Session, config: Config, statement: s
   await session.query('begin transaction isolation level repeatable read read only');
   try {
     await session.query("select set_config('statement_timeout', $1, true)", [String(config.statementTimeoutMs)]);
-    const result = await session.query({ text: statement, queryMode: 'extended', rowMode: 'array' } as never);
-    const typed = result as unknown as { fields?: { name: string }[]; rows?: unknown[][] };
-    const columns = uniqueNames((typed.fields ?? []).map((f) => f.name));
-    const rows = (typed.rows ?? []).map((values) => Object.fromEntries(columns.map((c, i) => [c, values[i]])));
+    // queryMode is pg's (8.12+), not in its type definitions: it forces the extended protocol.
+    const query: pg.QueryArrayConfig & { queryMode: 'extended' } = { text: statement, rowMode: 'array', queryMode: 'extended' };
+    const result = await session.query<unknown[]>(query);
+    const columns = uniqueNames((result.fields ?? []).map((f) => f.name));
+    const rows = (result.rows ?? []).map((values) => Object.fromEntries(columns.map((c, i) => [c, values[i]])));
     return { columns, rows };
   } catch (err) {
     const state = sqlState(err);

@@ -97,5 +97,5 @@ where c.user_id = $6 and c.topic_id = $7 and c.date = $2::date`;
 
 /** The source restricted to one pair, put where {{source}} stands (the name is the quoted source). */
 export function pairSource(quotedSource: string): string {
-  return `(select * from ${quotedSource} where student_id::text = $6 and topic_id::text = $7)`;
+  return `(select * from ${quotedSource} where student_id::text = $6 and topic_id::text = $7) as pair_attempts`;
 }

@@ -104,6 +104,19 @@ describe.each(backends)('report ($name)', (backend) => {
     expect(changed[0]).toBe(newest);
     expect(changed).toEqual([...changed].sort().reverse());
     expect(report.verdict.status).toBe('OK');
+    // The improvement histogram: NULL apart, every other row in one of the 20 bins.
+    const improved = await withSession(
+      backend,
+      async (s) =>
+        (
+          await s.query<{ with: number; without: number }>(
+            "select count(improvement)::int as with, count(*) filter (where improvement is null)::int as without from features_topic_daily where date between '2025-03-13' and '2025-03-19'",
+          )
+        ).rows[0]!,
+    );
+    expect(report.improvement.filter((b) => b.bin !== null).reduce((a, b) => a + b.rows, 0)).toBe(improved.with);
+    expect(report.improvement.find((b) => b.bin === null)?.rows ?? 0).toBe(improved.without);
+    expect(report.improvement.every((b) => b.bin === null || (b.bin >= 1 && b.bin <= 20))).toBe(true);
     expect(report.recent_rows.some((r) => r.topic_id === longTopic)).toBe(true);
     expect(report.runs.map((r) => [r.command, r.outcome, r.since, r.anchor])).toEqual([
       ['run', 'success', '2025-03-11', '2025-03-18'],

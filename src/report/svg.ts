@@ -44,7 +44,8 @@ export function barChart(chart: BarChart): string {
   const max = Math.max(chart.max ?? 0, ...chart.bars.map((b) => b.value), 1e-9);
   const plotWidth = width - left - 8;
   const plotHeight = height - top - bottom;
-  const step = plotWidth / Math.max(1, chart.bars.length);
+  // At least 8 slots, so two bars are not each half the chart wide.
+  const step = plotWidth / Math.max(8, chart.bars.length);
   const y = (v: number) => top + plotHeight - (v / max) * plotHeight;
   const parts: string[] = [];
   for (const tick of [0, max / 2, max]) {
@@ -53,15 +54,17 @@ export function barChart(chart: BarChart): string {
       `<text class="tick" x="${left - 6}" y="${(y(tick) + 4).toFixed(1)}" text-anchor="end">${escapeXml(format(tick))}</text>`,
     );
   }
-  // At most about 10 labels under the bars, always the first and the last.
-  const every = Math.max(1, Math.ceil(chart.bars.length / 10));
+  // As many labels under the bars as fit side by side (about 6.5 px a character), always the first and the last.
+  const longest = Math.max(1, ...chart.bars.map((b) => b.label.length));
+  const every = Math.max(1, Math.ceil((longest * 6.5 + 12) / step));
   chart.bars.forEach((b, i) => {
     const x = left + i * step + step * 0.1;
     const h = Math.max(0, y(0) - y(b.value));
     parts.push(
       `<rect class="bar" x="${x.toFixed(1)}" y="${(y(0) - h).toFixed(1)}" width="${(step * 0.8).toFixed(1)}" height="${h.toFixed(1)}" fill="${escapeXml(b.color ?? chart.color ?? '#3b6ea8')}"><title>${escapeXml(b.title)}</title></rect>`,
     );
-    if (i % every === 0 || i === chart.bars.length - 1) {
+    const last = i === chart.bars.length - 1;
+    if ((i % every === 0 && (last || chart.bars.length - 1 - i >= every)) || last) {
       parts.push(
         `<text class="label" x="${(x + step * 0.4).toFixed(1)}" y="${height - bottom + 16}" text-anchor="middle">${escapeXml(b.label)}</text>`,
       );

@@ -102,7 +102,8 @@ limit 1`;
  * of width 0.1 from −1 to 1 (bin 1 is [−1, −0.9), bin 20 is [0.9, 1]), and how many have none.
  */
 export const improvementHistogram = `
-select least(width_bucket(improvement, -1, 1, 20), 20) as bin, count(*)::int as rows
+-- least() ignores NULLs, so a NULL improvement is kept NULL explicitly.
+select case when improvement is not null then least(width_bucket(improvement, -1, 1, 20), 20) end as bin, count(*)::int as rows
 from features_topic_daily
 where date between $1::date - ($2::int - 1) and $1::date
 group by 1

@@ -113,7 +113,8 @@ export function judge(input: VerdictInput, thresholds: ReportThresholds): Verdic
       add('OK', 'stale', `last successful run${label} ${hours(s.success_age_hours)} ago (anchor ${s.success_anchor})`);
     }
     if (s.outcome === 'failed') {
-      const what = (s.failed ?? 0) > 0 ? `${s.failed} combinations failed` : (s.error ?? 'no error recorded');
+      const what =
+        (s.failed ?? 0) > 0 ? `${s.failed} combinations failed${s.error ? ` (${s.error})` : ''}` : (s.error ?? 'no error recorded');
       add('FAIL', 'run_failed', `the last ${s.command}${label} (${hours(s.last_age_hours ?? 0)} ago) failed: ${what}`);
     }
   }

@@ -20,6 +20,13 @@ import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 
 const executablePath = '/usr/bin/chromium';
+
+interface ChartInfo {
+  readonly id: string;
+  readonly width: number;
+  readonly bars: number;
+  readonly drawn: number;
+}
 const available = existsSync(executablePath);
 const inCi = process.env.CI === 'true';
 if (!available && !inCi) console.warn(`${executablePath} is not installed: the browser test of the report page is skipped (CI runs it)`);
@@ -73,14 +80,13 @@ describe.skipIf(!available && !inCi)('the report page in chromium', () => {
       await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
 
       expect(await page.textContent('#verdict')).toBe(report.verdict.status);
-      const charts = await page.$$eval('svg[data-chart]', (svgs) =>
-        svgs.map((svg) => ({
-          id: svg.getAttribute('data-chart'),
-          width: svg.getBoundingClientRect().width,
-          bars: svg.querySelectorAll('rect.bar').length,
-          drawn: [...svg.querySelectorAll('rect.bar')].filter((r) => r.getBoundingClientRect().height > 0).length,
-        })),
-      );
+      // Evaluated in the page (as text: the test's tsconfig has no DOM types).
+      const charts = await page.evaluate<ChartInfo[]>(`[...document.querySelectorAll('svg[data-chart]')].map((svg) => ({
+        id: svg.getAttribute('data-chart'),
+        width: svg.getBoundingClientRect().width,
+        bars: svg.querySelectorAll('rect.bar').length,
+        drawn: [...svg.querySelectorAll('rect.bar')].filter((r) => r.getBoundingClientRect().height > 0).length,
+      }))`);
       expect(charts.map((c) => c.id)).toEqual(['coverage-users', 'coverage-attempts', 'theta-coverage', 'improvement', 'run-durations']);
       const byId = Object.fromEntries(charts.map((c) => [c.id, c]));
       expect(byId['coverage-users']).toMatchObject({ bars: 14 });

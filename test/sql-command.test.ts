@@ -36,7 +36,7 @@ describe.each(backends)('sql ($name)', (backend) => {
     );
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^student_id\s+attempts\s+nothing$/);
-    expect(lines[1]).toMatch(/^-{10}  -{8}  -{7}$/);
+    expect(lines[1]).toMatch(/^-{10} {2}-{8} {2}-{7}$/);
     expect(lines[2]).toMatch(new RegExp(`^s1\\s+${truth}\\s+NULL$`));
     expect(lines[2]!.indexOf(String(truth))).toBe(lines[0]!.indexOf('attempts'));
     expect(lines.at(-1)).toBe('(2 rows)');

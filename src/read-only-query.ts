@@ -34,6 +34,9 @@ export async function runReadOnly(session: Session, config: Config, statement: s
     if (state === '42601' && /multiple commands/.test(message)) {
       throw new ConfigError('sql runs one statement at a time: remove the extra statements', { cause: err });
     }
+    if (/bind message supplies 0 parameters/.test(message)) {
+      throw new ConfigError('sql takes no parameters ($1, $2 …): write the values into the statement', { cause: err });
+    }
     if (state !== undefined && /^(42|22)/.test(state)) throw new ConfigError(`sql: ${message} (SQLSTATE ${state})`, { cause: err });
     throw err;
   } finally {

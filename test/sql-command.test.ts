@@ -56,6 +56,7 @@ describe.each(backends)('sql ($name)', (backend) => {
     ['create table x (a int)', /sql runs read-only statements only/],
     ['select nosuch from attempt', /sql: column "nosuch" does not exist \(SQLSTATE 42703\)/],
     ['  ', /sql needs a statement/],
+    ['select $1', /sql takes no parameters/],
   ])('%j is refused with exit 2', async (statement, message) => {
     const before = await withSession(
       backend,

@@ -19,4 +19,5 @@ process.exitCode = await main(process.argv.slice(2), {
   stderr: (text) => process.stderr.write(text),
   signal: stop.signal,
   progressTerminal: process.stderr.isTTY ? process.stderr : undefined,
+  columns: process.stdout.isTTY ? process.stdout.columns : undefined,
 });

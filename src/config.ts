@@ -39,12 +39,14 @@ export interface Config {
   readonly connectTimeoutMs: number;
   /** Where the metrics of writing runs go (both, either or neither). */
   readonly metrics: MetricsConfig;
-  /** The shrink guard (SPEC §7): what a run may lose of a day's stored attempts before it refuses. */
+  /** The shrink guard: what a run may lose of a day's stored attempts before it refuses. */
   readonly shrink: ShrinkConfig;
   /** The zone of a `timestamp without time zone` completed_at column; undefined: such a column is refused. */
   readonly sourceTimezone: string | undefined;
-  /** The bound on narrowing failures down to combinations (SPEC §7); past it the run fails wholesale. */
+  /** The bound on narrowing failures down to combinations; past it the run fails wholesale. */
   readonly isolation: IsolationConfig;
+  /** The thresholds of `report`'s verdict (docs/operations.md, "Report"). */
+  readonly report: ReportThresholds;
 }
 
 /** The shrink guard's thresholds. */
@@ -61,6 +63,18 @@ export interface IsolationConfig {
   readonly maxFailed: number;
   /** AGG_ISOLATION_BUDGET_MS: at most this long narrowing down failures (per window). */
   readonly budgetMs: number;
+}
+
+/** When `report` says WARN or FAIL. */
+export interface ReportThresholds {
+  /** FAIL when the last successful nightly run finished longer ago than this (hours). */
+  readonly maxAgeHours: number;
+  /** WARN when a day's users or attempts fall below this percentage of the median of the days before it. */
+  readonly dropPercent: number;
+  /** How many days before each day its median is taken over. */
+  readonly baselineDays: number;
+  /** With theta enabled: WARN when fewer rows than this percentage have a theta estimate. */
+  readonly minThetaPercent: number;
 }
 
 /** Prometheus metrics of a writing run: pushed to a Pushgateway and/or written for node_exporter. */
@@ -250,6 +264,22 @@ const envSchema = z.object({
     default: '600000',
     help: 'at most this long narrowing down failing combinations, in ms',
   }),
+  AGG_REPORT_MAX_AGE_HOURS: integerVar('AGG_REPORT_MAX_AGE_HOURS', 1, 8_784, {
+    default: '30',
+    help: 'report: FAIL when the last successful nightly run finished longer ago than this (hours)',
+  }),
+  AGG_REPORT_DROP_PERCENT: integerVar('AGG_REPORT_DROP_PERCENT', 0, 100, {
+    default: '50',
+    help: "report: WARN when a day's users or attempts fall below this % of the median of the days before",
+  }),
+  AGG_REPORT_BASELINE_DAYS: integerVar('AGG_REPORT_BASELINE_DAYS', 1, 90, {
+    default: '7',
+    help: 'report: how many days before each day its median is taken over',
+  }),
+  AGG_REPORT_MIN_THETA_PERCENT: integerVar('AGG_REPORT_MIN_THETA_PERCENT', 0, 100, {
+    default: '50',
+    help: 'report, with theta on: WARN when fewer rows than this % have a theta estimate',
+  }),
 });
 
 /** Reads the configuration from an environment (usually `process.env`) and flags. */
@@ -299,6 +329,12 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
     shrink: Object.freeze({ maxDrop: e.AGG_SHRINK_MAX_DROP, minAttempts: e.AGG_SHRINK_MIN_ATTEMPTS }),
     sourceTimezone: e.AGG_SOURCE_TIMEZONE,
     isolation: Object.freeze({ maxFailed: e.AGG_MAX_FAILED, budgetMs: e.AGG_ISOLATION_BUDGET_MS }),
+    report: Object.freeze({
+      maxAgeHours: e.AGG_REPORT_MAX_AGE_HOURS,
+      dropPercent: e.AGG_REPORT_DROP_PERCENT,
+      baselineDays: e.AGG_REPORT_BASELINE_DAYS,
+      minThetaPercent: e.AGG_REPORT_MIN_THETA_PERCENT,
+    }),
   });
 }
 

@@ -37,12 +37,20 @@ export interface DemoResult {
   readonly estimates: number;
   readonly first: RunResult;
   readonly second: RunResult;
+  /** Rows features_topic_daily held before the demo ran (a second demo on the same directory). */
+  readonly existingRows: number;
 }
 
 /** Fills the database with demo data (replacing any earlier demo data) and runs the job twice. */
 export async function runDemo(session: Session, config: Config, options: DemoOptions, emit: Emit): Promise<DemoResult> {
   options.print(`[demo] creating the schema`);
   await migrate(session);
+  const existingRows = (await session.query<{ n: number }>('select count(*)::int as n from features_topic_daily')).rows[0]!.n;
+  if (existingRows > 0) {
+    options.print(
+      `[demo] this directory already holds ${existingRows} feature rows from an earlier demo: the attempts are generated again (the same ones) and the job updates those rows`,
+    );
+  }
   await session.query('drop table if exists attempt');
   await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
   await session.query(createDemoHash);
@@ -79,7 +87,18 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
   const second = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, emit);
   await printSample(session, options);
-  return { attempts, estimates, first, second };
+  return { attempts, estimates, first, second, existingRows };
+}
+
+/** The demo's closing lines: what the two runs did, said plainly also when the data already existed. */
+export function demoSummary(result: DemoResult): string {
+  const { first, second } = result;
+  const firstRun =
+    result.existingRows === 0
+      ? `the first run inserted ${first.inserted} rows`
+      : `the data already existed (${result.existingRows} rows from an earlier demo in this directory): the first run inserted ${first.inserted}, ` +
+        `updated ${first.updated} (the earlier demo's late attempts are gone from the regenerated data), left ${first.unchanged} unchanged and deleted ${first.deleted}`;
+  return `${result.attempts} attempts; ${firstRun}; the re-run after late data updated ${second.updated} and left ${second.unchanged} unchanged.`;
 }
 
 async function printSample(session: Session, options: DemoOptions): Promise<void> {

@@ -24,10 +24,9 @@ export function visible(text: string): string {
   });
 }
 
-/** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. */
-export function formatTable(rows: Record<string, unknown>[]): string[] {
-  if (rows.length === 0) return ['(no rows)'];
-  const columns = Object.keys(rows[0]!);
+/** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. `columns` names them when there may be no rows. */
+export function formatTable(rows: Record<string, unknown>[], columns: string[] = rows.length === 0 ? [] : Object.keys(rows[0]!)): string[] {
+  if (columns.length === 0) return ['(no rows)'];
   const cells = rows.map((row) => columns.map((c) => visible(displayValue(row[c]))));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
   const line = (values: string[]) =>

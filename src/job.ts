@@ -263,7 +263,15 @@ async function writeWindow(
       allowShrink: allowsShrink(options),
       signal: options.signal,
     };
-    const counts = await writeWindowTransaction(session, config, target, emit, ({ combinations, emptyWindow, skippedEstimates }) => {
+    // The first failed combinations go into the run log, so `report` can name them.
+    const failedCombinations: string[] = [];
+    const collect: Emit = (event) => {
+      if (event.type === 'combination_failed' && failedCombinations.length < 5) {
+        failedCombinations.push(`user=${event.userId} topic=${event.topicId} date=${event.date}`);
+      }
+      emit(event);
+    };
+    const counts = await writeWindowTransaction(session, config, target, collect, ({ combinations, emptyWindow, skippedEstimates }) => {
       if (emptyWindow) emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
       if (combinations > 0) {
         emit({ type: 'run_started', combinations, since: window.since, anchor: window.anchor, dryRun: false });
@@ -271,7 +279,13 @@ async function writeWindow(
       }
     });
     if (counts.combinations > 0 || counts.deleted > 0) emit({ type: 'rows_written', ...counts });
-    await finishRunRecord(session, options.runId, { outcome: counts.failed > 0 ? 'failed' : 'success', ...counts });
+    await finishRunRecord(session, options.runId, {
+      outcome: counts.failed > 0 ? 'failed' : 'success',
+      ...counts,
+      ...(counts.failed > 0
+        ? { error: `failed: ${failedCombinations.join('; ')}${counts.failed > failedCombinations.length ? '; …' : ''}` }
+        : {}),
+    });
     return counts;
   } catch (err) {
     await finishRunRecord(session, options.runId, { outcome: 'failed', error: messageOf(err) }).catch(() => undefined);

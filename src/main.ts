@@ -7,7 +7,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { checkBackfillRange, defaultMaxDays, runBackfill } from './backfill.js';
 import { loadConfig, parseDay, variables, type Config, type Flags } from './config.js';
 import { openDatabase, type Database, type Session } from './db.js';
-import { runDemo } from './demo.js';
+import { demoSummary, runDemo } from './demo.js';
+import { explainRow } from './explain.js';
+import { formatExplanation } from './explain-text.js';
 import { ConfigError, ExitCode, JobError, isConnectionError, messageOf, sqlState } from './errors.js';
 import { importAttempts } from './import-attempts.js';
 import { runDaily, type Shard } from './job.js';
@@ -16,10 +18,14 @@ import { publishMetrics, type RunOutcome } from './metrics.js';
 import { migrate } from './migrate.js';
 import { barProgress, lineProgress, type ProgressTerminal } from './progress.js';
 import { maskPasswords, passwordsOf } from './redact.js';
-import { collectReport, formatReport } from './report.js';
+import { collectReport } from './report.js';
+import { writeReportPage } from './report/html.js';
+import { formatReport } from './report/text.js';
 import { withRunRetries } from './retry.js';
 import { closest } from './suggest.js';
 import { runVerify } from './verify.js';
+import { runReadOnly } from './read-only-query.js';
+import { formatTable } from './format.js';
 import { jobVersion } from './version.js';
 
 interface Io {
@@ -30,6 +36,8 @@ interface Io {
   readonly signal?: AbortSignal;
   /** The terminal a backfill draws its progress bar on (stderr, when it is a TTY); else progress lines. */
   readonly progressTerminal?: ProgressTerminal | undefined;
+  /** The width of the terminal stdout is on, if it is one (report fits its lines to it). */
+  readonly columns?: number | undefined;
 }
 
 /** A whole-number flag within bounds, or a usage error naming it. */
@@ -319,18 +327,76 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
   program
     .command('report')
-    .description('coverage per day, theta coverage, recent rows and the last runs, as aligned tables (or --json) on stdout')
+    .description(
+      'a verdict (OK/WARN/FAIL with reasons), coverage per day with bars, theta coverage, recent rows and the last runs (or --json, --html FILE)',
+    )
     .option('--days <n>', 'days covered, ending at --date', '7')
-    .option('--date <YYYY-MM-DD>', 'last day covered (default: yesterday in AGG_TIMEZONE)')
+    .option('--date <YYYY-MM-DD>', 'last day covered (default: yesterday in AGG_TIMEZONE, or the newest day with rows)')
     .option('--limit <n>', 'rows listed in the recent-rows and last-runs sections', '10')
     .option('--json', 'print one JSON document instead of tables')
-    .action(async (opts: { days: string; date?: string; limit: string; json?: boolean }) => {
+    .option('--html <file>', 'also write a self-contained HTML page with charts to <file>')
+    .option('--check', 'exit 1 when the verdict is FAIL (for a monitoring probe)')
+    .option('--fail-on-warn', 'with --check: exit 1 on WARN too')
+    .option('--width <n>', 'line width of the text (default: the terminal width, else 100)')
+    .action(
+      async (opts: {
+        days: string;
+        date?: string;
+        limit: string;
+        json?: boolean;
+        html?: string;
+        check?: boolean;
+        failOnWarn?: boolean;
+        width?: string;
+      }) => {
+        const config = withConfig({ date: opts.date });
+        const days = wholeNumber(opts.days, '--days', 1, 366);
+        const limit = wholeNumber(opts.limit, '--limit', 0, 1000);
+        const width = opts.width === undefined ? (io.columns ?? 100) : wholeNumber(opts.width, '--width', 40, 1000);
+        if (opts.failOnWarn && !opts.check) throw new ConfigError('--fail-on-warn needs --check');
+        const report = await collectReport(await open(config), config, { days, date: opts.date, limit });
+        if (opts.json) io.stdout(JSON.stringify(report, null, 2) + '\n');
+        else io.stdout(formatReport(report, width).join('\n') + '\n');
+        if (opts.html !== undefined) {
+          await writeReportPage(opts.html, report);
+          emit({ type: 'message', level: 'info', message: `Wrote the report page to ${opts.html}` });
+        }
+        const status = report.verdict.status;
+        if (opts.check && (status === 'FAIL' || (status === 'WARN' && opts.failOnWarn))) exitCode = ExitCode.failed;
+      },
+    );
+
+  program
+    .command('explain')
+    .description(
+      'show how one row is made: its attempts, median, 14-day halves, theta, improvement terms; stored vs recomputed (exit 1 if they differ)',
+    )
+    .requiredOption('--user <user_id>', 'the user_id of the row')
+    .requiredOption('--topic <topic_id>', 'the topic_id of the row')
+    .requiredOption('--date <YYYY-MM-DD>', 'the day of the row')
+    .option('--json', 'print one JSON document instead of text')
+    .action(async (opts: { user: string; topic: string; date: string; json?: boolean }) => {
       const config = withConfig({ date: opts.date });
-      const days = wholeNumber(opts.days, '--days', 1, 366);
-      const limit = wholeNumber(opts.limit, '--limit', 0, 1000);
-      const report = await collectReport(await open(config), config, { days, date: opts.date, limit });
-      if (opts.json) io.stdout(JSON.stringify(report, null, 2) + '\n');
-      else io.stdout(formatReport(report).join('\n') + '\n');
+      const explanation = await explainRow(await open(config), config, { user: opts.user, topic: opts.topic, date: opts.date }, emit);
+      if (opts.json) io.stdout(JSON.stringify(explanation, null, 2) + '\n');
+      else io.stdout(formatExplanation(explanation).join('\n') + '\n');
+      if (explanation.differences.length > 0) exitCode = ExitCode.failed;
+    });
+
+  program
+    .command('sql')
+    .description('run one read-only statement (in a read-only transaction) on the configured database and print an aligned table')
+    .argument('<statement>', 'one SQL statement, e.g. "select count(*) from features_topic_daily"')
+    .option('--json', 'print the rows as a JSON array')
+    .action(async (statement: string, opts: { json?: boolean }) => {
+      const config = withConfig();
+      const result = await runReadOnly(await open(config), config, statement);
+      if (opts.json) io.stdout(JSON.stringify(result.rows, null, 2) + '\n');
+      else
+        io.stdout(
+          [...formatTable(result.rows, result.columns), `(${result.rows.length} ${result.rows.length === 1 ? 'row' : 'rows'})`].join('\n') +
+            '\n',
+        );
     });
 
   program
@@ -371,7 +437,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         emit,
       );
       io.stdout(
-        `\n[demo] done: ${result.attempts} attempts; first run inserted ${result.first.inserted} rows, the re-run after late data updated ${result.second.updated} and left ${result.second.unchanged} unchanged.\n` +
+        `\n[demo] done: ${demoSummary(result)}\n` +
           `[demo] query it yourself: DATABASE_URL=pglite:${opts.dir} node dist/cli.js --dry-run --date ${opts.date}\n`,
       );
     });

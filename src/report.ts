@@ -1,19 +1,23 @@
 /**
- * `report`: the checks of an operator's morning in one command: coverage per day (users, rows,
- * attempts), theta coverage, the most recent rows and the last runs of the run log. Read-only;
- * the CLI prints it as aligned tables or as JSON.
+ * `report`: the checks of an operator's morning in one command: a verdict (OK, WARN or FAIL,
+ * with its reasons), coverage per day against the days before it, theta coverage, the most
+ * recently changed rows and the last runs of the run log. Read-only; the CLI prints it as
+ * text (report/text.ts), JSON or an HTML page (report/html.ts).
  */
 import type { Config } from './config.js';
 import type { Session } from './db.js';
-import { formatTable } from './format.js';
 import { checkSchema } from './migrate.js';
-import { coveragePerDay, lastRuns, recentRows } from './sql/report.js';
+import { judge, withTrend, type DayTrend, type ShardHealth, type Verdict, type VerifyRecord } from './report/verdict.js';
+import { coveragePerDay, improvementHistogram, lastRuns, lastVerify, latestDataDay, recentRows, runHealth } from './sql/report.js';
 import { planWindow } from './window.js';
 
 export interface ReportOptions {
   /** Days covered, ending at `date` (default 7). */
   readonly days: number;
-  /** The last day covered; default yesterday in AGG_TIMEZONE (the nightly run's anchor). */
+  /**
+   * The last day covered; default yesterday in AGG_TIMEZONE (the nightly run's anchor), or the
+   * newest day with rows when yesterday has none (said in `notes`).
+   */
   readonly date?: string | undefined;
   /** Rows of the recent-rows and last-runs sections (default 10). */
   readonly limit?: number;
@@ -30,9 +34,18 @@ export interface CoverageDay {
 }
 
 export interface Report {
+  readonly verdict: Verdict;
   readonly period: { readonly from: string; readonly to: string; readonly days: number; readonly timezone: string };
+  /** How the period was chosen when --date was not given, e.g. that yesterday had no rows. */
+  readonly notes: string[];
   readonly coverage: CoverageDay[];
-  readonly theta: { readonly rows: number; readonly with_theta: number; readonly share: number | null };
+  /** Each day's users and attempts with the median of the days before it, newest first. */
+  readonly trend: DayTrend[];
+  readonly theta: { readonly enabled: boolean; readonly rows: number; readonly with_theta: number; readonly share: number | null };
+  /** Rows per improvement bin of width 0.1 from −1 (bin 1) to 1 (bin 20); bin null: no improvement. */
+  readonly improvement: { readonly bin: number | null; readonly rows: number }[];
+  readonly shards: ShardHealth[];
+  readonly last_verify: VerifyRecord | null;
   readonly recent_rows: Record<string, unknown>[];
   readonly runs: Record<string, unknown>[];
 }
@@ -41,53 +54,46 @@ export interface Report {
 export async function collectReport(session: Session, config: Config, options: ReportOptions): Promise<Report> {
   await checkSchema(session);
   const limit = options.limit ?? 10;
-  const window = await planWindow(session, { date: options.date, lookbackDays: options.days - 1, timezone: config.timezone });
-  const coverage = (await session.query<CoverageDay>(coveragePerDay, [window.anchor, options.days])).rows;
+  const { baselineDays } = config.report;
+  const notes: string[] = [];
+  let window = await planWindow(session, { date: options.date, lookbackDays: options.days - 1, timezone: config.timezone });
+  if (options.date === undefined) {
+    const latest = (await session.query<{ day: string | null }>(latestDataDay)).rows[0]!.day;
+    if (latest === null) notes.push('features_topic_daily is empty: run the job (or a backfill) first');
+    else if (latest < window.anchor) {
+      notes.push(
+        `no rows for ${window.anchor} (yesterday in ${config.timezone}); the newest data is on ${latest}: reporting the ${options.days} days up to it (--date chooses the period)`,
+      );
+      window = await planWindow(session, { date: latest, lookbackDays: options.days - 1, timezone: config.timezone });
+    }
+  }
+  const history = (await session.query<CoverageDay>(coveragePerDay, [window.anchor, options.days + baselineDays])).rows;
+  const coverage = history.slice(0, options.days);
+  const trend = withTrend(history, options.days, baselineDays);
   const rows = coverage.reduce((sum, d) => sum + d.rows, 0);
   const withTheta = coverage.reduce((sum, d) => sum + d.theta_rows, 0);
+  const improvement = (await session.query<{ bin: number | null; rows: number }>(improvementHistogram, [window.anchor, options.days])).rows;
   const recent = (await session.query<Record<string, unknown>>(recentRows, [window.anchor, options.days, limit])).rows;
   const runs = (await session.query<Record<string, unknown>>(lastRuns, [limit])).rows;
+  const shards = (await session.query<ShardHealth>(runHealth)).rows;
+  const verify = (await session.query<VerifyRecord>(lastVerify)).rows[0];
+  const theta = {
+    enabled: config.includeTheta,
+    rows,
+    with_theta: withTheta,
+    share: rows === 0 ? null : Number((withTheta / rows).toFixed(4)),
+  };
   return {
+    verdict: judge({ shards, verify, days: trend, theta: { enabled: config.includeTheta, rows, withTheta } }, config.report),
     period: { from: window.since, to: window.anchor, days: options.days, timezone: config.timezone },
+    notes,
     coverage,
-    theta: { rows, with_theta: withTheta, share: rows === 0 ? null : Number((withTheta / rows).toFixed(4)) },
+    trend,
+    theta,
+    improvement,
+    shards,
+    last_verify: verify ?? null,
     recent_rows: recent,
     runs,
   };
-}
-
-/** The report as text: a title, then one aligned table per section. */
-export function formatReport(report: Report): string[] {
-  const { period, theta } = report;
-  const percent = (part: number, whole: number) => (whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)}%`);
-  const coverage = report.coverage.map((d) => ({
-    date: d.date,
-    users: d.users,
-    rows: d.rows,
-    topics: d.topics,
-    attempts: d.attempts,
-    theta_rows: d.theta_rows,
-    theta_share: percent(d.theta_rows, d.rows),
-    last_computed_at: d.last_computed_at,
-  }));
-  // The short run id is enough to find the row; a long error is cut to keep the table readable.
-  const runs = report.runs.map((r) => ({
-    ...r,
-    run_id: typeof r.run_id === 'string' ? r.run_id.slice(0, 8) : r.run_id,
-    error: typeof r.error === 'string' && r.error.length > 60 ? `${r.error.slice(0, 59)}…` : r.error,
-  }));
-  return [
-    `features_topic_daily report: ${period.from}..${period.to} (${period.days} days, AGG_TIMEZONE=${period.timezone})`,
-    '',
-    'Coverage per day',
-    ...formatTable(coverage),
-    '',
-    `Theta coverage: ${theta.with_theta} of ${theta.rows} rows have theta_estimate (${percent(theta.with_theta, theta.rows)})`,
-    '',
-    `Recent rows (newest ${report.recent_rows.length})`,
-    ...formatTable(report.recent_rows),
-    '',
-    `Last runs (newest ${report.runs.length}, from aggregate_features_runs)`,
-    ...formatTable(runs),
-  ];
 }

@@ -5,6 +5,7 @@
  */
 import type { Config } from './config.js';
 import type { Session } from './db.js';
+import { sqlState } from './errors.js';
 import { jobVersion } from './version.js';
 import type { Window } from './window.js';
 
@@ -100,4 +101,57 @@ export async function lastSuccessAnchor(session: Session, shard: { index: number
     [`${shard.index}/${shard.count}`],
   );
   return result.rows[0]?.anchor;
+}
+
+/** What a verify found, for its run-log row. */
+export interface VerifyRecordEntry {
+  readonly runId: string;
+  readonly shard: { readonly index: number; readonly count: number };
+  readonly window: Window;
+  readonly config: Config;
+  readonly startedAt: string;
+  readonly expectedRows: number;
+  /** Rows that differ, are missing or are unexpected. */
+  readonly drifted: number;
+  /** The summary of the drift, e.g. "3 rows differ (differs=1, missing=1, unexpected=1)"; undefined when none. */
+  readonly drift: string | undefined;
+}
+
+/**
+ * Records a finished verify (command 'verify': outcome failed on drift), so that `report` can
+ * say whether the last verify found drift. Best effort: a role that may only SELECT, or a
+ * replica, cannot write the run log; then nothing is recorded and verify works as before.
+ * Returns whether the row was written.
+ */
+export async function recordVerify(session: Session, entry: VerifyRecordEntry): Promise<boolean> {
+  try {
+    await session.query(
+      `insert into aggregate_features_runs
+         (run_id, job_version, command, shard, since, anchor, flags, started_at, finished_at, outcome, combinations, failed, error)
+       values ($1, $2, 'verify', $3, $4::date, $5::date, $6::jsonb, $7::timestamptz, clock_timestamp(), $8, $9, $10, $11)`,
+      [
+        entry.runId,
+        jobVersion,
+        `${entry.shard.index}/${entry.shard.count}`,
+        entry.window.since,
+        entry.window.anchor,
+        JSON.stringify({
+          include_theta: entry.config.includeTheta,
+          improvement_mode: entry.config.improvementMode,
+          timezone: entry.config.timezone,
+        }),
+        entry.startedAt,
+        entry.drift === undefined ? 'success' : 'failed',
+        entry.expectedRows,
+        entry.drifted,
+        entry.drift ?? null,
+      ],
+    );
+    return true;
+  } catch (err) {
+    const state = sqlState(err);
+    // 42501: no INSERT privilege; 25006: a read-only transaction (a replica, default_transaction_read_only).
+    if (state === '42501' || state === '25006') return false;
+    throw err;
+  }
 }

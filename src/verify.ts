@@ -4,12 +4,14 @@
  * reported row by row (capped) and makes the command exit 1. It only reads: no lock, no
  * temporary table, no run-log row, so a SELECT-only role can run it.
  */
+import { randomUUID } from 'node:crypto';
 import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { withIdentifiers } from './identifiers.js';
 import { applySessionSettings, computeParameters, prepareComputation, type Shard } from './job.js';
 import type { Emit } from './log.js';
 import { checkSchema } from './migrate.js';
+import { recordVerify } from './run-log.js';
 import { valueColumns, verifyWindow, type ValueColumn } from './sql/verify.js';
 import { planRange, planWindow, type Window } from './window.js';
 
@@ -71,6 +73,7 @@ interface SampleRow {
 /** Compares the window with a fresh computation; emits one event per differing row shown and a summary. */
 export async function runVerify(session: Session, config: Config, options: VerifyOptions, emit: Emit): Promise<VerifyResult> {
   const started = Date.now();
+  const startedAt = new Date(started).toISOString();
   const shard = options.shard ?? { index: 1, count: 1 };
   await checkSchema(session);
   const work = await prepareComputation(session, config, emit);
@@ -108,7 +111,18 @@ export async function runVerify(session: Session, config: Config, options: Verif
   };
   for (const difference of differences) emit({ type: 'verify_difference', difference });
   emit({ type: 'verify_summary', summary });
-  const drift = row.differs + row.missing + row.unexpected > 0;
+  const drifted = row.differs + row.missing + row.unexpected;
+  const drift = drifted > 0;
+  await recordVerify(session, {
+    runId: randomUUID(),
+    shard,
+    window,
+    config,
+    startedAt,
+    expectedRows: row.expected_rows,
+    drifted,
+    drift: drift ? `${drifted} rows differ (differs=${row.differs}, missing=${row.missing}, unexpected=${row.unexpected})` : undefined,
+  });
   return { window, summary, differences, drift, durationMs: Date.now() - started };
 }
 

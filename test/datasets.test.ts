@@ -5,15 +5,15 @@
  * (CI=true: a CI that lost the data must not pass with zero comparisons) and are skipped,
  * visibly, elsewhere (each one reported as a skipped test naming the missing file).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'csv-parse/sync';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { parseQualifiedName } from '../src/identifiers.js';
 import { importAttempts } from '../src/import-attempts.js';
 import { runDaily } from '../src/job.js';
-import { oracle, type OracleAttempt } from './oracle/oracle.js';
+import { oracle } from './oracle/oracle.js';
+import { readAttempts } from './support/datasets.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
 import { prepareSchema, readFeatures } from './support/data.js';
@@ -49,19 +49,6 @@ const fileOf = (dataset: Dataset) => `${datasetsDirectory}${dataset.name}/attemp
 const present = datasets.filter((d) => existsSync(fileOf(d)));
 const missing = datasets.filter((d) => !present.includes(d));
 const inCi = process.env.CI === 'true' || process.env.CI === '1';
-
-function readAttempts(file: string): OracleAttempt[] {
-  const records = parse<Record<string, string>>(readFileSync(file), { columns: true });
-  const bool = (v: string | undefined) => (v === '' || v === undefined ? null : v === 'true');
-  return records.map((r) => ({
-    student_id: r.student_id || null,
-    topic_id: r.topic_id || null,
-    completed_at: r.completed_at!,
-    correct: bool(r.correct),
-    response_time_ms: r.response_time_ms === '' || r.response_time_ms === undefined ? null : Number(r.response_time_ms),
-    hint_used: bool(r.hint_used),
-  }));
-}
 
 const backends = present.length > 0 ? await allBackends('datasets') : [];
 

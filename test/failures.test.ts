@@ -86,11 +86,12 @@ describe.each(backends)('failure isolation and guards ($name)', (backend) => {
     const stored = byKey(await readFeatures(t.session));
     expect(stored.filter((r) => !isFailed(r))).toEqual(byKey(expected));
     expect(stored.find(isFailed)?.attempts).toBe(42);
-    const run = await t.session.query<{ outcome: string; failed: number }>(
-      `select outcome, failed from aggregate_features_runs where run_id = $1`,
+    const run = await t.session.query<{ outcome: string; failed: number; error: string }>(
+      `select outcome, failed, error from aggregate_features_runs where run_id = $1`,
       [result.runId],
     );
-    expect(run.rows[0]).toEqual({ outcome: 'failed', failed: 1 });
+    // The run log names the failed combinations, for `report`.
+    expect(run.rows[0]).toEqual({ outcome: 'failed', failed: 1, error: 'failed: user=u2 topic=algebra date=2025-10-30' });
   });
 
   test('an empty source for a window with rows deletes nothing and fails; --allow-empty-source wipes', async () => {

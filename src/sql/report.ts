@@ -36,15 +36,78 @@ from days d
 left join stored s on s.date = d.date
 order by d.date desc`;
 
-/** The $3 most recent rows of the period from $1 − $2 + 1 to $1: newest day first. */
+/**
+ * The $3 most recently changed rows of the period from $1 − $2 + 1 to $1 (computed_at says
+ * when a row's values last changed), newest first.
+ */
 export const recentRows = `
 select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
        theta_estimate::text as theta_estimate, theta_sd::text as theta_sd, improvement::text as improvement,
        last_seen_at::text as last_seen_at, computed_at::text as computed_at
 from features_topic_daily
 where date between $1::date - ($2::int - 1) and $1::date
-order by date desc, computed_at desc, user_id collate "C", topic_id collate "C"
+order by computed_at desc, date desc, user_id collate "C", topic_id collate "C"
 limit $3::int`;
+
+/** The newest day that holds rows, or NULL for an empty table (where a default report should look). */
+export const latestDataDay = `select max(date)::text as day from features_topic_daily`;
+
+/**
+ * The run log's health, one row per shard of the current shard count (the count of the newest
+ * nightly run; shards of an earlier layout are ignored): the last successful nightly run (its
+ * anchor, when it finished, hours since) and the newest writing run (run or backfill) with its
+ * outcome. Ages are measured by the database's clock, as the run log's timestamps are.
+ */
+export const runHealth = `
+with current_layout as (
+  select split_part(shard, '/', 2) as count
+  from aggregate_features_runs where command = 'run'
+  order by started_at desc limit 1
+),
+shards as (
+  select distinct r.shard from aggregate_features_runs r, current_layout c
+  where r.command in ('run', 'backfill') and split_part(r.shard, '/', 2) = c.count
+)
+select s.shard,
+       ok.anchor::text as success_anchor, ok.finished_at::text as success_finished_at,
+       round((extract(epoch from (now() - ok.finished_at)) / 3600)::numeric, 1)::float8 as success_age_hours,
+       last.run_id, last.command, last.outcome, last.failed, last.error,
+       last.anchor::text as last_anchor, last.started_at::text as last_started_at,
+       round((extract(epoch from (now() - last.started_at)) / 3600)::numeric, 1)::float8 as last_age_hours
+from shards s
+left join lateral (
+  select anchor, finished_at from aggregate_features_runs
+  where shard = s.shard and command = 'run' and outcome = 'success'
+  order by finished_at desc limit 1
+) ok on true
+left join lateral (
+  select run_id, command, outcome, failed, error, anchor, started_at from aggregate_features_runs
+  where shard = s.shard and command in ('run', 'backfill')
+  order by started_at desc limit 1
+) last on true
+order by s.shard`;
+
+/** The newest verify recorded in the run log, with hours since it finished. */
+export const lastVerify = `
+select run_id, since::text as since, anchor::text as anchor, outcome, failed, error,
+       finished_at::text as finished_at,
+       round((extract(epoch from (now() - finished_at)) / 3600)::numeric, 1)::float8 as age_hours
+from aggregate_features_runs
+where command = 'verify' and finished_at is not null
+order by finished_at desc
+limit 1`;
+
+/**
+ * How many rows of the period from $1 − $2 + 1 to $1 have an improvement in each of 20 bins
+ * of width 0.1 from −1 to 1 (bin 1 is [−1, −0.9), bin 20 is [0.9, 1]), and how many have none.
+ */
+export const improvementHistogram = `
+-- least() ignores NULLs, so a NULL improvement is kept NULL explicitly.
+select case when improvement is not null then least(width_bucket(improvement, -1, 1, 20), 20) end as bin, count(*)::int as rows
+from features_topic_daily
+where date between $1::date - ($2::int - 1) and $1::date
+group by 1
+order by 1 nulls first`;
 
 /** The $1 latest runs of the run log, newest first. */
 export const lastRuns = `

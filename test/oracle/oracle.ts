@@ -188,7 +188,7 @@ function clampAndRoundMilli(x: Surd): bigint {
 }
 
 /** numeric(6,3) text of a number of thousandths, as PostgreSQL prints it (never "-0.000"). */
-function formatMilli(m: bigint): string {
+export function formatMilli(m: bigint): string {
   const negative = m < 0n;
   const abs = negative ? -m : m;
   const intPart = abs / 1000n;
@@ -232,7 +232,7 @@ function dayNumber(year: number, month: number, day: number): number {
   return dt.getTime() / 86_400_000;
 }
 
-function parseDate(text: string): number {
+export function parseDate(text: string): number {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
   if (m === null) throw new Error(`oracle: not a YYYY-MM-DD date: ${JSON.stringify(text)}`);
   return dayNumber(Number(m[1]), Number(m[2]), Number(m[3]));
@@ -247,7 +247,7 @@ function formatDate(dayNum: number): string {
  * ±HH:MM, ±HH:MM:SS) is required; up to 6 fractional digits (PostgreSQL's precision).
  * Years 2…9998 only, so that every local date is an ordinary 4-digit AD date.
  */
-function parseInstant(text: string): bigint {
+export function parseInstant(text: string): bigint {
   const m =
     /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2})(?::?(\d{2}))?)?)$/.exec(
       text.trim(),
@@ -280,7 +280,7 @@ function floorDiv(a: bigint, b: bigint): bigint {
 }
 
 /** max completed_at text: UTC with milliseconds; 6 fractional digits only if the instant has sub-millisecond precision. */
-function formatInstant(micros: bigint): string {
+export function formatInstant(micros: bigint): string {
   const ms = floorDiv(micros, 1000n);
   const subMs = micros - ms * 1000n;
   const iso = new Date(Number(ms)).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
@@ -291,7 +291,7 @@ function formatInstant(micros: bigint): string {
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
 /** Day number of the local calendar date of an instant in an IANA time zone. */
-function localDay(micros: bigint, timezone: string): number {
+export function localDay(micros: bigint, timezone: string): number {
   let fmt = formatters.get(timezone);
   if (fmt === undefined) {
     fmt = new Intl.DateTimeFormat('en-US', {
@@ -320,7 +320,7 @@ function localDay(micros: bigint, timezone: string): number {
 // ---------------------------------------------------------------------------------------------
 // Theta estimates (§5).
 
-interface ValidEstimate {
+export interface ValidEstimate {
   user_id: string;
   topic_id: string; // '' for mirt rows
   theta: Rat;
@@ -334,7 +334,7 @@ interface ValidEstimate {
 const NUMERIC_6_3_MAX_MILLI = 999_999n; // numeric(6,3): |value| ≤ 999.999
 
 /** The estimate as the job sees it, or null when it is invalid (skipped everywhere). */
-function validateEstimate(
+export function validateEstimate(
   user_id: string,
   topic_id: string,
   thetaText: string | null,
@@ -374,7 +374,7 @@ function isBetter(x: ValidEstimate, y: ValidEstimate): boolean {
 }
 
 /** The best estimate in the list whose local day lies in [fromDay, toDay], or null. */
-function latest(list: ValidEstimate[], fromDay: number, toDay: number): ValidEstimate | null {
+export function latest(list: ValidEstimate[], fromDay: number, toDay: number): ValidEstimate | null {
   let best: ValidEstimate | null = null;
   for (const e of list) {
     if (e.day < fromDay || e.day > toDay) continue;
@@ -405,7 +405,7 @@ function exposure(nR: number): Rat {
 }
 
 /** clamp((p_r − p_p)·exposure·(1 − min(0.5, 1.96·sqrt(p_r(1−p_r)/n_r))), −1, 1), in thousandths; null if n_r = 0 or n_p = 0. */
-function accuracyImprovementMilli(nR: number, cR: number, nP: number, cP: number): bigint | null {
+export function accuracyImprovementMilli(nR: number, cR: number, nP: number, cP: number): bigint | null {
   if (nR === 0 || nP === 0) return null;
   const diff = ratSub(rat(BigInt(cR), BigInt(nR)), rat(BigInt(cP), BigInt(nP)));
   const scale = ratMul(diff, exposure(nR));
@@ -424,7 +424,7 @@ function accuracyImprovementMilli(nR: number, cR: number, nP: number, cP: number
 }
 
 /** clamp((θ_recent − θ_prev)·exposure·(1 − min(0.5, 1.96·se_recent)), −1, 1), in thousandths; factor 1 when se_recent is NULL. */
-function thetaImprovementMilli(nR: number, recent: ValidEstimate, prev: ValidEstimate): bigint {
+export function thetaImprovementMilli(nR: number, recent: ValidEstimate, prev: ValidEstimate): bigint {
   const diff = ratSub(recent.theta, prev.theta);
   let factor = rat(1n);
   if (recent.se !== null) factor = ratSub(rat(1n), ratMin(rat(1n, 2n), ratMul(rat(49n, 25n), recent.se)));

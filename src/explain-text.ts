@@ -1,0 +1,117 @@
+/** `explain` as text: one section per step of the row's computation, then stored vs recomputed. */
+import type { ExplainEstimate, Explanation } from './explain.js';
+import { displayValue, formatTable } from './format.js';
+
+const yes = (flag: boolean) => (flag ? 'yes' : '');
+const num = (value: number | null, digits = 6) => (value === null ? 'NULL' : Number(value.toFixed(digits)).toString());
+
+/** The explanation as lines of text. */
+export function formatExplanation(e: Explanation): string[] {
+  const out: string[] = [`explain user=${e.user_id} topic=${e.topic_id} date=${e.date} (AGG_TIMEZONE=${e.timezone})`, ''];
+
+  out.push(`Attempts on ${e.date} (${e.attempts.length})`);
+  out.push(
+    ...formatTable(
+      e.attempts.map((a, i) => ({
+        '#': i + 1,
+        completed_at: a.completed_at,
+        correct: a.correct,
+        response_time_ms: a.response_time_ms,
+        hint_used: a.hint_used,
+        counts_correct: yes(a.counts_correct),
+        valid_time: yes(a.valid_time),
+        counts_hint: yes(a.counts_hint),
+        last: yes(a.is_last),
+      })),
+    ),
+  );
+  const { counts, avg_time: avg, median } = e;
+  out.push(
+    `  attempts     = ${counts.attempts} (every attempt of the day)`,
+    `  correct      = ${counts.correct} (correct IS TRUE)`,
+    `  hints        = ${counts.hints} (hint_used IS TRUE)`,
+    `  last_seen_at = ${displayValue(counts.last_seen_at)}`,
+    `  avg_time_ms  = ${avg.mean === null ? 'NULL (no valid response time: not NULL and ≥ 0)' : `round(${avg.sum} / ${avg.valid_times} = ${num(avg.mean, 3)}) = ${avg.rounded}`}`,
+    `  rt_median    = ${
+      median.value === null
+        ? 'NULL (no valid response time)'
+        : `${median.sorted_valid_times.length} valid times, middle ${median.middle.length === 1 ? 'value' : 'values'} ${median.middle.join(' and ')} → ${num(median.value, 1)} → ${median.rounded}`
+    }`,
+  );
+  if (median.sorted_valid_times.length > 0 && median.sorted_valid_times.length <= 40)
+    out.push(`                 sorted: ${median.sorted_valid_times.join(', ')}`);
+
+  const { recent, previous } = e.halves;
+  out.push('', 'Improvement halves (attempts with correct not NULL, per day: answered/correct)');
+  out.push(
+    ...formatTable(e.halves.days.map((d) => ({ day: d.day, half: d.half, answered: d.answered, correct: d.correct }))),
+    `  recent   ${recent.from}..${recent.to}: n_r = ${recent.n}, c_r = ${recent.c}`,
+    `  previous ${previous.from}..${previous.to}: n_p = ${previous.n}, c_p = ${previous.c}`,
+  );
+
+  const t = e.improvement;
+  out.push('', `Improvement (formula: ${t.formula})`);
+  if (t.formula === 'none') out.push(`  NULL: ${t.n_r === 0 ? 'n_r' : 'n_p'} = 0 (a half without answered attempts)`);
+  else {
+    out.push(`  exposure = min(1, n_r / 30) = min(1, ${t.n_r}/30) = ${num(t.exposure)}`);
+    if (t.formula === 'accuracy') {
+      out.push(
+        `  p_r = c_r / n_r = ${t.c_r}/${t.n_r} = ${num(t.p_r)}`,
+        `  p_p = c_p / n_p = ${t.c_p}/${t.n_p} = ${num(t.p_p)}`,
+        `  penalty = 1 − min(0.5, 1.96·sqrt(p_r·(1 − p_r)/n_r)) = ${num(t.penalty)}`,
+        `  improvement = clamp((p_r − p_p) · exposure · penalty, −1, 1) = ${num(t.unrounded, 9)}`,
+      );
+    } else {
+      out.push(
+        `  θ_recent = ${t.theta_recent} (latest valid estimate updated ${recent.from}..${recent.to}), θ_prev = ${t.theta_prev} (${previous.from}..${previous.to})`,
+        `  factor = 1 − min(0.5, 1.96·se_recent) = ${num(t.penalty)} (se_recent = ${displayValue(t.se_recent)}; 1 when NULL)`,
+        `  improvement = clamp((θ_recent − θ_prev) · exposure · factor, −1, 1) = ${num(t.unrounded, 9)}`,
+      );
+    }
+    out.push('  rounded half away from zero to 3 decimals (the job computes it exactly in numeric)');
+  }
+
+  if (e.theta === undefined) out.push('', 'Theta: AGG_INCLUDE_THETA=false (theta_estimate and theta_sd are not written by this job)');
+  else {
+    const chosen = e.theta.chosen;
+    out.push(
+      '',
+      `Theta as of ${e.date}: ${chosen ? `theta_estimate = ${chosen.theta}, theta_sd = ${displayValue(chosen.sd)} from ${chosen.table} at ${chosen.at}` : 'none (NULL)'}`,
+    );
+    out.push(...estimateTable('student_topic_theta', e.theta.estimates));
+    if (e.theta.mirt !== undefined) out.push(...estimateTable('mirt_ability (fallback)', e.theta.mirt));
+  }
+
+  out.push('', 'Stored vs recomputed (the job’s own computation, now)');
+  out.push(
+    ...formatTable(
+      (Object.keys(e.recomputed ?? e.stored ?? {}) as (keyof NonNullable<Explanation['stored']>)[]).map((c) => ({
+        column: c,
+        stored: e.stored === null ? '(no row)' : e.stored[c],
+        recomputed: e.recomputed === null ? '(no attempts)' : e.recomputed[c],
+        '': e.differences.includes(c) ? 'DIFFERS' : '',
+      })),
+    ),
+  );
+  out.push(
+    e.differences.length === 0
+      ? 'The stored row equals a fresh computation.'
+      : `DIFFERS in ${e.differences.join(', ')}: the row is out of date (late or corrected data) or was written by something else; re-run its window (run --date ${e.date}, or backfill).`,
+  );
+  return out;
+}
+
+function estimateTable(title: string, estimates: ExplainEstimate[]): string[] {
+  const rows = estimates.map((s) => ({
+    at: s.at,
+    theta: s.theta,
+    se: s.se,
+    use: s.chosen ? 'CHOSEN' : (s.skipped ?? 'older'),
+    recent: yes(s.recent),
+    previous: yes(s.previous),
+  }));
+  return [
+    `  ${title}: ${estimates.length} estimates, newest first (skipped: invalid or after the day)`,
+    ...formatTable(rows).map((l) => `  ${l}`),
+  ];
+}

@@ -323,7 +323,7 @@ describe('two processes on one PGlite directory', () => {
     // keeps holding it, however fast or slow the machine, until the test lets it go on.
     const lockedBy = () => {
       try {
-        return readFileSync(lockFile, 'utf8').trim();
+        return readFileSync(lockFile, 'utf8').split('\n')[0]!.trim(); // the holder's pid is the first line
       } catch {
         return ''; // not there yet
       }

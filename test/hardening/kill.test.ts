@@ -429,7 +429,7 @@ describe('kill -9 on PGlite', () => {
       if (!wasKilled) expect(outcome.code, outcome.stderr).toBe(0);
 
       // The killed process's lock file is left behind, naming a dead process …
-      if (wasKilled && existsSync(lockFile)) expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(run.pid));
+      if (wasKilled && existsSync(lockFile)) expect(readFileSync(lockFile, 'utf8').split('\n')[0]).toBe(String(run.pid));
       // … and the next run takes it over (a dry run: it writes nothing, so the state stays as the kill left it).
       const dry = await runCli(['--date', anchor, '--dry-run'], runEnv(backend, target));
       expect(dry.code, dry.stderr).toBe(0);
@@ -462,7 +462,7 @@ describe('kill -9 on PGlite', () => {
     const run = spawnCli(['--date', anchor], runEnv(backend, 'S1'));
     const lockedBy = () => {
       try {
-        return readFileSync(lockFile, 'utf8').trim();
+        return readFileSync(lockFile, 'utf8').split('\n')[0]!.trim(); // the holder's pid is the first line
       } catch {
         return ''; // not there yet
       }

@@ -15,17 +15,8 @@ import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, serverBackend, useSession } from './support/backends.js';
 import { cliPath, runCli } from './support/cli.js';
-import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+import { attempt, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { waitFor } from './support/wait.js';
-
-const attempt = (student: string, topic: string, at: string, rt: number, correct = true): OracleAttempt => ({
-  student_id: student,
-  topic_id: topic,
-  completed_at: at,
-  correct,
-  response_time_ms: rt,
-  hint_used: false,
-});
 
 const attempts: OracleAttempt[] = [
   attempt('u1', 'algebra', '2025-10-20T10:00:00Z', 1000),

@@ -12,16 +12,7 @@ import type { RunEvent } from '../src/log.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
-import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
-
-const attempt = (student: string, topic: string, at: string, rt: number, correct = true): OracleAttempt => ({
-  student_id: student,
-  topic_id: topic,
-  completed_at: at,
-  correct,
-  response_time_ms: rt,
-  hint_used: false,
-});
+import { attempt, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 
 const attempts: OracleAttempt[] = [
   attempt('u1', 'algebra', '2025-10-20T10:00:00Z', 1000),

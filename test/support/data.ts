@@ -5,6 +5,11 @@ import { parseQualifiedName } from '../../src/identifiers.js';
 import { migrate } from '../../src/migrate.js';
 import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
 
+/** One attempt without a hint, for hand-written fixtures: student, topic, instant, response time, correctness. */
+export function attempt(student: string, topic: string, at: string, rt: number, correct = true): OracleAttempt {
+  return { student_id: student, topic_id: topic, completed_at: at, correct, response_time_ms: rt, hint_used: false };
+}
+
 /** Migrates and creates an empty attempt table. */
 export async function prepareSchema(session: Session): Promise<void> {
   await migrate(session);

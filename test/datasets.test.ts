@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { parseQualifiedName } from '../src/identifiers.js';
 import { importAttempts } from '../src/import-attempts.js';
@@ -58,9 +58,10 @@ describe.each(backends)('job = oracle on the real datasets ($name)', (backend) =
   describe.each(present)('$name', (dataset) => {
     const file = fileOf(dataset);
     const attempts = readAttempts(file);
+    // Imported once for all its windows (each window starts from an empty features table).
+    beforeAll(() => importAttempts(t.session, { file, table: parseQualifiedName('attempt', 'table'), replace: true }));
 
     test.each(dataset.windows)('anchor $anchor, lookback $lookbackDays, $timezone', async (window) => {
-      await importAttempts(t.session, { file, table: parseQualifiedName('attempt', 'table'), replace: true });
       await t.session.query('truncate features_topic_daily');
       const config = loadConfig({ AGG_TIMEZONE: window.timezone, AGG_LOOKBACK_DAYS: String(window.lookbackDays) });
       const result = await runDaily(t.session, config, { date: window.anchor }, () => undefined);

@@ -1,7 +1,7 @@
 /**
  * `explain` term by term against the oracle's own terms (test/oracle/terms.ts): on generated
  * attempts with a theta history (invalid and later estimates among them, both improvement
- * formulas), on the two real datasets, on PGlite and the server; and as a subprocess (text,
+ * formulas), on the two real datasets, on PGlite and the server; and from the command line (text,
  * JSON, exit 1 when the stored row differs, exit 2 for a row that does not exist).
  */
 import { existsSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { runDaily } from '../src/job.js';
 import { oracle, parseInstant, type OracleAttempt, type OracleEstimate, type OracleOptions } from './oracle/oracle.js';
 import { oracleTerms } from './oracle/terms.js';
 import { allBackends, useSession, withSession } from './support/backends.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { addDays, history, prng } from './support/history.js';
 import { insertEstimates } from './support/theta.js';
@@ -155,14 +155,14 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
   });
 });
 
-describe.each(backends)('explain as a subprocess ($name)', (backend) => {
+describe.each(backends)('explain from the command line ($name)', (backend) => {
   test('text and --json; exit 1 on a difference, exit 2 for a row that does not exist', async () => {
     await withSession(backend, async (session) => {
       await session.query('truncate features_topic_daily');
       await session.query('update features_topic_daily set attempts = 0 where false');
     });
     const env = { DATABASE_URL: backend.url, AGG_LOOKBACK_DAYS: '9' };
-    expect((await runCli(['--date', '2025-03-12'], env)).code).toBe(0);
+    expect((await runMain(['--date', '2025-03-12'], env)).code).toBe(0);
     const row = oracle(attempts, {
       since: '2025-03-12',
       anchor: '2025-03-12',
@@ -171,12 +171,12 @@ describe.each(backends)('explain as a subprocess ($name)', (backend) => {
       improvementMode: 'accuracy',
     })[0]!;
     const args = ['explain', '--user', row.user_id, '--topic', row.topic_id, '--date', row.date];
-    const text = await runCli(args, env);
+    const text = await runMain(args, env);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain(`explain user=${row.user_id} topic=${row.topic_id} date=${row.date} (AGG_TIMEZONE=UTC)`);
     expect(text.stdout).toMatch(new RegExp(`attempts\\s+= ${row.attempts} \\(every attempt of the day\\)`));
     expect(text.stdout).toContain('The stored row equals a fresh computation.');
-    const json = JSON.parse((await runCli([...args, '--json'], env)).stdout) as Explanation;
+    const json = JSON.parse((await runMain([...args, '--json'], env)).stdout) as Explanation;
     expect(json.recomputed?.improvement).toBe(row.improvement);
 
     await withSession(backend, (s) =>
@@ -186,12 +186,12 @@ describe.each(backends)('explain as a subprocess ($name)', (backend) => {
         row.date,
       ]),
     );
-    const differs = await runCli(args, env);
+    const differs = await runMain(args, env);
     expect(differs.code).toBe(1);
     expect(differs.stdout).toMatch(/^hints\s+\d+\s+\d+\s+DIFFERS$/m);
     expect(differs.stdout).toContain('DIFFERS in hints');
 
-    const missing = await runCli(['explain', '--user', 'nobody', '--topic', 'algebra', '--date', '2025-03-12'], env);
+    const missing = await runMain(['explain', '--user', 'nobody', '--topic', 'algebra', '--date', '2025-03-12'], env);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no attempts and no stored row for user=nobody topic=algebra date=2025-03-12');
   });

@@ -1,11 +1,11 @@
 /**
- * `sql "select …"` as a subprocess on PGlite and the server: an aligned table, NULLs, JSON,
+ * `sql "select …"` from the command line on PGlite and the server: an aligned table, NULLs, JSON,
  * an empty result with its header; statements that write, several statements and a way out of
  * the read-only transaction are refused with exit 2 and nothing changes.
  */
 import { beforeAll, describe, expect, test } from 'vitest';
 import { allBackends, withSession } from './support/backends.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 
@@ -22,7 +22,7 @@ describe.each(backends)('sql ($name)', (backend) => {
   });
 
   test("the README's checks: an aligned table with the row count", async () => {
-    const result = await runCli(
+    const result = await runMain(
       [
         'sql',
         "select student_id, count(*)::int as attempts, null::text as nothing from attempt where student_id in ('s1', 's2') group by 1 order by 1",
@@ -43,9 +43,9 @@ describe.each(backends)('sql ($name)', (backend) => {
   });
 
   test('--json, and an empty result keeps its header', async () => {
-    const json = await runCli(['sql', '--json', 'select 1 as one, 2 as one'], env);
+    const json = await runMain(['sql', '--json', 'select 1 as one, 2 as one'], env);
     expect(JSON.parse(json.stdout)).toEqual([{ one: 1, one_2: 2 }]);
-    const empty = await runCli(['sql', 'select user_id, date from features_topic_daily where false'], env);
+    const empty = await runMain(['sql', 'select user_id, date from features_topic_daily where false'], env);
     expect(empty.stdout.split('\n').slice(0, 3)).toEqual(['user_id  date', '-------  ----', '(0 rows)']);
   });
 
@@ -62,7 +62,7 @@ describe.each(backends)('sql ($name)', (backend) => {
       backend,
       async (s) => (await s.query<{ n: number }>('select count(*)::int as n from attempt')).rows[0]!.n,
     );
-    const result = await runCli(['sql', statement], env);
+    const result = await runMain(['sql', statement], env);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     const after = await withSession(

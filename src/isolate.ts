@@ -10,9 +10,23 @@ import type { Config } from './config.js';
 import type { Computation } from './job.js';
 import type { Session } from './db.js';
 import { RunFailedError, messageOf, sqlState } from './errors.js';
-import { withIdentifiers } from './identifiers.js';
+import { withIdentifiers, type QualifiedName } from './identifiers.js';
 import { createComputedTable, insertComputed, stageComputed, upsertComputed } from './sql/write.js';
-import { listStudentCombinations, listStudentDays, listStudents, scopedSource } from './sql/scope.js';
+import {
+  dropUnattributable,
+  excludedSource,
+  listDayTopics,
+  listStudentCombinations,
+  listStudentDays,
+  listStudents,
+  listDayInstants,
+  probeInstantsStudents,
+  probeDaysStudents,
+  readDays,
+  sampleInstants,
+  scopedSource,
+  unattributableCombinations,
+} from './sql/scope.js';
 import type { Window } from './window.js';
 
 export interface FailedCombination {
@@ -52,11 +66,6 @@ export async function computeIsolated(
   checkpoint: () => void,
 ): Promise<FailedCombination[]> {
   const wholeWindow = withIdentifiers(stageComputed(work.plan), work.identifiers);
-  const scoped = withIdentifiers(insertComputed(work.plan), {
-    ...work.identifiers,
-    source: scopedSource(work.identifiers.source!, params.length + 1),
-  });
-
   const attempt = async (statement: string, values: readonly unknown[]): Promise<unknown> => {
     checkpoint();
     await session.query('savepoint agg_scope');
@@ -70,18 +79,12 @@ export async function computeIsolated(
       return err;
     }
   };
-  const tryScope = (scope: Scope) => {
-    const values = [...params];
-    values[0] = scope.since;
-    values[1] = scope.anchor;
-    return attempt(scoped, [...values, scope.users, scope.topics]);
-  };
 
   const whole = await attempt(wholeWindow, params);
   if (whole === undefined) return [];
   await session.query(withIdentifiers(createComputedTable(work.plan), work.identifiers), params as unknown[]);
 
-  const source = work.identifiers.source!;
+  const plainSource = work.identifiers.source!;
   const failed: FailedCombination[] = [];
   const deadline = Date.now() + config.isolation.budgetMs;
   /** Past the budget the source is broken wholesale: stop narrowing, write nothing. */
@@ -100,7 +103,7 @@ export async function computeIsolated(
     );
   };
   /** Runs a listing statement in a savepoint; a row error comes back as the value. */
-  const list = async <T>(statement: string, values: unknown[]): Promise<T[] | { error: unknown }> => {
+  const list = async <T>(statement: string, values: unknown[], source: QualifiedName): Promise<T[] | { error: unknown }> => {
     checkpoint();
     await session.query('savepoint agg_list');
     try {
@@ -114,13 +117,59 @@ export async function computeIsolated(
     }
   };
 
-  const students = await list<{ user_id: string }>(listStudents, params.slice(0, 5));
+  // The statements below read `source` with `values` (the computation's parameters, then the
+  // excluded slices' when some attempts cannot be attributed to a student).
+  let source = plainSource;
+  let values: readonly unknown[] = params;
+  let unattributable: Unattributable | undefined;
+  let students = await list<{ user_id: string }>(listStudents, params.slice(0, 5), source);
   if (!Array.isArray(students)) {
-    // The students themselves cannot be read: no row can be attributed to anyone.
-    throw new RunFailedError(
-      `the source ${config.source.sql} is broken wholesale: its student_id cannot be read (${messageOf(students.error)}), so the failing rows cannot be attributed to any student; nothing of ${window.since}..${window.anchor} was written. Fix the source and re-run`,
-      { cause: students.error },
+    // Some rows' students cannot be read: find those rows by day and topic, leave them out,
+    // and fail every combination that would have read them (below).
+    unattributable = await findUnattributable(
+      { list, plainSource, window, timezone: config.timezone, sourceName: config.source.sql },
+      students.error,
+      (slices, error) => checkBudget(slices, error),
     );
+    source = excludedSource(plainSource, params.length + 1);
+    values = [...params, unattributable.keys, unattributable.instants];
+    students = await list<{ user_id: string }>(listStudents, [...params.slice(0, 5), ...values.slice(params.length)], source);
+    if (!Array.isArray(students)) {
+      throw new RunFailedError(
+        `the source ${config.source.sql} is broken wholesale: its student_id cannot be read (${messageOf(students.error)}), so the failing rows cannot be attributed to any student; nothing of ${window.since}..${window.anchor} was written. Fix the source and re-run`,
+        { cause: students.error },
+      );
+    }
+  }
+  const scoped = withIdentifiers(insertComputed(work.plan), {
+    ...work.identifiers,
+    source: scopedSource(source, values.length + 1),
+  });
+  const tryScope = (scope: Scope) => {
+    const scopeValues = [...values];
+    scopeValues[0] = scope.since;
+    scopeValues[1] = scope.anchor;
+    return attempt(scoped, [...scopeValues, scope.users, scope.topics]);
+  };
+  /** The student listings read the source with since, anchor, time zone, student, then the exclusions. */
+  const studentSource = unattributable ? excludedSource(plainSource, 5) : plainSource;
+  const studentValues = (since: string, anchor: string, user: string) => [
+    since,
+    anchor,
+    config.timezone,
+    user,
+    ...(unattributable ? [unattributable.keys, unattributable.instants] : []),
+  ];
+
+  if (unattributable) {
+    // Without the unattributable rows, the rest of the window may compute in one statement.
+    const rest = withIdentifiers(insertComputed(work.plan), { ...work.identifiers, source });
+    if ((await attempt(rest, values)) === undefined) {
+      return failUnattributable(session, unattributable, window, params, failed, (c) => {
+        failed.push(c);
+        checkBudget(failed.length, c.error);
+      }).then(() => failed);
+    }
   }
 
   // Halve the students level by level. The failing groups of a level are disjoint, so their
@@ -163,7 +212,7 @@ export async function computeIsolated(
     checkBudget(failed.length, combination.error);
   };
   for (const { user, error: userError } of failing) {
-    const days = await list<{ date: string }>(listStudentDays, [window.since, window.anchor, config.timezone, user]);
+    const days = await list<{ date: string }>(listStudentDays, studentValues(window.since, window.anchor, user), studentSource);
     if (!Array.isArray(days)) {
       // Not even the student's days can be read: the student's stored rows of the window stay.
       await failStored(session, { user, since: window.since, anchor: window.anchor, error: messageOf(days.error) }, fail);
@@ -171,7 +220,7 @@ export async function computeIsolated(
     }
     const combinations: { topic: string; date: string }[] = [];
     for (const { date } of days) {
-      const topics = await list<{ topic_id: string }>(listStudentCombinations, [date, date, config.timezone, user]);
+      const topics = await list<{ topic_id: string }>(listStudentCombinations, studentValues(date, date, user), studentSource);
       if (Array.isArray(topics)) combinations.push(...topics.map((r) => ({ topic: r.topic_id, date })));
       // A topic of that day cannot be read: that student's combinations of that day fail.
       else await failStored(session, { user, since: date, anchor: date, error: messageOf(topics.error) }, fail);
@@ -186,7 +235,161 @@ export async function computeIsolated(
     }
     if (days.length === 0) fail({ userId: user, topicId: '*', date: `${window.since}..${window.anchor}`, error: messageOf(userError) });
   }
+  if (unattributable) await failUnattributable(session, unattributable, window, params, failed, fail);
   return failed;
+}
+
+/** Attempts whose student cannot be read, found by their instant (and topic, where it can be read). */
+interface Unattributable {
+  readonly slices: { readonly day: string; readonly topic: string | null; readonly at: string; readonly error: string }[];
+  /** `completed_at::text|topic_id` of the slices with a topic, as the excluded source's parameter. */
+  readonly keys: string[];
+  /** The instants of the slices without one (every attempt at that instant is left out). */
+  readonly instants: string[];
+}
+
+type List = <T>(statement: string, values: unknown[], source: QualifiedName) => Promise<T[] | { error: unknown }>;
+
+/**
+ * Finds the attempts of the days the window reads whose student_id raises: halves the days
+ * until single days fail, then tries each topic of such a day (all of them at once when its
+ * topics cannot be read either), then halves its instants down to the attempts that raise.
+ * Each statement reads only completed_at and topic_id besides the student, so it costs a
+ * logarithmic number of statements per bad attempt, within the isolation budget.
+ */
+async function findUnattributable(
+  context: { list: List; plainSource: QualifiedName; window: Window; timezone: string; sourceName: string },
+  firstError: unknown,
+  checkBudget: (failingAtLeast: number, error: unknown) => void,
+): Promise<Unattributable> {
+  const { list, plainSource: source, window, timezone } = context;
+  await refuseUnreadable(context, firstError);
+  const days = await list<{ day: string }>(readDays, [window.since, window.anchor], source);
+  if (!Array.isArray(days)) throw days.error;
+  const badDays = await halve(
+    days.length,
+    async (first, last) => {
+      const probe = await list(probeDaysStudents, [days[first]!.day, days[last]!.day, timezone], source);
+      return Array.isArray(probe) ? undefined : probe.error;
+    },
+    checkBudget,
+  );
+  if (badDays.length === 0) throw firstError;
+
+  const slices: Unattributable['slices'][number][] = [];
+  for (const { index } of badDays) {
+    const day = days[index]!.day;
+    const topics = await list<{ topic_id: string }>(listDayTopics, [day, timezone], source);
+    // A topic that cannot be read either: the day's attempts are told apart by instant only.
+    const scopes: (string | null)[] = Array.isArray(topics) ? topics.map((r) => r.topic_id) : [null];
+    for (const topic of scopes) {
+      const instants = await list<{ at: string }>(listDayInstants, [day, timezone, topic], source);
+      if (!Array.isArray(instants)) throw instants.error;
+      const bad = await halve(
+        instants.length,
+        async (first, last) => {
+          const probe = await list(probeInstantsStudents, [instants[first]!.at, instants[last]!.at, topic], source);
+          return Array.isArray(probe) ? undefined : probe.error;
+        },
+        (found, error) => checkBudget(slices.length + found, error),
+      );
+      slices.push(...bad.map(({ index: i, error }) => ({ day, topic, at: instants[i]!.at, error: messageOf(error) })));
+    }
+  }
+  if (slices.length === 0) throw firstError;
+  return {
+    slices,
+    keys: slices.filter((s) => s.topic !== null).map((s) => `${s.at}|${s.topic}`),
+    instants: slices.filter((s) => s.topic === null).map((s) => s.at),
+  };
+}
+
+/**
+ * Recognises a source whose student_id cannot be read for most attempts in a few statements,
+ * as refuseWholesale does for students: when every one of `probes` attempts spread evenly
+ * over the window's fails, it fails for most of them.
+ */
+async function refuseUnreadable(
+  context: { list: List; plainSource: QualifiedName; window: Window; timezone: string; sourceName: string },
+  firstError: unknown,
+): Promise<void> {
+  const { list, plainSource: source, window, timezone } = context;
+  const sample = await list<{ at: string | null }>(sampleInstants, [window.since, window.anchor, probes, timezone], source);
+  if (!Array.isArray(sample)) throw sample.error;
+  const instants = [...new Set(sample.flatMap((r) => (r.at === null ? [] : [r.at])))];
+  if (instants.length < probes) return;
+  let error: unknown = firstError;
+  for (const at of instants) {
+    const probe = await list(probeInstantsStudents, [at, at, null], source);
+    if (Array.isArray(probe)) return;
+    error = probe.error;
+  }
+  throw new RunFailedError(
+    `the source ${context.sourceName} is broken wholesale: the student_id of every one of the ${probes} attempts it probed (spread over the window) cannot be read, e.g. ${messageOf(error)}; nothing of ${window.since}..${window.anchor} was written. Fix the source and re-run`,
+    { cause: error },
+  );
+}
+
+/**
+ * The indexes 0 … count-1 for which `probe` fails as single items, found by halving ranges
+ * that fail (a range that passes is not split further).
+ */
+async function halve(
+  count: number,
+  probe: (first: number, last: number) => Promise<unknown>,
+  checkBudget: (failingAtLeast: number, error: unknown) => void,
+): Promise<{ index: number; error: unknown }[]> {
+  const found: { index: number; error: unknown }[] = [];
+  const pending: [number, number][] = count > 0 ? [[0, count - 1]] : [];
+  while (pending.length > 0) {
+    const [first, last] = pending.pop()!;
+    const error = await probe(first, last);
+    if (error === undefined) continue;
+    if (first === last) found.push({ index: first, error });
+    else {
+      const middle = (first + last) >> 1;
+      pending.push([middle + 1, last], [first, middle]);
+    }
+    checkBudget(found.length, error);
+  }
+  return found;
+}
+
+/**
+ * Fails every combination that reads an unattributable attempt, which could be anyone's: of its
+ * topic (of any topic when the topic could not be read either), on its day and the 27 after it
+ * (whose improvement reads it), within the window, computed or stored. They are taken out of
+ * agg_computed, so their stored rows stay as they were. The unknown student's own combination
+ * of the attempt's day fails too, as user `*`: `failed` counts what is left unrefreshed.
+ */
+async function failUnattributable(
+  session: Session,
+  unattributable: Unattributable,
+  window: Window,
+  params: readonly unknown[],
+  alreadyFailed: readonly FailedCombination[],
+  fail: (combination: FailedCombination) => void,
+): Promise<void> {
+  const keyOf = (user: string, topic: string, date: string) => `${user}\u0000${topic}\u0000${date}`;
+  const seen = new Set(alreadyFailed.map((f) => keyOf(f.userId, f.topicId, f.date)));
+  const failOnce = (combination: FailedCombination) => {
+    const key = keyOf(combination.userId, combination.topicId, combination.date);
+    if (seen.has(key)) return;
+    seen.add(key);
+    fail(combination);
+  };
+  for (const { day, topic, at, error } of unattributable.slices) {
+    const message = `the attempt at ${at}${topic === null ? '' : ` in topic ${topic}`} cannot be attributed to a student (${error})`;
+    const scope = [day, window.since, window.anchor, topic];
+    const rows = await session.query<{ user_id: string; topic_id: string; date: string }>(unattributableCombinations, [
+      ...scope,
+      params[3],
+      params[4],
+    ]);
+    await session.query(dropUnattributable, scope);
+    for (const row of rows.rows) failOnce({ userId: row.user_id, topicId: row.topic_id, date: row.date, error: message });
+    if (day >= window.since) failOnce({ userId: '*', topicId: topic ?? '*', date: day, error: message });
+  }
 }
 
 /** How many students, spread evenly over the window's, are probed before narrowing. */

@@ -58,3 +58,91 @@ where completed_at >= ($1::date::timestamp at time zone $3::text)
   and student_id::text = $4::text
   and topic_id is not null and topic_id::text <> ''
 order by 1, 2`;
+
+/**
+ * The source without the attempts whose student cannot be read (see findUnattributable in
+ * isolate.ts): those at the instants in `$first+1` (timestamptz[]; their topic could not be
+ * read either), and those whose `completed_at::text|topic_id` is in `$first` (text[]). Plain
+ * scan quals, so a row they remove never has its student_id computed.
+ */
+export function excludedSource(source: QualifiedName, first: number): QualifiedName {
+  const sql = `(select * from ${source.sql}
+      where not (completed_at = any($${first + 1}::timestamptz[])
+                 or (completed_at::text || '|' || topic_id::text) = any($${first}::text[]))) as ${quoteIdent('attributable_source')}`;
+  return { ...source, sql };
+}
+
+/**
+ * Reads the students of the local days $1..$2 (time zone $3): fails when a row of those days
+ * raises computing student_id. Reads nothing else.
+ */
+export const probeDaysStudents = `
+select count(distinct student_id::text)::int as n
+from {{source}}
+where completed_at >= ($1::date::timestamp at time zone $3::text)
+  and completed_at <  (($2::date + 1)::timestamp at time zone $3::text)`;
+
+/** The topics of local day $1 (time zone $2). */
+export const listDayTopics = `
+select distinct topic_id::text as topic_id
+from {{source}}
+where completed_at >= ($1::date::timestamp at time zone $2::text)
+  and completed_at <  (($1::date + 1)::timestamp at time zone $2::text)
+  and topic_id is not null
+order by 1`;
+
+/**
+ * The instants (as text) of the attempts of local day $1 (time zone $2) of topic $3 (of any
+ * topic when NULL). Reads only completed_at and topic_id.
+ */
+export const listDayInstants = `
+select distinct completed_at::text as at
+from {{source}}
+where completed_at >= ($1::date::timestamp at time zone $2::text)
+  and completed_at <  (($1::date + 1)::timestamp at time zone $2::text)
+  and ($3::text is null or topic_id::text = $3::text)
+order by 1`;
+
+/** Reads the students of the attempts from instant $1 to $2 of topic $3 (any when NULL). */
+export const probeInstantsStudents = `
+select count(distinct student_id::text)::int as n
+from {{source}}
+where completed_at between $1::timestamptz and $2::timestamptz
+  and ($3::text is null or topic_id::text = $3::text)`;
+
+/** The local days the window reads: the 27 before since ($1) up to anchor ($2). */
+export const readDays = `
+select d::date::text as day from generate_series($1::date - 27, $2::date, interval '1 day') d order by 1`;
+
+/**
+ * The combinations of the window that read attempts of local day $1 of topic $4 (of any topic
+ * when NULL): that day and the 27 after it, within since $2 … anchor $3, computed
+ * (agg_computed) or stored for this shard ($5 count, $6 index).
+ */
+export const unattributableCombinations = `
+select user_id, topic_id, date::text as date from (
+  select user_id, topic_id, date from agg_computed
+  union
+  select f.user_id, f.topic_id, f.date from features_topic_daily f
+  where f.date between $2::date and $3::date and ${inShard('f.user_id', '$5', '$6')}
+) c
+where c.date between greatest($1::date, $2::date) and least($1::date + 27, $3::date)
+  and ($4::text is null or c.topic_id = $4::text)
+order by 1, 2, 3`;
+
+/** Removes those combinations from agg_computed (parameters as unattributableCombinations, less the shard). */
+export const dropUnattributable = `
+delete from agg_computed
+where date between greatest($1::date, $2::date) and least($1::date + 27, $3::date)
+  and ($4::text is null or topic_id = $4::text)`;
+
+/**
+ * $3 instants (as text) spread evenly over the attempts the window reads (since $1, anchor
+ * $2, time zone $4). Reads only completed_at.
+ */
+export const sampleInstants = `
+select unnest(percentile_disc((select array_agg((i - 0.5) / $3::int) from generate_series(1, $3::int) i))
+                within group (order by completed_at))::text as at
+from {{source}}
+where completed_at >= (($1::date - 27)::timestamp at time zone $4::text)
+  and completed_at <  (($2::date + 1)::timestamp at time zone $4::text)`;

@@ -90,7 +90,6 @@ export interface MetricsConfig {
 /** Flags that override the environment. */
 export interface Flags {
   readonly date?: string | undefined;
-  readonly dryRun?: boolean | undefined;
   /** Values of the variables' flags (`--lookback-days`), by variable name; they override the environment. */
   readonly settings?: Readonly<Record<string, string | undefined>> | undefined;
 }
@@ -281,6 +280,20 @@ const envSchema = z.object({
     help: 'report, with theta on: WARN when fewer rows than this % have a theta estimate',
   }),
 });
+
+/**
+ * The log format before the configuration is loaded, or when it cannot be (a usage error is a
+ * log line too): LOG_FORMAT read by its own parser; text when unset or not accepted.
+ */
+export function logFormatOf(env: Record<string, string | undefined>): LogFormat {
+  const value = env.LOG_FORMAT;
+  if (value === undefined || value.trim() === '') return 'text';
+  try {
+    return parsers.get('LOG_FORMAT')!(value, 'LOG_FORMAT') as LogFormat;
+  } catch {
+    return 'text';
+  }
+}
 
 /** Reads the configuration from an environment (usually `process.env`) and flags. */
 export function loadConfig(env: Record<string, string | undefined>, flags: Flags = {}): Config {

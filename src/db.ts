@@ -21,9 +21,6 @@ export type Session = pg.PoolClient;
 
 /** An open database. */
 export interface Database {
-  readonly kind: 'postgres' | 'pglite';
-  /** The target without its password, for messages. */
-  readonly description: string;
   /** The message of a driver or connection error of this database, its password masked. */
   errorText(err: unknown): string;
   /** A dedicated connection, retried while the server is unreachable. */
@@ -39,7 +36,6 @@ export interface Database {
 export interface OpenOptions {
   readonly connectAttempts?: number;
   readonly connectTimeoutMs?: number;
-  readonly applicationName?: string;
   /**
    * Create a `pglite:` directory that does not exist (migrate, import-attempts, demo). Other
    * commands refuse it (exit 2): a mistyped directory would otherwise be a new, empty database.
@@ -57,7 +53,7 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
   const pool = new pg.Pool({
     connectionString: target.connectionString,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
-    application_name: options.applicationName ?? 'aggregate-features-daily',
+    application_name: 'aggregate-features-daily',
     max: 4,
   });
   // An idle client that loses its connection must not crash the process.
@@ -69,8 +65,6 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
   pool.on('release', (_err, client) => active.delete(client));
   pool.on('remove', (client) => active.delete(client));
   return {
-    kind: 'postgres',
-    description: target.redacted,
     errorText,
     async connect() {
       for (let attempt = 1; ; attempt++) {
@@ -171,8 +165,6 @@ async function openPglite(directory: string, create: boolean): Promise<Database>
     const pool = new pg.Pool(createPgConfig(db));
     let closed = false;
     return {
-      kind: 'pglite',
-      description: `pglite:${directory}`,
       errorText: messageOf,
       async connect() {
         return pool.connect();

@@ -4,28 +4,9 @@
  */
 import type { LogFormat } from './config.js';
 import { displayValue, formatDuration, visible } from './format.js';
-import type { Difference, VerifySummary } from './verify.js';
-
-export type RunEvent =
-  | { type: 'run_started'; combinations: number; since: string; anchor: string; dryRun: boolean }
-  | { type: 'no_combinations'; lookbackDays: number }
-  | { type: 'rows_written'; inserted: number; updated: number; unchanged: number; deleted: number }
-  | { type: 'dry_run_counts'; inserted: number; updated: number; unchanged: number; deleted: number }
-  | { type: 'theta_skipped'; studentTopicTheta: number; mirtAbility: number; mirtFallback: boolean }
-  | { type: 'combination_failed'; userId: string; topicId: string; date: string; error: string }
-  | { type: 'combination_debug'; row: Record<string, unknown> }
-  | { type: 'run_finished'; processed: number; failed: number; durationMs: number }
-  | { type: 'backfill_started'; from: string; to: string; days: number; shard: string }
-  | { type: 'backfill_progress'; done: number; total: number; day: string; elapsedMs: number; etaMs: number }
-  | { type: 'ripple_finished'; since: string; anchor: string; updated: number }
-  | { type: 'verify_difference'; difference: Difference }
-  | { type: 'verify_summary'; summary: VerifySummary }
-  | { type: 'message'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> };
+import type { Difference, Emit, RunEvent, VerifySummary } from './events.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
-
-/** Receives every event of a run. */
-export type Emit = (event: RunEvent) => void;
 
 /** Where formatted lines go. */
 export type LineSink = (line: string, level: Level) => void;

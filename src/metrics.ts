@@ -14,7 +14,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Gauge, Pushgateway, Registry } from 'prom-client';
 import type { MetricsConfig } from './config.js';
 import { messageOf } from './errors.js';
-import type { Shard } from './job.js';
+import type { Shard } from './work.js';
 
 /** What a writing run reports: the result of a successful run, or what is known of a failed one. */
 export interface RunOutcome {

@@ -6,7 +6,8 @@
  */
 import type { Session } from './db.js';
 import { ConfigError, sqlState } from './errors.js';
-import { quoteIdent, withIdentifiers, type QualifiedName } from './identifiers.js';
+import type { QualifiedName } from './identifiers.js';
+import { ident, join, raw, sql, type Sql } from './sql/tag.js';
 
 export const requiredSourceColumns = ['student_id', 'topic_id', 'completed_at', 'correct', 'response_time_ms', 'hint_used'] as const;
 type SourceColumn = (typeof requiredSourceColumns)[number];
@@ -16,8 +17,8 @@ const sourceTimezoneSetting = 'aggregate_features.source_timezone';
 
 /** The checked source: what the statements read (possibly a wrapper), and what the check found worth saying. */
 export interface CheckedSource {
-  /** What `{{source}}` stands for: the source itself, or a subquery that reads it with completed_at made a timestamptz. */
-  readonly relation: QualifiedName;
+  /** The relation statements read: the source itself, or a subquery that reads it with completed_at made a timestamptz. */
+  readonly relation: Sql;
   readonly warnings: string[];
 }
 
@@ -105,7 +106,8 @@ export async function checkSource(
     );
   }
   const warnings: string[] = [];
-  let relation = source;
+  let zoned = false;
+  let relation = ident(source);
   for (const column of requiredSourceColumns) {
     const row = byName.get(column)!;
     if (column === 'completed_at' && row.base === 'timestamp without time zone') {
@@ -115,6 +117,7 @@ export async function checkSource(
         );
       }
       relation = zonedSource(source);
+      zoned = true;
       await session.query('select set_config($1, $2, false)', [sourceTimezoneSetting, options.timezone]);
       continue;
     }
@@ -124,11 +127,11 @@ export async function checkSource(
       );
     }
   }
-  if (options.timezone !== undefined && relation === source) {
+  if (options.timezone !== undefined && !zoned) {
     warnings.push(`AGG_SOURCE_TIMEZONE is ignored: completed_at of ${source.sql} is already timestamptz`);
   }
   try {
-    await session.query(withIdentifiers(`select ${requiredSourceColumns.join(', ')} from {{source}} where false`, { source }));
+    await session.query(sql`select ${join(requiredSourceColumns.map((column) => raw(column)))} from ${ident(source)} where false`);
   } catch (err) {
     if (sqlState(err) === '42501') {
       throw new ConfigError(`${(err as Error).message}: grant SELECT on ${source.sql} to the job's role`, { cause: err });
@@ -152,10 +155,9 @@ const castTarget: Record<SourceColumn, string> = {
  * conditions on completed_at then apply to an expression, so an index on the column is not
  * used: a view with a timestamptz column (and an index on it) is faster on a large table.
  */
-function zonedSource(source: QualifiedName): QualifiedName {
-  const sql = `(select student_id, topic_id,
-                       completed_at at time zone current_setting('${sourceTimezoneSetting}') as completed_at,
+function zonedSource(source: QualifiedName): Sql {
+  return sql`(select student_id, topic_id,
+                       completed_at at time zone current_setting(${raw(`'${sourceTimezoneSetting}'`)}) as completed_at,
                        correct, response_time_ms, hint_used
-                from ${source.sql}) as ${quoteIdent(source.name)}`;
-  return { ...source, sql };
+                from ${ident(source)}) as ${ident(source.name)}`;
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig, parseDatabaseUrl } from '../src/config.js';
 import { openDatabase, type Database, type Session } from '../src/db.js';
 import { LockHeldError } from '../src/errors.js';
-import { runDaily } from '../src/job.js';
+import { runDaily } from '../src/pipeline/daily.js';
 import { lockKeys } from '../src/lock.js';
 import { loadMigrations, migrate } from '../src/migrate.js';
 import { allBackends, serverBackend, useSession } from './support/backends.js';

@@ -6,14 +6,14 @@
  * statement (CREATE TABLE … AS); the narrowing creates the table empty and fills it in
  * O(k · log n) statements for k bad students.
  */
-import type { Config } from './config.js';
-import type { Computation } from './job.js';
-import type { Session } from './db.js';
-import { RunFailedError, messageOf, sqlState } from './errors.js';
-import { withIdentifiers } from './identifiers.js';
-import { createComputedTable, insertComputed, stageComputed, upsertComputed } from './sql/write.js';
-import { listStudentCombinations, listStudentDays, listStudents, scopedSource } from './sql/scope.js';
-import type { Window } from './window.js';
+import type { Config } from '../config.js';
+import type { Session } from '../db.js';
+import { RunFailedError, messageOf, sqlState } from '../errors.js';
+import { listStudentCombinations, listStudentDays, listStudents, scopedSource, type StudentDays } from '../sql/scope.js';
+import type { Sql } from '../sql/tag.js';
+import { createComputedTable, insertComputed, stageComputed } from '../sql/write.js';
+import { inSavepoint } from '../transaction.js';
+import type { Work } from '../work.js';
 
 export interface FailedCombination {
   readonly userId: string;
@@ -31,57 +31,51 @@ export function isRowError(err: unknown): boolean {
   return state !== undefined && rowErrorClasses.includes(state.slice(0, 2));
 }
 
-interface Scope {
+/** A part of the window's work: some days, some students, maybe some topics. */
+interface Part {
   readonly since: string;
   readonly anchor: string;
-  readonly users: string[] | null;
-  readonly topics: string[] | null;
+  readonly users: readonly string[];
+  readonly topics: readonly string[] | null;
 }
 
 /**
- * Creates agg_computed with the window's combinations and returns the combinations that could
- * not be computed. Runs inside the caller's transaction, using savepoints.
- * `params` are the computation's: since, anchor, time zone, shard count, shard index, ….
+ * Runs `statement` in a savepoint; a row error (isRowError) comes back as the value, after the
+ * savepoint is rolled back; any other error is thrown. Undefined when it succeeded.
  */
-export async function computeIsolated(
+export async function attemptRows<T>(
   session: Session,
-  config: Config,
-  work: Computation,
-  window: Window,
-  params: readonly unknown[],
-  checkpoint: () => void,
-): Promise<FailedCombination[]> {
-  const wholeWindow = withIdentifiers(stageComputed(work.plan), work.identifiers);
-  const scoped = withIdentifiers(insertComputed(work.plan), {
-    ...work.identifiers,
-    source: scopedSource(work.identifiers.source!, params.length + 1),
-  });
+  savepoint: string,
+  statement: () => Promise<T>,
+  isExpected: (err: unknown) => boolean = isRowError,
+): Promise<{ ok: T } | { error: unknown }> {
+  try {
+    return { ok: await inSavepoint(session, savepoint, statement) };
+  } catch (err) {
+    if (!isExpected(err)) throw err;
+    return { error: err };
+  }
+}
 
-  const attempt = async (statement: string, values: readonly unknown[]): Promise<unknown> => {
+/**
+ * Creates agg_computed with the window's combinations (`work`) and returns the combinations
+ * that could not be computed. Runs inside the caller's transaction, using savepoints.
+ */
+export async function computeIsolated(session: Session, config: Config, work: Work, checkpoint: () => void): Promise<FailedCombination[]> {
+  const attempt = async (statement: Sql): Promise<unknown> => {
     checkpoint();
-    await session.query('savepoint agg_scope');
-    try {
-      await session.query(statement, values as unknown[]);
-      await session.query('release savepoint agg_scope');
-      return undefined;
-    } catch (err) {
-      await session.query('rollback to savepoint agg_scope');
-      if (!isRowError(err)) throw err;
-      return err;
-    }
+    const result = await attemptRows(session, 'agg_scope', () => session.query(statement));
+    return 'error' in result ? result.error : undefined;
   };
-  const tryScope = (scope: Scope) => {
-    const values = [...params];
-    values[0] = scope.since;
-    values[1] = scope.anchor;
-    return attempt(scoped, [...values, scope.users, scope.topics]);
-  };
+  /** Computes a part of the window into agg_computed: the same statement over a narrowed source. */
+  const tryScope = (part: Part) =>
+    attempt(insertComputed({ ...work, since: part.since, anchor: part.anchor, source: scopedSource(work.source, part) }));
 
-  const whole = await attempt(wholeWindow, params);
+  const whole = await attempt(stageComputed(work));
   if (whole === undefined) return [];
-  await session.query(withIdentifiers(createComputedTable(work.plan), work.identifiers), params as unknown[]);
+  await session.query(createComputedTable(work));
 
-  const source = work.identifiers.source!;
+  const window = work;
   const failed: FailedCombination[] = [];
   const deadline = Date.now() + config.isolation.budgetMs;
   /** Past the budget the source is broken wholesale: stop narrowing, write nothing. */
@@ -100,21 +94,20 @@ export async function computeIsolated(
     );
   };
   /** Runs a listing statement in a savepoint; a row error comes back as the value. */
-  const list = async <T>(statement: string, values: unknown[]): Promise<T[] | { error: unknown }> => {
+  const list = async <T>(statement: Sql): Promise<T[] | { error: unknown }> => {
     checkpoint();
-    await session.query('savepoint agg_list');
-    try {
-      const rows = (await session.query<T & object>(withIdentifiers(statement, { source }), values)).rows;
-      await session.query('release savepoint agg_list');
-      return rows;
-    } catch (err) {
-      await session.query('rollback to savepoint agg_list');
-      if (!isRowError(err)) throw err;
-      return { error: err };
-    }
+    const result = await attemptRows(session, 'agg_list', async () => (await session.query<T & object>(statement)).rows);
+    return 'error' in result ? { error: result.error } : result.ok;
   };
+  const studentDays = (user: string, since: string, anchor: string): StudentDays => ({
+    source: work.source,
+    timezone: work.timezone,
+    since,
+    anchor,
+    user,
+  });
 
-  const students = await list<{ user_id: string }>(listStudents, params.slice(0, 5));
+  const students = await list<{ user_id: string }>(listStudents(work));
   if (!Array.isArray(students)) {
     // The students themselves cannot be read: no row can be attributed to anyone.
     throw new RunFailedError(
@@ -131,15 +124,11 @@ export async function computeIsolated(
   studentCount = everyone.length;
   await refuseWholesale(
     everyone,
-    async (user) => {
-      // A probe only: its rows are computed again by the narrowing below.
-      await session.query('savepoint agg_probe');
-      try {
-        return await tryScope({ since: window.since, anchor: window.anchor, users: [user], topics: null });
-      } finally {
-        await session.query('rollback to savepoint agg_probe');
-      }
-    },
+    // A probe only: its rows are computed again by the narrowing below.
+    (user) =>
+      inSavepoint(session, 'agg_probe', () => tryScope({ since: window.since, anchor: window.anchor, users: [user], topics: null }), {
+        keep: false,
+      }),
     checkBudget,
   );
 
@@ -163,7 +152,7 @@ export async function computeIsolated(
     checkBudget(failed.length, combination.error);
   };
   for (const { user, error: userError } of failing) {
-    const days = await list<{ date: string }>(listStudentDays, [window.since, window.anchor, config.timezone, user]);
+    const days = await list<{ date: string }>(listStudentDays(studentDays(user, window.since, window.anchor)));
     if (!Array.isArray(days)) {
       // Not even the student's days can be read: the student's stored rows of the window stay.
       await failStored(session, { user, since: window.since, anchor: window.anchor, error: messageOf(days.error) }, fail);
@@ -171,7 +160,7 @@ export async function computeIsolated(
     }
     const combinations: { topic: string; date: string }[] = [];
     for (const { date } of days) {
-      const topics = await list<{ topic_id: string }>(listStudentCombinations, [date, date, config.timezone, user]);
+      const topics = await list<{ topic_id: string }>(listStudentCombinations(studentDays(user, date, date)));
       if (Array.isArray(topics)) combinations.push(...topics.map((r) => ({ topic: r.topic_id, date })));
       // A topic of that day cannot be read: that student's combinations of that day fail.
       else await failStored(session, { user, since: date, anchor: date, error: messageOf(topics.error) }, fail);
@@ -234,68 +223,4 @@ async function failStored(
     const date = scope.since === scope.anchor ? scope.since : `${scope.since}..${scope.anchor}`;
     fail({ userId: scope.user, topicId: '*', date, error: scope.error });
   }
-}
-
-export interface UpsertCounts {
-  readonly inserted: number;
-  readonly updated: number;
-  readonly failures: FailedCombination[];
-}
-
-/**
- * Writes agg_computed into features_topic_daily (see upsertComputed). A row the table refuses
- * (a key too large for its index, say) fails only its combination, found by the same halving
- * as computeIsolated; its stored row is left as it was.
- */
-export async function upsertIsolated(
-  session: Session,
-  runTimestamp: string,
-  includeTheta: boolean,
-  checkpoint: () => void,
-): Promise<UpsertCounts> {
-  let inserted = 0;
-  let updated = 0;
-  const attempt = async (users: string[] | null, topic: string | null, date: string | null): Promise<unknown> => {
-    checkpoint();
-    await session.query('savepoint agg_upsert');
-    try {
-      const result = await session.query<{ inserted: number; updated: number }>(upsertComputed, [
-        runTimestamp,
-        includeTheta,
-        users,
-        topic,
-        date,
-      ]);
-      await session.query('release savepoint agg_upsert');
-      inserted += result.rows[0]!.inserted;
-      updated += result.rows[0]!.updated;
-      return undefined;
-    } catch (err) {
-      await session.query('rollback to savepoint agg_upsert');
-      if (!isRowError(err) && sqlState(err) !== '54000') throw err;
-      return err;
-    }
-  };
-
-  if ((await attempt(null, null, null)) === undefined) return { inserted, updated, failures: [] };
-  const failures: FailedCombination[] = [];
-  const users = await session.query<{ user_id: string }>('select distinct user_id from agg_computed order by 1');
-  const pending: string[][] = [users.rows.map((r) => r.user_id)];
-  while (pending.length > 0) {
-    const group = pending.pop()!;
-    if (group.length === 0 || (await attempt(group, null, null)) === undefined) continue;
-    if (group.length > 1) {
-      pending.push(group.slice(0, group.length >> 1), group.slice(group.length >> 1));
-      continue;
-    }
-    const rows = await session.query<{ topic_id: string; date: string }>(
-      'select topic_id, date::text as date from agg_computed where user_id = $1 order by 1, 2',
-      [group[0]],
-    );
-    for (const { topic_id: topic, date } of rows.rows) {
-      const error = await attempt(group, topic, date);
-      if (error !== undefined) failures.push({ userId: group[0]!, topicId: topic, date, error: messageOf(error) });
-    }
-  }
-  return { inserted, updated, failures };
 }

@@ -3,18 +3,28 @@
  * what each counts for, the median's middle values, the two 14-day halves with their per-day
  * answered/correct counts, the theta estimate chosen and the ones skipped, the improvement
  * formula with its terms, and the stored row beside the job's own recomputation of it.
- * Read-only; the CLI prints it as text (explain-text.ts) or JSON.
+ * Read-only; the CLI prints it as text (explain/text.ts) or JSON.
  */
-import type { Config } from './config.js';
-import type { Session } from './db.js';
-import { ConfigError } from './errors.js';
-import { withIdentifiers, type QualifiedName } from './identifiers.js';
-import { applySessionSettings, computeParameters, prepareComputation } from './job.js';
-import type { Emit } from './log.js';
-import { checkSchema } from './migrate.js';
-import { checkSource } from './source.js';
-import { dayAttempts, estimatesOfPair, halfBounds, halvesPerDay, pairSource, recomputedRow, storedRow } from './sql/explain.js';
-import { planRange } from './window.js';
+import type { Config } from '../config.js';
+import type { Session } from '../db.js';
+import { ConfigError } from '../errors.js';
+import type { Emit } from '../events.js';
+import { checkSchema } from '../migrate.js';
+import { setUp } from '../pipeline/setup.js';
+import { checkSource } from '../source.js';
+import {
+  dayAttempts,
+  estimatesOfPair,
+  halfBounds,
+  halvesPerDay,
+  pairSource,
+  recomputedRow,
+  storedRow,
+  type PairDay,
+} from '../sql/explain.js';
+import { ident } from '../sql/tag.js';
+import { planRange } from '../window.js';
+import { unsharded, workOf, type Computation } from '../work.js';
 
 export interface ExplainOptions {
   readonly user: string;
@@ -121,18 +131,23 @@ export interface ThetaTerms {
 
 /** Explains the row of (user, topic, date). */
 export async function explainRow(session: Session, config: Config, options: ExplainOptions, emit: Emit): Promise<Explanation> {
+  // The source as it is, checked before the shared setup: explain reads it without a wrapper.
   await checkSchema(session);
   await checkSource(session, config.source);
-  const work = await prepareComputation(session, config, emit);
-  await applySessionSettings(session, config);
-  const params = [options.user, options.topic, options.date, config.timezone];
-  const ids = work.identifiers;
-  const attempts = (await session.query<ExplainAttempt>(withIdentifiers(dayAttempts, ids), params)).rows;
-  const perDay = (await session.query<{ day: string; answered: number; correct: number }>(withIdentifiers(halvesPerDay, ids), params)).rows;
+  const { computation } = await setUp(session, config, emit);
+  const pair: PairDay = {
+    source: computation.source,
+    user: options.user,
+    topic: options.topic,
+    date: options.date,
+    timezone: config.timezone,
+  };
+  const attempts = (await session.query<ExplainAttempt>(dayAttempts(pair))).rows;
+  const perDay = (await session.query<{ day: string; answered: number; correct: number }>(halvesPerDay(pair))).rows;
   const bounds = (
-    await session.query<{ recent_from: string; recent_to: string; previous_from: string; previous_to: string }>(halfBounds, [options.date])
+    await session.query<{ recent_from: string; recent_to: string; previous_from: string; previous_to: string }>(halfBounds(options.date))
   ).rows[0]!;
-  const stored = (await session.query<RowValues & { computed_at: string }>(storedRow, params.slice(0, 3))).rows[0] ?? null;
+  const stored = (await session.query<RowValues & { computed_at: string }>(storedRow(pair))).rows[0] ?? null;
   if (attempts.length === 0 && stored === null) {
     throw new ConfigError(
       `no attempts and no stored row for user=${options.user} topic=${options.topic} date=${options.date} (AGG_TIMEZONE=${config.timezone}): check the ids and the day`,
@@ -140,25 +155,15 @@ export async function explainRow(session: Session, config: Config, options: Expl
   }
 
   let theta: ThetaTerms | undefined;
-  if (work.theta) {
-    const estimates = (
-      await session.query<ExplainEstimate>(
-        withIdentifiers(estimatesOfPair('{{theta}}', 'updated_at', 's.user_id::text = $1 and s.topic_id::text = $2'), ids),
-        params,
-      )
-    ).rows;
+  if (computation.theta) {
+    const estimates = (await session.query<ExplainEstimate>(estimatesOfPair(pair, computation.theta.estimates, 'user and topic'))).rows;
     const pick = estimates.find((e) => e.chosen);
     let mirt: ExplainEstimate[] | undefined;
     let chosen: ThetaTerms['chosen'] = pick
       ? { table: 'student_topic_theta', at: pick.at, theta: pick.theta_rounded!, sd: pick.sd_rounded }
       : null;
-    if (!pick && work.theta.mirt) {
-      mirt = (
-        await session.query<ExplainEstimate>(
-          withIdentifiers(estimatesOfPair('{{mirt}}', 'fitted_at', 's.user_id::text = $1 and $2::text is not null'), ids),
-          params,
-        )
-      ).rows;
+    if (!pick && computation.theta.mirt) {
+      mirt = (await session.query<ExplainEstimate>(estimatesOfPair(pair, computation.theta.mirt, 'user'))).rows;
       const fallback = mirt.find((e) => e.chosen);
       if (fallback) chosen = { table: 'mirt_ability', at: fallback.at, theta: fallback.theta_rounded!, sd: fallback.sd_rounded };
     }
@@ -185,7 +190,7 @@ export async function explainRow(session: Session, config: Config, options: Expl
   const mean = times.length === 0 ? null : timeSum / times.length;
 
   // Times are non-negative, so Math.round (half up) is half away from zero here.
-  const recomputed = await recompute(session, config, work, options);
+  const recomputed = await recompute(session, config, computation, options);
   const owned = rowColumns.filter((c) => config.includeTheta || (c !== 'theta_estimate' && c !== 'theta_sd'));
   const differences =
     stored === null || recomputed === null ? [...owned] : owned.filter((c) => textOf(stored[c]) !== textOf(recomputed[c]));
@@ -256,18 +261,11 @@ function improvementTerms(
 }
 
 /** The job's computation of the one row (compute.ts), over the pair's attempts only. */
-async function recompute(
-  session: Session,
-  config: Config,
-  work: Awaited<ReturnType<typeof prepareComputation>>,
-  options: ExplainOptions,
-): Promise<RowValues | null> {
+async function recompute(session: Session, config: Config, computation: Computation, options: ExplainOptions): Promise<RowValues | null> {
   const window = await planRange(session, { from: options.date, to: options.date, timezone: config.timezone });
-  const source: QualifiedName = { schema: undefined, name: config.source.name, sql: pairSource(config.source.sql) };
-  const statement = withIdentifiers(recomputedRow(work.plan), { ...work.identifiers, source });
-  const row = (
-    await session.query<RowValues>(statement, [...computeParameters(config, window, { index: 1, count: 1 }), options.user, options.topic])
-  ).rows[0];
+  // The source as configured (not a wrapper), restricted to the pair.
+  const source = pairSource(ident(config.source), options);
+  const row = (await session.query<RowValues>(recomputedRow(workOf({ ...computation, source }, window, unsharded), options))).rows[0];
   return row === undefined ? null : pickColumns(row);
 }
 

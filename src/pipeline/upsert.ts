@@ -5,7 +5,7 @@
 import type { Session } from '../db.js';
 import { messageOf, sqlState } from '../errors.js';
 import { upsertComputed, type UpsertScope } from '../sql/write.js';
-import { attemptRows, isRowError, type FailedCombination } from './isolate.js';
+import { attemptRows, isRowError, type FailedCombination } from './isolate/narrowing.js';
 
 export interface UpsertCounts {
   readonly inserted: number;

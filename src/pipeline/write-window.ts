@@ -13,7 +13,8 @@ import { sql } from '../sql/tag.js';
 import { countSkippedEstimates, countStored, createFailedTable, deleteStale } from '../sql/write.js';
 import { inTransaction } from '../transaction.js';
 import { workOf, type Computation, type Counts, type Shard, type SkippedEstimates, type Work } from '../work.js';
-import { computeIsolated, type FailedCombination } from './isolate.js';
+import { computeIsolated } from './isolate/compute.js';
+import type { FailedCombination } from './isolate/narrowing.js';
 import { shrinkVerdict, type DayAttempts } from './shrink.js';
 import { upsertIsolated } from './upsert.js';
 

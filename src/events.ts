@@ -4,7 +4,56 @@
  * metrics (metrics.ts) and the run log (run-log.ts) subscribe. Neutral: it imports no step.
  */
 import type { ValueColumn } from './sql/verify.js';
-import type { RowCounts } from './work.js';
+import type { Window } from './window.js';
+import type { Counts, RowCounts, Shard } from './work.js';
+
+/** A writing run's row in the run log, as it starts. */
+export interface RunOpened {
+  readonly runId: string;
+  readonly command: 'run' | 'backfill';
+  readonly shard: Shard;
+  readonly window: Window;
+  /** The settings and flags the run records (lookback, theta, time zone, source …). */
+  readonly flags: Record<string, unknown>;
+  readonly startedAt: string;
+}
+
+/** How a writing run ended, for the run log. */
+export interface RunClosed {
+  readonly runId: string;
+  readonly outcome: 'success' | 'failed';
+  readonly counts?: Counts;
+  readonly error?: string;
+}
+
+/** A finished verify, for the run log. */
+export interface VerifyRecorded {
+  readonly runId: string;
+  readonly shard: Shard;
+  readonly window: Window;
+  readonly flags: Record<string, unknown>;
+  readonly startedAt: string;
+  readonly expectedRows: number;
+  /** Rows that differ, are missing or are unexpected. */
+  readonly drifted: number;
+  /** The summary of the drift, e.g. "3 rows differ (differs=1, missing=1, unexpected=1)"; undefined when none. */
+  readonly drift: string | undefined;
+}
+
+/** What a writing command reports to the metrics: the result of a successful run, or what is known of a failed one. */
+export interface RunOutcome {
+  readonly command: 'run' | 'backfill';
+  readonly shard: Shard;
+  readonly success: boolean;
+  readonly durationMs: number;
+  /** When the run ended, ms since the epoch. */
+  readonly finishedAt: number;
+  readonly counts?: Counts;
+  /** The window's bounds, unix seconds: start of since, end of anchor (exclusive), in AGG_TIMEZONE. */
+  readonly window?: { readonly startsAt: number; readonly endsAt: number };
+  /** Rows whose improvement a backfill's ripple changed. */
+  readonly rippleUpdated?: number;
+}
 
 /** One row that differs between the table and a fresh computation. */
 export interface Difference {
@@ -49,7 +98,16 @@ export interface RunEventMap {
   verify_difference: { difference: Difference };
   verify_summary: { summary: VerifySummary };
   message: { level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> };
+  /** For the run log (no log line). */
+  run_opened: { run: RunOpened };
+  run_closed: { run: RunClosed };
+  verify_recorded: { verify: VerifyRecorded };
+  /** For the metrics (no log line). */
+  run_outcome: { outcome: RunOutcome };
 }
+
+/** The events that are records for the run log and the metrics, not lines of the log. */
+export const recordEvents: ReadonlySet<RunEvent['type']> = new Set(['run_opened', 'run_closed', 'verify_recorded', 'run_outcome']);
 
 /** One event: its type and its fields. */
 export type RunEvent = { [K in keyof RunEventMap]: { type: K } & RunEventMap[K] }[keyof RunEventMap];
@@ -60,22 +118,49 @@ export type EventOf<K extends keyof RunEventMap> = Extract<RunEvent, { type: K }
 /** Receives every event of a run. */
 export type Emit = (event: RunEvent) => void;
 
+/** A consumer of events; one that returns a promise (a write) is waited for by `publish` and `settled`. */
+export type Consumer = (event: RunEvent) => void | Promise<void>;
+
 /** One stream of events: steps emit into it, consumers (the log, the metrics, the run log) subscribe. */
 export interface EventStream {
+  /** Hands the event to every consumer, in the order they subscribed. */
   readonly emit: Emit;
-  /** Adds a consumer, called for every event from now on, in the order added; returns its removal. */
-  subscribe(consumer: Emit): () => void;
+  /** Emits and waits until every consumer has handled the event; rejects with the first consumer's error. */
+  publish(event: RunEvent): Promise<void>;
+  /** Waits for the work the consumers began on emitted events (their errors are theirs to report). */
+  settled(): Promise<void>;
+  /** Adds a consumer, called for every event from now on; returns its removal. */
+  subscribe(consumer: Consumer): () => void;
 }
 
 /** A new stream with no consumers. */
 export function createEventStream(): EventStream {
-  const consumers = new Set<Emit>();
+  const consumers = new Set<Consumer>();
+  const pending = new Set<Promise<unknown>>();
+  const deliver = (event: RunEvent): Promise<void>[] => {
+    const writes: Promise<void>[] = [];
+    for (const consumer of [...consumers]) {
+      const result = consumer(event);
+      if (result instanceof Promise) writes.push(result);
+    }
+    return writes;
+  };
   return {
     emit: (event) => {
-      for (const consumer of [...consumers]) consumer(event);
+      for (const write of deliver(event)) {
+        const tracked = write.catch(() => undefined);
+        pending.add(tracked);
+        void tracked.finally(() => pending.delete(tracked));
+      }
+    },
+    async publish(event) {
+      await Promise.all(deliver(event));
+    },
+    async settled() {
+      while (pending.size > 0) await Promise.all([...pending]);
     },
     subscribe(consumer) {
-      const own: Emit = (event) => consumer(event);
+      const own: Consumer = (event) => consumer(event);
       consumers.add(own);
       return () => consumers.delete(own);
     },

@@ -15,8 +15,15 @@ function pythonBool(value: boolean): string {
   return value ? 'True' : 'False';
 }
 
-/** The level and text-format message of an event (without the `[LEVEL] ` prefix). */
-export function describe(event: RunEvent): { level: Level; message: string; fields: Record<string, unknown> } {
+/** A log line before formatting: its level, text-format message (without `[LEVEL] `) and JSON fields. */
+export interface Described {
+  readonly level: Level;
+  readonly message: string;
+  readonly fields: Record<string, unknown>;
+}
+
+/** The log line of an event; undefined for the records of the run log and the metrics, which have none. */
+export function describe(event: RunEvent): Described | undefined {
   switch (event.type) {
     case 'run_started':
       return {
@@ -105,10 +112,15 @@ export function describe(event: RunEvent): { level: Level; message: string; fiel
       return describeSummary(event.summary);
     case 'message':
       return { level: event.level, message: event.message, fields: event.fields ?? {} };
+    case 'run_opened':
+    case 'run_closed':
+    case 'verify_recorded':
+    case 'run_outcome':
+      return undefined;
   }
 }
 
-function describeDifference(d: Difference): { level: Level; message: string; fields: Record<string, unknown> } {
+function describeDifference(d: Difference): Described {
   const key = `user=${d.userId} topic=${d.topicId} date=${d.date}`;
   const values = (side: Record<string, string | null>) =>
     Object.entries(side)
@@ -135,7 +147,7 @@ function describeDifference(d: Difference): { level: Level; message: string; fie
   };
 }
 
-function describeSummary(s: VerifySummary): { level: Level; message: string; fields: Record<string, unknown> } {
+function describeSummary(s: VerifySummary): Described {
   const fields = {
     since: s.since,
     anchor: s.anchor,
@@ -178,7 +190,9 @@ export function createLogger(options: {
   const redact = options.redact ?? ((text: string) => text);
   const now = options.now ?? (() => new Date());
   return (event) => {
-    const { level, message, fields } = describe(event);
+    const described = describe(event);
+    if (described === undefined) return;
+    const { level, message, fields } = described;
     const line =
       options.format === 'json'
         ? JSON.stringify({

@@ -10,7 +10,8 @@ import { ConfigError, ExitCode } from '../errors.js';
 import { createEventStream, type Emit } from '../events.js';
 import { createLogger } from '../log.js';
 import type { ProgressTerminal } from '../progress.js';
-import { passwordsOf } from '../redact.js';
+import { metricsConsumer } from '../metrics.js';
+import { maskPasswords, passwordsOf } from '../redact.js';
 
 export interface Io {
   readonly env: Record<string, string | undefined>;
@@ -30,11 +31,16 @@ export interface CommandContext {
   readonly runId: string;
   /** Emits into the event stream every output consumes. */
   readonly emit: Emit;
+  /** Waits until the consumers have handled what was emitted (the metrics' push). */
+  settled(): Promise<void>;
   /** Passwords of DATABASE_URL and PUSHGATEWAY_URL, masked wherever a driver's message is printed. */
   readonly passwords: readonly string[];
   /** The current log format (the configuration's once loaded). */
   readonly format: LogFormat;
-  /** Loads the configuration (defaults, then `env` over the environment, then flags) and follows its log format. */
+  /**
+   * Loads the configuration (defaults, then `env` over the environment, then flags); the log
+   * follows its format, and the metrics it configures consume the events.
+   */
   config(flags?: Flags, env?: Record<string, string>): Config;
   /** Opens the configured database (closed by main at the end). */
   database(config: Config, options?: { create?: boolean }): Promise<Database>;
@@ -54,10 +60,12 @@ export function createContext(io: Io, settings: () => Record<string, string | un
   events.subscribe((event) => createLogger({ format, runId, sink: (line) => io.stderr(line + '\n') })(event));
   let db: Database | undefined;
   let session: Session | undefined;
+  let unsubscribeMetrics: (() => void) | undefined;
   const context: CommandContext = {
     io,
     runId,
     emit: events.emit,
+    settled: () => events.settled(),
     passwords: [...passwordsOf(io.env.DATABASE_URL), ...passwordsOf(io.env.PUSHGATEWAY_URL)],
     get format() {
       return format;
@@ -66,6 +74,12 @@ export function createContext(io: Io, settings: () => Record<string, string | un
     config(flags = {}, env = {}) {
       const config = loadConfig({ ...io.env, ...env }, { ...flags, settings: settings() });
       format = config.logFormat;
+      unsubscribeMetrics?.();
+      unsubscribeMetrics = events.subscribe(
+        metricsConsumer(config.metrics, (warning) =>
+          events.emit({ type: 'message', level: 'warn', message: maskPasswords(warning, context.passwords) }),
+        ),
+      );
       return config;
     },
     async database(config, options = {}) {

@@ -1,29 +1,21 @@
 /**
- * Metrics of a writing command (run, backfill): published where configured, on success and on
- * failure alike; a failure to publish is only a warning.
+ * The outcome of a writing command (run, backfill), on success and on failure alike, emitted
+ * for the metrics (metrics.ts consumes it; a failure to publish is only a warning).
  */
-import type { Config } from '../config.js';
 import { ExitCode } from '../errors.js';
-import { publishMetrics, type RunOutcome } from '../metrics.js';
-import { maskPasswords } from '../redact.js';
+import type { RunOutcome } from '../events.js';
 import { unsharded, type Shard } from '../work.js';
 import type { CommandContext } from './context.js';
 
 type Measurable = NonNullable<RunOutcome['counts']> & { window: NonNullable<RunOutcome['window']>; durationMs: number };
 
-async function publish(ctx: CommandContext, config: Config, outcome: RunOutcome): Promise<void> {
-  if (config.metrics.pushgatewayUrl === undefined && config.metrics.textfile === undefined) return;
-  for (const warning of await publishMetrics(outcome, config.metrics))
-    ctx.emit({ type: 'message', level: 'warn', message: maskPasswords(warning, ctx.passwords) });
-}
-
 /**
- * Runs a writing command and reports its metrics: the one place where run results become
- * metrics. A result with failed combinations sets exit code 1.
+ * Runs a writing command and emits its outcome: the one place where run results become
+ * metrics. Waits for the metrics to be published before returning or rethrowing, so their
+ * warnings come before the run's last line. A result with failed combinations sets exit code 1.
  */
 export async function measured<T extends Measurable>(
   ctx: CommandContext,
-  config: Config,
   what: { command: RunOutcome['command']; shard: Shard | undefined },
   work: () => Promise<T>,
   extra: (result: T) => Partial<RunOutcome> = () => ({}),
@@ -34,19 +26,27 @@ export async function measured<T extends Measurable>(
   try {
     result = await work();
   } catch (err) {
-    await publish(ctx, config, { command: what.command, shard, success: false, durationMs: Date.now() - started, finishedAt: Date.now() });
+    ctx.emit({
+      type: 'run_outcome',
+      outcome: { command: what.command, shard, success: false, durationMs: Date.now() - started, finishedAt: Date.now() },
+    });
+    await ctx.settled();
     throw err;
   }
-  await publish(ctx, config, {
-    command: what.command,
-    shard,
-    success: result.failed === 0,
-    durationMs: result.durationMs,
-    finishedAt: Date.now(),
-    counts: result,
-    window: result.window,
-    ...extra(result),
+  ctx.emit({
+    type: 'run_outcome',
+    outcome: {
+      command: what.command,
+      shard,
+      success: result.failed === 0,
+      durationMs: result.durationMs,
+      finishedAt: Date.now(),
+      counts: result,
+      window: result.window,
+      ...extra(result),
+    },
   });
+  await ctx.settled();
   if (result.failed > 0) ctx.exitCode = ExitCode.failed;
   return result;
 }

@@ -71,7 +71,7 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
               },
             ),
           );
-        await measured(ctx, config, { command: 'backfill', shard }, backfill, (result) => ({ rippleUpdated: result.ripple?.updated ?? 0 }));
+        await measured(ctx, { command: 'backfill', shard }, backfill, (result) => ({ rippleUpdated: result.ripple?.updated ?? 0 }));
       } finally {
         progress.stop();
       }

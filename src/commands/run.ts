@@ -56,6 +56,6 @@ export function registerRun(program: Command, ctx: CommandContext): void {
         );
       // A dry run writes nothing, so it has no metrics either.
       if (opts.dryRun) await run();
-      else await measured(ctx, config, { command: 'run', shard }, run);
+      else await measured(ctx, { command: 'run', shard }, run);
     });
 }

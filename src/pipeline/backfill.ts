@@ -13,12 +13,12 @@ import type { Config } from '../config.js';
 import type { Session } from '../db.js';
 import { ConfigError, messageOf } from '../errors.js';
 import type { Emit } from '../events.js';
-import { finishRunRecord, startRunRecord } from '../run-log.js';
+import { runFlags } from '../run-log.js';
 import { rippleEnd, rippleImprovement } from '../sql/backfill.js';
 import { dayWindows, planRange, type Window } from '../window.js';
 import { addCounts, noCounts, shardName, unsharded, workOf, type Computation, type Counts, type Shard } from '../work.js';
 import { allowsShrink } from './daily.js';
-import { setUp } from './setup.js';
+import { runEvents, setUp } from './setup.js';
 import { writeWindowTransaction } from './write-window.js';
 
 /** The longest range a backfill accepts unless --max-days says otherwise. */
@@ -110,28 +110,23 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     const window = await planRange(session, { from, to, timezone: config.timezone });
     const days = await dayWindows(session, { from, to, timezone: config.timezone });
     const runTimestamp = new Date().toISOString();
-    await startRunRecord(session, {
-      runId,
-      command: 'backfill',
-      shard,
-      window,
-      config,
-      startedAt: runTimestamp,
-      extraFlags: { allow_future: options.allowFuture ?? false, allow_shrink: allowsShrink(options) },
-    });
+    const events = runEvents(session, emit);
+    const flags = runFlags(config, { allow_future: options.allowFuture ?? false, allow_shrink: allowsShrink(options) });
+    await events.publish({ type: 'run_opened', run: { runId, command: 'backfill', shard, window, flags, startedAt: runTimestamp } });
     emit({ type: 'backfill_started', from, to, days: days.length, shard: shardName(shard) });
     try {
-      const totals = await writeDays(session, config, { computation: setup.computation, days, shard, runTimestamp, options }, emit);
+      const job = { computation: setup.computation, days, shard, runTimestamp, options };
+      const totals = await writeDays(session, config, job, events.emit);
       const ripple = await runRipple(session, config, { computation: setup.computation, to, shard, runTimestamp });
       if (ripple) emit({ type: 'ripple_finished', ...ripple });
       else emit({ type: 'message', level: 'info', message: `Ripple: no stored rows after ${to}; nothing to recompute` });
       emit({ type: 'rows_written', ...totals });
-      await finishRunRecord(session, runId, { outcome: totals.failed > 0 ? 'failed' : 'success', ...totals });
+      await events.publish({ type: 'run_closed', run: { runId, outcome: totals.failed > 0 ? 'failed' : 'success', counts: totals } });
       const durationMs = Date.now() - started;
       emit({ type: 'run_finished', processed: totals.combinations, failed: totals.failed, durationMs });
       return { runId, window, ...totals, ripple, durationMs };
     } catch (err) {
-      await finishRunRecord(session, runId, { outcome: 'failed', error: messageOf(err) }).catch(() => undefined);
+      await events.publish({ type: 'run_closed', run: { runId, outcome: 'failed', error: messageOf(err) } }).catch(() => undefined);
       throw err;
     }
   } finally {

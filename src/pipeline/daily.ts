@@ -9,11 +9,11 @@ import type { Config } from '../config.js';
 import type { Session } from '../db.js';
 import { messageOf } from '../errors.js';
 import type { Emit } from '../events.js';
-import { finishRunRecord, lastSuccessAnchor, startRunRecord } from '../run-log.js';
+import { lastSuccessAnchor, runFlags } from '../run-log.js';
 import { planWindow, type Window } from '../window.js';
 import { unsharded, type Computation, type Counts, type Shard, type SkippedEstimates } from '../work.js';
 import { dryRunWindow } from './dry-run.js';
-import { setUp } from './setup.js';
+import { runEvents, setUp } from './setup.js';
 import { emitSkipped, writeWindowTransaction, type WindowCounts } from './write-window.js';
 
 export interface RunOptions {
@@ -109,19 +109,15 @@ interface DailyWrite {
 }
 
 async function writeWindow(session: Session, config: Config, job: DailyWrite, emit: Emit): Promise<WindowCounts> {
-  const { window, computation } = job;
+  const { window, computation, runId } = job;
+  const events = runEvents(session, emit);
   const runTimestamp = new Date().toISOString();
-  await startRunRecord(session, { runId: job.runId, command: 'run', shard: job.shard, window, config, startedAt: runTimestamp });
+  await events.publish({
+    type: 'run_opened',
+    run: { runId, command: 'run', shard: job.shard, window, flags: runFlags(config), startedAt: runTimestamp },
+  });
   try {
-    // The first failed combinations go into the run log, so `report` can name them.
-    const failedCombinations: string[] = [];
-    const collect: Emit = (event) => {
-      if (event.type === 'combination_failed' && failedCombinations.length < 5) {
-        failedCombinations.push(`user=${event.userId} topic=${event.topicId} date=${event.date}`);
-      }
-      emit(event);
-    };
-    const counts = await writeWindowTransaction(session, config, { ...job, runTimestamp }, collect, (staged) => {
+    const counts = await writeWindowTransaction(session, config, { ...job, runTimestamp }, events.emit, (staged) => {
       if (staged.emptyWindow) emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
       if (staged.combinations > 0) {
         emit({ type: 'run_started', combinations: staged.combinations, since: window.since, anchor: window.anchor, dryRun: false });
@@ -129,16 +125,10 @@ async function writeWindow(session: Session, config: Config, job: DailyWrite, em
       }
     });
     if (counts.combinations > 0 || counts.deleted > 0) emit({ type: 'rows_written', ...counts });
-    await finishRunRecord(session, job.runId, {
-      outcome: counts.failed > 0 ? 'failed' : 'success',
-      ...counts,
-      ...(counts.failed > 0
-        ? { error: `failed: ${failedCombinations.join('; ')}${counts.failed > failedCombinations.length ? '; …' : ''}` }
-        : {}),
-    });
+    await events.publish({ type: 'run_closed', run: { runId, outcome: counts.failed > 0 ? 'failed' : 'success', counts } });
     return counts;
   } catch (err) {
-    await finishRunRecord(session, job.runId, { outcome: 'failed', error: messageOf(err) }).catch(() => undefined);
+    await events.publish({ type: 'run_closed', run: { runId, outcome: 'failed', error: messageOf(err) } }).catch(() => undefined);
     throw err;
   }
 }

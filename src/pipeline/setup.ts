@@ -6,9 +6,10 @@
 import type { Config } from '../config.js';
 import type { Session } from '../db.js';
 import { ConfigError } from '../errors.js';
-import type { Emit } from '../events.js';
+import { createEventStream, type Emit, type EventStream } from '../events.js';
 import { acquireWriterLock, holdSchema } from '../lock.js';
 import { checkSchema } from '../migrate.js';
+import { runLogConsumer } from '../run-log.js';
 import { applySessionSettings } from '../session-settings.js';
 import { checkSource } from '../source.js';
 import { checkThetaTables } from '../theta-tables.js';
@@ -72,4 +73,15 @@ export async function setUp(session: Session, config: Config, emit: Emit, option
     await release();
     throw err;
   }
+}
+
+/**
+ * The events of a run on `session`: the caller's consumer (the log, a test's list) and the run
+ * log, which writes its rows on the run's session.
+ */
+export function runEvents(session: Session, emit: Emit): EventStream {
+  const events = createEventStream();
+  events.subscribe(emit);
+  events.subscribe(runLogConsumer(session));
+  return events;
 }

@@ -8,11 +8,11 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Session } from '../db.js';
 import type { Difference, Emit, VerifySummary } from '../events.js';
-import { recordVerify } from '../run-log.js';
+import { verifyFlags } from '../run-log.js';
 import { valueColumns, verifyWindow, type ValueColumn } from '../sql/verify.js';
 import { planRange, planWindow, type Window } from '../window.js';
 import { unsharded, workOf, type Shard } from '../work.js';
-import { setUp } from './setup.js';
+import { runEvents, setUp } from './setup.js';
 
 export type { Difference, VerifySummary };
 
@@ -78,19 +78,23 @@ export async function runVerify(session: Session, config: Config, options: Verif
     unexpected: row.unexpected,
     shown: differences.length,
   };
-  for (const difference of differences) emit({ type: 'verify_difference', difference });
-  emit({ type: 'verify_summary', summary });
+  const events = runEvents(session, emit);
+  for (const difference of differences) events.emit({ type: 'verify_difference', difference });
+  events.emit({ type: 'verify_summary', summary });
   const drifted = row.differs + row.missing + row.unexpected;
   const drift = drifted > 0;
-  await recordVerify(session, {
-    runId: randomUUID(),
-    shard,
-    window,
-    config,
-    startedAt,
-    expectedRows: row.expected_rows,
-    drifted,
-    drift: drift ? `${drifted} rows differ (differs=${row.differs}, missing=${row.missing}, unexpected=${row.unexpected})` : undefined,
+  await events.publish({
+    type: 'verify_recorded',
+    verify: {
+      runId: randomUUID(),
+      shard,
+      window,
+      flags: verifyFlags(config),
+      startedAt,
+      expectedRows: row.expected_rows,
+      drifted,
+      drift: drift ? `${drifted} rows differ (differs=${row.differs}, missing=${row.missing}, unexpected=${row.unexpected})` : undefined,
+    },
   });
   return { window, summary, differences, drift, durationMs: Date.now() - started };
 }

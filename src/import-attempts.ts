@@ -147,34 +147,8 @@ export async function importAttempts(session: Session, options: ImportOptions): 
 
 /** Parses the file into agg_import batch by batch; returns the rows staged. Throws ConfigError naming the line. */
 async function stageFile(session: Session, options: ImportOptions): Promise<number> {
-  const batchSize = options.batchSize ?? 5_000;
-  let loaded = 0;
+  const batches = batchStager(session, options);
   let line = 1;
-  let lines: number[] = [];
-  let columns: unknown[][] = [[], [], [], [], [], []];
-  const stage = async (rows: number[], values: unknown[][]): Promise<unknown> => {
-    try {
-      await inSavepoint(session, 'agg_import_batch', () => session.query(stageBatch, [rows, ...values]));
-      return undefined;
-    } catch (err) {
-      return err;
-    }
-  };
-  const flush = async () => {
-    if (lines.length === 0) return;
-    const error = await stage(lines, columns);
-    if (error !== undefined) {
-      const { line: bad, error: cause } = await findRejectedLine(lines, columns, error, stage);
-      throw new ConfigError(
-        `${options.file}: line ${bad} was rejected by the database: ${messageOf(cause)}${sqlState(cause) ? ` (SQLSTATE ${sqlState(cause)})` : ''}; nothing was loaded`,
-        { cause },
-      );
-    }
-    loaded += lines.length;
-    options.onProgress?.(loaded);
-    lines = [];
-    columns = [[], [], [], [], [], []];
-  };
   // pipeline, not pipe: a read error must reach the parser, or the loop below waits forever.
   const parser = pipeline(
     createReadStream(options.file),
@@ -200,9 +174,7 @@ async function stageFile(session: Session, options: ImportOptions): Promise<numb
       } catch (err) {
         throw new ConfigError(`${options.file}: line ${line}: ${messageOf(err)}; nothing was loaded`);
       }
-      values.forEach((value, i) => columns[i]!.push(value));
-      lines.push(line);
-      if (lines.length >= batchSize) await flush();
+      await batches.add(line, values);
     }
   } catch (err) {
     if (err instanceof ConfigError) throw err;
@@ -210,8 +182,53 @@ async function stageFile(session: Session, options: ImportOptions): Promise<numb
     throw new ConfigError(`${options.file}: line ${at ?? line}: malformed CSV (${messageOf(err)}); nothing was loaded`, { cause: err });
   }
   if (!sawHeader) throw new ConfigError(`${options.file} is empty: it needs the header ${csvHeader.join(',')}`);
-  await flush();
-  return loaded;
+  return batches.flush();
+}
+
+/**
+ * Stages parsed rows in batches of `options.batchSize`, each in a savepoint; a batch the
+ * database rejects is halved down to its first rejected line (ConfigError naming it).
+ */
+function batchStager(
+  session: Session,
+  options: ImportOptions,
+): { add(line: number, values: unknown[]): Promise<void>; flush(): Promise<number> } {
+  const batchSize = options.batchSize ?? 5_000;
+  let loaded = 0;
+  let lines: number[] = [];
+  let columns: unknown[][] = [[], [], [], [], [], []];
+  const stage = async (rows: number[], values: unknown[][]): Promise<unknown> => {
+    try {
+      await inSavepoint(session, 'agg_import_batch', () => session.query(stageBatch, [rows, ...values]));
+      return undefined;
+    } catch (err) {
+      return err;
+    }
+  };
+  const flush = async () => {
+    if (lines.length === 0) return loaded;
+    const error = await stage(lines, columns);
+    if (error !== undefined) {
+      const { line: bad, error: cause } = await findRejectedLine(lines, columns, error, stage);
+      throw new ConfigError(
+        `${options.file}: line ${bad} was rejected by the database: ${messageOf(cause)}${sqlState(cause) ? ` (SQLSTATE ${sqlState(cause)})` : ''}; nothing was loaded`,
+        { cause },
+      );
+    }
+    loaded += lines.length;
+    options.onProgress?.(loaded);
+    lines = [];
+    columns = [[], [], [], [], [], []];
+    return loaded;
+  };
+  return {
+    async add(line, values) {
+      values.forEach((value, i) => columns[i]!.push(value));
+      lines.push(line);
+      if (lines.length >= batchSize) await flush();
+    },
+    flush,
+  };
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import type { LogFormat } from './config.js';
 import { displayValue, formatDuration, visible } from './format.js';
-import type { Difference, Emit, RunEvent, VerifySummary } from './events.js';
+import type { Difference, Emit, EventOf, RunEvent, RunEventMap, VerifySummary } from './events.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -22,102 +22,110 @@ export interface Described {
   readonly fields: Record<string, unknown>;
 }
 
+/** The log line of each event type; none for the records of the run log and the metrics. */
+const lines: { [K in keyof RunEventMap]: (event: EventOf<K>) => Described | undefined } = {
+  run_started: (event) => {
+    return {
+      level: 'info',
+      message: `Aggregating features for ${event.combinations} (user, topic, date) combinations; since=${event.since}, anchor=${event.anchor}, dry_run=${pythonBool(event.dryRun)}`,
+      fields: { combinations: event.combinations, since: event.since, anchor: event.anchor, dry_run: event.dryRun },
+    };
+  },
+  no_combinations: (event) => {
+    return {
+      level: 'info',
+      message: `No (user_id, topic_id, date) combinations found (lookback=${event.lookbackDays} days); exiting.`,
+      fields: { lookback_days: event.lookbackDays },
+    };
+  },
+  rows_written: (event) => {
+    const { inserted, updated, unchanged, deleted } = event;
+    return {
+      level: 'info',
+      message: `Rows: inserted=${inserted}, updated=${updated}, unchanged=${unchanged}, deleted=${deleted}`,
+      fields: { inserted, updated, unchanged, deleted },
+    };
+  },
+  dry_run_counts: (event) => {
+    const { inserted, updated, unchanged, deleted } = event;
+    return {
+      level: 'info',
+      message: `Dry run, nothing written: would_insert=${inserted}, would_update=${updated}, unchanged=${unchanged}, would_delete=${deleted}`,
+      fields: { would_insert: inserted, would_update: updated, unchanged, would_delete: deleted },
+    };
+  },
+  theta_skipped: (event) => {
+    const skipped = event.studentTopicTheta + event.mirtAbility;
+    return {
+      level: 'info',
+      message: `Theta: skipped ${skipped} invalid estimates (NULL, NaN, infinite or out of numeric(6,3) range)`,
+      fields: {
+        skipped,
+        student_topic_theta: event.studentTopicTheta,
+        mirt_ability: event.mirtAbility,
+        mirt_fallback: event.mirtFallback,
+      },
+    };
+  },
+  combination_failed: (event) => {
+    return {
+      level: 'error',
+      message: `user=${event.userId} topic=${event.topicId} date=${event.date} error=${event.error}`,
+      fields: { user_id: event.userId, topic_id: event.topicId, date: event.date, error: event.error },
+    };
+  },
+  combination_debug: (event) => {
+    return {
+      level: 'debug',
+      message: Object.entries(event.row)
+        .map(([key, value]) => `${key}=${displayValue(value)}`)
+        .join(' '),
+      fields: event.row,
+    };
+  },
+  run_finished: (event) => {
+    return {
+      level: 'info',
+      message: `Summary: processed=${event.processed}, failed=${event.failed}, duration_ms=${event.durationMs}`,
+      fields: { processed: event.processed, failed: event.failed, duration_ms: event.durationMs },
+    };
+  },
+  backfill_started: (event) => {
+    return {
+      level: 'info',
+      message: `Backfilling ${event.from}..${event.to}: ${event.days} days, shard ${event.shard}, one transaction per day`,
+      fields: { from: event.from, to: event.to, days: event.days, shard: event.shard },
+    };
+  },
+  backfill_progress: (event) => {
+    const percent = ((100 * event.done) / event.total).toFixed(1);
+    return {
+      level: 'info',
+      message: `Backfill progress: ${event.done}/${event.total} days (${percent}%), through ${event.day}; elapsed ${formatDuration(event.elapsedMs)}, ETA ${formatDuration(event.etaMs)}`,
+      fields: { done: event.done, total: event.total, day: event.day, elapsed_ms: event.elapsedMs, eta_ms: event.etaMs },
+    };
+  },
+  ripple_finished: (event) => {
+    return {
+      level: 'info',
+      message: `Ripple: recomputed improvement of the stored rows on ${event.since}..${event.anchor}: updated=${event.updated}`,
+      fields: { since: event.since, anchor: event.anchor, updated: event.updated },
+    };
+  },
+  verify_difference: (event) => describeDifference(event.difference),
+  verify_summary: (event) => describeSummary(event.summary),
+  message: (event) => {
+    return { level: event.level, message: event.message, fields: event.fields ?? {} };
+  },
+  run_opened: () => undefined,
+  run_closed: () => undefined,
+  verify_recorded: () => undefined,
+  run_outcome: () => undefined,
+};
+
 /** The log line of an event; undefined for the records of the run log and the metrics, which have none. */
 export function describe(event: RunEvent): Described | undefined {
-  switch (event.type) {
-    case 'run_started':
-      return {
-        level: 'info',
-        message: `Aggregating features for ${event.combinations} (user, topic, date) combinations; since=${event.since}, anchor=${event.anchor}, dry_run=${pythonBool(event.dryRun)}`,
-        fields: { combinations: event.combinations, since: event.since, anchor: event.anchor, dry_run: event.dryRun },
-      };
-    case 'no_combinations':
-      return {
-        level: 'info',
-        message: `No (user_id, topic_id, date) combinations found (lookback=${event.lookbackDays} days); exiting.`,
-        fields: { lookback_days: event.lookbackDays },
-      };
-    case 'rows_written': {
-      const { inserted, updated, unchanged, deleted } = event;
-      return {
-        level: 'info',
-        message: `Rows: inserted=${inserted}, updated=${updated}, unchanged=${unchanged}, deleted=${deleted}`,
-        fields: { inserted, updated, unchanged, deleted },
-      };
-    }
-    case 'dry_run_counts': {
-      const { inserted, updated, unchanged, deleted } = event;
-      return {
-        level: 'info',
-        message: `Dry run, nothing written: would_insert=${inserted}, would_update=${updated}, unchanged=${unchanged}, would_delete=${deleted}`,
-        fields: { would_insert: inserted, would_update: updated, unchanged, would_delete: deleted },
-      };
-    }
-    case 'theta_skipped': {
-      const skipped = event.studentTopicTheta + event.mirtAbility;
-      return {
-        level: 'info',
-        message: `Theta: skipped ${skipped} invalid estimates (NULL, NaN, infinite or out of numeric(6,3) range)`,
-        fields: {
-          skipped,
-          student_topic_theta: event.studentTopicTheta,
-          mirt_ability: event.mirtAbility,
-          mirt_fallback: event.mirtFallback,
-        },
-      };
-    }
-    case 'combination_failed':
-      return {
-        level: 'error',
-        message: `user=${event.userId} topic=${event.topicId} date=${event.date} error=${event.error}`,
-        fields: { user_id: event.userId, topic_id: event.topicId, date: event.date, error: event.error },
-      };
-    case 'combination_debug':
-      return {
-        level: 'debug',
-        message: Object.entries(event.row)
-          .map(([key, value]) => `${key}=${displayValue(value)}`)
-          .join(' '),
-        fields: event.row,
-      };
-    case 'run_finished':
-      return {
-        level: 'info',
-        message: `Summary: processed=${event.processed}, failed=${event.failed}, duration_ms=${event.durationMs}`,
-        fields: { processed: event.processed, failed: event.failed, duration_ms: event.durationMs },
-      };
-    case 'backfill_started':
-      return {
-        level: 'info',
-        message: `Backfilling ${event.from}..${event.to}: ${event.days} days, shard ${event.shard}, one transaction per day`,
-        fields: { from: event.from, to: event.to, days: event.days, shard: event.shard },
-      };
-    case 'backfill_progress': {
-      const percent = ((100 * event.done) / event.total).toFixed(1);
-      return {
-        level: 'info',
-        message: `Backfill progress: ${event.done}/${event.total} days (${percent}%), through ${event.day}; elapsed ${formatDuration(event.elapsedMs)}, ETA ${formatDuration(event.etaMs)}`,
-        fields: { done: event.done, total: event.total, day: event.day, elapsed_ms: event.elapsedMs, eta_ms: event.etaMs },
-      };
-    }
-    case 'ripple_finished':
-      return {
-        level: 'info',
-        message: `Ripple: recomputed improvement of the stored rows on ${event.since}..${event.anchor}: updated=${event.updated}`,
-        fields: { since: event.since, anchor: event.anchor, updated: event.updated },
-      };
-    case 'verify_difference':
-      return describeDifference(event.difference);
-    case 'verify_summary':
-      return describeSummary(event.summary);
-    case 'message':
-      return { level: event.level, message: event.message, fields: event.fields ?? {} };
-    case 'run_opened':
-    case 'run_closed':
-    case 'verify_recorded':
-    case 'run_outcome':
-      return undefined;
-  }
+  return (lines[event.type] as (event: RunEvent) => Described | undefined)(event);
 }
 
 function describeDifference(d: Difference): Described {

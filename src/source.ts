@@ -69,25 +69,59 @@ export async function checkSource(
   options: { variable?: string; timezone?: string | undefined } = {},
 ): Promise<CheckedSource> {
   const variable = options.variable ?? 'AGG_SOURCE';
-  const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [source.sql]);
-  if (!found.rows[0]?.present) {
-    // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
-    const similar = await session.query<{ name: string }>(
-      `select format('%I.%I', n.nspname, c.relname) as name
-         from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where lower(c.relname) = lower($1) and c.relkind in ('r', 'v', 'm', 'f', 'p')
-          and ($2::text is null or lower(n.nspname) = lower($2))
-        order by 1 limit 3`,
-      [source.name, source.schema ?? null],
-    );
-    const hint =
-      similar.rows.length === 0
-        ? ''
-        : ` (there is ${similar.rows.map((r) => r.name).join(', ')}: a name with capitals must be double-quoted, e.g. ${variable}='"Attempts"')`;
-    throw new ConfigError(
-      `the attempts source ${source.sql} does not exist${hint}: create it, load data with \`aggregate-features-daily import-attempts FILE.csv\`, or set ${variable} to the table or view that holds the attempts`,
-    );
+  await checkExists(session, source, variable);
+  const byName = await sourceColumns(session, source, variable);
+  const warnings: string[] = [];
+  let relation = ident(source);
+  for (const column of requiredSourceColumns) {
+    const row = byName.get(column)!;
+    if (column === 'completed_at' && row.base === 'timestamp without time zone') {
+      if (options.timezone === undefined) {
+        throw new ConfigError(
+          `the attempts source ${source.sql} has completed_at of type ${row.type}, which names no instant without a zone (its days would depend on the server's TimeZone): make it timestamptz in a view (completed_at at time zone 'Europe/Berlin' as completed_at), or set AGG_SOURCE_TIMEZONE to the zone its values are written in`,
+        );
+      }
+      relation = zonedSource(source);
+      await session.query('select set_config($1, $2, false)', [sourceTimezoneSetting, options.timezone]);
+      continue;
+    }
+    if (!accepted(column, row)) {
+      throw new ConfigError(
+        `the attempts source ${source.sql} has ${column} of type ${row.type}, but it must be ${expectedType[column]}: cast it in a view (${column}::${castTarget[column]} as ${column}) and point ${variable} at the view`,
+      );
+    }
   }
+  if (options.timezone !== undefined && byName.get('completed_at')!.base !== 'timestamp without time zone') {
+    warnings.push(`AGG_SOURCE_TIMEZONE is ignored: completed_at of ${source.sql} is already timestamptz`);
+  }
+  await checkReadable(session, source);
+  return { relation, warnings };
+}
+
+/** Throws ConfigError when the source does not exist, naming a differently cased one that does. */
+async function checkExists(session: Session, source: QualifiedName, variable: string): Promise<void> {
+  const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [source.sql]);
+  if (found.rows[0]?.present) return;
+  // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
+  const similar = await session.query<{ name: string }>(
+    `select format('%I.%I', n.nspname, c.relname) as name
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where lower(c.relname) = lower($1) and c.relkind in ('r', 'v', 'm', 'f', 'p')
+        and ($2::text is null or lower(n.nspname) = lower($2))
+      order by 1 limit 3`,
+    [source.name, source.schema ?? null],
+  );
+  const hint =
+    similar.rows.length === 0
+      ? ''
+      : ` (there is ${similar.rows.map((r) => r.name).join(', ')}: a name with capitals must be double-quoted, e.g. ${variable}='"Attempts"')`;
+  throw new ConfigError(
+    `the attempts source ${source.sql} does not exist${hint}: create it, load data with \`aggregate-features-daily import-attempts FILE.csv\`, or set ${variable} to the table or view that holds the attempts`,
+  );
+}
+
+/** The required columns of the source with their types; throws ConfigError naming those missing. */
+async function sourceColumns(session: Session, source: QualifiedName, variable: string): Promise<Map<SourceColumn, ColumnRow>> {
   const columns = await session.query<ColumnRow>(
     `select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
             format_type(coalesce(nullif(t.typbasetype, 0), t.oid), null) as base,
@@ -105,31 +139,11 @@ export async function checkSource(
       `the attempts source ${source.sql} lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: it needs ${requiredSourceColumns.join(', ')}; rename or add ${missing.length > 1 ? 'them' : 'it'} in a view and point ${variable} at the view`,
     );
   }
-  const warnings: string[] = [];
-  let zoned = false;
-  let relation = ident(source);
-  for (const column of requiredSourceColumns) {
-    const row = byName.get(column)!;
-    if (column === 'completed_at' && row.base === 'timestamp without time zone') {
-      if (options.timezone === undefined) {
-        throw new ConfigError(
-          `the attempts source ${source.sql} has completed_at of type ${row.type}, which names no instant without a zone (its days would depend on the server's TimeZone): make it timestamptz in a view (completed_at at time zone 'Europe/Berlin' as completed_at), or set AGG_SOURCE_TIMEZONE to the zone its values are written in`,
-        );
-      }
-      relation = zonedSource(source);
-      zoned = true;
-      await session.query('select set_config($1, $2, false)', [sourceTimezoneSetting, options.timezone]);
-      continue;
-    }
-    if (!accepted(column, row)) {
-      throw new ConfigError(
-        `the attempts source ${source.sql} has ${column} of type ${row.type}, but it must be ${expectedType[column]}: cast it in a view (${column}::${castTarget[column]} as ${column}) and point ${variable} at the view`,
-      );
-    }
-  }
-  if (options.timezone !== undefined && !zoned) {
-    warnings.push(`AGG_SOURCE_TIMEZONE is ignored: completed_at of ${source.sql} is already timestamptz`);
-  }
+  return byName;
+}
+
+/** Throws ConfigError (grant SELECT) when the job's role may not read the source. */
+async function checkReadable(session: Session, source: QualifiedName): Promise<void> {
   try {
     await session.query(sql`select ${join(requiredSourceColumns.map((column) => raw(column)))} from ${ident(source)} where false`);
   } catch (err) {
@@ -138,7 +152,6 @@ export async function checkSource(
     }
     throw err;
   }
-  return { relation, warnings };
 }
 
 const castTarget: Record<SourceColumn, string> = {

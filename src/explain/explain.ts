@@ -24,7 +24,7 @@ import {
 } from '../sql/explain.js';
 import { ident } from '../sql/tag.js';
 import { planRange } from '../window.js';
-import { unsharded, workOf, type Computation } from '../work.js';
+import { unsharded, workOf, type Computation, type ThetaPlan } from '../work.js';
 
 export interface ExplainOptions {
   readonly user: string;
@@ -154,42 +154,8 @@ export async function explainRow(session: Session, config: Config, options: Expl
     );
   }
 
-  let theta: ThetaTerms | undefined;
-  if (computation.theta) {
-    const estimates = (await session.query<ExplainEstimate>(estimatesOfPair(pair, computation.theta.estimates, 'user and topic'))).rows;
-    const pick = estimates.find((e) => e.chosen);
-    let mirt: ExplainEstimate[] | undefined;
-    let chosen: ThetaTerms['chosen'] = pick
-      ? { table: 'student_topic_theta', at: pick.at, theta: pick.theta_rounded!, sd: pick.sd_rounded }
-      : null;
-    if (!pick && computation.theta.mirt) {
-      mirt = (await session.query<ExplainEstimate>(estimatesOfPair(pair, computation.theta.mirt, 'user'))).rows;
-      const fallback = mirt.find((e) => e.chosen);
-      if (fallback) chosen = { table: 'mirt_ability', at: fallback.at, theta: fallback.theta_rounded!, sd: fallback.sd_rounded };
-    }
-    theta = { estimates, mirt, chosen };
-  }
-
-  const day = (d: { day: string }) => d.day >= bounds.recent_from;
-  const days = perDay.map((d) => ({ ...d, half: day(d) ? ('recent' as const) : ('previous' as const) }));
-  const sum = (half: 'recent' | 'previous', key: 'answered' | 'correct') =>
-    days.filter((d) => d.half === half).reduce((a, d) => a + d[key], 0);
-  const recent = { from: bounds.recent_from, to: bounds.recent_to, n: sum('recent', 'answered'), c: sum('recent', 'correct') };
-  const previous = { from: bounds.previous_from, to: bounds.previous_to, n: sum('previous', 'answered'), c: sum('previous', 'correct') };
-
-  const times = attempts.filter((a) => a.valid_time).map((a) => a.response_time_ms!);
-  const sorted = [...times].sort((a, b) => a - b);
-  const middle =
-    sorted.length === 0
-      ? []
-      : sorted.length % 2 === 1
-        ? [sorted[(sorted.length - 1) / 2]!]
-        : sorted.slice(sorted.length / 2 - 1, sorted.length / 2 + 1);
-  const medianValue = middle.length === 0 ? null : middle.reduce((a, b) => a + b, 0) / middle.length;
-  const timeSum = times.reduce((a, b) => a + b, 0);
-  const mean = times.length === 0 ? null : timeSum / times.length;
-
-  // Times are non-negative, so Math.round (half up) is half away from zero here.
+  const theta = computation.theta && (await thetaTerms(session, pair, computation.theta));
+  const halves = halvesOf(perDay, bounds);
   const recomputed = await recompute(session, config, computation, options);
   const owned = rowColumns.filter((c) => config.includeTheta || (c !== 'theta_estimate' && c !== 'theta_sd'));
   const differences =
@@ -206,14 +172,62 @@ export async function explainRow(session: Session, config: Config, options: Expl
       hints: attempts.filter((a) => a.counts_hint).length,
       last_seen_at: attempts.find((a) => a.is_last)?.completed_at ?? null,
     },
-    avg_time: { valid_times: times.length, sum: timeSum, mean, rounded: mean === null ? null : Math.round(mean) },
-    median: { sorted_valid_times: sorted, middle, value: medianValue, rounded: medianValue === null ? null : Math.round(medianValue) },
-    halves: { recent, previous, days },
-    improvement: improvementTerms(config, recent, previous, theta),
+    ...timeTerms(attempts),
+    halves,
+    improvement: improvementTerms(config, halves.recent, halves.previous, theta),
     theta,
     stored: stored === null ? null : pickColumns(stored),
     recomputed,
     differences,
+  };
+}
+
+/** The estimates of the pair (and of the user in mirt_ability when none applies), and the one chosen. */
+async function thetaTerms(session: Session, pair: PairDay, plan: ThetaPlan): Promise<ThetaTerms> {
+  const estimates = (await session.query<ExplainEstimate>(estimatesOfPair(pair, plan.estimates, 'user and topic'))).rows;
+  const pick = estimates.find((e) => e.chosen);
+  let mirt: ExplainEstimate[] | undefined;
+  let chosen: ThetaTerms['chosen'] = pick
+    ? { table: 'student_topic_theta', at: pick.at, theta: pick.theta_rounded!, sd: pick.sd_rounded }
+    : null;
+  if (!pick && plan.mirt) {
+    mirt = (await session.query<ExplainEstimate>(estimatesOfPair(pair, plan.mirt, 'user'))).rows;
+    const fallback = mirt.find((e) => e.chosen);
+    if (fallback) chosen = { table: 'mirt_ability', at: fallback.at, theta: fallback.theta_rounded!, sd: fallback.sd_rounded };
+  }
+  return { estimates, mirt, chosen };
+}
+
+/** The two 14-day halves of §6 from the pair's answered/correct counts per day. */
+function halvesOf(
+  perDay: readonly { day: string; answered: number; correct: number }[],
+  bounds: { recent_from: string; recent_to: string; previous_from: string; previous_to: string },
+): Explanation['halves'] {
+  const days = perDay.map((d) => ({ ...d, half: d.day >= bounds.recent_from ? ('recent' as const) : ('previous' as const) }));
+  const sum = (half: 'recent' | 'previous', key: 'answered' | 'correct') =>
+    days.filter((d) => d.half === half).reduce((a, d) => a + d[key], 0);
+  const recent = { from: bounds.recent_from, to: bounds.recent_to, n: sum('recent', 'answered'), c: sum('recent', 'correct') };
+  const previous = { from: bounds.previous_from, to: bounds.previous_to, n: sum('previous', 'answered'), c: sum('previous', 'correct') };
+  return { recent, previous, days };
+}
+
+/** The mean and the median of the valid response times, with the middle values. */
+function timeTerms(attempts: readonly ExplainAttempt[]): Pick<Explanation, 'avg_time' | 'median'> {
+  const times = attempts.filter((a) => a.valid_time).map((a) => a.response_time_ms!);
+  const sorted = [...times].sort((a, b) => a - b);
+  const middle =
+    sorted.length === 0
+      ? []
+      : sorted.length % 2 === 1
+        ? [sorted[(sorted.length - 1) / 2]!]
+        : sorted.slice(sorted.length / 2 - 1, sorted.length / 2 + 1);
+  const medianValue = middle.length === 0 ? null : middle.reduce((a, b) => a + b, 0) / middle.length;
+  const timeSum = times.reduce((a, b) => a + b, 0);
+  const mean = times.length === 0 ? null : timeSum / times.length;
+  // Times are non-negative, so Math.round (half up) is half away from zero here.
+  return {
+    avg_time: { valid_times: times.length, sum: timeSum, mean, rounded: mean === null ? null : Math.round(mean) },
+    median: { sorted_valid_times: sorted, middle, value: medianValue, rounded: medianValue === null ? null : Math.round(medianValue) },
   };
 }
 

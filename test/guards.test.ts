@@ -130,7 +130,9 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
       const deadline = Date.now() + 10_000;
       while (Date.now() < deadline) {
         const waiting = await session.query(
-          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()`,
+          // This database only: runs of other databases on the same server hold the same key.
+          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()
+             and database = (select oid from pg_database where datname = current_database())`,
           [lockKeys.namespace, lockKeys.migrations],
         );
         if (waiting.rowCount) break;
@@ -162,7 +164,8 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
       let waited = false;
       while (!waited && Date.now() < deadline) {
         const waiting = await session.query(
-          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted`,
+          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted
+             and database = (select oid from pg_database where datname = current_database())`,
           [lockKeys.namespace, lockKeys.migrations],
         );
         waited = (waiting.rowCount ?? 0) > 0;

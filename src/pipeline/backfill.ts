@@ -15,6 +15,7 @@ import { ConfigError, messageOf } from '../errors.js';
 import type { Emit } from '../events.js';
 import { runFlags } from '../run-log.js';
 import { rippleEnd, rippleImprovement } from '../sql/backfill.js';
+import { sql } from '../sql/tag.js';
 import { dayWindows, planRange, type Window } from '../window.js';
 import { addCounts, noCounts, shardName, unsharded, workOf, type Computation, type Counts, type Shard } from '../work.js';
 import { allowsShrink } from './daily.js';
@@ -182,5 +183,5 @@ async function runRipple(
 }
 
 async function nextDay(session: Session, day: string): Promise<string> {
-  return (await session.query<{ day: string }>('select ($1::date + 1)::text as day', [day])).rows[0]!.day;
+  return (await session.query<{ day: string }>(sql`select (${day}::date + 1)::text as day`)).rows[0]!.day;
 }

@@ -4,6 +4,7 @@
  */
 import type { Session } from '../db.js';
 import { messageOf, sqlState } from '../errors.js';
+import { sql } from '../sql/tag.js';
 import { upsertComputed, type UpsertScope } from '../sql/write.js';
 import { attemptRows, isRowError, type FailedCombination } from './isolate/narrowing.js';
 
@@ -54,8 +55,7 @@ export async function upsertIsolated(
       continue;
     }
     const rows = await session.query<{ topic_id: string; date: string }>(
-      'select topic_id, date::text as date from agg_computed where user_id = $1 order by 1, 2',
-      [group[0]],
+      sql`select topic_id, date::text as date from agg_computed where user_id = ${group[0]} order by 1, 2`,
     );
     for (const { topic_id: topic, date } of rows.rows) {
       const error = await attempt(group, topic, date);

@@ -113,11 +113,11 @@ async function stage(
   await session.query(createFailedTable);
   const failures = await computeIsolated(session, config, work, checkpoint);
   if (failures.length > 0) {
-    await session.query('insert into agg_failed select * from unnest($1::text[], $2::text[], $3::date[])', [
-      failures.map((f) => f.userId),
-      failures.map((f) => f.topicId),
-      failures.map((f) => (f.date.includes('..') ? null : f.date)),
-    ]);
+    const users = failures.map((f) => f.userId);
+    const topics = failures.map((f) => f.topicId);
+    // A failure over several days ("since..anchor") covers every date: NULL.
+    const dates = failures.map((f) => (f.date.includes('..') ? null : f.date));
+    await session.query(sql`insert into agg_failed select * from unnest(${users}::text[], ${topics}::text[], ${dates}::date[])`);
     emitFailures(emit, failures);
   }
   checkpoint();

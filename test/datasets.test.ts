@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { parseQualifiedName } from '../src/identifiers.js';
 import { importAttempts } from '../src/import-attempts.js';
-import { runDaily } from '../src/job.js';
+import { runDaily } from '../src/pipeline/daily.js';
 import { oracle, type OracleOptions } from './oracle/oracle.js';
 import { readAttempts } from './support/datasets.js';
 import { byKey } from './support/arbitraries.js';

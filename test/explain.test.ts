@@ -7,10 +7,10 @@
  */
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { explainRow, type Explanation } from '../src/explain.js';
-import { explainAll } from './support/explain.js';
-import { runDaily } from '../src/job.js';
+import { explainRow, type Explanation } from '../src/explain/explain.js';
+import { runDaily } from '../src/pipeline/daily.js';
 import { oracle, type OracleEstimate, type OracleOptions } from './oracle/oracle.js';
+import { explainAll } from './support/explain.js';
 import { oracleTerms } from './oracle/terms.js';
 import { allBackends, useSession, withSession } from './support/backends.js';
 import { runMain } from './support/cli.js';

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { type Database, type Session } from '../src/db.js';
 import { LockHeldError } from '../src/errors.js';
-import { runDaily } from '../src/job.js';
+import { runDaily } from '../src/pipeline/daily.js';
 import { lockKeys } from '../src/lock.js';
 import { loadMigrations, migrate } from '../src/migrate.js';
 import { allBackends, pgliteBackend, serverBackend, useSession } from './support/backends.js';
@@ -139,7 +139,9 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
         async () =>
           (
             await session.query(
-              `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()`,
+              // This database only: runs of other databases on the same server hold the same key.
+              `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()
+                 and database = (select oid from pg_database where datname = current_database())`,
               [lockKeys.namespace, lockKeys.migrations],
             )
           ).rowCount,
@@ -172,10 +174,11 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
       await waitFor(
         async () =>
           (
-            await session.query(`select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted`, [
-              lockKeys.namespace,
-              lockKeys.migrations,
-            ])
+            await session.query(
+              `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted
+                 and database = (select oid from pg_database where datname = current_database())`,
+              [lockKeys.namespace, lockKeys.migrations],
+            )
           ).rowCount,
         { what: 'the migration to wait for the writer', intervalMs: 20 },
       );

@@ -8,8 +8,8 @@
  */
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { runDaily } from '../src/job.js';
-import type { RunEvent } from '../src/log.js';
+import { runDaily } from '../src/pipeline/daily.js';
+import type { RunEvent } from '../src/events.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';

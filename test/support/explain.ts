@@ -2,7 +2,7 @@
 import { expect } from 'vitest';
 import type { Config } from '../../src/config.js';
 import type { Session } from '../../src/db.js';
-import { explainRow, type Explanation } from '../../src/explain.js';
+import { explainRow, type Explanation } from '../../src/explain/explain.js';
 import { oracle, parseInstant, type OracleAttempt, type OracleOptions } from '../oracle/oracle.js';
 import { oracleTerms } from '../oracle/terms.js';
 

@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongFirstSequencer from './test/support/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -11,6 +12,8 @@ export default defineConfig({
     // Each file still gets its own databases and temporary directories (test/support/), and no
     // test changes process-wide state (environment, mocks, timers).
     isolate: false,
+    // The long files first (test/support/sequencer.ts).
+    sequence: { sequencer: LongFirstSequencer },
     testTimeout: 300_000,
     hookTimeout: 180_000,
     globalSetup: ['test/support/global-setup.ts'],

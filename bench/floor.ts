@@ -30,6 +30,12 @@ export interface Floor {
   readonly floorCpuMs: number;
 }
 
+const workMemPreamble = (workMem: string) =>
+  workMem.toLowerCase() === 'default' ? [] : [`set work_mem = '${workMem.replace(/[^0-9a-zA-Z]/g, '')}'`];
+/** `set name = 'value'` for settings the floor runs with besides work_mem (jit off, say). */
+const settingsPreamble = (settings: Record<string, string>) =>
+  Object.entries(settings).map(([k, v]) => `set ${k.replace(/[^a-z_]/g, '')} = '${v.replace(/[^0-9a-zA-Z_.-]/g, '')}'`);
+
 const day = (d: string) => `'${d.replace(/[^0-9-]/g, '')}'`;
 
 /** The statements, with the window's dates as literals (psql has no bound parameters). */
@@ -80,9 +86,10 @@ export async function measureFloor(
   reps: number,
   watch?: { monitor: pg.Client; database: string },
   table = 'attempt',
+  settings: Record<string, string> = {},
 ): Promise<Floor> {
   const { a, b, c } = floorStatements(since, anchor, 'UTC', table);
-  const preamble = workMem.toLowerCase() === 'default' ? [] : [`set work_mem = '${workMem.replace(/[^0-9a-zA-Z]/g, '')}'`];
+  const preamble = [...workMemPreamble(workMem), ...settingsPreamble(settings)];
   const applicationName = 'afd-bench-floor';
   const runs: { ms: number[]; cpu: number }[] = [];
   for (let rep = 0; rep < reps; rep++) {
@@ -142,8 +149,9 @@ export async function measureRangeFloor(
   reps: number,
   table: string,
   watch?: { monitor: pg.Client; database: string },
+  settings: Record<string, string> = {},
 ): Promise<{ ms: number; cpuMs: number }> {
-  const preamble = workMem.toLowerCase() === 'default' ? [] : [`set work_mem = '${workMem.replace(/[^0-9a-zA-Z]/g, '')}'`];
+  const preamble = [...workMemPreamble(workMem), ...settingsPreamble(settings)];
   const applicationName = 'afd-bench-floor';
   const ms: number[] = [];
   const cpu: number[] = [];

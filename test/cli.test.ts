@@ -1,11 +1,14 @@
 /**
- * The CLI as a subprocess: exit codes, the log lines of SPEC §8 verbatim, bad flags and
- * environment values, unreachable databases, and the password never printed.
+ * The CLI: exit codes, the log lines of SPEC §8 verbatim, bad flags and environment values,
+ * unreachable databases, and the password never printed. Most calls run `main()` in this
+ * process (runMain); what only a process shows runs `node dist/cli.js` (runCli): its exit
+ * status for success, a usage error and an unreachable database, and a second process on an
+ * embedded database.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { runCli } from './support/cli.js';
+import { runCli, runMain } from './support/cli.js';
 import { pgliteBackend, serverBackend, type Backend } from './support/backends.js';
 import { testTempDir } from './support/resources.js';
 
@@ -23,13 +26,13 @@ writeFileSync(
 );
 
 describe('usage and configuration errors (no database needed)', () => {
-  test('--help and --version exit 0', async () => {
+  test('--help and --version exit 0 (the process)', async () => {
     const help = await runCli(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage: aggregate-features-daily/);
     expect(help.stdout).toMatch(/migrate/);
     expect(help.stdout).toMatch(/import-attempts/);
-    const version = await runCli(['--version']);
+    const version = await runMain(['--version']);
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
@@ -56,14 +59,21 @@ describe('usage and configuration errors (no database needed)', () => {
     [[], { DATABASE_URL: 'postgres://root:hunter2@host:99999/db' }, /DATABASE_URL/],
     [[], { DATABASE_URL: 'pglite:' }, /pglite: needs a directory/],
   ])('%j %j exits 2 with a one-line message', async (args, env, message) => {
-    const result = await runCli(args, env);
+    const result = await runMain(args, env);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/hunter2/);
     expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
-  test('an unreachable server exits 4 after retries, without the password', async () => {
+  test('the process exits 2 on a usage error, with the one-line message and no stack trace', async () => {
+    const result = await runCli(['--date', '2025-02-30'], { DATABASE_URL: 'postgres://root:hunter2@127.0.0.1:1/db' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--date "2025-02-30" is not a calendar date/);
+    expect(result.stdout + result.stderr).not.toMatch(/hunter2|\n\s+at /);
+  });
+
+  test('an unreachable server exits 4 after retries, without the password (the process)', async () => {
     const result = await runCli([], {
       DATABASE_URL: 'postgresql+psycopg2://svc:s3cr3t-pw@127.0.0.1:1/features',
       AGG_CONNECT_ATTEMPTS: '2',
@@ -77,7 +87,7 @@ describe('usage and configuration errors (no database needed)', () => {
   });
 
   test('an unknown host exits 4', async () => {
-    const result = await runCli([], { DATABASE_URL: 'postgres://svc:pw@no-such-host.invalid:5432/db', AGG_CONNECT_ATTEMPTS: '1' });
+    const result = await runMain([], { DATABASE_URL: 'postgres://svc:pw@no-such-host.invalid:5432/db', AGG_CONNECT_ATTEMPTS: '1' });
     expect(result.code).toBe(4);
     expect(result.stderr).toMatch(/database unreachable/);
   });
@@ -88,7 +98,7 @@ describe.runIf(server)('against the PostgreSQL server', () => {
   const env = () => ({ DATABASE_URL: backend.url });
 
   test('the daily run refuses to start before migrate (exit 2)', async () => {
-    const result = await runCli(['--date', '2025-11-01'], env());
+    const result = await runMain(['--date', '2025-11-01'], env());
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/run `aggregate-features-daily migrate` first/);
   });
@@ -96,19 +106,19 @@ describe.runIf(server)('against the PostgreSQL server', () => {
   test('migrate, import, dry run, run, re-run, empty window: log lines and exit codes', async () => {
     // A SQLAlchemy-style URL with a driver suffix is accepted.
     const sqlalchemyUrl = backend.url.replace(/^postgres(ql)?:/, 'postgresql+psycopg2:');
-    expect((await runCli(['migrate'], { DATABASE_URL: sqlalchemyUrl })).lines).toEqual([
+    expect((await runMain(['migrate'], { DATABASE_URL: sqlalchemyUrl })).lines).toEqual([
       '[INFO] Applied migrations: 001_features_topic_daily, 002_run_log',
     ]);
-    expect((await runCli(['migrate'], env())).lines).toEqual(['[INFO] Schema is up to date; nothing to apply.']);
-    const missing = await runCli(['--date', '2025-11-01'], env());
+    expect((await runMain(['migrate'], env())).lines).toEqual(['[INFO] Schema is up to date; nothing to apply.']);
+    const missing = await runMain(['--date', '2025-11-01'], env());
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/the attempts source "attempt" does not exist/);
 
-    const imported = await runCli(['import-attempts', csv], env());
+    const imported = await runMain(['import-attempts', csv], env());
     expect(imported.code).toBe(0);
     expect(imported.lines).toEqual([`[INFO] Imported 4 attempts from ${csv} into "attempt"`]);
 
-    const dry = await runCli(['--date', '2025-11-01', '--dry-run'], env());
+    const dry = await runMain(['--date', '2025-11-01', '--dry-run'], env());
     expect(dry.code).toBe(0);
     expect(dry.lines[0]).toBe(
       '[INFO] Aggregating features for 2 (user, topic, date) combinations; since=2025-10-25, anchor=2025-11-01, dry_run=True',
@@ -116,7 +126,7 @@ describe.runIf(server)('against the PostgreSQL server', () => {
     expect(dry.lines[1]).toBe('[INFO] Dry run, nothing written: would_insert=2, would_update=0, unchanged=0, would_delete=0');
     expect(dry.lines[2]).toMatch(/^\[INFO\] Summary: processed=2, failed=0, duration_ms=\d+$/);
 
-    const run = await runCli(['--date', '2025-11-01'], env());
+    const run = await runMain(['--date', '2025-11-01'], env());
     expect(run.code).toBe(0);
     expect(run.lines[0]).toBe(
       '[INFO] Aggregating features for 2 (user, topic, date) combinations; since=2025-10-25, anchor=2025-11-01, dry_run=False',
@@ -124,15 +134,15 @@ describe.runIf(server)('against the PostgreSQL server', () => {
     expect(run.lines[1]).toBe('[INFO] Rows: inserted=2, updated=0, unchanged=0, deleted=0');
     expect(run.lines[2]).toMatch(/^\[INFO\] Summary: processed=2, failed=0, duration_ms=\d+$/);
 
-    const again = await runCli(['--date', '2025-11-01', '--dry-run'], env());
+    const again = await runMain(['--date', '2025-11-01', '--dry-run'], env());
     expect(again.lines[1]).toBe('[INFO] Dry run, nothing written: would_insert=0, would_update=0, unchanged=2, would_delete=0');
 
-    const empty = await runCli(['--date', '2024-01-01'], env());
+    const empty = await runMain(['--date', '2024-01-01'], env());
     expect(empty.code).toBe(0);
     expect(empty.lines[0]).toBe('[INFO] No (user_id, topic_id, date) combinations found (lookback=7 days); exiting.');
     expect(empty.lines[1]).toMatch(/^\[INFO\] Summary: processed=0, failed=0, duration_ms=\d+$/);
 
-    const json = await runCli(['--date', '2025-11-01'], { ...env(), LOG_FORMAT: 'json', DEBUG: 'true' });
+    const json = await runMain(['--date', '2025-11-01'], { ...env(), LOG_FORMAT: 'json', DEBUG: 'true' });
     expect(json.code).toBe(0);
     const records = json.stderr
       .trim()
@@ -142,7 +152,7 @@ describe.runIf(server)('against the PostgreSQL server', () => {
     expect(records.filter((r) => r.level === 'debug')).toHaveLength(2);
     expect(records.at(-1)).toMatchObject({ level: 'info', event: 'run_finished', processed: 2, failed: 0 });
 
-    const debug = await runCli(['--date', '2025-11-01'], { ...env(), DEBUG: '1' });
+    const debug = await runMain(['--date', '2025-11-01'], { ...env(), DEBUG: '1' });
     expect(
       debug.lines.filter((l) =>
         l.startsWith('[DEBUG] user=u1 topic=algebra date=2025-10-31 attempts=2 correct=1 avg_time_ms=1501 rt_median=1501 hints=1'),
@@ -159,9 +169,9 @@ describe('embedded database', () => {
 
   test('migrate, import and run on pglite:<dir>; a second process on the same directory exits 3', async () => {
     const env = { DATABASE_URL: backend.url };
-    expect((await runCli(['migrate'], env)).code).toBe(0);
-    expect((await runCli(['import-attempts', csv], env)).code).toBe(0);
-    const run = await runCli(['--date', '2025-11-01'], env);
+    expect((await runMain(['migrate'], env)).code).toBe(0);
+    expect((await runMain(['import-attempts', csv], env)).code).toBe(0);
+    const run = await runMain(['--date', '2025-11-01'], env);
     expect(run.code).toBe(0);
     expect(run.lines[1]).toBe('[INFO] Rows: inserted=2, updated=0, unchanged=0, deleted=0');
 
@@ -173,15 +183,15 @@ describe('embedded database', () => {
     } finally {
       await db.close();
     }
-    expect((await runCli(['--date', '2025-11-01', '--dry-run'], env)).code).toBe(0);
+    expect((await runMain(['--date', '2025-11-01', '--dry-run'], env)).code).toBe(0);
   });
 });
 
 describe('demo', () => {
   test('generates data in an embedded database, runs twice, prints rows, with progress', async () => {
-    const backend = pgliteBackend('cli_demo');
+    const backend = pgliteBackend('cli_demo', { empty: true }); // the demo creates the database itself
     const directory = backend.url.slice('pglite:'.length);
-    const result = await runCli(['demo', '--dir', directory, '--students', '150', '--days', '30'], {});
+    const result = await runMain(['demo', '--dir', directory, '--students', '150', '--days', '30'], {});
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/\[demo\] generating 150 students × 30 days of attempts up to 2025-11-01/);
     expect(result.stdout).toMatch(/\[demo\] {3}\d+ attempts \(30\/30 days, /);
@@ -192,7 +202,7 @@ describe('demo', () => {
     expect(result.stdout).toMatch(/^user_id +topic_id +date +attempts +correct +avg_time_ms +rt_median +hints/m);
     expect(result.stdout).toMatch(/^student-\d{5} +\S+ +2025-11-01 +\d+/m);
     // The directory is a normal embedded database afterwards.
-    const dry = await runCli(['--dry-run', '--date', '2025-11-01'], { DATABASE_URL: backend.url });
+    const dry = await runMain(['--dry-run', '--date', '2025-11-01'], { DATABASE_URL: backend.url });
     expect(dry.code).toBe(0);
     expect(dry.stderr).toMatch(/would_insert=0, would_update=0, unchanged=\d+, would_delete=0/);
   });

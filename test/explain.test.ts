@@ -1,26 +1,22 @@
 /**
  * `explain` term by term against the oracle's own terms (test/oracle/terms.ts): on generated
  * attempts with a theta history (invalid and later estimates among them, both improvement
- * formulas), on the two real datasets, on PGlite and the server; and as a subprocess (text,
- * JSON, exit 1 when the stored row differs, exit 2 for a row that does not exist).
+ * formulas), on PGlite and the server; and from the command line (text, JSON, exit 1 when the
+ * stored row differs, exit 2 for a row that does not exist). On the two real datasets it is
+ * checked in test/datasets.test.ts, which has them imported already.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { loadConfig, type Config } from '../src/config.js';
-import type { Session } from '../src/db.js';
+import { loadConfig } from '../src/config.js';
 import { explainRow, type Explanation } from '../src/explain/explain.js';
-import { parseQualifiedName } from '../src/identifiers.js';
-import { importAttempts } from '../src/import-attempts.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import { oracle, parseInstant, type OracleAttempt, type OracleEstimate, type OracleOptions } from './oracle/oracle.js';
+import { oracle, type OracleEstimate, type OracleOptions } from './oracle/oracle.js';
+import { explainAll } from './support/explain.js';
 import { oracleTerms } from './oracle/terms.js';
 import { allBackends, useSession, withSession } from './support/backends.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
-import { addDays, history, prng } from './support/history.js';
+import { history, prng } from './support/history.js';
 import { insertEstimates } from './support/theta.js';
-import { readAttempts } from './support/datasets.js';
 
 const backends = await allBackends('explain');
 const attempts = history({ first: '2025-02-01', days: 40, seed: 11, activity: 0.5 });
@@ -44,58 +40,6 @@ function estimates(seed: number): OracleEstimate[] {
   return out;
 }
 const thetaHistory = estimates(3);
-
-/** Checks every term of an explanation against the oracle's. */
-function expectTerms(
-  e: Explanation,
-  all: OracleAttempt[],
-  options: OracleOptions,
-  expectedRow: { improvement: string | null } | undefined,
-) {
-  const o = oracleTerms(all, options, e.user_id, e.topic_id, e.date);
-  expect(e.counts).toMatchObject({ attempts: o.attempts, correct: o.correct, hints: o.hints });
-  expect(e.median.sorted_valid_times).toEqual(o.sortedValidTimes);
-  expect(e.median.middle).toEqual(o.middle);
-  expect([e.halves.recent.n, e.halves.recent.c, e.halves.previous.n, e.halves.previous.c]).toEqual([o.nR, o.cR, o.nP, o.cP]);
-  expect(e.halves.days.filter((d) => d.answered > 0).map((d) => [d.day, d.answered, d.correct])).toEqual(o.days);
-  expect(e.improvement.formula).toBe(o.formula);
-  if (o.formula === 'accuracy') {
-    expect(e.improvement.p_r).toBe(o.cR / o.nR);
-    expect(e.improvement.p_p).toBe(o.cP / o.nP);
-    expect(e.improvement.exposure).toBe(Math.min(1, o.nR / 30));
-  }
-  expect(e.recomputed?.improvement ?? null).toBe(o.improvement);
-  expect(e.stored?.improvement ?? null).toBe(expectedRow?.improvement ?? null);
-  expect(e.differences).toEqual([]);
-  if (options.includeTheta) {
-    const chosen = e.theta?.chosen ?? null;
-    expect(chosen === null ? null : { at: parseInstant(chosen.at), theta: chosen.theta }).toEqual(o.chosen);
-    const at = (flag: 'recent' | 'previous') => {
-      const found = e.theta?.estimates.find((s) => s[flag]);
-      return found === undefined ? null : parseInstant(found.at);
-    };
-    expect(at('recent')).toBe(o.recentAt);
-    expect(at('previous')).toBe(o.previousAt);
-    // Every estimate that is not used says why, and the later ones are after the day.
-    for (const s of e.theta?.estimates ?? []) {
-      if (s.theta === null) expect(s.skipped).toBe('theta is NULL');
-      if (s.theta === 'NaN') expect(s.skipped).toBe('theta is not finite');
-      if (s.theta === '5000.1') expect(s.skipped).toBe('theta does not fit numeric(6,3)');
-    }
-  }
-}
-
-async function explainAll(session: Session, config: Config, options: OracleOptions, all: OracleAttempt[], limit = Infinity) {
-  const rows = oracle(all, options);
-  expect(rows.length).toBeGreaterThan(20);
-  let checked = 0;
-  for (const row of rows.slice(0, limit)) {
-    const e = await explainRow(session, config, { user: row.user_id, topic: row.topic_id, date: row.date }, () => undefined);
-    expectTerms(e, all, options, row);
-    checked++;
-  }
-  return { checked, rows };
-}
 
 describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
   const t = useSession(backend, async (session) => {
@@ -155,14 +99,14 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
   });
 });
 
-describe.each(backends)('explain as a subprocess ($name)', (backend) => {
+describe.each(backends)('explain from the command line ($name)', (backend) => {
   test('text and --json; exit 1 on a difference, exit 2 for a row that does not exist', async () => {
     await withSession(backend, async (session) => {
       await session.query('truncate features_topic_daily');
       await session.query('update features_topic_daily set attempts = 0 where false');
     });
     const env = { DATABASE_URL: backend.url, AGG_LOOKBACK_DAYS: '9' };
-    expect((await runCli(['--date', '2025-03-12'], env)).code).toBe(0);
+    expect((await runMain(['--date', '2025-03-12'], env)).code).toBe(0);
     const row = oracle(attempts, {
       since: '2025-03-12',
       anchor: '2025-03-12',
@@ -171,12 +115,12 @@ describe.each(backends)('explain as a subprocess ($name)', (backend) => {
       improvementMode: 'accuracy',
     })[0]!;
     const args = ['explain', '--user', row.user_id, '--topic', row.topic_id, '--date', row.date];
-    const text = await runCli(args, env);
+    const text = await runMain(args, env);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain(`explain user=${row.user_id} topic=${row.topic_id} date=${row.date} (AGG_TIMEZONE=UTC)`);
     expect(text.stdout).toMatch(new RegExp(`attempts\\s+= ${row.attempts} \\(every attempt of the day\\)`));
     expect(text.stdout).toContain('The stored row equals a fresh computation.');
-    const json = JSON.parse((await runCli([...args, '--json'], env)).stdout) as Explanation;
+    const json = JSON.parse((await runMain([...args, '--json'], env)).stdout) as Explanation;
     expect(json.recomputed?.improvement).toBe(row.improvement);
 
     await withSession(backend, (s) =>
@@ -186,40 +130,13 @@ describe.each(backends)('explain as a subprocess ($name)', (backend) => {
         row.date,
       ]),
     );
-    const differs = await runCli(args, env);
+    const differs = await runMain(args, env);
     expect(differs.code).toBe(1);
     expect(differs.stdout).toMatch(/^hints\s+\d+\s+\d+\s+DIFFERS$/m);
     expect(differs.stdout).toContain('DIFFERS in hints');
 
-    const missing = await runCli(['explain', '--user', 'nobody', '--topic', 'algebra', '--date', '2025-03-12'], env);
+    const missing = await runMain(['explain', '--user', 'nobody', '--topic', 'algebra', '--date', '2025-03-12'], env);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no attempts and no stored row for user=nobody topic=algebra date=2025-03-12');
-  });
-});
-
-const datasetsDirectory = fileURLToPath(new URL('../../shared/datasets/', import.meta.url));
-const realDatasets = [
-  { name: 'ednet-kt1-sample', anchor: '2019-08-20', timezone: 'Asia/Seoul' },
-  { name: 'kddcup2010-algebra-2006-07-sample', anchor: '2007-03-11', timezone: 'America/New_York' },
-].filter((d) => existsSync(`${datasetsDirectory}${d.name}/attempts.csv`));
-
-describe.each(realDatasets.length > 0 ? backends : [])('explain on the real datasets ($name)', (backend) => {
-  const t = useSession(backend, prepareSchema);
-  test.each(realDatasets)('$name, anchor $anchor, $timezone: the first 40 rows, every term equal', async (dataset) => {
-    const file = `${datasetsDirectory}${dataset.name}/attempts.csv`;
-    const all = readAttempts(file);
-    await importAttempts(t.session, { file, table: parseQualifiedName('attempt', 'table'), replace: true });
-    await t.session.query('truncate features_topic_daily');
-    const config = loadConfig({ AGG_TIMEZONE: dataset.timezone, AGG_LOOKBACK_DAYS: '3' });
-    await runDaily(t.session, config, { date: dataset.anchor }, () => undefined);
-    const options: OracleOptions = {
-      since: addDays(dataset.anchor, -3),
-      anchor: dataset.anchor,
-      timezone: dataset.timezone,
-      includeTheta: false,
-      improvementMode: 'accuracy',
-    };
-    const { checked } = await explainAll(t.session, config, options, all, 40);
-    expect(checked).toBe(40);
   });
 });

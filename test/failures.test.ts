@@ -14,7 +14,7 @@ import type { RunEvent } from '../src/events.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, serverBackend, useSession } from './support/backends.js';
-import { cliPath, runCli } from './support/cli.js';
+import { cliPath, runMain } from './support/cli.js';
 import { attempt, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { waitFor } from './support/wait.js';
 
@@ -186,7 +186,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
       /^\[WARN\] Transient failure \((57P01: terminating connection due to administrator command|connection: Connection terminated unexpectedly)\); retrying in \d+ ms \(attempt 2 of 3\)$/m,
     );
     expect(run.stderr()).toMatch(/^\[INFO\] Summary: processed=\d+, failed=0/m);
-    const dry = await runCli(['--date', '2025-11-01', '--dry-run'], { DATABASE_URL: url });
+    const dry = await runMain(['--date', '2025-11-01', '--dry-run'], { DATABASE_URL: url });
     expect(dry.stderr).toMatch(/would_insert=0, would_update=0, unchanged=\d+, would_delete=0/);
   });
 
@@ -195,7 +195,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     try {
       // As an unsharded run holds it: the shared writers key, exclusively.
       await holder.query('select pg_advisory_lock($1, $2)', [lockKeys.namespace, lockKeys.writers]);
-      const shard = await runCli(['--date', '2025-11-01', '--shard', '1/2'], { DATABASE_URL: url });
+      const shard = await runMain(['--date', '2025-11-01', '--shard', '1/2'], { DATABASE_URL: url });
       expect(shard.code).toBe(3);
       expect(shard.stderr).toMatch(/holds the write lock for shard 1\/2; nothing was written/);
       await holder.query('select pg_advisory_unlock($1, $2)', [lockKeys.namespace, lockKeys.writers]);
@@ -205,9 +205,9 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
         lockKeys.writers,
         shardKey(2, 2),
       ]);
-      expect((await runCli(['--date', '2025-11-01'], { DATABASE_URL: url })).code).toBe(3);
-      expect((await runCli(['--date', '2025-11-01', '--shard', '2/2'], { DATABASE_URL: url })).code).toBe(3);
-      expect((await runCli(['--date', '2025-11-01', '--shard', '1/2'], { DATABASE_URL: url })).code).toBe(0);
+      expect((await runMain(['--date', '2025-11-01'], { DATABASE_URL: url })).code).toBe(3);
+      expect((await runMain(['--date', '2025-11-01', '--shard', '2/2'], { DATABASE_URL: url })).code).toBe(3);
+      expect((await runMain(['--date', '2025-11-01', '--shard', '1/2'], { DATABASE_URL: url })).code).toBe(0);
     } finally {
       await holder.query('select pg_advisory_unlock_all()');
       holder.release();
@@ -219,7 +219,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     try {
       await blocker.query('begin');
       await blocker.query('lock table features_topic_daily in exclusive mode');
-      const result = await runCli(['--date', '2025-11-01'], { DATABASE_URL: url, AGG_LOCK_TIMEOUT_MS: '300' });
+      const result = await runMain(['--date', '2025-11-01'], { DATABASE_URL: url, AGG_LOCK_TIMEOUT_MS: '300' });
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/\[ERROR\] run failed: .*lock.* \(SQLSTATE 55P03\); another session held a lock/);
     } finally {
@@ -231,7 +231,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
   test('the CLI prints one [ERROR] line per failed combination and exits 1', async () => {
     const small = await serverBackend('failures_cli_view');
     const env = { DATABASE_URL: small!.url };
-    expect((await runCli(['migrate'], env)).code).toBe(0);
+    expect((await runMain(['migrate'], env)).code).toBe(0);
     const other = await small!.open();
     const s = await other.connect();
     try {
@@ -242,7 +242,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
       s.release();
       await other.close();
     }
-    const result = await runCli(['--date', '2025-11-01'], { ...env, AGG_SOURCE: 'attempt_checked' });
+    const result = await runMain(['--date', '2025-11-01'], { ...env, AGG_SOURCE: 'attempt_checked' });
     expect(result.code).toBe(1);
     expect(result.lines.filter((l) => l.startsWith('[ERROR]'))).toEqual([
       '[ERROR] user=u2 topic=algebra date=2025-10-30 error=malformed response_time_ms 666',

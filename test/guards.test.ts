@@ -9,16 +9,17 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadConfig, parseDatabaseUrl } from '../src/config.js';
-import { openDatabase, type Database, type Session } from '../src/db.js';
+import { loadConfig } from '../src/config.js';
+import { type Database, type Session } from '../src/db.js';
 import { LockHeldError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
 import { lockKeys } from '../src/lock.js';
 import { loadMigrations, migrate } from '../src/migrate.js';
-import { allBackends, serverBackend, useSession } from './support/backends.js';
-import { cliPath, runCli } from './support/cli.js';
+import { allBackends, pgliteBackend, serverBackend, useSession } from './support/backends.js';
+import { cliPath, runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 import { testTempDir } from './support/resources.js';
+import { waitFor } from './support/wait.js';
 
 const generate = `
   insert into attempt
@@ -57,22 +58,22 @@ describe('a pglite: directory that does not exist', () => {
       ['verify'],
       ['report'],
     ]) {
-      const result = await runCli(args, env);
+      const result = await runMain(args, env);
       expect(result.code, args.join(' ')).toBe(2);
       expect(result.lines).toEqual([
         `[ERROR] the embedded database directory ${missing} does not exist: check DATABASE_URL=pglite:${missing} (a typo?), or create the database there with \`aggregate-features-daily migrate\``,
       ]);
       expect(existsSync(missing)).toBe(false);
     }
-    expect((await runCli(['migrate'], env)).code).toBe(0);
+    expect((await runMain(['migrate'], env)).code).toBe(0);
     expect(existsSync(missing)).toBe(true);
   });
 });
 
 describe('the embedded directory lock', () => {
-  const directory = testTempDir('lock');
-  const lockFile = join(directory, '.aggregate-features-daily.lock');
-  const open = () => openDatabase(parseDatabaseUrl(`pglite:${directory}`));
+  const backend = pgliteBackend('guards_lock');
+  const lockFile = join(backend.url.slice('pglite:'.length), '.aggregate-features-daily.lock');
+  const open = () => backend.open();
 
   test('a stale lock with this process’s own pid (an earlier pid 1) is taken over', async () => {
     // As an earlier container's pid 1 left it: the same pid (ours), the same host, another token.
@@ -103,6 +104,8 @@ describe('the embedded directory lock', () => {
 });
 
 const server = await serverBackend('guards_server');
+/** 'test' as an int4: the test's own advisory locks, apart from the job's. */
+const testLockNamespace = 0x74657374;
 
 describe.runIf(server)('migrations, runs and lost connections (server)', () => {
   let db: Database;
@@ -124,29 +127,37 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
     const runner = await db.connect();
     try {
       await session.query('truncate features_topic_daily');
-      // A migration of a newer version that takes a while: it holds the migrations key exclusively.
-      const newer = [...loadMigrations(), { version: 999, name: '999_newer', sql: 'select pg_sleep(1.5)', checksum: 'x' }];
+      // A migration of a newer version that lasts until the test lets it finish (it waits for an
+      // advisory lock the test holds): meanwhile it holds the migrations key exclusively.
+      await session.query('select pg_advisory_lock($1, 1)', [testLockNamespace]);
+      const newer = [
+        ...loadMigrations(),
+        { version: 999, name: '999_newer', sql: `select pg_advisory_xact_lock(${testLockNamespace}, 1)`, checksum: 'x' },
+      ];
       const migrating = migrate(migrator, newer);
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        const waiting = await session.query(
-          // This database only: runs of other databases on the same server hold the same key.
-          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()
-             and database = (select oid from pg_database where datname = current_database())`,
-          [lockKeys.namespace, lockKeys.migrations],
-        );
-        if (waiting.rowCount) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitFor(
+        async () =>
+          (
+            await session.query(
+              // This database only: runs of other databases on the same server hold the same key.
+              `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()
+                 and database = (select oid from pg_database where datname = current_database())`,
+              [lockKeys.namespace, lockKeys.migrations],
+            )
+          ).rowCount,
+        { what: 'the migration to hold the migrations key', intervalMs: 20 },
+      );
       await expect(runDaily(runner, loadConfig({}), { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
         /^a migration is being applied to this database .*nothing was written/,
       );
+      await session.query('select pg_advisory_unlock($1, 1)', [testLockNamespace]);
       await migrating;
       await expect(runDaily(runner, loadConfig({}), { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
         /has migration 999_newer, which this version of the job does not know/,
       );
       expect(await readFeatures(session)).toEqual([]);
     } finally {
+      await session.query('select pg_advisory_unlock_all()');
       await session.query('delete from aggregate_features_migrations where version = 999');
       migrator.release();
       runner.release();
@@ -160,18 +171,17 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
       await writer.query('select pg_advisory_lock_shared($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
       let done = false;
       const migrating = migrate(migrator).then(() => (done = true));
-      const deadline = Date.now() + 10_000;
-      let waited = false;
-      while (!waited && Date.now() < deadline) {
-        const waiting = await session.query(
-          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted
-             and database = (select oid from pg_database where datname = current_database())`,
-          [lockKeys.namespace, lockKeys.migrations],
-        );
-        waited = (waiting.rowCount ?? 0) > 0;
-        if (!waited) await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(waited).toBe(true);
+      await waitFor(
+        async () =>
+          (
+            await session.query(
+              `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted
+                 and database = (select oid from pg_database where datname = current_database())`,
+              [lockKeys.namespace, lockKeys.migrations],
+            )
+          ).rowCount,
+        { what: 'the migration to wait for the writer', intervalMs: 20 },
+      );
       expect(done).toBe(false);
       await writer.query('select pg_advisory_unlock_shared($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
       await migrating;
@@ -190,20 +200,22 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const done = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
-    let pid: number | undefined;
-    const deadline = Date.now() + 60_000;
-    while (pid === undefined && Date.now() < deadline) {
-      const running = await session.query<{ pid: number }>(
-        `select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
-      );
-      pid = running.rows[0]?.pid;
-      if (pid === undefined) await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(pid).toBeDefined();
+    let exited = false;
+    void done.then(() => (exited = true));
+    const pid = await waitFor(
+      async () =>
+        (
+          await session.query<{ pid: number }>(
+            `select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
+          )
+        ).rows[0]?.pid,
+      { what: 'the backfill to run its statement', intervalMs: 10, until: () => exited },
+    );
+    expect(pid, `the backfill ended before its statement was seen: ${stderr}`).toBeDefined();
     await session.query('select pg_terminate_backend($1)', [pid]);
     expect(await done, stderr).toBe(0);
     expect(stderr).toMatch(/^\[WARN\] Transient failure \(.*\); retrying in \d+ ms \(attempt 2 of 3\)$/m);
-    const verify = await runCli(['verify', '--from', '2025-10-05', '--to', '2025-11-01'], { DATABASE_URL: server!.url });
+    const verify = await runMain(['verify', '--from', '2025-10-05', '--to', '2025-11-01'], { DATABASE_URL: server!.url });
     expect(verify.code, verify.stderr).toBe(0);
   });
 });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { exposition, type RunOutcome } from '../src/metrics.js';
 import { allBackends, withSession } from './support/backends.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 import { testTempDir } from './support/resources.js';
@@ -148,7 +148,7 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
 
   test('a daily run: pushed (POST, grouped by command and shard) and written, equal to its log', async () => {
     const before = Date.now() / 1000;
-    const result = await runCli(['--date', '2025-05-15'], env());
+    const result = await runMain(['--date', '2025-05-15'], env());
     expect(result.code).toBe(0);
     const rows = /Rows: inserted=(\d+), updated=(\d+), unchanged=(\d+), deleted=(\d+)/.exec(result.stderr)!.slice(1).map(Number);
     const processed = Number(/processed=(\d+)/.exec(result.stderr)![1]);
@@ -186,7 +186,7 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
     // An empty source for a window that holds rows: the guard fails the run (exit 1).
     await withSession(backend, (s) => s.query('alter table attempt rename to attempt_hidden; create table attempt (like attempt_hidden)'));
     try {
-      const failed = await runCli(['--date', '2025-05-15'], env());
+      const failed = await runMain(['--date', '2025-05-15'], env());
       expect(failed.code).toBe(1);
       expect(failed.stderr).toMatch(/returned no attempts/);
     } finally {
@@ -206,7 +206,7 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
   });
 
   test('a sharded backfill: its own group and series, next to the daily run in the textfile', async () => {
-    const result = await runCli(['backfill', '--from', '2025-05-01', '--to', '2025-05-05', '--shard', '2/3'], env());
+    const result = await runMain(['backfill', '--from', '2025-05-01', '--to', '2025-05-05', '--shard', '2/3'], env());
     expect(result.code).toBe(0);
     expect(pushes.map((p) => p.url)).toEqual(['/metrics/job/aggregate_features_daily/command/backfill/shard/2of3']);
     const processed = Number(/processed=(\d+)/.exec(result.stderr)![1]);
@@ -226,7 +226,7 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
     const url = new URL(gateway);
     url.username = 'pusher';
     url.password = 's3cret-push';
-    const result = await runCli(['--date', '2025-05-15'], env({ PUSHGATEWAY_URL: url.toString(), PUSHGATEWAY_JOB: 'features_nightly' }));
+    const result = await runMain(['--date', '2025-05-15'], env({ PUSHGATEWAY_URL: url.toString(), PUSHGATEWAY_JOB: 'features_nightly' }));
     expect(result.code).toBe(0);
     expect(pushes[0]).toMatchObject({
       url: '/metrics/job/features_nightly/command/run/shard/1of1',
@@ -236,11 +236,11 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
 
   test('a push that fails is a warning, never a failed run', async () => {
     status = 500;
-    const refused = await runCli(['--date', '2025-05-15'], env({ PUSHGATEWAY_URL: 'http://pusher:s3cret-push@127.0.0.1:1' }));
+    const refused = await runMain(['--date', '2025-05-15'], env({ PUSHGATEWAY_URL: 'http://pusher:s3cret-push@127.0.0.1:1' }));
     expect(refused.code).toBe(0);
     expect(refused.lines).toContainEqual(expect.stringMatching(/^\[WARN\] could not push metrics to the Pushgateway: .*ECONNREFUSED/));
     expect(refused.stdout + refused.stderr).not.toMatch(/s3cret-push/);
-    const broken = await runCli(['--date', '2025-05-15'], env());
+    const broken = await runMain(['--date', '2025-05-15'], env());
     expect(broken.code).toBe(0);
     expect(broken.lines).toContain('[WARN] could not push metrics to the Pushgateway: push failed with status 500, ');
     expect(broken.lines.at(-2)).toMatch(/^\[INFO\] Summary: processed=\d+, failed=0/);
@@ -249,7 +249,7 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
   test('a textfile that cannot be written is a warning too', async () => {
     // The directory is node_exporter's and must exist: the job does not create it.
     const missing = join(directory, 'no-such-dir', 'x.prom');
-    const result = await runCli(['--date', '2025-05-15'], env({ METRICS_TEXTFILE: missing }));
+    const result = await runMain(['--date', '2025-05-15'], env({ METRICS_TEXTFILE: missing }));
     expect(result.code).toBe(0);
     const warning = result.lines.find((l) => l.startsWith('[WARN] could not write the metrics textfile'));
     expect(warning).toContain(`could not write the metrics textfile ${missing}: ENOENT`);
@@ -257,7 +257,7 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
 
   test('a dry run publishes nothing', async () => {
     const mtime = readFileSync(textfile, 'utf8');
-    const result = await runCli(['--date', '2025-05-15', '--dry-run'], env());
+    const result = await runMain(['--date', '2025-05-15', '--dry-run'], env());
     expect(result.code).toBe(0);
     expect(pushes).toHaveLength(0);
     expect(readFileSync(textfile, 'utf8')).toBe(mtime);
@@ -275,7 +275,7 @@ describe('metrics configuration errors (exit 2)', () => {
       /METRICS_TEXTFILE="\/var\/lib\/node_exporter\/metrics.txt" is not accepted: name a \.prom file/,
     ],
   ])('%j', async (extra, message) => {
-    const result = await runCli(['--date', '2025-05-15'], { DATABASE_URL: 'postgres://x@127.0.0.1:1/db', ...extra });
+    const result = await runMain(['--date', '2025-05-15'], { DATABASE_URL: 'postgres://x@127.0.0.1:1/db', ...extra });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/hunter2/);

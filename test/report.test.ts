@@ -1,5 +1,5 @@
 /**
- * `report` as a subprocess on PGlite and the server: aligned tables and JSON with coverage per
+ * `report` from the command line on PGlite and the server: aligned tables and JSON with coverage per
  * day (checked against direct SQL), theta coverage, recent rows and the last runs; the verdict
  * and `--check` exit codes on a healthy window, a missed night, a failed run and a drop; the
  * width limit with long names; the default period when yesterday is empty; `--html`.
@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import type { Report } from '../src/report/collect.js';
 import { allBackends, withSession } from './support/backends.js';
 import { testTempDir } from './support/resources.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 
@@ -24,7 +24,7 @@ describe('usage errors', () => {
     [['report', '--days', '367'], /--days "367"/],
     [['report', '--date', 'yesterday'], /--date "yesterday" is not a calendar date/],
   ])('%j exits 2', async (args, message) => {
-    const result = await runCli(args, { DATABASE_URL: 'postgres://x@127.0.0.1:1/db' });
+    const result = await runMain(args, { DATABASE_URL: 'postgres://x@127.0.0.1:1/db' });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
   });
@@ -38,8 +38,8 @@ describe.each(backends)('report ($name)', (backend) => {
       await prepareSchema(session);
       await loadAttempts(session, attempts);
     });
-    expect((await runCli(['backfill', '--from', '2025-03-01', '--to', '2025-03-15'], env)).code).toBe(0);
-    expect((await runCli(['--date', '2025-03-18'], env)).code).toBe(0);
+    expect((await runMain(['backfill', '--from', '2025-03-01', '--to', '2025-03-15'], env)).code).toBe(0);
+    expect((await runMain(['--date', '2025-03-18'], env)).code).toBe(0);
     // Theta from another job on a few rows of one day.
     await withSession(backend, (s) =>
       s.query("update features_topic_daily set theta_estimate = 0.5 where date = '2025-03-17' and user_id in ('s1', 's2')"),
@@ -47,7 +47,7 @@ describe.each(backends)('report ($name)', (backend) => {
   });
 
   test('JSON: coverage per day equals direct SQL, theta coverage, recent rows, last runs', async () => {
-    const result = await runCli(['report', '--date', '2025-03-19', '--days', '7', '--json'], env);
+    const result = await runMain(['report', '--date', '2025-03-19', '--days', '7', '--json'], env);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
     const report = JSON.parse(result.stdout) as Report;
@@ -124,7 +124,7 @@ describe.each(backends)('report ($name)', (backend) => {
   });
 
   test('text: titled sections of aligned tables', async () => {
-    const result = await runCli(['report', '--date', '2025-03-19', '--days', '3', '--limit', '4'], env);
+    const result = await runMain(['report', '--date', '2025-03-19', '--days', '3', '--limit', '4'], env);
     expect(result.code).toBe(0);
     const lines = result.stdout.split('\n');
     expect(lines[0]).toMatch(/^OK: last successful run \d+\.\d h ago \(anchor 2025-03-18\)$/);
@@ -149,19 +149,19 @@ describe.each(backends)('report ($name)', (backend) => {
 
   test('every line fits --width; long names are shortened with …, full in --json', async () => {
     for (const width of [60, 80, 120]) {
-      const result = await runCli(['report', '--date', '2025-03-18', '--width', String(width)], env);
+      const result = await runMain(['report', '--date', '2025-03-18', '--width', String(width)], env);
       expect(result.code).toBe(0);
       const lines = result.stdout.trimEnd().split('\n');
       expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(width);
       expect(result.stdout).toMatch(/Unit 12[^\n]*…/);
       expect(result.stdout).not.toContain(longTopic);
     }
-    const unlimited = await runCli(['report', '--date', '2025-03-18', '--width', '1000'], env);
+    const unlimited = await runMain(['report', '--date', '2025-03-18', '--width', '1000'], env);
     expect(unlimited.stdout).toContain(longTopic);
   });
 
   test('no --date and an empty yesterday: the period ends at the newest data, and says so', async () => {
-    const result = await runCli(['report', '--json'], env);
+    const result = await runMain(['report', '--json'], env);
     const report = JSON.parse(result.stdout) as Report;
     expect(report.period.to).toBe('2025-03-18');
     expect(report.notes).toEqual([
@@ -169,12 +169,12 @@ describe.each(backends)('report ($name)', (backend) => {
         /^no rows for \d{4}-\d{2}-\d{2} \(yesterday in UTC\); the newest data is on 2025-03-18: reporting the 7 days up to it/,
       ),
     ]);
-    const text = await runCli(['report', '--width', '200'], env);
+    const text = await runMain(['report', '--width', '200'], env);
     expect(text.stdout.split('\n')[2]).toMatch(/^note: no rows for .* the newest data is on 2025-03-18/);
   });
 
   test('--check: 0 when healthy, 1 on FAIL (a missed night, a failed run); WARN only with --fail-on-warn', async () => {
-    const check = (extra: string[] = []) => runCli(['report', '--date', '2025-03-18', '--check', ...extra], env);
+    const check = (extra: string[] = []) => runMain(['report', '--date', '2025-03-18', '--check', ...extra], env);
     expect((await check()).code).toBe(0);
 
     // A sharp drop on one day: WARN.
@@ -193,7 +193,7 @@ describe.each(backends)('report ($name)', (backend) => {
     const stale = await check();
     expect(stale.code).toBe(1);
     expect(stale.stdout.split('\n')[0]).toMatch(/^FAIL: the last successful run finished 3\.0 days ago \(anchor 2025-03-18\)/);
-    expect((await runCli(['report', '--date', '2025-03-18'], env)).code).toBe(0); // without --check: the verdict only
+    expect((await runMain(['report', '--date', '2025-03-18'], env)).code).toBe(0); // without --check: the verdict only
 
     // A newer run that failed: FAIL with its failed combinations.
     await withSession(backend, (s) =>
@@ -210,16 +210,16 @@ describe.each(backends)('report ($name)', (backend) => {
 
     // Drift found by verify is recorded in the run log and read by the report.
     await withSession(backend, (s) => s.query("delete from aggregate_features_runs where run_id = 'failed-run'"));
-    expect((await runCli(['verify', '--date', '2025-03-18'], env)).code).toBe(1);
+    expect((await runMain(['verify', '--date', '2025-03-18'], env)).code).toBe(1);
     const drift = JSON.parse((await check(['--json'])).stdout) as Report;
     expect(drift.last_verify).toMatchObject({ outcome: 'failed', anchor: '2025-03-18' });
     expect(drift.verdict.reasons.find((r) => r.check === 'drift')).toMatchObject({ status: 'FAIL' });
-    expect((await runCli(['report', '--check', '--fail-on-warn', '--width', '10'], env)).code).toBe(2);
+    expect((await runMain(['report', '--check', '--fail-on-warn', '--width', '10'], env)).code).toBe(2);
   });
 
   test('--html writes one self-contained page with the charts', async () => {
     const file = join(testTempDir('report-html'), 'report.html');
-    const result = await runCli(['report', '--date', '2025-03-18', '--html', file], env);
+    const result = await runMain(['report', '--date', '2025-03-18', '--html', file], env);
     expect(result.code).toBe(0);
     expect(result.stderr).toContain(`Wrote the report page to ${file}`);
     const page = readFileSync(file, 'utf8');
@@ -227,7 +227,7 @@ describe.each(backends)('report ($name)', (backend) => {
       expect(page).toContain(`data-chart="${chart}"`);
     }
     expect(page).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
-    const bad = await runCli(['report', '--date', '2025-03-18', '--html', '/nonexistent/dir/page.html'], env);
+    const bad = await runMain(['report', '--date', '2025-03-18', '--html', '/nonexistent/dir/page.html'], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/cannot write --html \/nonexistent\/dir\/page.html/);
   });
@@ -237,7 +237,7 @@ describe.each(backends)('report ($name)', (backend) => {
     if (fresh === undefined) return;
     // An existing but empty directory (a missing one is refused before: tested in guards.test.ts).
     mkdirSync(fresh.slice('pglite:'.length), { recursive: true });
-    const result = await runCli(['report'], { DATABASE_URL: fresh });
+    const result = await runMain(['report'], { DATABASE_URL: fresh });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/run `aggregate-features-daily migrate` first/);
   });

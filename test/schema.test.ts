@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { serverBackend } from './support/backends.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 
 const server = await serverBackend('schema');
 const schemaFile = fileURLToPath(new URL('../schema.sql', import.meta.url));
@@ -28,7 +28,7 @@ function normalise(dump: string): string {
 
 describe.runIf(server)('schema.sql', () => {
   test('equals a fresh migration', async () => {
-    expect((await runCli(['migrate'], { DATABASE_URL: server!.url })).code).toBe(0);
+    expect((await runMain(['migrate'], { DATABASE_URL: server!.url })).code).toBe(0);
     const dump = normalise(execFileSync('pg_dump', ['--schema-only', '--no-owner', '--no-privileges', server!.url], { encoding: 'utf8' }));
     if (process.env.UPDATE_SCHEMA) writeFileSync(schemaFile, dump);
     expect(dump).toBe(readFileSync(schemaFile, 'utf8'));

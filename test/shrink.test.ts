@@ -10,7 +10,7 @@ import { JobError } from '../src/errors.js';
 import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
 import type { RunEvent } from '../src/events.js';
 import { allBackends, useSession } from './support/backends.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 
 // 12 students × 10 topics × 10 days (2025-10-23 … 2025-11-01) × 2 attempts: 240 attempts a day.
@@ -129,8 +129,8 @@ describe.each(backends)('the shrink guard ($name)', (backend) => {
 describe.each(backends)('the shrink guard from the command line ($name)', (backend) => {
   test('exit 1 for the real run and the dry run, naming the days; --allow-shrink writes', async () => {
     const env = { DATABASE_URL: backend.url, AGG_SOURCE: 'attempt_two_days_missing' };
-    const dry = await runCli(['--date', '2025-11-01', '--dry-run'], env);
-    const real = await runCli(['--date', '2025-11-01'], env);
+    const dry = await runMain(['--date', '2025-11-01', '--dry-run'], env);
+    const real = await runMain(['--date', '2025-11-01'], env);
     expect(dry.code).toBe(1);
     expect(real.code).toBe(1);
     const refusal = (lines: string[]) => lines.find((l) => l.startsWith('[ERROR]'));
@@ -138,7 +138,7 @@ describe.each(backends)('the shrink guard from the command line ($name)', (backe
       /^\[ERROR\] the source "attempt_two_days_missing" looks broken: 2 days .*2025-10-31: stored 240, now 0; 2025-11-01: stored 240, now 0/,
     );
     expect(refusal(dry.lines)).toEqual(refusal(real.lines));
-    const allowed = await runCli(['--date', '2025-11-01', '--allow-shrink'], env);
+    const allowed = await runMain(['--date', '2025-11-01', '--allow-shrink'], env);
     expect(allowed.code).toBe(0);
     expect(allowed.stderr).toMatch(/deleted=240/);
   });

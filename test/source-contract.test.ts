@@ -9,7 +9,7 @@ import { ConfigError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
 import { runVerify } from '../src/pipeline/verify.js';
 import { allBackends, useSession } from './support/backends.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 
 // Attempts around local midnights in New York, so a wrong zone moves them to other days.
@@ -125,7 +125,7 @@ describe.each(backends)('the source contract ($name)', (backend) => {
 
 describe.each(backends)('the source contract from the command line ($name)', (backend) => {
   test('the CLI exits 2 with one line', async () => {
-    const result = await runCli(['--date', '2025-11-01'], { DATABASE_URL: backend.url, AGG_SOURCE: 'attempt_local' });
+    const result = await runMain(['--date', '2025-11-01'], { DATABASE_URL: backend.url, AGG_SOURCE: 'attempt_local' });
     expect(result.code).toBe(2);
     expect(result.lines).toEqual([
       expect.stringMatching(/^\[ERROR\] the attempts source "attempt_local" has completed_at of type timestamp without time zone/),

@@ -7,7 +7,7 @@
 import { describe, expect, test } from 'vitest';
 import type { OracleAttempt, OracleEstimate } from './oracle/oracle.js';
 import { allBackends, withSession } from './support/backends.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { createThetaTables, insertEstimates } from './support/theta.js';
 
@@ -66,18 +66,18 @@ describe.each(backends)('theta from the command line ($name)', (backend) => {
       { AGG_IMPROVEMENT_MODE: 'theta', LOG_FORMAT: 'json' },
     ];
     for (const extra of variants) {
-      const result = await runCli(['--date', '2025-11-01'], env({ AGG_INCLUDE_THETA: 'true', ...extra }));
+      const result = await runMain(['--date', '2025-11-01'], env({ AGG_INCLUDE_THETA: 'true', ...extra }));
       expect(result.code).toBe(2);
       expect(result.lines).toHaveLength(1);
       expect(result.stderr).toMatch(/AGG_INCLUDE_THETA=true, but the table student_topic_theta does not exist/);
     }
-    const dry = await runCli(['--date', '2025-11-01', '--dry-run'], env({ AGG_INCLUDE_THETA: 'yes' }));
+    const dry = await runMain(['--date', '2025-11-01', '--dry-run'], env({ AGG_INCLUDE_THETA: 'yes' }));
     expect(dry.code).toBe(2);
     expect(dry.lines).toEqual([
       '[ERROR] AGG_INCLUDE_THETA=true, but the table student_topic_theta does not exist (looked up through the search_path): create it (user_id, topic_id, theta, se, updated_at timestamptz; docs/theta.md), or set AGG_INCLUDE_THETA=false',
     ]);
     // Theta disabled does not need the table.
-    expect((await runCli(['--date', '2025-11-01'], env())).code).toBe(0);
+    expect((await runMain(['--date', '2025-11-01'], env())).code).toBe(0);
   });
 
   test('a backfill of an old day (--date) is not changed by estimates made later; the log counts skipped estimates', async () => {
@@ -92,7 +92,7 @@ describe.each(backends)('theta from the command line ($name)', (backend) => {
       ]);
     });
     const thetaEnv = env({ AGG_INCLUDE_THETA: 'true', AGG_IMPROVEMENT_MODE: 'theta', AGG_LOOKBACK_DAYS: '3' });
-    const first = await runCli(['--date', '2025-10-10'], thetaEnv);
+    const first = await runMain(['--date', '2025-10-10'], thetaEnv);
     expect(first.code).toBe(0);
     expect(first.lines.slice(0, 3)).toEqual([
       '[INFO] Aggregating features for 8 (user, topic, date) combinations; since=2025-10-07, anchor=2025-10-10, dry_run=False',
@@ -114,7 +114,7 @@ describe.each(backends)('theta from the command line ($name)', (backend) => {
     });
     expect(before.rows.map((r) => r.theta_estimate)).not.toContain(null);
 
-    const again = await runCli(['--date', '2025-10-10'], thetaEnv);
+    const again = await runMain(['--date', '2025-10-10'], thetaEnv);
     expect(again.code).toBe(0);
     expect(again.lines[2]).toBe('[INFO] Rows: inserted=0, updated=0, unchanged=8, deleted=0');
     const after = await withSession(backend, async (session) => ({

@@ -1,5 +1,5 @@
 /**
- * `verify` as a subprocess on PGlite and the server: exit 0 when the table equals a fresh
+ * `verify` from the command line on PGlite and the server: exit 0 when the table equals a fresh
  * computation, exit 1 with the differing rows (stored and expected values, capped) after the
  * table is corrupted; explicit ranges, shards, JSON lines, usage errors; and a role that may
  * only SELECT (it writes nothing, not even to the run log).
@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { allBackends, withSession } from './support/backends.js';
 import { registerRole } from './support/resources.js';
-import { runCli } from './support/cli.js';
+import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 
@@ -25,7 +25,7 @@ describe('usage errors (no database needed)', () => {
     [['verify', '--limit', 'x'], /--limit "x" is not accepted/],
     [['verify', '--shard', '5/4'], /--shard "5\/4"/],
   ])('%j exits 2', async (args, message) => {
-    const result = await runCli(args, env);
+    const result = await runMain(args, env);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
   });
@@ -39,22 +39,22 @@ describe.each(backends)('verify ($name)', (backend) => {
       await prepareSchema(session);
       await loadAttempts(session, attempts);
     });
-    const filled = await runCli(['backfill', '--from', '2025-01-01', '--to', '2025-02-19'], env());
+    const filled = await runMain(['backfill', '--from', '2025-01-01', '--to', '2025-02-19'], env());
     expect(filled.code).toBe(0);
   });
 
   test('in sync: exit 0 and a one-line summary, for a window, a range and a shard', async () => {
-    const window = await runCli(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '27' }));
+    const window = await runMain(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '27' }));
     expect(window.code).toBe(0);
     expect(window.lines).toEqual([
       expect.stringMatching(
         /^\[INFO\] Verify: features_topic_daily matches the source on 2025-01-23\.\.2025-02-19 \(\d+ rows\)$/,
       ) as unknown,
     ]);
-    const range = await runCli(['verify', '--from', '2025-01-01', '--to', '2025-02-19'], env());
+    const range = await runMain(['verify', '--from', '2025-01-01', '--to', '2025-02-19'], env());
     expect(range.code).toBe(0);
     expect(range.lines[0]).toMatch(/matches the source on 2025-01-01\.\.2025-02-19/);
-    const shard = await runCli(['verify', '--date', '2025-02-19', '--shard', '2/3'], env());
+    const shard = await runMain(['verify', '--date', '2025-02-19', '--shard', '2/3'], env());
     expect(shard.code).toBe(0);
   });
 
@@ -84,7 +84,7 @@ describe.each(backends)('verify ($name)', (backend) => {
     });
     const { changed, deleted } = stored;
 
-    const result = await runCli(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '9' }));
+    const result = await runMain(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '9' }));
     expect(result.code).toBe(1);
     expect(result.lines).toContain(
       `[ERROR] Drift user=${changed.user_id} topic=${changed.topic_id} date=${changed.date}: differs: attempts stored=${changed.attempts + 5} expected=${changed.attempts}, improvement stored=0.999 expected=${changed.improvement}`,
@@ -105,12 +105,12 @@ describe.each(backends)('verify ($name)', (backend) => {
     // Theta columns are not the job's with theta disabled: never shown.
     expect(result.stderr).not.toMatch(/theta/);
 
-    const capped = await runCli(['verify', '--date', '2025-02-19', '--limit', '1'], env({ AGG_LOOKBACK_DAYS: '9' }));
+    const capped = await runMain(['verify', '--date', '2025-02-19', '--limit', '1'], env({ AGG_LOOKBACK_DAYS: '9' }));
     expect(capped.code).toBe(1);
     expect(capped.lines.filter((l) => l.startsWith('[ERROR] Drift '))).toHaveLength(1);
     expect(capped.lines.at(-1)).toMatch(/3 rows differ .*; showing the first 1\. Re-run/);
 
-    const json = await runCli(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '9', LOG_FORMAT: 'json' }));
+    const json = await runMain(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '9', LOG_FORMAT: 'json' }));
     expect(json.code).toBe(1);
     const records = json.stderr
       .trim()
@@ -130,9 +130,9 @@ describe.each(backends)('verify ($name)', (backend) => {
     expect(records.at(-1)).toMatchObject({ level: 'error', event: 'verify_summary', differs: 1, missing: 1, unexpected: 1, shown: 3 });
 
     // Outside the corrupted days all is well; repairing the window (a backfill) ends the drift.
-    expect((await runCli(['verify', '--from', '2025-01-01', '--to', '2025-02-09'], env())).code).toBe(0);
-    expect((await runCli(['backfill', '--from', '2025-02-10', '--to', '2025-02-19'], env())).code).toBe(0);
-    expect((await runCli(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '9' }))).code).toBe(0);
+    expect((await runMain(['verify', '--from', '2025-01-01', '--to', '2025-02-09'], env())).code).toBe(0);
+    expect((await runMain(['backfill', '--from', '2025-02-10', '--to', '2025-02-19'], env())).code).toBe(0);
+    expect((await runMain(['verify', '--date', '2025-02-19'], env({ AGG_LOOKBACK_DAYS: '9' }))).code).toBe(0);
   });
 
   test.runIf(backend.name === 'postgres')('works for a role that may only SELECT, and writes nothing', async () => {
@@ -153,15 +153,15 @@ describe.each(backends)('verify ($name)', (backend) => {
       backend,
       async (s) => (await s.query<{ n: number }>('select count(*)::int as n from aggregate_features_runs')).rows[0]!.n,
     );
-    const ok = await runCli(['verify', '--date', '2025-02-19'], { DATABASE_URL: url.toString(), AGG_LOOKBACK_DAYS: '27' });
+    const ok = await runMain(['verify', '--date', '2025-02-19'], { DATABASE_URL: url.toString(), AGG_LOOKBACK_DAYS: '27' });
     expect(ok.stderr).toMatch(/matches the source/);
     expect(ok.code).toBe(0);
     await withSession(backend, (s) => s.query("update features_topic_daily set hints = hints + 1 where date = '2025-02-01'"));
-    const drift = await runCli(['verify', '--date', '2025-02-19'], { DATABASE_URL: url.toString(), AGG_LOOKBACK_DAYS: '27' });
+    const drift = await runMain(['verify', '--date', '2025-02-19'], { DATABASE_URL: url.toString(), AGG_LOOKBACK_DAYS: '27' });
     expect(drift.code).toBe(1);
     expect(drift.stderr).toMatch(/date=2025-02-01: differs: hints stored=\d+ expected=\d+/);
     // The reader cannot write, and verify did not try: the run log is as it was.
-    const denied = await runCli(['--date', '2025-02-19'], { DATABASE_URL: url.toString() });
+    const denied = await runMain(['--date', '2025-02-19'], { DATABASE_URL: url.toString() });
     expect(denied.code).not.toBe(0);
     const after = await withSession(
       backend,

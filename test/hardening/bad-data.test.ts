@@ -1,15 +1,16 @@
 /**
  * Malformed data has a defined behaviour (docs/security.md, "Malformed input"), on PGlite and
  * the server: every case is its own source table (AGG_SOURCE) and its own window, the run
- * (`node dist/cli.js`) must succeed, and the window must equal the independent oracle, which
- * compares ids as text (PostgreSQL's text form of the column: a uuid in lower case, a bigint in
- * decimal). And whatever fails, no output ever contains the password of DATABASE_URL.
+ * (the CLI's main(), in this process) must succeed, and the window must equal the independent
+ * oracle, which compares ids as text (PostgreSQL's text form of the column: a uuid in lower
+ * case, a bigint in decimal). And whatever fails, no output ever contains the password of
+ * DATABASE_URL (the first command of each case as a process, `node dist/cli.js`).
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { oracle, type OracleAttempt, type OracleRow } from '../oracle/oracle.js';
 import { allBackends, serverBackend } from '../support/backends.js';
-import { runCli } from '../support/cli.js';
+import { runCli, runMain } from '../support/cli.js';
 import { readRows, rowText, sortRows, withDb, type Queryable } from './support.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -362,7 +363,7 @@ const backends = await allBackends('hardening_bad_data');
 
 describe.each(backends)('malformed data gets a defined behaviour ($name)', (backend) => {
   beforeAll(async () => {
-    expect((await runCli(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
+    expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     await withDb(backend, async (db) => {
       for (const c of cases) await createCaseTable(db, c);
     });
@@ -370,7 +371,7 @@ describe.each(backends)('malformed data gets a defined behaviour ($name)', (back
 
   test.each(cases.map((c) => [c.name, c] as const))('%s: the run succeeds and equals the oracle', async (_name, c) => {
     // The cases' days lie in the future (apart from any real data): say it is meant.
-    const run = await runCli(['--date', c.anchor, '--allow-future'], {
+    const run = await runMain(['--date', c.anchor, '--allow-future'], {
       DATABASE_URL: backend.url,
       AGG_SOURCE: tableOf(c),
       AGG_LOOKBACK_DAYS: '7',
@@ -400,13 +401,13 @@ const oversized = await serverBackend('hardening_oversized_key');
 describe.runIf(oversized)('an id too big for the index (server)', () => {
   test('fails only its own combination; the others are written', async () => {
     const backend = oversized!;
-    expect((await runCli(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
+    expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     const anchor = anchors[0]!;
     // 3 000 hex digits that do not compress: about 3 kB in the index.
     const incompressible = Array.from({ length: 47 }, (_, i) => createHash('sha256').update(String(i)).digest('hex')).join('');
     const stored = [...ordinary('s1', 'algebra', anchor), ...ordinary(incompressible, 'algebra', anchor)];
     await withDb(backend, (db) => createCaseTable(db, { name: 'oversized', anchor, timezone: 'UTC', stored, malformed: 4 }, 'oversized'));
-    const run = await runCli(['--date', anchor, '--allow-future'], {
+    const run = await runMain(['--date', anchor, '--allow-future'], {
       DATABASE_URL: backend.url,
       AGG_SOURCE: 'oversized',
       AGG_LOOKBACK_DAYS: '7',
@@ -497,8 +498,9 @@ describe('no output ever contains the password', () => {
     ];
     if (!c.what.includes('after connecting')) runs.push(['text', ['migrate']]); // migrate would succeed there
     {
-      for (const [format, args] of runs) {
-        const result = await runCli(args, {
+      // The first command as a process of its own (all it prints, Node's own output included), the others in this process.
+      for (const [index, [format, args]] of runs.entries()) {
+        const result = await (index === 0 ? runCli : runMain)(args, {
           DATABASE_URL: url,
           LOG_FORMAT: format,
           AGG_CONNECT_ATTEMPTS: '1',

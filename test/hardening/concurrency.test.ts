@@ -5,6 +5,10 @@
  * Two shards run side by side and together write exactly what one unsharded run writes (and
  * the oracle). On PGlite a second process on the same directory exits 3.
  *
+ * Runs that must be processes of their own (the racing pairs, the writer and the dry run
+ * beside it, the shards, the second process on PGlite) are; the runs that only set the data up
+ * or check it afterwards call main() in this process.
+ *
  * Where two processes must overlap, the test makes them: on the server it holds a SHARE lock
  * on features_topic_daily, so a writer waits at its first write, inside its transaction, until
  * the test lets it go; on PGlite it stops the first process (SIGSTOP) once its lock file names
@@ -16,7 +20,8 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { oracle, type OracleRow } from '../oracle/oracle.js';
 import { pgliteBackend, serverBackend, type Backend } from '../support/backends.js';
-import { runCli } from '../support/cli.js';
+import { runCli, runMain } from '../support/cli.js';
+import { nightly } from '../support/property.js';
 import { waitFor } from '../support/wait.js';
 import {
   deriveChangedAttemptsSql,
@@ -108,6 +113,10 @@ async function holdingWrites<T>(url: string, work: () => Promise<T>): Promise<T>
 }
 
 const server = await serverBackend('hardening_concurrency');
+// Rounds of two runs started together: 3 on the server and 1 on PGlite; 12 and 4 at the nightly size (TEST_NIGHTLY=1).
+const pairRounds = nightly ? 12 : 3;
+const pglitePairSources: readonly Source[] = nightly ? ['S1', 'S0', 'S1', 'S0'] : ['S1'];
+const times = (n: number) => (n === 1 ? 'once' : `${n} times`);
 
 describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
   const backend = server!;
@@ -116,7 +125,7 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
   let expected: Record<Source, string[]>;
 
   beforeAll(async () => {
-    expect((await runCli(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
+    expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     client = await serverClient(backend.url);
     db = client;
     await client.query(generateAttemptsSql(sources.S0, { rows: 200_000, students: 150, topics: 8, days: 35, start: '2025-10-01' }));
@@ -128,10 +137,10 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
     await client?.end();
   });
 
-  test('two runs started together, 6 times: exactly one writes, the other exits 3 and writes nothing', async () => {
+  test(`two runs started together, ${times(pairRounds)}: exactly one writes, the other exits 3 and writes nothing`, async () => {
     let rounds = 0;
     let sequential = 0;
-    while (rounds < 6) {
+    while (rounds < pairRounds) {
       expect(sequential, 'the two runs kept missing each other').toBeLessThan(4);
       const source: Source = rounds % 2 === 0 ? 'S1' : 'S0'; // every round changes rows, so the writer's computed_at shows
       const before = await runLog(db);
@@ -182,7 +191,7 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
       const before = await runLog(db);
       const rowsBefore = texts(await readRows(db, range));
       for (const source of ['S0', 'S1'] as const) {
-        const run = await runCli(['--date', anchor], env(backend, source));
+        const run = await runMain(['--date', anchor], env(backend, source));
         tally.lockHeldByTest++;
         expect(run.code).toBe(3);
         expect(run.stderr).toMatch(lockMessage);
@@ -191,7 +200,7 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
       expect(await runLog(db)).toEqual(before);
       expect(texts(await readRows(db, range))).toEqual(rowsBefore);
 
-      const dry = await runCli(['--date', anchor, '--dry-run'], env(backend, 'S0'));
+      const dry = await runMain(['--date', anchor, '--dry-run'], env(backend, 'S0'));
       tally.dryRunsBesideWriter++;
       expect(dry.code, dry.stderr).toBe(0);
       expect(dry.stderr).toMatch(
@@ -202,7 +211,7 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
       await holder.end();
     }
     // Released: the next run writes again.
-    expect((await runCli(['--date', anchor], env(backend, 'S0'))).code).toBe(0);
+    expect((await runMain(['--date', anchor], env(backend, 'S0'))).code).toBe(0);
     expect(texts(await readRows(db, range))).toEqual(expected.S0);
   });
 
@@ -268,12 +277,12 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
       expect(sharded).toEqual(expected[source]);
 
       // One unsharded run over the same data finds nothing to change …
-      const unshardedOver = await runCli(['--date', anchor], env(backend, source));
+      const unshardedOver = await runMain(['--date', anchor], env(backend, source));
       expect(unshardedOver.code).toBe(0);
       expect(unshardedOver.stderr).toMatch(/\[INFO\] Rows: inserted=0, updated=0, unchanged=\d+, deleted=0/);
       // … and written from scratch it writes the same rows, as many as the shards together.
       await client.query('delete from features_topic_daily');
-      const unsharded = await runCli(['--date', anchor], env(backend, source));
+      const unsharded = await runMain(['--date', anchor], env(backend, source));
       expect(unsharded.code).toBe(0);
       expect(texts(await readRows(db, range))).toEqual(sharded);
       const total = (await runLog(db)).at(-1)!;
@@ -307,7 +316,7 @@ describe('two processes on one PGlite directory', () => {
   const embeddedMessage = /^\[ERROR\] another process \(pid \d+\) is using the embedded database .*; wait for it to finish/m;
 
   beforeAll(async () => {
-    expect((await runCli(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
+    expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     expected = await withDb(backend, async (db) => {
       await db.query(generateAttemptsSql(sources.S0, { rows: 40_000, students: 80, topics: 6, days: 35, start: '2025-10-01' }));
       await db.query(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: '2025-10-01' }));
@@ -353,8 +362,8 @@ describe('two processes on one PGlite directory', () => {
     });
   });
 
-  test('two processes started together, 2 times: one runs, the other exits 3', async () => {
-    for (const source of ['S1', 'S0'] as const) {
+  test(`two processes started together, ${times(pglitePairSources.length)}: one runs, the other exits 3`, async () => {
+    for (const source of pglitePairSources) {
       const [a, b] = await Promise.all([
         spawnCli(['--date', anchor], env(backend, source)).done,
         spawnCli(['--date', anchor], env(backend, source)).done,

@@ -2,8 +2,9 @@
  * kill -9 at random points (SPEC §7 "Atomicity"): real runs of `node dist/cli.js` over a data
  * set big enough that a run takes a second or more are killed many times, at random moments
  * and at chosen phases (computing, deleting stale rows, upserting, just after the commit),
- * alternating between a window that is empty and one that already holds the rows of other
- * attempts. After every kill each day of the window must hold exactly its rows from before
+ * each way of killing on a window that is empty and on one that already holds the rows of
+ * other attempts. `npm test` kills 12 times on the server (every way × both windows) and 3
+ * times on PGlite; the nightly size (TEST_NIGHTLY=1) 36 and 9 times. After every kill each day of the window must hold exactly its rows from before
  * the run or exactly those the run computes (the oracle's), no day mixed; rows outside the
  * window are untouched; and a clean re-run converges to the oracle exactly.
  *
@@ -21,7 +22,8 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { oracle, type OracleAttempt } from '../oracle/oracle.js';
 import { pgliteBackend, serverBackend, type Backend } from '../support/backends.js';
-import { runCli } from '../support/cli.js';
+import { runCli, runMain } from '../support/cli.js';
+import { nightly } from '../support/property.js';
 import { waitFor } from '../support/wait.js';
 import {
   byDay,
@@ -145,16 +147,28 @@ const runEnv = (backend: Backend, label: Exclude<Label, 'empty'>) => ({
   AGG_TIMEZONE: 'UTC',
 });
 
-/** A run to its end, which must succeed; returns how long it took (the range of the random kill moments). */
-async function cleanRun(backend: Backend, label: Exclude<Label, 'empty'>, date = anchor): Promise<number> {
+/** A run to its end, which must succeed (in this process: it only sets the window up or checks convergence). */
+async function cleanRun(backend: Backend, label: Exclude<Label, 'empty'>, date = anchor): Promise<void> {
+  const result = await runMain(['--date', date], runEnv(backend, label));
+  expect(result.code, result.stderr).toBe(0);
+}
+
+/**
+ * A run to its end as a process of its own, like the runs that are killed, which must succeed;
+ * returns how long it took, start-up included: the range of the random kill moments.
+ */
+async function timedProcessRun(backend: Backend, label: Exclude<Label, 'empty'>): Promise<number> {
   const started = Date.now();
-  const result = await runCli(['--date', date], runEnv(backend, label));
+  const result = await runCli(['--date', anchor], runEnv(backend, label));
   expect(result.code, result.stderr).toBe(0);
   return Date.now() - started;
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server: 25 kills, phase read from pg_stat_activity.
+// The server: 12 kills (36 nightly), phase read from pg_stat_activity.
+
+const serverKills = nightly ? 36 : 12;
+const pgliteKills = nightly ? 9 : 3;
 
 const server = await serverBackend('hardening_kill');
 
@@ -222,7 +236,7 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
   let cleanRunMs = 0;
 
   beforeAll(async () => {
-    expect((await runCli(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
+    expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     client = await serverClient(backend.url);
     await client.query(generateAttemptsSql(sources.S0, { rows: 300_000, students: 200, topics: 8, days: 35, start: dataStart }));
     await client.query(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: dataStart }));
@@ -232,7 +246,7 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
     outside = await snapshotOutside(client, range);
     expect(outside.length).toBeGreaterThan(1000);
     // A clean run, timed: the random kills are spread over its duration.
-    cleanRunMs = await cleanRun(backend, 'S0');
+    cleanRunMs = await timedProcessRun(backend, 'S0');
     expect(byDay(await readRows(client as unknown as Queryable, range), windowDays)).toEqual(expected.S0);
   });
 
@@ -240,7 +254,7 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
     await client?.end();
   });
 
-  test('25 kills at random points and in every phase: each day old or new, nothing lost, then convergence', async () => {
+  test(`${serverKills} kills at random points and in every phase: each day old or new, nothing lost, then convergence`, async () => {
     // 'write: delete stale' is made certain by a lock the test holds; the phases of the
     // others are whatever pg_stat_activity shows just before the kill.
     const strategies = ['random', 'compute', 'write: delete stale', 'write: upsert', 'random', 'committed'] as const;
@@ -251,9 +265,10 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
     const runIds = async () =>
       new Set((await client.query<{ run_id: string }>('select run_id from aggregate_features_runs')).rows.map((r) => r.run_id));
 
-    while (kills < 25) {
-      expect(attempts, 'too many runs finished before they could be killed').toBeLessThan(45);
-      const mode = attempts % 2 === 0 ? 'fresh' : 'populated';
+    while (kills < serverKills) {
+      expect(attempts, 'too many runs finished before they could be killed').toBeLessThan(serverKills * 2);
+      // Every way of killing on both kinds of window: the six ways on a fresh window, then on a populated one, and again.
+      const mode = Math.floor(attempts / strategies.length) % 2 === 0 ? 'fresh' : 'populated';
       const strategy = strategies[attempts % strategies.length]!;
       attempts++;
 
@@ -340,7 +355,7 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
     // The kills hit the write itself, not only the computation before it: every kill of the
     // 'write: delete stale' strategy (the run waits there until killed) and every 'committed' one.
     const inWrite = report.filter((r) => r.backend === 'postgres' && r.killed && /write|commit/.test(r.phase));
-    expect(inWrite.length).toBeGreaterThanOrEqual(5);
+    expect(inWrite.length).toBeGreaterThanOrEqual(serverKills / 4);
     expect(report.filter((r) => r.strategy === 'write: delete stale').every((r) => r.killed)).toBe(true);
 
     // A clean re-run converges exactly, for either source; rows outside the window untouched.
@@ -357,7 +372,7 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// PGlite: 5 kills; the killed process leaves a stale directory lock that the next run takes over.
+// PGlite: 3 kills (9 nightly); the killed process leaves a stale directory lock that the next run takes over.
 
 describe('kill -9 on PGlite', () => {
   const backend = pgliteBackend('hardening_kill');
@@ -368,14 +383,14 @@ describe('kill -9 on PGlite', () => {
   let cleanRunMs = 0;
 
   beforeAll(async () => {
-    expect((await runCli(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
+    expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     expected = await withDb(backend, async (db) => {
       await db.query(generateAttemptsSql(sources.S0, { rows: 40_000, students: 80, topics: 6, days: 35, start: dataStart }));
       await db.query(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: dataStart }));
       return expectedPerDay(db);
     });
     await cleanRun(backend, 'S0', previousAnchor);
-    cleanRunMs = await cleanRun(backend, 'S0');
+    cleanRunMs = await timedProcessRun(backend, 'S0');
     outside = await withDb(backend, async (db) => {
       expect(byDay(await readRows(db, range), windowDays)).toEqual(expected.S0);
       return snapshotOutside(db, range);
@@ -383,13 +398,13 @@ describe('kill -9 on PGlite', () => {
     expect(outside.length).toBeGreaterThan(500);
   });
 
-  test('5 kills: each day old or new, the stale lock taken over by the next run, then convergence', async () => {
-    const strategies = ['write', 'random', 'committed', 'random', 'random'] as const;
+  test(`${pgliteKills} kills: each day old or new, the stale lock taken over by the next run, then convergence`, async () => {
+    const strategies = ['write', 'random', 'committed'] as const;
     let state = new Map<string, Label>(windowDays.map((d) => [d, 'S0']));
     let kills = 0;
     let attempts = 0;
-    while (kills < 5) {
-      expect(attempts).toBeLessThan(12);
+    while (kills < pgliteKills) {
+      expect(attempts).toBeLessThan(pgliteKills * 3);
       const mode = attempts % 2 === 0 ? 'populated' : 'fresh';
       const strategy = strategies[attempts % strategies.length]!;
       attempts++;
@@ -431,7 +446,7 @@ describe('kill -9 on PGlite', () => {
       // The killed process's lock file is left behind, naming a dead process …
       if (wasKilled && existsSync(lockFile)) expect(readFileSync(lockFile, 'utf8').split('\n')[0]).toBe(String(run.pid));
       // … and the next run takes it over (a dry run: it writes nothing, so the state stays as the kill left it).
-      const dry = await runCli(['--date', anchor, '--dry-run'], runEnv(backend, target));
+      const dry = await runMain(['--date', anchor, '--dry-run'], runEnv(backend, target));
       expect(dry.code, dry.stderr).toBe(0);
       expect(existsSync(lockFile)).toBe(false);
 

@@ -4,11 +4,12 @@
  * file, created fresh at start and removed at the file's end (kept with AFD_KEEP_TEST_DATA=1,
  * to inspect a failure: test/support/resources.ts).
  */
+import { cpSync } from 'node:fs';
 import pg from 'pg';
 import { parseDatabaseUrl } from '../../src/config.js';
 import { afterAll, beforeAll } from 'vitest';
 import { openDatabase, type Database, type Session } from '../../src/db.js';
-import { databaseName, namedTempDir, registerDatabase } from './resources.js';
+import { databaseName, namedTempDir, pgliteTemplate, registerDatabase } from './resources.js';
 
 export interface Backend {
   readonly name: 'pglite' | 'postgres';
@@ -41,9 +42,14 @@ export async function serverBackend(key: string): Promise<Backend | undefined> {
   };
 }
 
-/** A fresh PGlite directory for `key`. */
-export function pgliteBackend(key: string): Backend {
+/**
+ * A fresh PGlite database for `key`: a copy of the run's initialised empty directory (as if
+ * PGlite had just created it, without paying for its initdb again), or with `empty`, an empty
+ * directory (for what happens when PGlite creates the database itself).
+ */
+export function pgliteBackend(key: string, options: { empty?: boolean } = {}): Backend {
   const directory = namedTempDir(`${databaseName(key)}_${process.pid}`);
+  if (!options.empty) cpSync(pgliteTemplate, directory, { recursive: true });
   return { name: 'pglite', url: `pglite:${directory}`, open: () => openDatabase(parseDatabaseUrl(`pglite:${directory}`)) };
 }
 

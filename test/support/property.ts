@@ -1,15 +1,16 @@
 /**
  * How many generated cases the property tests run against the database. Three sizes:
  * - the default, for `npm test`: enough to exercise every generator's shape on both backends
- *   while the whole suite stays within a few minutes on a 2-core machine;
- * - nightly (TEST_NIGHTLY=1, `npm run test:nightly`, run once by CI after the suite): ten times
- *   the default, the depth that finds rare combinations;
+ *   while the whole suite stays within 5 minutes on a 2-core machine;
+ * - nightly (TEST_NIGHTLY=1, `npm run test:nightly`, run once by CI after the suite): fifteen
+ *   times the default, the depth that finds rare combinations (the kill and concurrency tests
+ *   read `nightly` too, for more kills and races);
  * - PROPERTY_RUNS=N: exactly N (a bug hunt, or a mutation run with PROPERTY_NO_SHRINK=1).
  * Every test derives its counts from `propertyRuns` and its time limit from `propertyTimeout`,
  * so a bigger run never hits the default 300 s limit.
  */
 
-const defaultRuns = 30;
+const defaultRuns = 20;
 const nightlyRuns = 300;
 
 function fromEnvironment(): number {

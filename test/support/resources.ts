@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import pg from 'pg';
 
 export const checkout = createHash('sha256').update(process.cwd()).digest('hex').slice(0, 6);
@@ -23,6 +23,13 @@ export const databasePrefix = `afd_t_${checkout}_`;
 
 /** The directory under which this checkout's tests create every temporary file. */
 export const tempRoot = join(tmpdir(), 'afd-tests', checkout);
+
+/**
+ * An initialised, empty PGlite directory made once per test run (test/support/global-setup.ts):
+ * each test's PGlite database starts as a copy of it instead of running PGlite's initdb again
+ * (several seconds of CPU each time). Not test data: the global teardown removes it.
+ */
+export const pgliteTemplate = join(tempRoot, 'pglite-template');
 
 /** AFD_KEEP_TEST_DATA=1: keep the test databases and temporary directories after the run. */
 export const keepTestData = process.env.AFD_KEEP_TEST_DATA === '1';
@@ -123,7 +130,7 @@ export async function removeLeftovers(): Promise<{ databases: string[]; roles: s
       await admin.end();
     }
   }
-  const entries = existsSync(tempRoot) ? readdirSync(tempRoot) : [];
+  const entries = existsSync(tempRoot) ? readdirSync(tempRoot).filter((e) => e !== basename(pgliteTemplate)) : [];
   if (keepTestData) return { databases: names, roles: roleNames, entries };
   rmSync(tempRoot, { recursive: true, force: true });
   // The parent is shared with other checkouts: removed only once it is empty.

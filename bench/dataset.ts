@@ -19,7 +19,6 @@ import type pg from 'pg';
 export const anchorDay = '2025-11-01';
 /** Days of history (the first is anchor − 35). */
 export const historyDays = 36;
-export const attemptsPerStudent = 360;
 /** Bump when the generator changes, so a reused database is regenerated. */
 export const generatorVersion = 3;
 
@@ -29,9 +28,73 @@ create or replace function bench_u(k bigint, seed int) returns float8
 language sql immutable parallel safe
 as $$ select (hashint8extended(k, seed) & 2147483647)::float8 / 2147483648.0 $$`;
 
-const createAttempt = `
-create table attempt (
-  student_id       text,
+/**
+ * A shape of the data (issue 14): the type of student_id, the length of topic names, how many
+ * attempts a student makes per (topic, day), and how many days the history holds. The base
+ * shape (`text`) is the issue-5 data set above; every other shape changes one thing, in its own
+ * table `attempt_<name>` of the same database, generated the same way.
+ */
+export interface Shape {
+  readonly name: string;
+  /** The source table: `attempt` for the base shape, `attempt_<name>` otherwise. */
+  readonly table: string;
+  readonly idType: 'text' | 'uuid' | 'bigint';
+  readonly topics: 'short' | 'long';
+  /** Attempts per (student, topic, active day): min and max, uniform. */
+  readonly perSession: readonly [number, number];
+  /** Days of history, ending on the anchor. */
+  readonly days: number;
+  readonly description: string;
+}
+
+const shape = (name: string, s: Partial<Shape> & { description: string }): Shape => ({
+  name,
+  table: name === 'text' ? 'attempt' : `attempt_${name.replaceAll('-', '_')}`,
+  idType: 'text',
+  topics: 'short',
+  perSession: [5, 15],
+  days: historyDays,
+  ...s,
+});
+
+/** The data shapes of the `shapes` scenario (the base shape first). */
+export const shapes: Record<string, Shape> = {
+  text: shape('text', { description: "student_id text ('student-000123'), topic 'topic-07', 5–15 attempts per (student, topic, day)" }),
+  uuid: shape('uuid', { idType: 'uuid', description: 'student_id uuid' }),
+  integer: shape('integer', { idType: 'bigint', description: 'student_id bigint' }),
+  'long-topics': shape('long-topics', { topics: 'long', description: 'topic names of 66 characters' }),
+  'few-students': shape('few-students', {
+    perSession: [50, 150],
+    description: 'few students with many attempts: 50–150 per (student, topic, day), a tenth of the students',
+  }),
+  'many-students': shape('many-students', {
+    perSession: [1, 2],
+    description: 'many students with few attempts: 1–2 per (student, topic, day), 6.7× the students',
+  }),
+};
+
+/** A year of history (the 365-day backfill): the base shape over 365 days. */
+export const yearShape: Shape = shape('year', { days: 365, description: 'a year of history, base shape' });
+
+/** Attempts a student makes over the history, on average (active half the days, 2 topics a day). */
+export function attemptsPerStudentOf(s: Shape): number {
+  return s.days * 0.5 * 2 * ((s.perSession[0] + s.perSession[1]) / 2);
+}
+
+const studentExpr: Record<Shape['idType'], string> = {
+  text: `'student-' || lpad(s::text, 6, '0')`,
+  uuid: `md5('student-' || s::text)::uuid`,
+  bigint: 's::bigint',
+};
+
+const topicExpr: Record<Shape['topics'], string> = {
+  short: `'topic-' || lpad(topic_n::text, 2, '0')`,
+  long: `'curriculum/mathematics/grade-07/unit-04/lesson-practice/skill-' || lpad(topic_n::text, 2, '0')`,
+};
+
+const createAttempt = (s: Shape) => `
+create table "${s.table}" (
+  student_id       ${s.idType},
   topic_id         text,
   completed_at     timestamptz not null,
   correct          boolean,
@@ -40,8 +103,8 @@ create table attempt (
 )`;
 
 /** $1 students, $2 first day of the history. */
-const insertAttempts = `
-insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+const insertAttempts = (sh: Shape) => `
+insert into "${sh.table}" (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
 with students as (
   select s,
          0.3 + 0.4 * bench_u(s, 1)        as activity,
@@ -50,27 +113,27 @@ with students as (
   from generate_series(1, $1::int) s
 ),
 active_days as (
-  select st.*, d, st.s * 64 + d as sd
-  from students st, generate_series(0, ${historyDays - 1}) d
-  where bench_u(st.s * 64 + d, 4) < st.activity
+  select st.*, d, st.s * 512 + d as sd
+  from students st, generate_series(0, ${sh.days - 1}) d
+  where bench_u(st.s * 512 + d, 4) < st.activity
 ),
 sessions as (
   select a.*, k, a.sd * 4 + k as sdk,
          (a.favourite + k * 7 + floor(5 * bench_u(a.sd, 5))::int) % 40 + 1 as topic_n,
-         5 + floor(11 * bench_u(a.sd * 4 + k, 6))::int                     as attempts,
+         ${sh.perSession[0]} + floor(${sh.perSession[1] - sh.perSession[0] + 1} * bench_u(a.sd * 4 + k, 6))::int as attempts,
          floor(46800 * bench_u(a.sd, 7))::int                               as start_s
   from active_days a, generate_series(0, 2) k
   where k <= floor(3 * bench_u(a.sd, 8))
 ),
 attempt_rows as (
-  select se.*, i, bench_u(se.sdk * 16 + i, 9) as r1, bench_u(se.sdk * 16 + i, 10) as r2
+  select se.*, i, bench_u(se.sdk * ${sh.perSession[1] < 16 ? 16 : 256} + i, 9) as r1, bench_u(se.sdk * ${sh.perSession[1] < 16 ? 16 : 256} + i, 10) as r2
   from sessions se, generate_series(1, se.attempts) i
 )
-select case when r2 >= 0.8 and r2 < 0.801 then null else 'student-' || lpad(s::text, 6, '0') end,
-       case when r2 >= 0.7 and r2 < 0.702 then '' else 'topic-' || lpad(topic_n::text, 2, '0') end,
+select case when r2 >= 0.8 and r2 < 0.801 then null else ${studentExpr[sh.idType]} end,
+       case when r2 >= 0.7 and r2 < 0.702 then '' else ${topicExpr[sh.topics]} end,
        ($2::date + d)::timestamp at time zone 'UTC'
-         + make_interval(secs => 25200 + start_s + k * 900 + i * 50 + floor(40 * r1)::int),
-       case when r2 < 0.01 then null else r1 < skill + 0.15 * d / ${historyDays - 1}.0 end,
+         + make_interval(secs => 25200 + start_s + k * 900 + i * ${sh.perSession[1] > 20 ? 5 : 50} + floor(40 * r1)::int),
+       case when r2 < 0.01 then null else r1 < skill + 0.15 * d / ${sh.days - 1}.0 end,
        case when r2 >= 0.01 and r2 < 0.03 then null
             when r2 >= 0.03 and r2 < 0.033 then -1
             else (1500 + 45000 * r2 * r2 + 5000 * r1)::int end,
@@ -114,42 +177,53 @@ export interface DatasetInfo {
   readonly tableMb: number;
 }
 
-/** Generates the data set unless an identical one is already there; returns its facts. */
-export async function ensureDataset(client: pg.Client, targetAttempts: number, fresh: boolean): Promise<DatasetInfo> {
-  const students = Math.max(1, Math.round(targetAttempts / attemptsPerStudent));
-  const key = `v${generatorVersion}:students=${students}:anchor=${anchorDay}`;
-  await client.query('create table if not exists bench_meta (key text primary key, attempts bigint not null)');
-  const existing = await client.query<{ attempts: string }>('select attempts from bench_meta where key = $1', [key]);
-  const haveTable = (await client.query("select to_regclass('attempt') is not null as ok")).rows[0] as { ok: boolean };
+/**
+ * Generates the data set of `sh` (default: the base shape, table `attempt`) with about
+ * `targetAttempts` attempts, unless an identical one is already there; returns its facts.
+ */
+export async function ensureDataset(
+  client: pg.Client,
+  targetAttempts: number,
+  fresh: boolean,
+  sh: Shape = shapes.text!,
+): Promise<DatasetInfo> {
+  const students = Math.max(1, Math.round(targetAttempts / attemptsPerStudentOf(sh)));
+  const key = `v${generatorVersion}:${JSON.stringify({ ...sh, description: undefined })}:students=${students}:anchor=${anchorDay}`;
+  await client.query('create table if not exists bench_datasets (tbl text primary key, key text not null, attempts bigint not null)');
+  const existing = await client.query<{ attempts: string }>('select attempts from bench_datasets where tbl = $1 and key = $2', [
+    sh.table,
+    key,
+  ]);
+  const haveTable = (await client.query('select to_regclass($1) is not null as ok', [`"${sh.table}"`])).rows[0] as { ok: boolean };
   let generatedSeconds: number | undefined;
+  await client.query(createHash);
   if (fresh || existing.rowCount === 0 || !haveTable.ok) {
     const t0 = performance.now();
-    await client.query('drop table if exists attempt');
-    await client.query('truncate bench_meta');
-    await client.query(createHash);
-    await client.query(createAttempt);
+    await client.query(`drop table if exists "${sh.table}"`);
+    await client.query('delete from bench_datasets where tbl = $1', [sh.table]);
+    await client.query(createAttempt(sh));
     await client.query("set work_mem = '1GB'");
-    const firstDay = (await client.query<{ d: string }>(`select ($1::date - ${historyDays - 1})::text as d`, [anchorDay])).rows[0]!.d;
-    const inserted = await client.query(insertAttempts, [students, firstDay]);
+    const firstDay = (await client.query<{ d: string }>(`select ($1::date - ${sh.days - 1})::text as d`, [anchorDay])).rows[0]!.d;
+    const inserted = await client.query(insertAttempts(sh), [students, firstDay]);
     await client.query('reset work_mem');
-    await createCompletedAtIndex(client);
-    await client.query('vacuum (freeze, analyze) attempt');
-    await client.query('insert into bench_meta values ($1, $2)', [key, inserted.rowCount ?? 0]);
+    await createCompletedAtIndex(client, sh.table);
+    await client.query(`vacuum (freeze, analyze) "${sh.table}"`);
+    await client.query('insert into bench_datasets values ($1, $2, $3)', [sh.table, key, inserted.rowCount ?? 0]);
     generatedSeconds = (performance.now() - t0) / 1000;
   } else {
-    await client.query(createHash);
-    await removeLateAttempts(client, '1900-01-01', anchorDay);
-    await createCompletedAtIndex(client);
+    if (sh.table === 'attempt') await removeLateAttempts(client, '1900-01-01', anchorDay);
+    await createCompletedAtIndex(client, sh.table);
   }
   const facts = await client.query<{ attempts: string; mb: string }>(
-    "select attempts, (pg_total_relation_size('attempt') / 1048576)::bigint as mb from bench_meta",
+    'select attempts, (pg_total_relation_size($1) / 1048576)::bigint as mb from bench_datasets where tbl = $2',
+    [`"${sh.table}"`, sh.table],
   );
   return { attempts: Number(facts.rows[0]!.attempts), students, generatedSeconds, tableMb: Number(facts.rows[0]!.mb) };
 }
 
 /** The index the job's range scan needs (the same name `import-attempts` gives it). */
-export async function createCompletedAtIndex(client: pg.Client): Promise<void> {
-  await client.query('create index if not exists attempt_completed_at_idx on attempt (completed_at)');
+export async function createCompletedAtIndex(client: pg.Client, table = 'attempt'): Promise<void> {
+  await client.query(`create index if not exists "${table}_completed_at_idx" on "${table}" (completed_at)`);
 }
 
 export async function dropCompletedAtIndex(client: pg.Client): Promise<void> {
@@ -172,10 +246,15 @@ export async function removeLateAttempts(client: pg.Client, since: string, ancho
 }
 
 /** Attempts of the window (since … anchor), and of the whole range the job reads (since − 27 … anchor). */
-export async function windowFacts(client: pg.Client, since: string, anchor: string): Promise<{ window: number; read: number }> {
+export async function windowFacts(
+  client: pg.Client,
+  since: string,
+  anchor: string,
+  table = 'attempt',
+): Promise<{ window: number; read: number }> {
   const r = await client.query<{ w: string; r: string }>(
     `select count(*) filter (where completed_at >= ($1::date::timestamp at time zone 'UTC')) as w, count(*) as r
-     from attempt
+     from "${table}"
      where completed_at >= (($1::date - 27)::timestamp at time zone 'UTC')
        and completed_at <  (($2::date + 1)::timestamp at time zone 'UTC')`,
     [since, anchor],

@@ -30,16 +30,22 @@ export interface Floor {
   readonly floorCpuMs: number;
 }
 
+const workMemPreamble = (workMem: string) =>
+  workMem.toLowerCase() === 'default' ? [] : [`set work_mem = '${workMem.replace(/[^0-9a-zA-Z]/g, '')}'`];
+/** `set name = 'value'` for settings the floor runs with besides work_mem (jit off, say). */
+const settingsPreamble = (settings: Record<string, string>) =>
+  Object.entries(settings).map(([k, v]) => `set ${k.replace(/[^a-z_]/g, '')} = '${v.replace(/[^0-9a-zA-Z_.-]/g, '')}'`);
+
 const day = (d: string) => `'${d.replace(/[^0-9-]/g, '')}'`;
 
 /** The statements, with the window's dates as literals (psql has no bound parameters). */
-export function floorStatements(since: string, anchor: string, timezone = 'UTC'): { a: string; b: string; c: string } {
+export function floorStatements(since: string, anchor: string, timezone = 'UTC', table = 'attempt'): { a: string; b: string; c: string } {
   const tz = `'${timezone.replaceAll("'", "''")}'`;
   const start = `(${day(since)}::date::timestamp at time zone ${tz})`;
   const end = `((${day(anchor)}::date + 1)::timestamp at time zone ${tz})`;
   const readStart = `((${day(since)}::date - 27)::timestamp at time zone ${tz})`;
   const valid = `student_id is not null and student_id::text <> '' and topic_id is not null and topic_id::text <> ''`;
-  const a = `select count(*) from attempt where completed_at >= ${start} and completed_at < ${end}`;
+  const a = `select count(*) from "${table}" where completed_at >= ${start} and completed_at < ${end}`;
   const b = `
 select count(*), sum(attempts), sum(correct), sum(avg_time_ms), sum(rt_median), sum(hints), max(last_seen_at)
 from (
@@ -50,7 +56,7 @@ from (
          round((percentile_cont(0.5) within group (order by response_time_ms) filter (where response_time_ms >= 0))::numeric) as rt_median,
          count(*) filter (where hint_used) as hints,
          max(completed_at) as last_seen_at
-  from attempt
+  from "${table}"
   where completed_at >= ${start} and completed_at < ${end} and ${valid}
   group by 1, 2, 3
 ) g`;
@@ -60,7 +66,7 @@ from (
   select student_id::text as user_id, topic_id::text as topic_id, (completed_at at time zone ${tz})::date as day,
          count(correct) as answered,
          count(*) filter (where correct) as correct
-  from attempt
+  from "${table}"
   where completed_at >= ${readStart} and completed_at < ${end} and ${valid}
   group by 1, 2, 3
 ) g`;
@@ -79,9 +85,11 @@ export async function measureFloor(
   workMem: string,
   reps: number,
   watch?: { monitor: pg.Client; database: string },
+  table = 'attempt',
+  settings: Record<string, string> = {},
 ): Promise<Floor> {
-  const { a, b, c } = floorStatements(since, anchor);
-  const preamble = workMem.toLowerCase() === 'default' ? [] : [`set work_mem = '${workMem.replace(/[^0-9a-zA-Z]/g, '')}'`];
+  const { a, b, c } = floorStatements(since, anchor, 'UTC', table);
+  const preamble = [...workMemPreamble(workMem), ...settingsPreamble(settings)];
   const applicationName = 'afd-bench-floor';
   const runs: { ms: number[]; cpu: number }[] = [];
   for (let rep = 0; rep < reps; rep++) {
@@ -102,4 +110,56 @@ export async function measureFloor(
     floorMs: median(runs.map((r) => r.ms[1]! + r.ms[2]!)),
     floorCpuMs: median(runs.map((r) => r.cpu)),
   };
+}
+
+/**
+ * The floor of a range (backfill, verify over a range; issue 14): ONE GROUP BY per (student,
+ * topic, day) over the range and the 27 days before it, with every aggregate of a row, median
+ * included, and the answered count the improvement index reads — every attempt the range
+ * needs, read and sorted once. Wrapped like (b) and (c).
+ */
+export function rangeFloorStatement(from: string, to: string, table = 'attempt', timezone = 'UTC'): string {
+  const tz = `'${timezone.replaceAll("'", "''")}'`;
+  const readStart = `((${day(from)}::date - 27)::timestamp at time zone ${tz})`;
+  const end = `((${day(to)}::date + 1)::timestamp at time zone ${tz})`;
+  const valid = `student_id is not null and student_id::text <> '' and topic_id is not null and topic_id::text <> ''`;
+  return `
+select count(*), sum(attempts), sum(correct), sum(answered), sum(avg_time_ms), sum(rt_median), sum(hints), max(last_seen_at)
+from (
+  select student_id::text as user_id, topic_id::text as topic_id, (completed_at at time zone ${tz})::date as day,
+         count(*) as attempts,
+         count(*) filter (where correct) as correct,
+         count(correct) as answered,
+         round(avg(response_time_ms) filter (where response_time_ms >= 0)) as avg_time_ms,
+         round((percentile_cont(0.5) within group (order by response_time_ms) filter (where response_time_ms >= 0))::numeric) as rt_median,
+         count(*) filter (where hint_used) as hints,
+         max(completed_at) as last_seen_at
+  from "${table}"
+  where completed_at >= ${readStart} and completed_at < ${end} and ${valid}
+  group by 1, 2, 3
+) g`;
+}
+
+/** Times the range floor `reps` times (psql, the job's work_mem); the median, and its CPU. */
+export async function measureRangeFloor(
+  url: string,
+  from: string,
+  to: string,
+  workMem: string,
+  reps: number,
+  table: string,
+  watch?: { monitor: pg.Client; database: string },
+  settings: Record<string, string> = {},
+): Promise<{ ms: number; cpuMs: number }> {
+  const preamble = [...workMemPreamble(workMem), ...settingsPreamble(settings)];
+  const applicationName = 'afd-bench-floor';
+  const ms: number[] = [];
+  const cpu: number[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    await waitForQuiet();
+    const watcher = watch ? watchBackends(watch.monitor, { database: watch.database, applicationName }) : undefined;
+    ms.push(...(await psqlTimed(url, preamble, [rangeFloorStatement(from, to, table)], applicationName)));
+    cpu.push(watcher ? await watcher.stop() : NaN);
+  }
+  return { ms: median(ms), cpuMs: median(cpu) };
 }

@@ -108,8 +108,12 @@ export async function runCli(
 }
 
 /** The environment of a job run against a database URL. */
-export function jobEnv(databaseUrl: string, settings: { lookbackDays: number; workMem: string }): NodeJS.ProcessEnv {
+export function jobEnv(
+  databaseUrl: string,
+  settings: { lookbackDays: number; workMem: string; source?: string | undefined },
+): NodeJS.ProcessEnv {
   return {
+    ...(settings.source === undefined ? {} : { AGG_SOURCE: settings.source }),
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     DATABASE_URL: databaseUrl,

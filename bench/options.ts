@@ -1,5 +1,8 @@
 /** The benchmark's command line: `npm run bench -- [--size small|1M,3M,10M] [--reps 3] …`. */
 import { parseArgs } from 'node:util';
+import { shapes as dataShapes } from './dataset.js';
+
+const shapeNames = Object.keys(dataShapes);
 
 export interface Size {
   readonly label: string;
@@ -13,7 +16,8 @@ export const sizes: Record<string, Size> = {
   '10M': { label: '10M', attempts: 10_000_000 },
 };
 
-export type Scenario = 'floor' | 'daily' | 'baseline' | 'lookback' | 'pglite' | 'shards' | 'noindex' | 'history' | 'explain' | 'variants';
+export type Scenario =
+  'floor' | 'daily' | 'baseline' | 'lookback' | 'pglite' | 'shards' | 'noindex' | 'history' | 'explain' | 'variants' | 'shapes' | 'ranges';
 export const allScenarios: readonly Scenario[] = [
   'floor',
   'daily',
@@ -25,6 +29,8 @@ export const allScenarios: readonly Scenario[] = [
   'history',
   'explain',
   'variants',
+  'shapes',
+  'ranges',
 ];
 
 export interface Options {
@@ -46,6 +52,12 @@ export interface Options {
   readonly outDir: string;
   /** Longest wait for an idle machine before a measurement, in ms. */
   readonly maxQuietWaitMs: number;
+  /** Data shapes of the `shapes` scenario (names of dataset.ts `shapes`). */
+  readonly shapes: string[];
+  /** Data shapes of the 36-day ranges of the `ranges` scenario. */
+  readonly rangeShapes: string[];
+  /** Attempts a month of the year the `ranges` scenario backfills (0: no year). */
+  readonly yearRate: number;
 }
 
 const usage = `usage: npm run bench -- [options]
@@ -58,6 +70,9 @@ const usage = `usage: npm run bench -- [options]
   --baseline-budget <s> seconds the per-combination baseline may run per size (default 30; small 5)
   --out <dir>          plans, CSVs, PGlite directories, results (default .data/bench, git-ignored)
   --max-quiet-wait <s> wait at most this long for an idle machine before each measurement (default 90; small 30)
+  --shapes <list>      data shapes of the shapes scenario: ${shapeNames.join(', ')} (default all; small: uuid)
+  --range-shapes <list> shapes of the ranges scenario's 36-day backfill and verify (default text,uuid; small: uuid)
+  --year-rate <n>      attempts a month of the 365-day backfill (default 1M; small 10k; 0 = none); extrapolated to 10M
   --fresh              regenerate the data sets
   --drop               drop the benchmark databases afterwards
   --write-docs / --no-write-docs   update BENCHMARKS.md (default: on unless --size small)
@@ -76,6 +91,9 @@ export function parseOptions(argv: string[]): Options {
       'baseline-budget': { type: 'string' },
       fresh: { type: 'boolean', default: false },
       'max-quiet-wait': { type: 'string' },
+      shapes: { type: 'string' },
+      'range-shapes': { type: 'string' },
+      'year-rate': { type: 'string' },
       drop: { type: 'boolean', default: false },
       'write-docs': { type: 'boolean' },
       'no-write-docs': { type: 'boolean' },
@@ -105,7 +123,24 @@ export function parseOptions(argv: string[]): Options {
   );
   const onlySmall = chosen.every((s) => s.label === 'small');
   const budget = values['baseline-budget'] === undefined ? (onlySmall ? 5 : 30) : Number(values['baseline-budget']);
+  const shapeList = (value: string | undefined, flag: string) =>
+    value === undefined
+      ? shapeNames
+      : value.split(',').map((s) => {
+          const name = s.trim();
+          if (!shapeNames.includes(name)) throw new Error(`${flag} ${s}: use ${shapeNames.join(', ')}`);
+          return name;
+        });
+  const rate = (value: string) => {
+    const m = /^(\d+(?:\.\d+)?)([kM]?)$/.exec(value.trim());
+    if (!m) throw new Error(`--year-rate ${value}: a number of attempts a month, e.g. 1M or 300k`);
+    return Math.round(Number(m[1]) * (m[2] === 'M' ? 1e6 : m[2] === 'k' ? 1e3 : 1));
+  };
   return {
+    // --size small (CI) measures one shape of each kind of change only, to stay within minutes.
+    shapes: shapeList(values.shapes ?? (onlySmall ? 'uuid' : undefined), '--shapes'),
+    rangeShapes: shapeList(values['range-shapes'] ?? (onlySmall ? 'uuid' : 'text,uuid'), '--range-shapes'),
+    yearRate: rate(values['year-rate'] ?? (onlySmall ? '10k' : '1M')),
     sizes: chosen,
     reps,
     cli: values.cli,

@@ -15,6 +15,7 @@ import { watchBackends } from './cpu.js';
 import { jobApplicationName, jobEnv, runCli, type JobRun } from './job.js';
 import type { Options, Size } from './options.js';
 import { runHistory } from './history.js';
+import { runRanges, runShapes, shapes } from './shapes.js';
 import { busyCount } from './quiet.js';
 import { addDays, median, repeat } from './stats.js';
 import { checkEquivalence, measureVariants, variantsOf, type VariantResult } from './variants.js';
@@ -409,6 +410,20 @@ export async function runServerScenarios(ctx: Context): Promise<SizeResult> {
       ]);
     for (const e of result.equivalence ?? []) log(`  shipped vs first release, ${e.label}: ${e.rows} rows, ${e.differing} differing`);
   }
+
+  if (on('shapes'))
+    await runShapes(
+      ctx,
+      options.shapes.map((n) => shapes[n]!),
+      push,
+    );
+  if (on('ranges'))
+    await runRanges(
+      ctx,
+      options.rangeShapes.map((n) => shapes[n]!),
+      options.yearRate,
+      push,
+    );
 
   if (on('baseline')) {
     await client.query(baselineIndex.create);

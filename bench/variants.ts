@@ -80,6 +80,20 @@ halves as (
 
 /** The first release's compute statement, rebuilt from the shipped one. */
 export function firstRelease(shipped: string): string {
+  // Since issue 14 the shipped statement ends its CTEs with `h`, the window's rows with their
+  // halves (keys as text, sums as numeric), which the final SELECT reads.
+  const withH = /with window_days as \([\s\S]*?\n\)\nselect h\.user_id/;
+  if (withH.test(shipped))
+    return edit(
+      shipped,
+      withH,
+      `${firstReleaseCtes},
+h as (
+  select user_id, topic_id, day, attempts, correct, avg_time_ms, rt_median, hints, last_seen_at, n_r, c_r, n_p, c_p
+  from halves where day >= $1::date
+)
+select h.user_id`,
+    );
   return edit(shipped, /with window_days as \([\s\S]*?range between '27 days' preceding and '14 days' preceding\)\n\)/, firstReleaseCtes);
 }
 

@@ -7,6 +7,7 @@
 import type { Session } from './db.js';
 import { ConfigError, sqlState } from './errors.js';
 import type { QualifiedName } from './identifiers.js';
+import type { KeyKind, Keys } from './work.js';
 import { ident, join, raw, sql, type Sql } from './sql/tag.js';
 
 export const requiredSourceColumns = ['student_id', 'topic_id', 'completed_at', 'correct', 'response_time_ms', 'hint_used'] as const;
@@ -20,6 +21,8 @@ export interface CheckedSource {
   /** The relation statements read: the source itself, or a subquery that reads it with completed_at made a timestamptz. */
   readonly relation: Sql;
   readonly warnings: string[];
+  /** How the computation groups on student_id and topic_id, from their types (KeyKind). */
+  readonly keys: Keys;
 }
 
 interface ColumnRow {
@@ -30,6 +33,13 @@ interface ColumnRow {
 }
 
 const integerTypes = ['smallint', 'integer', 'bigint'];
+
+/** text and varchar are grouped as they are, uuids and integers in their own type, the rest cast to text. */
+function keyKind(row: ColumnRow): KeyKind {
+  if (row.type === 'text' || row.type.startsWith('character varying')) return 'text';
+  if (row.base === 'uuid' || integerTypes.includes(row.base)) return 'native';
+  return 'cast';
+}
 
 /** True when a column of base type `base` (category `category`) is accepted for `column` (SPEC §2). */
 function accepted(column: SourceColumn, row: ColumnRow): boolean {
@@ -95,7 +105,7 @@ export async function checkSource(
     warnings.push(`AGG_SOURCE_TIMEZONE is ignored: completed_at of ${source.sql} is already timestamptz`);
   }
   await checkReadable(session, source);
-  return { relation, warnings };
+  return { relation, warnings, keys: { student: keyKind(byName.get('student_id')!), topic: keyKind(byName.get('topic_id')!) } };
 }
 
 /** Throws ConfigError when the source does not exist, naming a differently cased one that does. */

@@ -30,8 +30,27 @@ export interface ThetaPlan {
   readonly thetaMode: boolean;
 }
 
+/**
+ * How a key column of the source (student_id, topic_id) is grouped on, from its type
+ * (source.ts): 'text' (text, varchar) as it is; 'native' (uuid, integer types) in its own type,
+ * made text once per output row — each value has one text form, so the groups are the same,
+ * and no text is built for every attempt read; 'cast' (other string types: char(n), …) cast to
+ * text per attempt, as the output compares it.
+ */
+export type KeyKind = 'text' | 'native' | 'cast';
+
+/** The keys of a computation whose source types are not known: cast, right for every type. */
+export const castKeys: Keys = Object.freeze({ student: 'cast', topic: 'cast' });
+
+export interface Keys {
+  readonly student: KeyKind;
+  readonly topic: KeyKind;
+}
+
 /** What a run computes and reads, fixed for the run. */
 export interface Computation {
+  /** How student_id and topic_id are grouped on; undefined: castKeys. */
+  readonly keys?: Keys | undefined;
   /** The attempts relation the statements read: the quoted source, or a wrapper subquery of it. */
   readonly source: Sql;
   /** AGG_TIMEZONE: where days are cut. */
@@ -49,6 +68,7 @@ export interface Work extends Computation {
 /** The frozen work of `computation` over `window` for `shard`. */
 export function workOf(computation: Computation, window: { readonly since: string; readonly anchor: string }, shard: Shard): Work {
   return Object.freeze({
+    keys: computation.keys,
     source: computation.source,
     timezone: computation.timezone,
     theta: computation.theta,

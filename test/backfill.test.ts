@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
 import { runBackfill, type BackfillProgress } from '../src/pipeline/backfill.js';
+import { chunkDays, maxChunkDays, minChunkDays, sortBytesPerAttempt } from '../src/pipeline/range.js';
 import { loadConfig } from '../src/config.js';
 import { ConfigError, LockHeldError, RunFailedError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
@@ -90,6 +91,26 @@ describe.each(backends)('backfill ($name)', (backend) => {
     const daily = loadConfig({ AGG_TIMEZONE: timezone, AGG_LOOKBACK_DAYS: '0' });
     for (let d = 0; d < 20; d++) await runDaily(t.session, daily, { date: addDays(from, d) }, () => undefined);
     expect(byKey(await readFeatures(t.session))).toEqual(byKey(rows));
+  });
+
+  test('computed in chunks of a few days (across the change to daylight saving time) it equals the oracle, day by day', async () => {
+    await reset(attempts);
+    const from = '2025-02-27';
+    const to = '2025-03-16';
+    const progress: BackfillProgress[] = [];
+    const result = await runBackfill(t.session, config, { from, to, chunkDays: 4, onProgress: (p) => progress.push(p) }, emit);
+    const oracleRows = expected(attempts, from, to);
+    expect(byKey(await readFeatures(t.session))).toEqual(byKey(oracleRows));
+    expect(result).toMatchObject({ combinations: oracleRows.length, inserted: oracleRows.length, failed: 0 });
+    // Still committed and reported day by day.
+    expect(progress.map((p) => p.day)).toEqual(Array.from({ length: 18 }, (_, i) => addDays(from, i)));
+    // Chunks of one day take the daily path; a changed attempt is picked up either way.
+    const changed = attempts.map((a) =>
+      a.completed_at >= '2025-03-10T12:00' && a.completed_at < '2025-03-10T18:00' && a.correct !== null ? { ...a, correct: !a.correct } : a,
+    );
+    await loadAttempts(t.session, changed);
+    await runBackfill(t.session, config, { from, to, chunkDays: 1 }, emit);
+    expect(byKey(await readFeatures(t.session))).toEqual(byKey(expected(changed, from, to)));
   });
 
   test(`${backfillRuns} generated scenarios: a backfill of the window equals the oracle`, async () => {
@@ -270,5 +291,14 @@ describe.each(backends)('backfill ($name)', (backend) => {
     } finally {
       other.release();
     }
+  });
+});
+
+describe('chunk size', () => {
+  test('fits the sort of a chunk into the memory, between a week and nine', () => {
+    expect(chunkDays(300_000, 256 * 2 ** 20 * 3)).toBe(Math.floor((256 * 2 ** 20 * 3) / sortBytesPerAttempt / 300_000));
+    expect(chunkDays(10_000_000, 256 * 2 ** 20)).toBe(minChunkDays);
+    expect(chunkDays(10, 256 * 2 ** 20)).toBe(maxChunkDays);
+    expect(chunkDays(0, 4 * 2 ** 20)).toBe(maxChunkDays);
   });
 });

@@ -31,6 +31,19 @@ const views = `
     select student_id, topic_id, completed_at, correct, response_time_ms from attempt;
   create view attempt_uuid_ids as
     select md5(student_id)::uuid as student_id, topic_id, completed_at, correct, response_time_ms::smallint as response_time_ms, hint_used
+    from attempt;
+  create view attempt_uuid_text as
+    select md5(student_id)::uuid::text as student_id, topic_id, completed_at, correct, response_time_ms, hint_used from attempt;
+  create view attempt_integer_ids as
+    select (substr(student_id, 2)::bigint * 1000003) as student_id, substr(topic_id, 2)::int as topic_id,
+           completed_at, correct, response_time_ms, hint_used
+    from attempt;
+  create view attempt_integer_text as
+    select (substr(student_id, 2)::bigint * 1000003)::text as student_id, substr(topic_id, 2)::int::text as topic_id,
+           completed_at, correct, response_time_ms, hint_used
+    from attempt;
+  create view attempt_char_ids as
+    select (student_id || '  ')::char(8) as student_id, topic_id::varchar(10) as topic_id, completed_at, correct, response_time_ms, hint_used
     from attempt`;
 
 const backends = await allBackends('source_contract');
@@ -86,6 +99,27 @@ describe.each(backends)('the source contract ($name)', (backend) => {
     );
     // uuid ids and a smallint response time are within the contract.
     expect(await refusal({ AGG_SOURCE: 'attempt_uuid_ids' })).toBeUndefined();
+  });
+
+  const rowsOf = async (source: string, shards = 1) => {
+    await t.session.query('truncate features_topic_daily, aggregate_features_runs');
+    const config = loadConfig({ AGG_SOURCE: source, AGG_LOOKBACK_DAYS: '12' });
+    for (let index = 1; index <= shards; index++)
+      await runDaily(t.session, config, { date: '2025-11-01', shard: { index, count: shards } }, () => undefined);
+    return readFeatures(t.session);
+  };
+
+  test('uuid and integer ids, grouped in their own type, give exactly the rows of their text form', async () => {
+    const uuidRows = await rowsOf('attempt_uuid_text');
+    expect(uuidRows.length).toBeGreaterThan(0);
+    expect(await rowsOf('attempt_uuid_ids')).toEqual(uuidRows);
+    expect(await rowsOf('attempt_uuid_ids', 2)).toEqual(uuidRows);
+    const integerRows = await rowsOf('attempt_integer_text');
+    expect(integerRows.length).toBe(uuidRows.length);
+    expect(await rowsOf('attempt_integer_ids')).toEqual(integerRows);
+    expect(await rowsOf('attempt_integer_ids', 3)).toEqual(integerRows);
+    // char(n) is compared as its text (trailing blanks dropped), varchar as it is.
+    expect((await rowsOf('attempt_char_ids')).map((r) => r.user_id)).toEqual((await rowsOf('attempt')).map((r) => r.user_id));
   });
 });
 

@@ -1,6 +1,7 @@
 /**
- * The backfill (issue 6, SPEC §7): recomputes the days from `from` to `to` one by one, each day
- * written by the daily run's own transaction (stage → guard → delete stale → upsert → commit),
+ * The backfill (issue 6, SPEC §7): computes the days from `from` to `to` a chunk of days per
+ * statement (range.ts: each attempt read once, not once per day that reads it), then writes
+ * them one by one, each day by the daily run's own transaction (guard → delete stale → upsert → commit),
  * under the same writer lock, recorded in the run log as command 'backfill'. Then the ripple:
  * the improvement index of the stored rows on the 27 days after the range, which read it.
  *
@@ -20,6 +21,7 @@ import { dayWindows, planRange, type Window } from '../window.js';
 import { addCounts, noCounts, shardName, unsharded, workOf, type Computation, type Counts, type Shard } from '../work.js';
 import { allowsShrink } from './daily.js';
 import { runEvents, setUp } from './setup.js';
+import { chunksOf, dropStaged, planChunkDays, spanOf, stageChunk, targetGrowth } from './range.js';
 import { writeWindowTransaction } from './write-window.js';
 
 /** The longest range a backfill accepts unless --max-days says otherwise. */
@@ -40,6 +42,8 @@ export interface BackfillOptions {
   readonly runId?: string;
   /** Aborted on SIGTERM: the day in flight rolls back; committed days stay (re-run to resume). */
   readonly signal?: AbortSignal | undefined;
+  /** Days computed per statement (default: planned from the range's size and work_mem, range.ts). */
+  readonly chunkDays?: number;
   /** Called after each committed day (between statements: PGlite blocks the event loop during one). */
   readonly onProgress?: (progress: BackfillProgress) => void;
 }
@@ -116,7 +120,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     await events.publish({ type: 'run_opened', run: { runId, command: 'backfill', shard, window, flags, startedAt: runTimestamp } });
     emit({ type: 'backfill_started', from, to, days: days.length, shard: shardName(shard) });
     try {
-      const job = { computation: setup.computation, days, shard, runTimestamp, options };
+      const job = { computation: setup.computation, range: window, days, shard, runTimestamp, options };
       const totals = await writeDays(session, config, job, events.emit);
       const ripple = await runRipple(session, config, { computation: setup.computation, to, shard, runTimestamp });
       if (ripple) emit({ type: 'ripple_finished', ...ripple });
@@ -135,34 +139,48 @@ export async function runBackfill(session: Session, config: Config, options: Bac
   }
 }
 
-/** Writes the days one by one, each in its own transaction with the run's timestamp: a day is all old or all new. */
+/**
+ * Computes the days a chunk at a time into the staging table (range.ts), then writes them one
+ * by one, each in its own transaction with the run's timestamp: a day is all old or all new.
+ */
 async function writeDays(
   session: Session,
   config: Config,
-  job: { computation: Computation; days: Window[]; shard: Shard; runTimestamp: string; options: BackfillOptions },
+  job: { computation: Computation; range: Window; days: Window[]; shard: Shard; runTimestamp: string; options: BackfillOptions },
   emit: Emit,
 ): Promise<Counts> {
   const { days, options } = job;
   let totals = noCounts;
+  let done = 0;
   const loopStarted = Date.now();
-  for (const [i, day] of days.entries()) {
-    const counts = await writeWindowTransaction(
-      session,
-      config,
-      { ...job, window: day, allowShrink: allowsShrink(options), signal: options.signal },
-      emit,
-    );
-    totals = addCounts(totals, counts);
-    const done = i + 1;
-    const elapsedMs = Date.now() - loopStarted;
-    options.onProgress?.({
-      done,
-      total: days.length,
-      day: day.anchor,
-      elapsedMs,
-      etaMs: Math.round((elapsedMs / done) * (days.length - done)),
-      totals,
-    });
+  const size = options.chunkDays ?? (await planChunkDays(session, job.computation, job.range));
+  const growth = await targetGrowth(session);
+  try {
+    for (const chunk of chunksOf(days, size)) {
+      const staged = chunk.length > 1 && (await stageChunk(session, job.computation, spanOf(chunk), job.shard));
+      for (const day of chunk) {
+        const counts = await writeWindowTransaction(
+          session,
+          config,
+          { ...job, window: day, allowShrink: allowsShrink(options), signal: options.signal, staged },
+          emit,
+        );
+        totals = addCounts(totals, counts);
+        await growth.written(counts.inserted);
+        done += 1;
+        const elapsedMs = Date.now() - loopStarted;
+        options.onProgress?.({
+          done,
+          total: days.length,
+          day: day.anchor,
+          elapsedMs,
+          etaMs: Math.round((elapsedMs / done) * (days.length - done)),
+          totals,
+        });
+      }
+    }
+  } finally {
+    await dropStaged(session).catch(() => undefined);
   }
   return totals;
 }

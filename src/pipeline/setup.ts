@@ -47,6 +47,7 @@ export async function prepareComputation(session: Session, config: Config, emit:
   for (const message of [...source.warnings, ...(theta?.warnings ?? [])]) emit({ type: 'message', level: 'warn', message });
   return Object.freeze({
     source: source.relation,
+    keys: source.keys,
     timezone: config.timezone,
     theta: theta && { estimates: theta.estimates, mirt: theta.mirt, thetaMode: config.improvementMode === 'theta' },
   });

@@ -6,7 +6,7 @@
 import type { Shard, ThetaPlan, Work } from '../work.js';
 import { computeSelect, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
-import { sql, type Sql } from './tag.js';
+import { raw, sql, type Sql } from './tag.js';
 import { skippedEstimatesSelect } from './theta.js';
 
 /** The days since..anchor of a shard: what the statements on stored rows are restricted to. */
@@ -37,6 +37,27 @@ export function stageComputed(work: Work): Sql {
   return sql`
 create temporary table agg_computed on commit drop as
 ${computeSelect(work)}`;
+}
+
+/** The session's staging table of a range's computed rows (see pipeline/range.ts). */
+export const stagedTable = 'agg_range';
+
+/**
+ * Computes a chunk of a range into the staging table: the daily run's computation with the
+ * chunk as its window, kept for the session (not dropped at commit) while its days are
+ * written one by one.
+ */
+export function stageRange(work: Work): Sql {
+  return sql`
+create temporary table ${raw(stagedTable)} as
+${computeSelect(work)}`;
+}
+
+/** The days since..anchor of the staging table as agg_computed. */
+export function computedFromStaged(range: { readonly since: string; readonly anchor: string }): Sql {
+  return sql`
+create temporary table agg_computed on commit drop as
+select * from ${raw(stagedTable)} where date between ${range.since}::date and ${range.anchor}::date`;
 }
 
 /**

@@ -4,10 +4,9 @@
  * (`<dist>/sql/write.js`), so the plans are of exactly the SQL that ran. Everything runs in a
  * transaction that is rolled back: the target table is left as it was.
  */
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import { floorStatements } from './floor.js';
+import { rawOf, sqlModule, statementText, symbolicWork } from './statements.js';
 
 const withSource = (sql: string) => sql.replaceAll('{{source}}', '"attempt"');
 
@@ -27,20 +26,20 @@ interface WriteStatements {
 }
 
 async function loadStatements(cli: string): Promise<WriteStatements> {
-  const m = (await import(pathToFileURL(join(dirname(resolve(cli)), 'sql', 'write.js')).href)) as Record<string, unknown>;
-  // A statement is a string, or (since theta) a function of the computation's plan: {} = theta off.
-  const text = (name: string) => {
-    const value = m[name];
-    const sql = typeof value === 'function' ? (value as (plan: object) => unknown)({}) : value;
-    return typeof sql === 'string' ? sql : undefined;
-  };
+  const m = await sqlModule(cli, 'write.js');
+  const raw = await rawOf(cli);
+  // Placeholders in the order the bench binds them (see statements.ts; older builds ignore them).
+  const work = symbolicWork(raw);
+  const stored = { since: raw('$1'), anchor: raw('$2'), shard: { count: raw('$3'), index: raw('$4') } };
+  const upsertScope = { runTimestamp: raw('$1'), includeTheta: raw('$2'), users: raw('$3'), topic: raw('$4'), date: raw('$5') };
+  const text = (name: string, argument: unknown = work) => statementText(m, name, argument);
 
   const create = text('createComputedTable');
   const failed = text('createFailedTable');
   const insert = text('insertComputed');
   const stage = text('stageComputed');
-  const del = text('deleteStale');
-  const upsert = text('upsertComputed');
+  const del = text('deleteStale', stored);
+  const upsert = text('upsertComputed', upsertScope);
   if (del === undefined || upsert === undefined || (stage === undefined && (create === undefined || insert === undefined))) {
     throw new Error(
       `${cli}: sql/write.js no longer exports the statements bench/explain.ts knows (createComputedTable, insertComputed, deleteStale, upsertComputed); update it`,

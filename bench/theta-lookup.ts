@@ -18,7 +18,7 @@
  */
 import pg from 'pg';
 import { ensureAttemptTable } from '../src/attempt-table.js';
-import { parseQualifiedName, withIdentifiers } from '../src/identifiers.js';
+import { parseQualifiedName } from '../src/identifiers.js';
 import { migrate } from '../src/migrate.js';
 import { computeSelect } from '../src/sql/compute.js';
 import {
@@ -29,7 +29,9 @@ import {
   insertDemoEstimates,
   insertDemoMirt,
 } from '../src/sql/demo-data.js';
+import { ident, raw, sql, type Sql } from '../src/sql/tag.js';
 import { skippedEstimatesSelect, startOfDay, thetaColumns, thetaJoins, validTheta } from '../src/sql/theta.js';
+import { unsharded, type ThetaPlan, type Work } from '../src/work.js';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/afd_bench_theta';
 const students = Number(process.env.BENCH_STUDENTS ?? 16000);
@@ -37,12 +39,17 @@ const days = 35;
 const lastDay = '2025-11-01';
 const since = '2025-10-25';
 const timezone = 'UTC';
+const demo = { students, days, lastDay, timezone };
 
-const identifiers = {
-  source: parseQualifiedName('attempt', 'table'),
-  theta: parseQualifiedName('student_topic_theta', 'table'),
-  mirt: parseQualifiedName('mirt_ability', 'table'),
-};
+const source = parseQualifiedName('attempt', 'table');
+const estimates = parseQualifiedName('student_topic_theta', 'table');
+const mirt = parseQualifiedName('mirt_ability', 'table');
+
+/** The theta plan: as-of lookups, the mirt fallback when `fallback`, θ_prev when `thetaMode`. */
+const thetaPlan = (fallback: boolean, thetaMode: boolean): ThetaPlan => ({ estimates, mirt: fallback ? mirt : undefined, thetaMode });
+
+/** The window's work, with `theta` (undefined: disabled). */
+const work = (theta: ThetaPlan | undefined): Work => ({ source: ident(source), timezone, theta, since, anchor: lastDay, shard: unsharded });
 
 /**
  * The alternative: the as-of estimate by window functions over one timeline per (user,
@@ -50,20 +57,20 @@ const identifiers = {
  * the end of the anchor day, carrying the last estimate forward. No index needed, but it
  * reads and sorts the whole history of every pair in the window.
  */
-const windowVariant = `
-with combos as (select * from combos_bench where day between $1::date and $2::date),
+const windowVariant = sql`
+with combos as (select * from combos_bench where day between ${since}::date and ${lastDay}::date),
 estimates as (
   select s.user_id::text as user_id, s.topic_id::text as topic_id, s.updated_at as at,
          s.theta::text::numeric as theta_exact,
          case when s.se::text::numeric >= 0 and round(s.se::text::numeric, 3) < 1000 then s.se::text::numeric end as se_exact
-  from {{theta}} s
-  where s.updated_at < (($2::date + 1)::timestamp at time zone $3::text) and ${validTheta('s')}
+  from ${ident(estimates)} s
+  where s.updated_at < ((${lastDay}::date + 1)::timestamp at time zone ${timezone}::text) and ${validTheta(sql`s`)}
     and (s.user_id::text, s.topic_id::text) in (select user_id, topic_id from combos)
 ),
 timeline as (
   select user_id, topic_id, at as key, 1 as kind, theta_exact, se_exact, null::date as day from estimates
   union all
-  select user_id, topic_id, ${startOfDay('day + 1')}, 0, null, null, day from combos
+  select user_id, topic_id, ${startOfDay(sql`day + 1`, timezone)}, 0, null, null, day from combos
 ),
 carried as (
   select *, count(*) filter (where kind = 1) over (partition by user_id, topic_id
@@ -79,14 +86,14 @@ select count(*), sum(round(cur_theta, 3)::numeric(6,3)), sum(round(cur_se, 3)::n
 from filled where kind = 0`;
 
 /** The LATERAL lookups alone, over the materialised combinations. */
-function lateralOnly(theta: { mirt: boolean; thetaMode: boolean }): string {
+function lateralOnly(theta: ThetaPlan): Sql {
   const columns = thetaColumns(theta);
-  return `select count(*), sum((${columns.estimate})::numeric(6,3)), sum((${columns.sd})::numeric(6,3))${
-    theta.thetaMode ? ', sum(prev.theta)' : ''
-  }
+  return sql`select count(*), sum((${columns.estimate})::numeric(6,3)), sum((${columns.sd})::numeric(6,3))${raw(
+    theta.thetaMode ? ', sum(prev.theta)' : '',
+  )}
 from combos_bench h
-${thetaJoins(theta)}
-where h.day between $1::date and $2::date`;
+${thetaJoins(theta, timezone)}
+where h.day between ${since}::date and ${lastDay}::date`;
 }
 
 async function main(): Promise<void> {
@@ -113,44 +120,41 @@ async function main(): Promise<void> {
       'select (select count(*) from attempt) as attempts, (select count(*) from student_topic_theta) as estimates, (select count(*) from mirt_ability) as mirt',
     );
     console.log(`data: ${JSON.stringify(counts.rows[0])}`);
-    const params = [since, lastDay, timezone, 1, 1];
-    const whole: [string, string][] = [
-      ['whole computation, no theta', computeSelect({})],
-      ['whole computation, theta (as-of + mirt)', computeSelect({ theta: { mirt: true, thetaMode: false } })],
-      ['whole computation, theta + theta mode', computeSelect({ theta: { mirt: true, thetaMode: true } })],
+    const whole: [string, Sql][] = [
+      ['whole computation, no theta', computeSelect(work(undefined))],
+      ['whole computation, theta (as-of + mirt)', computeSelect(work(thetaPlan(true, false)))],
+      ['whole computation, theta + theta mode', computeSelect(work(thetaPlan(true, true)))],
     ];
-    for (const [name, sql] of whole) await explain(client, name, withIdentifiers(sql, identifiers), params);
+    for (const [name, statement] of whole) await explain(client, name, statement);
 
     // The window's combinations, materialised: what the theta part joins to.
-    const halves = computeSelect({}).replace(/\nselect h\.user_id[\s\S]*$/, '\nselect * from halves where day >= $1::date');
+    const compute = computeSelect(work(undefined));
+    const cut = compute.text.search(/\nselect h\.user_id/);
+    const head = compute.text.slice(0, cut);
+    const bound = Math.max(...[...head.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
     await client.query('drop table if exists combos_bench');
-    await client.query(withIdentifiers(`create temporary table combos_bench as ${halves}`, identifiers), params);
+    // The head's parameters are the statement's first values; since follows them.
+    await client.query(`create temporary table combos_bench as ${head}\nselect * from halves where day >= $${bound + 1}::date`, [
+      ...compute.values.slice(0, bound),
+      since,
+    ]);
     await client.query('analyze combos_bench');
     const combos = await client.query<{ n: string }>('select count(*) as n from combos_bench');
     console.log(`\ncombinations in the window: ${combos.rows[0]?.n}`);
-    const thetaOnly: [string, string][] = [
-      ['theta part, LATERAL as-of', lateralOnly({ mirt: false, thetaMode: false })],
-      ['theta part, LATERAL as-of + mirt', lateralOnly({ mirt: true, thetaMode: false })],
-      ['theta part, LATERAL as-of + mirt + θ_prev', lateralOnly({ mirt: true, thetaMode: true })],
+    const thetaOnly: [string, Sql][] = [
+      ['theta part, LATERAL as-of', lateralOnly(thetaPlan(false, false))],
+      ['theta part, LATERAL as-of + mirt', lateralOnly(thetaPlan(true, false))],
+      ['theta part, LATERAL as-of + mirt + θ_prev', lateralOnly(thetaPlan(true, true))],
       ['theta part, window functions (as-of only)', windowVariant],
-      ['skipped count', skippedEstimatesSelect('combos_bench', { mirt: true }, { anchor: '$1', timezone: '$2' })],
+      ['skipped count', skippedEstimatesSelect(sql`combos_bench`, thetaPlan(true, false), { anchor: lastDay, timezone })],
     ];
-    for (const [name, sql] of thetaOnly) {
-      const bound = name.startsWith('skipped') ? [lastDay, timezone] : [since, lastDay, timezone];
-      await explain(client, name, withIdentifiers(sql, identifiers), bound);
-    }
+    for (const [name, statement] of thetaOnly) await explain(client, name, statement);
 
     if (process.env.BENCH_NO_INDEX === '1') {
       await client.query('begin');
       await client.query('drop index student_topic_theta_user_id_topic_id_updated_at_idx');
       await client.query('drop index mirt_ability_user_id_fitted_at_idx');
-      await explain(
-        client,
-        'theta part, LATERAL, WITHOUT the indexes',
-        withIdentifiers(lateralOnly({ mirt: true, thetaMode: true }), identifiers),
-        [since, lastDay, timezone],
-        1,
-      );
+      await explain(client, 'theta part, LATERAL, WITHOUT the indexes', lateralOnly(thetaPlan(true, true)), 1);
       await client.query('rollback');
     }
   } finally {
@@ -163,24 +167,24 @@ async function generate(client: pg.Client): Promise<void> {
   console.log(`generating ${students} students × ${days} days …`);
   await migrate(client as unknown as pg.PoolClient);
   await client.query('drop table if exists attempt');
-  await ensureAttemptTable(client as unknown as pg.PoolClient, identifiers.source);
+  await ensureAttemptTable(client as unknown as pg.PoolClient, source);
   await client.query(createDemoHash);
   for (let to = days - 1; to >= 0; to -= 7) {
-    await client.query(insertDemoAttempts, [students, days, lastDay, timezone, Math.max(0, to - 6), to]);
+    await client.query(insertDemoAttempts(demo, { from: Math.max(0, to - 6), to }));
   }
   await client.query('analyze attempt');
   await client.query(createDemoThetaTables);
-  await client.query(insertDemoEstimates, [timezone]);
-  await client.query(insertDemoMirt, [students, days, lastDay, timezone]);
+  await client.query(insertDemoEstimates(demo));
+  await client.query(insertDemoMirt(demo));
   await client.query(indexDemoThetaTables);
   console.log(`generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-async function explain(client: pg.Client, name: string, sql: string, params: unknown[], times = 3): Promise<void> {
+async function explain(client: pg.Client, name: string, statement: Sql, times = 3): Promise<void> {
   const runs: number[] = [];
   let plan: string[] = [];
   for (let i = 0; i < times; i++) {
-    const result = await client.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers, costs off) ${sql}`, params);
+    const result = await client.query<{ 'QUERY PLAN': string }>(sql`explain (analyze, buffers, costs off) ${statement}`);
     plan = result.rows.map((r) => r['QUERY PLAN']);
     const line = plan.find((l) => l.startsWith('Execution Time'));
     runs.push(Number(/([\d.]+) ms/.exec(line ?? '')?.[1]));

@@ -15,20 +15,17 @@
  * separate the effects of the sort's size (one GROUP BY over 35 days vs the window's 8), of
  * its comparison (collate "C"), of memory (work_mem), of JIT and of parallel workers.
  */
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import { watchBackends } from './cpu.js';
 import { waitForQuiet } from './quiet.js';
+import { rawOf, sqlModule, statementText, symbolicWork } from './statements.js';
 import { median } from './stats.js';
 
 /** The compute SELECT (theta disabled) of a built CLI. */
 export async function loadComputeSql(cli: string): Promise<string> {
-  const module = (await import(pathToFileURL(join(dirname(resolve(cli)), 'sql', 'compute.js')).href)) as Record<string, unknown>;
-  const compute = module.computeSelect;
-  if (typeof compute === 'string') return compute;
-  if (typeof compute === 'function') return (compute as (plan: object) => string)({});
-  throw new Error(`${cli}: sql/compute.js exports no computeSelect; update bench/variants.ts`);
+  const text = statementText(await sqlModule(cli, 'compute.js'), 'computeSelect', symbolicWork(await rawOf(cli)));
+  if (text === undefined) throw new Error(`${cli}: sql/compute.js exports no computeSelect; update bench/variants.ts`);
+  return text;
 }
 
 /** `sql` with `from` replaced by `to`; throws when `from` is missing (the shipped SQL changed). */

@@ -3,10 +3,11 @@
  * database and `import-attempts`. A production source is the platform's own table or view.
  */
 import type { Session } from './db.js';
-import { quoteIdent, withIdentifiers, type QualifiedName } from './identifiers.js';
+import type { QualifiedName } from './identifiers.js';
+import { ident, sql, type Sql } from './sql/tag.js';
 
-const createAttemptTable = `
-create table if not exists {{table}} (
+const createAttemptTable = (table: QualifiedName): Sql => sql`
+create table if not exists ${ident(table)} (
   student_id       text,
   topic_id         text,
   completed_at     timestamptz not null,
@@ -17,11 +18,6 @@ create table if not exists {{table}} (
 
 /** Creates the table (if missing) and the index on completed_at that the job's range scan uses. */
 export async function ensureAttemptTable(session: Session, table: QualifiedName): Promise<void> {
-  await session.query(withIdentifiers(createAttemptTable, { table }));
-  const index: QualifiedName = {
-    schema: undefined,
-    name: `${table.name}_completed_at_idx`,
-    sql: quoteIdent(`${table.name}_completed_at_idx`),
-  };
-  await session.query(withIdentifiers('create index if not exists {{index}} on {{table}} (completed_at)', { table, index }));
+  await session.query(createAttemptTable(table));
+  await session.query(sql`create index if not exists ${ident(`${table.name}_completed_at_idx`)} on ${ident(table)} (completed_at)`);
 }

@@ -3,14 +3,22 @@
  * is a frozen, typed object; nothing else in the job reads `process.env`.
  */
 import { z } from 'zod';
+import {
+  parseDatabaseUrl,
+  parseDay,
+  parsePushgatewayJob,
+  parsePushgatewayUrl,
+  parseTextfile,
+  parseTimezone,
+  parseWorkMem,
+  type DatabaseTarget,
+} from './config/values.js';
+import { booleanVar, enumVar, integerVar, parsers, setting, shareVar, textVar, variables } from './config/variables.js';
 import { ConfigError } from './errors.js';
 import { parseQualifiedName, type QualifiedName } from './identifiers.js';
-import { redactUrl } from './redact.js';
 
-/** Where the job's database is: a PostgreSQL server, or an embedded PGlite directory. */
-export type DatabaseTarget =
-  | { readonly kind: 'postgres'; readonly connectionString: string; readonly redacted: string }
-  | { readonly kind: 'pglite'; readonly directory: string; readonly redacted: string };
+export { parseDatabaseUrl, parseDay, workMemLimitsKb, type DatabaseTarget } from './config/values.js';
+export { variables, type Variable } from './config/variables.js';
 
 export type ImprovementMode = 'accuracy' | 'theta';
 export type LogFormat = 'text' | 'json';
@@ -90,115 +98,8 @@ export interface MetricsConfig {
 /** Flags that override the environment. */
 export interface Flags {
   readonly date?: string | undefined;
-  readonly dryRun?: boolean | undefined;
   /** Values of the variables' flags (`--lookback-days`), by variable name; they override the environment. */
   readonly settings?: Readonly<Record<string, string | undefined>> | undefined;
-}
-
-/**
- * What `--help` and the README say about one environment variable. Declared once, next to its
- * parser in `envSchema` below, so the help, the README's table (checked by a test) and the
- * parsing cannot drift apart: a new variable is one line there.
- */
-export interface Variable {
-  readonly name: string;
-  /** The value used when the variable is unset or empty, as a person writes it; undefined: none. */
-  readonly default: string | undefined;
-  /** A command-line flag that overrides the variable, e.g. `--lookback-days`. */
-  readonly flag?: string | undefined;
-  /** One line for `--help`. */
-  readonly help: string;
-}
-
-interface Doc<D extends string | undefined> {
-  readonly default: D;
-  readonly flag?: string;
-  readonly help: string;
-}
-
-/** A parser of one setting: returns the value or throws ConfigError naming `label` (`NAME="value"` or `--flag "value"`). */
-type Parse<T> = (value: string, label: string) => T;
-
-const declared: Variable[] = [];
-const parsers = new Map<string, Parse<unknown>>();
-
-/** Every environment variable the job reads, in the order of `envSchema` (the order of `--help`). */
-export const variables: readonly Variable[] = declared;
-
-/**
- * Declares one variable: its documentation, and a zod field that parses it (the default when
- * unset) with `parse`. With a default the parsed value is never undefined.
- */
-function setting<T, const D extends string | undefined>(name: string, doc: Doc<D>, parse: Parse<T>) {
-  declared.push(Object.freeze({ name, default: doc.default, flag: doc.flag, help: doc.help }));
-  parsers.set(name, parse);
-  return z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      const raw = value ?? doc.default;
-      if (raw === undefined) return undefined;
-      try {
-        return parse(raw, `${name}=${JSON.stringify(raw)}`);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        ctx.addIssue({ code: 'custom', message: err.message });
-        return z.NEVER;
-      }
-    }) as unknown as z.ZodType<D extends string ? T : T | undefined, string | undefined>;
-}
-
-const booleanWords: Record<string, boolean> = {
-  true: true,
-  '1': true,
-  yes: true,
-  false: false,
-  '0': false,
-  no: false,
-};
-
-function booleanVar<const D extends string | undefined>(name: string, doc: Doc<D>) {
-  return setting(name, doc, (value, label) => {
-    const parsed = booleanWords[value.trim().toLowerCase()];
-    if (parsed === undefined) throw new ConfigError(`${label} is not a boolean: use true/false, 1/0 or yes/no`);
-    return parsed;
-  });
-}
-
-function integerVar<const D extends string | undefined>(name: string, min: number, max: number, doc: Doc<D>) {
-  return setting(name, doc, (value, label) => {
-    const trimmed = value.trim();
-    const parsed = Number(trimmed);
-    if (!/^-?\d+$/.test(trimmed) || parsed < min || parsed > max) {
-      throw new ConfigError(`${label} is not accepted: use a whole number from ${min} to ${max}`);
-    }
-    return parsed;
-  });
-}
-
-function enumVar<const T extends readonly string[], const D extends string | undefined>(name: string, values: T, doc: Doc<D>) {
-  return setting(name, doc, (value, label) => {
-    const lowered = value.trim().toLowerCase();
-    const known = values.find((v): v is T[number] => v === lowered);
-    if (known === undefined) throw new ConfigError(`${label} is not accepted: use one of ${values.join(', ')}`);
-    return known;
-  });
-}
-
-/** A text variable, trimmed; checked further where it is used. */
-function textVar<const D extends string | undefined>(name: string, doc: Doc<D>) {
-  return setting(name, doc, (value) => value.trim());
-}
-
-/** A share from 0 to 1, e.g. 0.5 (50% also accepted). */
-function shareVar<const D extends string | undefined>(name: string, doc: Doc<D>) {
-  return setting(name, doc, (value, label) => {
-    const trimmed = value.trim();
-    const percent = /^(\d+(\.\d+)?)\s*%$/.exec(trimmed);
-    const parsed = percent ? Number(percent[1]) / 100 : /^\d*\.?\d+$/.test(trimmed) ? Number(trimmed) : NaN;
-    if (!(parsed >= 0 && parsed <= 1)) throw new ConfigError(`${label} is not accepted: use a share from 0 to 1, e.g. 0.5 (or 50%)`);
-    return parsed;
-  });
 }
 
 const envSchema = z.object({
@@ -282,6 +183,20 @@ const envSchema = z.object({
   }),
 });
 
+/**
+ * The log format before the configuration is loaded, or when it cannot be (a usage error is a
+ * log line too): LOG_FORMAT read by its own parser; text when unset or not accepted.
+ */
+export function logFormatOf(env: Record<string, string | undefined>): LogFormat {
+  const value = env.LOG_FORMAT;
+  if (value === undefined || value.trim() === '') return 'text';
+  try {
+    return parsers.get('LOG_FORMAT')!(value, 'LOG_FORMAT') as LogFormat;
+  } catch {
+    return 'text';
+  }
+}
+
 /** Reads the configuration from an environment (usually `process.env`) and flags. */
 export function loadConfig(env: Record<string, string | undefined>, flags: Flags = {}): Config {
   // An empty variable counts as unset: Kubernetes manifests often render optional values as "".
@@ -336,120 +251,4 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
       minThetaPercent: e.AGG_REPORT_MIN_THETA_PERCENT,
     }),
   });
-}
-
-function parsePushgatewayUrl(value: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
-    throw new ConfigError(
-      `PUSHGATEWAY_URL is not accepted (${redactUrl(value)}): use the Pushgateway's base URL, e.g. http://pushgateway.monitoring:9091`,
-    );
-  }
-  return value.replace(/\/+$/, '');
-}
-
-function parsePushgatewayJob(value: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/.test(value)) {
-    throw new ConfigError(
-      `PUSHGATEWAY_JOB=${JSON.stringify(value)} is not accepted: use letters, digits, _, . and - (e.g. aggregate_features_daily)`,
-    );
-  }
-  return value;
-}
-
-function parseTextfile(value: string): string {
-  // node_exporter's textfile collector reads only *.prom files.
-  if (!/\.prom$/.test(value) || value.endsWith('/.prom')) {
-    throw new ConfigError(
-      `METRICS_TEXTFILE=${JSON.stringify(value)} is not accepted: name a .prom file in node_exporter's --collector.textfile.directory, e.g. /var/lib/node_exporter/textfile/aggregate_features_daily.prom`,
-    );
-  }
-  return value;
-}
-
-/** Checks a `YYYY-MM-DD` string names a real calendar date; returns it unchanged. */
-export function parseDay(value: string, what: string): string {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
-  if (match) {
-    const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
-    // Plain Gregorian arithmetic (a JS Date would read the years 0–99 as 1900–1999).
-    const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-    const daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
-    if (year >= 1 && daysInMonth !== undefined && day >= 1 && day <= daysInMonth) return value;
-  }
-  throw new ConfigError(`${what} ${JSON.stringify(value)} is not a calendar date: use YYYY-MM-DD, e.g. 2025-11-01`);
-}
-
-function parseTimezone(value: string, label: string): string {
-  const zone = value.trim();
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-  } catch {
-    throw new ConfigError(`${label} is not a time zone: use an IANA name such as UTC or Europe/Berlin`);
-  }
-  return zone;
-}
-
-/** PostgreSQL's own bounds of work_mem, in kB (guc_tables.c: 64 … MAX_KILOBYTES = INT_MAX on 64-bit servers). */
-export const workMemLimitsKb = { min: 64, max: 2_147_483_647 } as const;
-const kilobytesPer: Record<string, number> = { kB: 1, MB: 1024, GB: 1024 ** 2, TB: 1024 ** 3 };
-
-function parseWorkMem(value: string): string | undefined {
-  if (value.toLowerCase() === 'default') return undefined;
-  const match = /^(\d+)(kB|MB|GB|TB)$/.exec(value);
-  const kb = match ? Number(match[1]) * kilobytesPer[match[2]!]! : NaN;
-  // Checked here rather than by the server, so a bad size is a configuration error (exit 2) before anything runs.
-  if (!(kb >= workMemLimitsKb.min && kb <= workMemLimitsKb.max)) {
-    throw new ConfigError(
-      `AGG_WORK_MEM=${JSON.stringify(value)} is not accepted: use a size from 64kB to 2147483647kB (about 2TB) with a unit kB, MB, GB or TB, e.g. 256MB or 1GB, or "default" for the server's setting`,
-    );
-  }
-  return value;
-}
-
-/**
- * Parses DATABASE_URL. Accepts `postgres://`, `postgresql://`, `postgresql+driver://` (the
- * suffix that SQLAlchemy URLs carry is dropped) and `pglite:<directory>`.
- */
-export function parseDatabaseUrl(value: string): DatabaseTarget {
-  const trimmed = value.trim();
-  if (trimmed.startsWith('pglite:')) {
-    const directory = trimmed.slice('pglite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (directory === '' || directory.startsWith('//')) {
-      throw new ConfigError('DATABASE_URL=pglite: needs a directory, e.g. pglite:./.data/features');
-    }
-    return Object.freeze({ kind: 'pglite', directory, redacted: `pglite:${directory}` });
-  }
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(trimmed)?.[1]?.toLowerCase();
-  if (scheme === undefined || !/^postgres(ql)?(\+[a-z0-9_]+)?$/.test(scheme)) {
-    throw new ConfigError(
-      `DATABASE_URL is not accepted (${redactUrl(trimmed)}): use postgres://user:password@host:5432/database, postgresql+psycopg2://… or pglite:<directory>`,
-    );
-  }
-  const connectionString = 'postgresql://' + trimmed.slice(scheme.length + 3);
-  let url: URL;
-  try {
-    url = new URL(connectionString);
-  } catch {
-    throw new ConfigError(`DATABASE_URL is not a valid URL (${redactUrl(trimmed)}): use postgres://user:password@host:5432/database`);
-  }
-  if ((url.pathname + url.search + url.hash).includes('@')) {
-    // `postgres://u:2019/x@host/db` is host u, port 2019, database `x@host/db` to a URL parser,
-    // but a password `2019/x` to a person: refuse it rather than guess (and print part of it).
-    throw new ConfigError(
-      `DATABASE_URL is ambiguous (${redactUrl(trimmed)}): an "@" after the host; percent-encode / ? # @ in the user name and password (p/ss@ is p%2Fss%40)`,
-    );
-  }
-  if (url.hostname === '' && !url.searchParams.has('host')) {
-    throw new ConfigError(`DATABASE_URL has no host (${redactUrl(trimmed)}): use postgres://user:password@host:5432/database`);
-  }
-  if (url.port !== '' && !(Number(url.port) > 0 && Number(url.port) < 65536)) {
-    throw new ConfigError(`DATABASE_URL has an invalid port (${redactUrl(trimmed)})`);
-  }
-  return Object.freeze({ kind: 'postgres', connectionString, redacted: redactUrl(connectionString) });
 }

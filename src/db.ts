@@ -21,9 +21,6 @@ export type Session = pg.PoolClient;
 
 /** An open database. */
 export interface Database {
-  readonly kind: 'postgres' | 'pglite';
-  /** The target without its password, for messages. */
-  readonly description: string;
   /** The message of a driver or connection error of this database, its password masked. */
   errorText(err: unknown): string;
   /** A dedicated connection, retried while the server is unreachable. */
@@ -39,7 +36,6 @@ export interface Database {
 export interface OpenOptions {
   readonly connectAttempts?: number;
   readonly connectTimeoutMs?: number;
-  readonly applicationName?: string;
   /**
    * Create a `pglite:` directory that does not exist (migrate, import-attempts, demo). Other
    * commands refuse it (exit 2): a mistyped directory would otherwise be a new, empty database.
@@ -57,7 +53,7 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
   const pool = new pg.Pool({
     connectionString: target.connectionString,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
-    application_name: options.applicationName ?? 'aggregate-features-daily',
+    application_name: 'aggregate-features-daily',
     max: 4,
   });
   // An idle client that loses its connection must not crash the process.
@@ -69,37 +65,8 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
   pool.on('release', (_err, client) => active.delete(client));
   pool.on('remove', (client) => active.delete(client));
   return {
-    kind: 'postgres',
-    description: target.redacted,
     errorText,
-    async connect() {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const client = await pool.connect();
-          client.on('error', () => undefined);
-          return client;
-        } catch (err) {
-          const state = sqlState(err);
-          if (state === '28P01' || state === '28000') {
-            throw new ConfigError(
-              `database refused the login (${target.redacted}): ${errorText(err)}; check the user and password in DATABASE_URL`,
-              { cause: err },
-            );
-          }
-          if (state === '3D000') {
-            throw new ConfigError(`${errorText(err)} (${target.redacted}): create it or fix DATABASE_URL`, { cause: err });
-          }
-          if (!isConnectionError(err)) throw err;
-          if (attempt >= attempts) {
-            throw new UnreachableError(
-              `database unreachable after ${attempts} attempts (${target.redacted}): ${errorText(err) || sqlState(err) || 'connection failed'}; check DATABASE_URL and that the server is up`,
-              { cause: err },
-            );
-          }
-          await sleep(backoffMs(attempt));
-        }
-      }
-    },
+    connect: () => connectWithRetries(pool, target.redacted, attempts, errorText),
     async interrupt() {
       const pids = [...active].map((c) => (c as unknown as { processID?: number }).processID).filter((p) => p !== undefined);
       if (pids.length === 0) return;
@@ -117,6 +84,43 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
       await pool.end();
     },
   };
+}
+
+/**
+ * A client of `pool`, retried with backoff while the server is unreachable; a refused login
+ * or a missing database is a configuration error (exit 2), unreachable after `attempts` exit 4.
+ */
+async function connectWithRetries(
+  pool: pg.Pool,
+  redacted: string,
+  attempts: number,
+  errorText: (err: unknown) => string,
+): Promise<pg.PoolClient> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const client = await pool.connect();
+      client.on('error', () => undefined);
+      return client;
+    } catch (err) {
+      const state = sqlState(err);
+      if (state === '28P01' || state === '28000') {
+        throw new ConfigError(`database refused the login (${redacted}): ${errorText(err)}; check the user and password in DATABASE_URL`, {
+          cause: err,
+        });
+      }
+      if (state === '3D000') {
+        throw new ConfigError(`${errorText(err)} (${redacted}): create it or fix DATABASE_URL`, { cause: err });
+      }
+      if (!isConnectionError(err)) throw err;
+      if (attempt >= attempts) {
+        throw new UnreachableError(
+          `database unreachable after ${attempts} attempts (${redacted}): ${errorText(err) || sqlState(err) || 'connection failed'}; check DATABASE_URL and that the server is up`,
+          { cause: err },
+        );
+      }
+      await sleep(backoffMs(attempt));
+    }
+  }
 }
 
 /** Exponential backoff with full jitter: 200 ms, 400 ms, 800 ms … capped at 5 s. */
@@ -171,8 +175,6 @@ async function openPglite(directory: string, create: boolean): Promise<Database>
     const pool = new pg.Pool(createPgConfig(db));
     let closed = false;
     return {
-      kind: 'pglite',
-      description: `pglite:${directory}`,
       errorText: messageOf,
       async connect() {
         return pool.connect();

@@ -9,8 +9,8 @@ import type { Session } from './db.js';
 import { ensureAttemptTable } from './attempt-table.js';
 import { formatTable } from './format.js';
 import { parseQualifiedName } from './identifiers.js';
-import { runDaily, type RunResult } from './job.js';
-import type { Emit } from './log.js';
+import type { Emit } from './events.js';
+import { runDaily, type RunResult } from './pipeline/daily.js';
 import { migrate } from './migrate.js';
 import {
   createDemoHash,
@@ -54,6 +54,7 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   await session.query('drop table if exists attempt');
   await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
   await session.query(createDemoHash);
+  const demo = { students: options.students, days: options.days, lastDay: options.lastDay, timezone: config.timezone };
   options.print(`[demo] generating ${options.students} students × ${options.days} days of attempts up to ${options.lastDay} …`);
   const t0 = Date.now();
   let attempts = 0;
@@ -61,7 +62,7 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   // progress can only be reported between statements.
   for (let to = options.days - 1; to >= 0; to -= 7) {
     const from = Math.max(0, to - 6);
-    const inserted = await session.query(insertDemoAttempts, [options.students, options.days, options.lastDay, config.timezone, from, to]);
+    const inserted = await session.query(insertDemoAttempts(demo, { from, to }));
     attempts += inserted.rowCount ?? 0;
     options.print(
       `[demo]   ${attempts} attempts (${options.days - from}/${options.days} days, ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
@@ -72,8 +73,8 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
 
   const t1 = Date.now();
   await session.query(createDemoThetaTables);
-  const estimates = (await session.query(insertDemoEstimates, [config.timezone])).rowCount ?? 0;
-  const fits = (await session.query(insertDemoMirt, [options.students, options.days, options.lastDay, config.timezone])).rowCount ?? 0;
+  const estimates = (await session.query(insertDemoEstimates(demo))).rowCount ?? 0;
+  const fits = (await session.query(insertDemoMirt(demo))).rowCount ?? 0;
   await session.query(indexDemoThetaTables);
   options.print(
     `[demo] ${estimates} ability estimates in student_topic_theta and ${fits} weekly fits in mirt_ability generated in ${((Date.now() - t1) / 1000).toFixed(1)} s` +
@@ -83,7 +84,7 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   options.print(`[demo] running the daily job for anchor ${options.lastDay} (lookback ${config.lookbackDays} days) …`);
   const first = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, emit);
 
-  const added = await session.query(insertLateAttempts, [options.lastDay, config.timezone]);
+  const added = await session.query(insertLateAttempts(demo));
   options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
   const second = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, emit);
   await printSample(session, options);

@@ -51,15 +51,3 @@ export function parseQualifiedName(value: string, variable: string): QualifiedNa
   const sql = schema === undefined ? quoteIdent(name) : `${quoteIdent(schema)}.${quoteIdent(name)}`;
   return Object.freeze({ schema, name, sql });
 }
-
-/**
- * Fills `{{source}}`-style placeholders of a statement with quoted identifiers. Values never
- * go through here: they are bound parameters.
- */
-export function withIdentifiers(statement: string, identifiers: Record<string, QualifiedName>): string {
-  return statement.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
-    const id = identifiers[key];
-    if (id === undefined) throw new Error(`statement uses unknown identifier {{${key}}}`);
-    return id.sql;
-  });
-}

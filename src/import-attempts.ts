@@ -16,7 +16,9 @@ import { parse } from 'csv-parse';
 import type { Session } from './db.js';
 import { ConfigError, messageOf, sqlState } from './errors.js';
 import { ensureAttemptTable } from './attempt-table.js';
-import { withIdentifiers, type QualifiedName } from './identifiers.js';
+import type { QualifiedName } from './identifiers.js';
+import { ident, sql, type Sql } from './sql/tag.js';
+import { inSavepoint, inTransaction } from './transaction.js';
 
 export const csvHeader = ['student_id', 'topic_id', 'completed_at', 'correct', 'response_time_ms', 'hint_used'] as const;
 
@@ -44,10 +46,10 @@ select * from unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::b
  * Staged rows equal in every column to a row already in the table: the count and the first
  * line. The lookup goes through the table's index on completed_at.
  */
-const findPresent = `
+const findPresent = (table: QualifiedName): Sql => sql`
 select count(*)::int as present, min(s.line) as first_line
 from agg_import s
-where exists (select 1 from {{table}} a
+where exists (select 1 from ${ident(table)} a
               where a.completed_at = s.completed_at
                 and a.student_id::text is not distinct from s.student_id
                 and a.topic_id::text is not distinct from s.topic_id
@@ -55,8 +57,8 @@ where exists (select 1 from {{table}} a
                 and a.response_time_ms is not distinct from s.response_time_ms
                 and a.hint_used is not distinct from s.hint_used)`;
 
-const appendStaged = `
-insert into {{table}} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+const appendStaged = (table: QualifiedName): Sql => sql`
+insert into ${ident(table)} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
 select student_id, topic_id, completed_at, correct, response_time_ms, hint_used from agg_import`;
 
 const booleans: Record<string, boolean | null> = {
@@ -121,24 +123,90 @@ async function checkReadable(file: string): Promise<void> {
 
 /** Imports the file; returns the number of rows loaded. Throws ConfigError naming the line. */
 export async function importAttempts(session: Session, options: ImportOptions): Promise<number> {
+  await checkReadable(options.file);
+  return inTransaction(session, async () => {
+    await ensureAttemptTable(session, options.table);
+    await session.query(createStaging);
+    const loaded = await stageFile(session, options);
+    const { table } = options;
+    if (options.replace) {
+      await session.query(sql`truncate ${ident(table)}`);
+    } else if (!options.allowDuplicates && loaded > 0) {
+      const found = (await session.query<{ present: number; first_line: number | null }>(findPresent(table))).rows[0]!;
+      if (found.present > 0) {
+        throw new ConfigError(
+          `${options.file}: ${found.present} of its ${loaded} rows are already in ${options.table.sql} (the first on line ${found.first_line}); appending would count those attempts twice, so nothing was loaded. Use --replace to replace the table's rows with the file, or --allow-duplicates if these are really new attempts`,
+        );
+      }
+    }
+    await session.query(appendStaged(table));
+    await session.query(sql`analyze ${ident(table)}`);
+    return loaded;
+  });
+}
+
+/** Parses the file into agg_import batch by batch; returns the rows staged. Throws ConfigError naming the line. */
+async function stageFile(session: Session, options: ImportOptions): Promise<number> {
+  const batches = batchStager(session, options);
+  let line = 1;
+  // pipeline, not pipe: a read error must reach the parser, or the loop below waits forever.
+  const parser = pipeline(
+    createReadStream(options.file),
+    parse({ relax_column_count: true, bom: true, info: true, skip_empty_lines: true }),
+    () => undefined,
+  );
+  let sawHeader = false;
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      line = info.lines;
+      if (!sawHeader) {
+        sawHeader = true;
+        if (record.join(',') !== csvHeader.join(',')) {
+          throw new ConfigError(
+            `${options.file}: line 1 must be the header ${csvHeader.join(',')}, found ${record.join(',')}; nothing was loaded`,
+          );
+        }
+        continue;
+      }
+      let values;
+      try {
+        values = parseRecord(record);
+      } catch (err) {
+        throw new ConfigError(`${options.file}: line ${line}: ${messageOf(err)}; nothing was loaded`);
+      }
+      await batches.add(line, values);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const at = (err as { lines?: number }).lines;
+    throw new ConfigError(`${options.file}: line ${at ?? line}: malformed CSV (${messageOf(err)}); nothing was loaded`, { cause: err });
+  }
+  if (!sawHeader) throw new ConfigError(`${options.file} is empty: it needs the header ${csvHeader.join(',')}`);
+  return batches.flush();
+}
+
+/**
+ * Stages parsed rows in batches of `options.batchSize`, each in a savepoint; a batch the
+ * database rejects is halved down to its first rejected line (ConfigError naming it).
+ */
+function batchStager(
+  session: Session,
+  options: ImportOptions,
+): { add(line: number, values: unknown[]): Promise<void>; flush(): Promise<number> } {
   const batchSize = options.batchSize ?? 5_000;
   let loaded = 0;
-  let line = 1;
   let lines: number[] = [];
   let columns: unknown[][] = [[], [], [], [], [], []];
   const stage = async (rows: number[], values: unknown[][]): Promise<unknown> => {
-    await session.query('savepoint agg_import_batch');
     try {
-      await session.query(stageBatch, [rows, ...values]);
-      await session.query('release savepoint agg_import_batch');
+      await inSavepoint(session, 'agg_import_batch', () => session.query(stageBatch, [rows, ...values]));
       return undefined;
     } catch (err) {
-      await session.query('rollback to savepoint agg_import_batch');
       return err;
     }
   };
   const flush = async () => {
-    if (lines.length === 0) return;
+    if (lines.length === 0) return loaded;
     const error = await stage(lines, columns);
     if (error !== undefined) {
       const { line: bad, error: cause } = await findRejectedLine(lines, columns, error, stage);
@@ -151,67 +219,16 @@ export async function importAttempts(session: Session, options: ImportOptions): 
     options.onProgress?.(loaded);
     lines = [];
     columns = [[], [], [], [], [], []];
-  };
-  await checkReadable(options.file);
-  try {
-    await session.query('begin');
-    await ensureAttemptTable(session, options.table);
-    await session.query(createStaging);
-    // pipeline, not pipe: a read error must reach the parser, or the loop below waits forever.
-    const parser = pipeline(
-      createReadStream(options.file),
-      parse({ relax_column_count: true, bom: true, info: true, skip_empty_lines: true }),
-      () => undefined,
-    );
-    let sawHeader = false;
-    try {
-      for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-        line = info.lines;
-        if (!sawHeader) {
-          sawHeader = true;
-          if (record.join(',') !== csvHeader.join(',')) {
-            throw new ConfigError(
-              `${options.file}: line 1 must be the header ${csvHeader.join(',')}, found ${record.join(',')}; nothing was loaded`,
-            );
-          }
-          continue;
-        }
-        let values;
-        try {
-          values = parseRecord(record);
-        } catch (err) {
-          throw new ConfigError(`${options.file}: line ${line}: ${messageOf(err)}; nothing was loaded`);
-        }
-        values.forEach((value, i) => columns[i]!.push(value));
-        lines.push(line);
-        if (lines.length >= batchSize) await flush();
-      }
-    } catch (err) {
-      if (err instanceof ConfigError) throw err;
-      const at = (err as { lines?: number }).lines;
-      throw new ConfigError(`${options.file}: line ${at ?? line}: malformed CSV (${messageOf(err)}); nothing was loaded`, { cause: err });
-    }
-    if (!sawHeader) throw new ConfigError(`${options.file} is empty: it needs the header ${csvHeader.join(',')}`);
-    await flush();
-    const table = { table: options.table };
-    if (options.replace) {
-      await session.query(withIdentifiers('truncate {{table}}', table));
-    } else if (!options.allowDuplicates && loaded > 0) {
-      const found = (await session.query<{ present: number; first_line: number | null }>(withIdentifiers(findPresent, table))).rows[0]!;
-      if (found.present > 0) {
-        throw new ConfigError(
-          `${options.file}: ${found.present} of its ${loaded} rows are already in ${options.table.sql} (the first on line ${found.first_line}); appending would count those attempts twice, so nothing was loaded. Use --replace to replace the table's rows with the file, or --allow-duplicates if these are really new attempts`,
-        );
-      }
-    }
-    await session.query(withIdentifiers(appendStaged, table));
-    await session.query(withIdentifiers('analyze {{table}}', table));
-    await session.query('commit');
     return loaded;
-  } catch (err) {
-    await session.query('rollback').catch(() => undefined);
-    throw err;
-  }
+  };
+  return {
+    async add(line, values) {
+      values.forEach((value, i) => columns[i]!.push(value));
+      lines.push(line);
+      if (lines.length >= batchSize) await flush();
+    },
+    flush,
+  };
 }
 
 /**

@@ -4,28 +4,9 @@
  */
 import type { LogFormat } from './config.js';
 import { displayValue, formatDuration, visible } from './format.js';
-import type { Difference, VerifySummary } from './verify.js';
-
-export type RunEvent =
-  | { type: 'run_started'; combinations: number; since: string; anchor: string; dryRun: boolean }
-  | { type: 'no_combinations'; lookbackDays: number }
-  | { type: 'rows_written'; inserted: number; updated: number; unchanged: number; deleted: number }
-  | { type: 'dry_run_counts'; inserted: number; updated: number; unchanged: number; deleted: number }
-  | { type: 'theta_skipped'; studentTopicTheta: number; mirtAbility: number; mirtFallback: boolean }
-  | { type: 'combination_failed'; userId: string; topicId: string; date: string; error: string }
-  | { type: 'combination_debug'; row: Record<string, unknown> }
-  | { type: 'run_finished'; processed: number; failed: number; durationMs: number }
-  | { type: 'backfill_started'; from: string; to: string; days: number; shard: string }
-  | { type: 'backfill_progress'; done: number; total: number; day: string; elapsedMs: number; etaMs: number }
-  | { type: 'ripple_finished'; since: string; anchor: string; updated: number }
-  | { type: 'verify_difference'; difference: Difference }
-  | { type: 'verify_summary'; summary: VerifySummary }
-  | { type: 'message'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> };
+import type { Difference, Emit, EventOf, RunEvent, RunEventMap, VerifySummary } from './events.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
-
-/** Receives every event of a run. */
-export type Emit = (event: RunEvent) => void;
 
 /** Where formatted lines go. */
 export type LineSink = (line: string, level: Level) => void;
@@ -34,100 +15,120 @@ function pythonBool(value: boolean): string {
   return value ? 'True' : 'False';
 }
 
-/** The level and text-format message of an event (without the `[LEVEL] ` prefix). */
-export function describe(event: RunEvent): { level: Level; message: string; fields: Record<string, unknown> } {
-  switch (event.type) {
-    case 'run_started':
-      return {
-        level: 'info',
-        message: `Aggregating features for ${event.combinations} (user, topic, date) combinations; since=${event.since}, anchor=${event.anchor}, dry_run=${pythonBool(event.dryRun)}`,
-        fields: { combinations: event.combinations, since: event.since, anchor: event.anchor, dry_run: event.dryRun },
-      };
-    case 'no_combinations':
-      return {
-        level: 'info',
-        message: `No (user_id, topic_id, date) combinations found (lookback=${event.lookbackDays} days); exiting.`,
-        fields: { lookback_days: event.lookbackDays },
-      };
-    case 'rows_written': {
-      const { inserted, updated, unchanged, deleted } = event;
-      return {
-        level: 'info',
-        message: `Rows: inserted=${inserted}, updated=${updated}, unchanged=${unchanged}, deleted=${deleted}`,
-        fields: { inserted, updated, unchanged, deleted },
-      };
-    }
-    case 'dry_run_counts': {
-      const { inserted, updated, unchanged, deleted } = event;
-      return {
-        level: 'info',
-        message: `Dry run, nothing written: would_insert=${inserted}, would_update=${updated}, unchanged=${unchanged}, would_delete=${deleted}`,
-        fields: { would_insert: inserted, would_update: updated, unchanged, would_delete: deleted },
-      };
-    }
-    case 'theta_skipped': {
-      const skipped = event.studentTopicTheta + event.mirtAbility;
-      return {
-        level: 'info',
-        message: `Theta: skipped ${skipped} invalid estimates (NULL, NaN, infinite or out of numeric(6,3) range)`,
-        fields: {
-          skipped,
-          student_topic_theta: event.studentTopicTheta,
-          mirt_ability: event.mirtAbility,
-          mirt_fallback: event.mirtFallback,
-        },
-      };
-    }
-    case 'combination_failed':
-      return {
-        level: 'error',
-        message: `user=${event.userId} topic=${event.topicId} date=${event.date} error=${event.error}`,
-        fields: { user_id: event.userId, topic_id: event.topicId, date: event.date, error: event.error },
-      };
-    case 'combination_debug':
-      return {
-        level: 'debug',
-        message: Object.entries(event.row)
-          .map(([key, value]) => `${key}=${displayValue(value)}`)
-          .join(' '),
-        fields: event.row,
-      };
-    case 'run_finished':
-      return {
-        level: 'info',
-        message: `Summary: processed=${event.processed}, failed=${event.failed}, duration_ms=${event.durationMs}`,
-        fields: { processed: event.processed, failed: event.failed, duration_ms: event.durationMs },
-      };
-    case 'backfill_started':
-      return {
-        level: 'info',
-        message: `Backfilling ${event.from}..${event.to}: ${event.days} days, shard ${event.shard}, one transaction per day`,
-        fields: { from: event.from, to: event.to, days: event.days, shard: event.shard },
-      };
-    case 'backfill_progress': {
-      const percent = ((100 * event.done) / event.total).toFixed(1);
-      return {
-        level: 'info',
-        message: `Backfill progress: ${event.done}/${event.total} days (${percent}%), through ${event.day}; elapsed ${formatDuration(event.elapsedMs)}, ETA ${formatDuration(event.etaMs)}`,
-        fields: { done: event.done, total: event.total, day: event.day, elapsed_ms: event.elapsedMs, eta_ms: event.etaMs },
-      };
-    }
-    case 'ripple_finished':
-      return {
-        level: 'info',
-        message: `Ripple: recomputed improvement of the stored rows on ${event.since}..${event.anchor}: updated=${event.updated}`,
-        fields: { since: event.since, anchor: event.anchor, updated: event.updated },
-      };
-    case 'verify_difference':
-      return describeDifference(event.difference);
-    case 'verify_summary':
-      return describeSummary(event.summary);
-    case 'message':
-      return { level: event.level, message: event.message, fields: event.fields ?? {} };
-  }
+/** A log line before formatting: its level, text-format message (without `[LEVEL] `) and JSON fields. */
+export interface Described {
+  readonly level: Level;
+  readonly message: string;
+  readonly fields: Record<string, unknown>;
 }
 
-function describeDifference(d: Difference): { level: Level; message: string; fields: Record<string, unknown> } {
+/** The log line of each event type; none for the records of the run log and the metrics. */
+const lines: { [K in keyof RunEventMap]: (event: EventOf<K>) => Described | undefined } = {
+  run_started: (event) => {
+    return {
+      level: 'info',
+      message: `Aggregating features for ${event.combinations} (user, topic, date) combinations; since=${event.since}, anchor=${event.anchor}, dry_run=${pythonBool(event.dryRun)}`,
+      fields: { combinations: event.combinations, since: event.since, anchor: event.anchor, dry_run: event.dryRun },
+    };
+  },
+  no_combinations: (event) => {
+    return {
+      level: 'info',
+      message: `No (user_id, topic_id, date) combinations found (lookback=${event.lookbackDays} days); exiting.`,
+      fields: { lookback_days: event.lookbackDays },
+    };
+  },
+  rows_written: (event) => {
+    const { inserted, updated, unchanged, deleted } = event;
+    return {
+      level: 'info',
+      message: `Rows: inserted=${inserted}, updated=${updated}, unchanged=${unchanged}, deleted=${deleted}`,
+      fields: { inserted, updated, unchanged, deleted },
+    };
+  },
+  dry_run_counts: (event) => {
+    const { inserted, updated, unchanged, deleted } = event;
+    return {
+      level: 'info',
+      message: `Dry run, nothing written: would_insert=${inserted}, would_update=${updated}, unchanged=${unchanged}, would_delete=${deleted}`,
+      fields: { would_insert: inserted, would_update: updated, unchanged, would_delete: deleted },
+    };
+  },
+  theta_skipped: (event) => {
+    const skipped = event.studentTopicTheta + event.mirtAbility;
+    return {
+      level: 'info',
+      message: `Theta: skipped ${skipped} invalid estimates (NULL, NaN, infinite or out of numeric(6,3) range)`,
+      fields: {
+        skipped,
+        student_topic_theta: event.studentTopicTheta,
+        mirt_ability: event.mirtAbility,
+        mirt_fallback: event.mirtFallback,
+      },
+    };
+  },
+  combination_failed: (event) => {
+    return {
+      level: 'error',
+      message: `user=${event.userId} topic=${event.topicId} date=${event.date} error=${event.error}`,
+      fields: { user_id: event.userId, topic_id: event.topicId, date: event.date, error: event.error },
+    };
+  },
+  combination_debug: (event) => {
+    return {
+      level: 'debug',
+      message: Object.entries(event.row)
+        .map(([key, value]) => `${key}=${displayValue(value)}`)
+        .join(' '),
+      fields: event.row,
+    };
+  },
+  run_finished: (event) => {
+    return {
+      level: 'info',
+      message: `Summary: processed=${event.processed}, failed=${event.failed}, duration_ms=${event.durationMs}`,
+      fields: { processed: event.processed, failed: event.failed, duration_ms: event.durationMs },
+    };
+  },
+  backfill_started: (event) => {
+    return {
+      level: 'info',
+      message: `Backfilling ${event.from}..${event.to}: ${event.days} days, shard ${event.shard}, one transaction per day`,
+      fields: { from: event.from, to: event.to, days: event.days, shard: event.shard },
+    };
+  },
+  backfill_progress: (event) => {
+    const percent = ((100 * event.done) / event.total).toFixed(1);
+    return {
+      level: 'info',
+      message: `Backfill progress: ${event.done}/${event.total} days (${percent}%), through ${event.day}; elapsed ${formatDuration(event.elapsedMs)}, ETA ${formatDuration(event.etaMs)}`,
+      fields: { done: event.done, total: event.total, day: event.day, elapsed_ms: event.elapsedMs, eta_ms: event.etaMs },
+    };
+  },
+  ripple_finished: (event) => {
+    return {
+      level: 'info',
+      message: `Ripple: recomputed improvement of the stored rows on ${event.since}..${event.anchor}: updated=${event.updated}`,
+      fields: { since: event.since, anchor: event.anchor, updated: event.updated },
+    };
+  },
+  verify_difference: (event) => describeDifference(event.difference),
+  verify_summary: (event) => describeSummary(event.summary),
+  message: (event) => {
+    return { level: event.level, message: event.message, fields: event.fields ?? {} };
+  },
+  run_opened: () => undefined,
+  run_closed: () => undefined,
+  verify_recorded: () => undefined,
+  run_outcome: () => undefined,
+};
+
+/** The log line of an event; undefined for the records of the run log and the metrics, which have none. */
+export function describe(event: RunEvent): Described | undefined {
+  return (lines[event.type] as (event: RunEvent) => Described | undefined)(event);
+}
+
+function describeDifference(d: Difference): Described {
   const key = `user=${d.userId} topic=${d.topicId} date=${d.date}`;
   const values = (side: Record<string, string | null>) =>
     Object.entries(side)
@@ -154,7 +155,7 @@ function describeDifference(d: Difference): { level: Level; message: string; fie
   };
 }
 
-function describeSummary(s: VerifySummary): { level: Level; message: string; fields: Record<string, unknown> } {
+function describeSummary(s: VerifySummary): Described {
   const fields = {
     since: s.since,
     anchor: s.anchor,
@@ -197,7 +198,9 @@ export function createLogger(options: {
   const redact = options.redact ?? ((text: string) => text);
   const now = options.now ?? (() => new Date());
   return (event) => {
-    const { level, message, fields } = describe(event);
+    const described = describe(event);
+    if (described === undefined) return;
+    const { level, message, fields } = described;
     const line =
       options.format === 'json'
         ? JSON.stringify({

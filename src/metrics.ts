@@ -9,34 +9,18 @@
  * URL grouping cannot hold a "/"). The push is a POST, which replaces only the metric families
  * it sends within the group (job, command, shard): a failed run sends no last_success and no
  * counts, so the previous success's values stay. The textfile is merged the same way.
+ *
+ * A consumer of the run's events: the command emits the outcome (`run_outcome`), this module
+ * publishes it.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Gauge, Pushgateway, Registry } from 'prom-client';
 import type { MetricsConfig } from './config.js';
 import { messageOf } from './errors.js';
-import type { Shard } from './job.js';
+import type { Consumer, RunOutcome } from './events.js';
+import type { Shard } from './work.js';
 
-/** What a writing run reports: the result of a successful run, or what is known of a failed one. */
-export interface RunOutcome {
-  readonly command: 'run' | 'backfill';
-  readonly shard: Shard;
-  readonly success: boolean;
-  readonly durationMs: number;
-  /** When the run ended, ms since the epoch. */
-  readonly finishedAt: number;
-  readonly counts?: {
-    readonly combinations: number;
-    readonly failed: number;
-    readonly inserted: number;
-    readonly updated: number;
-    readonly unchanged: number;
-    readonly deleted: number;
-  };
-  /** The window's bounds, unix seconds: start of since, end of anchor (exclusive), in AGG_TIMEZONE. */
-  readonly window?: { readonly startsAt: number; readonly endsAt: number };
-  /** Rows whose improvement a backfill's ripple changed. */
-  readonly rippleUpdated?: number;
-}
+export type { RunOutcome };
 
 const prefix = 'aggregate_features_';
 
@@ -147,6 +131,18 @@ export async function publishMetrics(outcome: RunOutcome, config: MetricsConfig)
     }
   }
   return warnings;
+}
+
+/**
+ * The metrics as a consumer of events: publishes each `run_outcome` where `config` says, and
+ * hands each warning (a failed push or write) to `warn`. Does nothing when nothing is configured.
+ */
+export function metricsConsumer(config: MetricsConfig, warn: (message: string) => void): Consumer {
+  return async (event) => {
+    if (event.type !== 'run_outcome') return;
+    if (config.pushgatewayUrl === undefined && config.textfile === undefined) return;
+    for (const warning of await publishMetrics(event.outcome, config)) warn(warning);
+  };
 }
 
 /**

@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Session } from './db.js';
 import { ConfigError } from './errors.js';
+import { inTransaction } from './transaction.js';
 import { lockKeys } from './lock.js';
 
 export interface Migration {
@@ -52,8 +53,7 @@ const createMigrationsTable = `
 
 /** Applies the pending migrations; returns the names of those it applied. */
 export async function migrate(session: Session, migrations = loadMigrations()): Promise<string[]> {
-  await session.query('begin');
-  try {
+  return inTransaction(session, async () => {
     await session.query('select pg_advisory_xact_lock($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
     await session.query(createMigrationsTable);
     const applied = await readApplied(session);
@@ -70,12 +70,8 @@ export async function migrate(session: Session, migrations = loadMigrations()): 
       ]);
       names.push(migration.name);
     }
-    await session.query('commit');
     return names;
-  } catch (err) {
-    await session.query('rollback').catch(() => undefined);
-    throw err;
-  }
+  });
 }
 
 /**

@@ -5,9 +5,9 @@
  * statement runs, so nothing could be drawn during one anyway.
  */
 import cliProgress from 'cli-progress';
-import type { BackfillProgress } from './backfill.js';
+import type { BackfillProgress } from './pipeline/backfill.js';
 import { formatDuration } from './format.js';
-import type { Emit } from './log.js';
+import type { Emit } from './events.js';
 
 /** Where a bar is drawn: a TTY stream (process.stderr when it is one). */
 export interface ProgressTerminal {

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { ConfigError, sqlState } from './errors.js';
+import { inTransaction } from './transaction.js';
 
 export interface QueryResult {
   readonly columns: string[];
@@ -18,15 +19,20 @@ export interface QueryResult {
 /** Runs `statement` read-only; a statement that writes, or several statements, are refused (exit 2). */
 export async function runReadOnly(session: Session, config: Config, statement: string): Promise<QueryResult> {
   if (statement.trim() === '') throw new ConfigError('sql needs a statement, e.g. sql "select count(*) from features_topic_daily"');
-  await session.query('begin transaction isolation level repeatable read read only');
   try {
-    await session.query("select set_config('statement_timeout', $1, true)", [String(config.statementTimeoutMs)]);
-    // queryMode is pg's (8.12+), not in its type definitions: it forces the extended protocol.
-    const query: pg.QueryArrayConfig & { queryMode: 'extended' } = { text: statement, rowMode: 'array', queryMode: 'extended' };
-    const result = await session.query<unknown[]>(query);
-    const columns = uniqueNames((result.fields ?? []).map((f) => f.name));
-    const rows = (result.rows ?? []).map((values) => Object.fromEntries(columns.map((c, i) => [c, values[i]])));
-    return { columns, rows };
+    return await inTransaction(
+      session,
+      async () => {
+        await session.query("select set_config('statement_timeout', $1, true)", [String(config.statementTimeoutMs)]);
+        // queryMode is pg's (8.12+), not in its type definitions: it forces the extended protocol.
+        const query: pg.QueryArrayConfig & { queryMode: 'extended' } = { text: statement, rowMode: 'array', queryMode: 'extended' };
+        const result = await session.query<unknown[]>(query);
+        const columns = uniqueNames((result.fields ?? []).map((f) => f.name));
+        const rows = (result.rows ?? []).map((values) => Object.fromEntries(columns.map((c, i) => [c, values[i]])));
+        return { columns, rows };
+      },
+      { begin: 'begin transaction isolation level repeatable read read only', end: 'rollback' },
+    );
   } catch (err) {
     const state = sqlState(err);
     const message = err instanceof Error ? err.message : String(err);
@@ -39,8 +45,6 @@ export async function runReadOnly(session: Session, config: Config, statement: s
     }
     if (state !== undefined && /^(42|22)/.test(state)) throw new ConfigError(`sql: ${message} (SQLSTATE ${state})`, { cause: err });
     throw err;
-  } finally {
-    await session.query('rollback').catch(() => undefined);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { backoffMs, type Database, type Session } from './db.js';
 import { isTransient, messageOf, sqlState } from './errors.js';
-import type { Emit } from './log.js';
+import type { Emit } from './events.js';
 
 /** Runs `work` on a session of `db`, again on a new session after a transient failure. */
 export async function withRunRetries<T>(

@@ -6,7 +6,8 @@
  */
 import type { Session } from './db.js';
 import { ConfigError, sqlState } from './errors.js';
-import { quoteIdent, withIdentifiers, type QualifiedName } from './identifiers.js';
+import type { QualifiedName } from './identifiers.js';
+import { ident, join, raw, sql, type Sql } from './sql/tag.js';
 
 export const requiredSourceColumns = ['student_id', 'topic_id', 'completed_at', 'correct', 'response_time_ms', 'hint_used'] as const;
 type SourceColumn = (typeof requiredSourceColumns)[number];
@@ -16,8 +17,8 @@ const sourceTimezoneSetting = 'aggregate_features.source_timezone';
 
 /** The checked source: what the statements read (possibly a wrapper), and what the check found worth saying. */
 export interface CheckedSource {
-  /** What `{{source}}` stands for: the source itself, or a subquery that reads it with completed_at made a timestamptz. */
-  readonly relation: QualifiedName;
+  /** The relation statements read: the source itself, or a subquery that reads it with completed_at made a timestamptz. */
+  readonly relation: Sql;
   readonly warnings: string[];
 }
 
@@ -68,44 +69,10 @@ export async function checkSource(
   options: { variable?: string; timezone?: string | undefined } = {},
 ): Promise<CheckedSource> {
   const variable = options.variable ?? 'AGG_SOURCE';
-  const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [source.sql]);
-  if (!found.rows[0]?.present) {
-    // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
-    const similar = await session.query<{ name: string }>(
-      `select format('%I.%I', n.nspname, c.relname) as name
-         from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where lower(c.relname) = lower($1) and c.relkind in ('r', 'v', 'm', 'f', 'p')
-          and ($2::text is null or lower(n.nspname) = lower($2))
-        order by 1 limit 3`,
-      [source.name, source.schema ?? null],
-    );
-    const hint =
-      similar.rows.length === 0
-        ? ''
-        : ` (there is ${similar.rows.map((r) => r.name).join(', ')}: a name with capitals must be double-quoted, e.g. ${variable}='"Attempts"')`;
-    throw new ConfigError(
-      `the attempts source ${source.sql} does not exist${hint}: create it, load data with \`aggregate-features-daily import-attempts FILE.csv\`, or set ${variable} to the table or view that holds the attempts`,
-    );
-  }
-  const columns = await session.query<ColumnRow>(
-    `select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
-            format_type(coalesce(nullif(t.typbasetype, 0), t.oid), null) as base,
-            coalesce(b.typcategory, t.typcategory)::text as category
-     from pg_attribute a
-     join pg_type t on t.oid = a.atttypid
-     left join pg_type b on b.oid = nullif(t.typbasetype, 0)
-     where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped and a.attname = any($2::text[])`,
-    [source.sql, [...requiredSourceColumns]],
-  );
-  const byName = new Map(columns.rows.map((row) => [row.name, row]));
-  const missing = requiredSourceColumns.filter((c) => !byName.has(c));
-  if (missing.length > 0) {
-    throw new ConfigError(
-      `the attempts source ${source.sql} lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: it needs ${requiredSourceColumns.join(', ')}; rename or add ${missing.length > 1 ? 'them' : 'it'} in a view and point ${variable} at the view`,
-    );
-  }
+  await checkExists(session, source, variable);
+  const byName = await sourceColumns(session, source, variable);
   const warnings: string[] = [];
-  let relation = source;
+  let relation = ident(source);
   for (const column of requiredSourceColumns) {
     const row = byName.get(column)!;
     if (column === 'completed_at' && row.base === 'timestamp without time zone') {
@@ -124,18 +91,67 @@ export async function checkSource(
       );
     }
   }
-  if (options.timezone !== undefined && relation === source) {
+  if (options.timezone !== undefined && byName.get('completed_at')!.base !== 'timestamp without time zone') {
     warnings.push(`AGG_SOURCE_TIMEZONE is ignored: completed_at of ${source.sql} is already timestamptz`);
   }
+  await checkReadable(session, source);
+  return { relation, warnings };
+}
+
+/** Throws ConfigError when the source does not exist, naming a differently cased one that does. */
+async function checkExists(session: Session, source: QualifiedName, variable: string): Promise<void> {
+  const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [source.sql]);
+  if (found.rows[0]?.present) return;
+  // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
+  const similar = await session.query<{ name: string }>(
+    `select format('%I.%I', n.nspname, c.relname) as name
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where lower(c.relname) = lower($1) and c.relkind in ('r', 'v', 'm', 'f', 'p')
+        and ($2::text is null or lower(n.nspname) = lower($2))
+      order by 1 limit 3`,
+    [source.name, source.schema ?? null],
+  );
+  const hint =
+    similar.rows.length === 0
+      ? ''
+      : ` (there is ${similar.rows.map((r) => r.name).join(', ')}: a name with capitals must be double-quoted, e.g. ${variable}='"Attempts"')`;
+  throw new ConfigError(
+    `the attempts source ${source.sql} does not exist${hint}: create it, load data with \`aggregate-features-daily import-attempts FILE.csv\`, or set ${variable} to the table or view that holds the attempts`,
+  );
+}
+
+/** The required columns of the source with their types; throws ConfigError naming those missing. */
+async function sourceColumns(session: Session, source: QualifiedName, variable: string): Promise<Map<SourceColumn, ColumnRow>> {
+  const columns = await session.query<ColumnRow>(
+    `select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
+            format_type(coalesce(nullif(t.typbasetype, 0), t.oid), null) as base,
+            coalesce(b.typcategory, t.typcategory)::text as category
+     from pg_attribute a
+     join pg_type t on t.oid = a.atttypid
+     left join pg_type b on b.oid = nullif(t.typbasetype, 0)
+     where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped and a.attname = any($2::text[])`,
+    [source.sql, [...requiredSourceColumns]],
+  );
+  const byName = new Map(columns.rows.map((row) => [row.name, row]));
+  const missing = requiredSourceColumns.filter((c) => !byName.has(c));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `the attempts source ${source.sql} lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: it needs ${requiredSourceColumns.join(', ')}; rename or add ${missing.length > 1 ? 'them' : 'it'} in a view and point ${variable} at the view`,
+    );
+  }
+  return byName;
+}
+
+/** Throws ConfigError (grant SELECT) when the job's role may not read the source. */
+async function checkReadable(session: Session, source: QualifiedName): Promise<void> {
   try {
-    await session.query(withIdentifiers(`select ${requiredSourceColumns.join(', ')} from {{source}} where false`, { source }));
+    await session.query(sql`select ${join(requiredSourceColumns.map((column) => raw(column)))} from ${ident(source)} where false`);
   } catch (err) {
     if (sqlState(err) === '42501') {
       throw new ConfigError(`${(err as Error).message}: grant SELECT on ${source.sql} to the job's role`, { cause: err });
     }
     throw err;
   }
-  return { relation, warnings };
 }
 
 const castTarget: Record<SourceColumn, string> = {
@@ -152,10 +168,9 @@ const castTarget: Record<SourceColumn, string> = {
  * conditions on completed_at then apply to an expression, so an index on the column is not
  * used: a view with a timestamptz column (and an index on it) is faster on a large table.
  */
-function zonedSource(source: QualifiedName): QualifiedName {
-  const sql = `(select student_id, topic_id,
-                       completed_at at time zone current_setting('${sourceTimezoneSetting}') as completed_at,
+function zonedSource(source: QualifiedName): Sql {
+  return sql`(select student_id, topic_id,
+                       completed_at at time zone current_setting(${raw(`'${sourceTimezoneSetting}'`)}) as completed_at,
                        correct, response_time_ms, hint_used
-                from ${source.sql}) as ${quoteIdent(source.name)}`;
-  return { ...source, sql };
+                from ${ident(source)}) as ${ident(source.name)}`;
 }

@@ -7,7 +7,8 @@
  */
 import type { Session } from './db.js';
 import { ConfigError, sqlState } from './errors.js';
-import { parseQualifiedName, withIdentifiers, type QualifiedName } from './identifiers.js';
+import { parseQualifiedName, type QualifiedName } from './identifiers.js';
+import { ident, join, raw, sql } from './sql/tag.js';
 
 /** The topic-level estimates: one row per re-estimation of (user, topic). */
 export const estimatesTable = parseQualifiedName('student_topic_theta', 'table');
@@ -133,7 +134,7 @@ async function checkShape(session: Session, shape: TableShape): Promise<void> {
     );
   }
   try {
-    await session.query(withIdentifiers(`select ${wanted.join(', ')} from {{table}} where false`, { table: shape.table }));
+    await session.query(sql`select ${join(wanted.map((column) => raw(column)))} from ${ident(shape.table)} where false`);
   } catch (err) {
     if (sqlState(err) === '42501') {
       throw new ConfigError(`${(err as Error).message}: grant SELECT on ${shape.table.sql} to the job's role`, { cause: err });

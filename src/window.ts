@@ -5,6 +5,7 @@
  */
 import type { Session } from './db.js';
 import { ConfigError, sqlState } from './errors.js';
+import { sql } from './sql/tag.js';
 
 export interface Window {
   readonly since: string;
@@ -31,20 +32,22 @@ export interface WindowRequest {
 
 /** Plans the window. Throws ConfigError if PostgreSQL does not know the time zone. */
 export async function planWindow(session: Session, request: WindowRequest): Promise<Window> {
+  const date = request.date ?? null;
+  const zone = request.timezone;
+  const last = request.lastSuccessAnchor ?? null;
   try {
     const result = await session.query<{ anchor: string; requested_since: string; since: string }>(
-      `with a as (
-         select coalesce($1::date, (now() at time zone $2::text)::date - 1) as anchor
+      sql`with a as (
+         select coalesce(${date}::date, (now() at time zone ${zone}::text)::date - 1) as anchor
        ), r as (
-         select anchor, anchor - $3::int as requested_since from a
+         select anchor, anchor - ${request.lookbackDays}::int as requested_since from a
        )
        select anchor, requested_since,
-              -- Widen back to the day after the last success, at most $5 days further.
-              case when $4::date is not null and $4::date < requested_since - 1 and $4::date < anchor
-                   then greatest($4::date + 1, requested_since - $5::int)
+              -- Widen back to the day after the last success, at most maxCatchUpDays further.
+              case when ${last}::date is not null and ${last}::date < requested_since - 1 and ${last}::date < anchor
+                   then greatest(${last}::date + 1, requested_since - ${request.maxCatchUpDays ?? 0}::int)
                    else requested_since end as since
        from r`,
-      [request.date ?? null, request.timezone, request.lookbackDays, request.lastSuccessAnchor ?? null, request.maxCatchUpDays ?? 0],
     );
     const row = result.rows[0]!;
     const range = await planRange(session, { from: row.since, to: row.anchor, timezone: request.timezone });
@@ -60,12 +63,12 @@ export async function planWindow(session: Session, request: WindowRequest): Prom
  * database does not know the time zone.
  */
 export async function planRange(session: Session, request: { from: string; to: string; timezone: string }): Promise<Window> {
+  const { from, to, timezone: zone } = request;
   try {
     const result = await session.query<{ days: number; starts_at: number; ends_at: number }>(
-      `select ($2::date - $1::date + 1) as days,
-              extract(epoch from ($1::date::timestamp at time zone $3::text))::float8 as starts_at,
-              extract(epoch from (($2::date + 1)::timestamp at time zone $3::text))::float8 as ends_at`,
-      [request.from, request.to, request.timezone],
+      sql`select (${to}::date - ${from}::date + 1) as days,
+              extract(epoch from (${from}::date::timestamp at time zone ${zone}::text))::float8 as starts_at,
+              extract(epoch from ((${to}::date + 1)::timestamp at time zone ${zone}::text))::float8 as ends_at`,
     );
     const row = result.rows[0]!;
     return {
@@ -83,14 +86,14 @@ export async function planRange(session: Session, request: { from: string; to: s
 
 /** Each day from `from` to `to` as a one-day window (since = anchor = the day), oldest first. */
 export async function dayWindows(session: Session, request: { from: string; to: string; timezone: string }): Promise<Window[]> {
+  const { from, to, timezone: zone } = request;
   try {
     const result = await session.query<{ day: string; starts_at: number; ends_at: number }>(
-      `select ($1::date + i)::text as day,
-              extract(epoch from (($1::date + i)::timestamp at time zone $3::text))::float8 as starts_at,
-              extract(epoch from (($1::date + i + 1)::timestamp at time zone $3::text))::float8 as ends_at
-       from generate_series(0, $2::date - $1::date) i
+      sql`select (${from}::date + i)::text as day,
+              extract(epoch from ((${from}::date + i)::timestamp at time zone ${zone}::text))::float8 as starts_at,
+              extract(epoch from ((${from}::date + i + 1)::timestamp at time zone ${zone}::text))::float8 as ends_at
+       from generate_series(0, ${to}::date - ${from}::date) i
        order by i`,
-      [request.from, request.to, request.timezone],
     );
     return result.rows.map((r) => ({
       since: r.day,

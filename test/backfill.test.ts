@@ -6,12 +6,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
-import { runBackfill, type BackfillProgress } from '../src/backfill.js';
+import { runBackfill, type BackfillProgress } from '../src/pipeline/backfill.js';
 import { loadConfig } from '../src/config.js';
 import { ConfigError, LockHeldError, RunFailedError } from '../src/errors.js';
-import { runDaily } from '../src/job.js';
+import { runDaily } from '../src/pipeline/daily.js';
 import { acquireWriterLock } from '../src/lock.js';
-import type { RunEvent } from '../src/log.js';
+import type { RunEvent } from '../src/events.js';
 import { oracle, type OracleAttempt, type OracleRow } from './oracle/oracle.js';
 import { byKey, scenarioArbitrary } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';

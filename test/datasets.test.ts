@@ -11,7 +11,7 @@ import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { parseQualifiedName } from '../src/identifiers.js';
 import { importAttempts } from '../src/import-attempts.js';
-import { runDaily } from '../src/job.js';
+import { runDaily } from '../src/pipeline/daily.js';
 import { oracle } from './oracle/oracle.js';
 import { readAttempts } from './support/datasets.js';
 import { byKey } from './support/arbitraries.js';

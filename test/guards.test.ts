@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig, parseDatabaseUrl } from '../src/config.js';
 import { openDatabase, type Database, type Session } from '../src/db.js';
 import { LockHeldError } from '../src/errors.js';
-import { runDaily } from '../src/job.js';
+import { runDaily } from '../src/pipeline/daily.js';
 import { lockKeys } from '../src/lock.js';
 import { loadMigrations, migrate } from '../src/migrate.js';
 import { allBackends, serverBackend, useSession } from './support/backends.js';
@@ -130,7 +130,9 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
       const deadline = Date.now() + 10_000;
       while (Date.now() < deadline) {
         const waiting = await session.query(
-          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()`,
+          // This database only: runs of other databases on the same server hold the same key.
+          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()
+             and database = (select oid from pg_database where datname = current_database())`,
           [lockKeys.namespace, lockKeys.migrations],
         );
         if (waiting.rowCount) break;
@@ -162,7 +164,8 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
       let waited = false;
       while (!waited && Date.now() < deadline) {
         const waiting = await session.query(
-          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted`,
+          `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted
+             and database = (select oid from pg_database where datname = current_database())`,
           [lockKeys.namespace, lockKeys.migrations],
         );
         waited = (waiting.rowCount ?? 0) > 0;

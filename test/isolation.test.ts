@@ -1,14 +1,15 @@
 /**
  * Isolation with a bound (SPEC §7): a view that raises computing topic_id fails only that
  * student's combinations that read the bad row, and `failed` equals the rows left
- * unrefreshed; one that raises computing student_id cannot attribute the row to anyone and
- * fails as a whole; one that raises on every row of a large source ends quickly, saying the
+ * unrefreshed; one that raises computing student_id cannot attribute the row to anyone, so
+ * every combination of its topic (of every topic, when that cannot be read) that reads its day
+ * fails; one that raises on every row of a large source ends quickly, saying the
  * source is broken wholesale, with nothing written.
  */
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { runDaily } from '../src/job.js';
-import type { RunEvent } from '../src/log.js';
+import { runDaily } from '../src/pipeline/daily.js';
+import type { RunEvent } from '../src/events.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
@@ -19,7 +20,7 @@ const attempts: OracleAttempt[] = [
   attempt('u1', 'algebra', '2025-10-30T10:00:00Z', 1200, false),
   attempt('u1', 'geometry', '2025-10-31T10:00:00Z', 900),
   attempt('u2', 'algebra', '2025-10-29T10:00:00Z', 800),
-  attempt('u2', 'algebra', '2025-10-30T10:00:00Z', 666), // the bad row
+  attempt('u2', 'algebra', '2025-10-30T10:30:00Z', 666), // the bad row
   attempt('u2', 'algebra', '2025-10-31T10:00:00Z', 700, false),
   attempt('u2', 'geometry', '2025-10-30T10:00:00Z', 500),
   attempt('u2', 'geometry', '2025-10-26T10:00:00Z', 500),
@@ -40,6 +41,12 @@ const views = `
     select student_id, afd_bad_text(topic_id, response_time_ms) as topic_id, completed_at, correct, response_time_ms, hint_used from attempt;
   create or replace view attempt_bad_student as
     select afd_bad_text(student_id, response_time_ms) as student_id, topic_id, completed_at, correct, response_time_ms, hint_used from attempt;
+  create or replace function afd_always_text(v text) returns text language plpgsql immutable as $$
+  begin
+    raise exception 'cannot decode student %', v;
+  end $$;
+  create or replace view big_unreadable as
+    select afd_always_text(student_id) as student_id, topic_id, completed_at, correct, response_time_ms, hint_used from big;
   create or replace view big_broken as
     select student_id, topic_id, completed_at, correct, afd_always(response_time_ms) as response_time_ms, hint_used from big`;
 
@@ -75,14 +82,63 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
     expect(byKey(stored.filter((r) => !isFailed(r)))).toEqual(byKey(oracle(attempts, window).filter((r) => !isFailed(r))));
   });
 
-  test('a view raising on student_id cannot attribute the row: the run fails as a whole, nothing written', async () => {
-    const before = await readFeatures(t.session);
-    await expect(
-      runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_student' }), { date: '2025-11-01' }, () => undefined),
-    ).rejects.toThrow(
-      /^the source "attempt_bad_student" is broken wholesale: its student_id cannot be read \(malformed key u2\), so the failing rows cannot be attributed to any student; nothing of 2025-10-25..2025-11-01 was written/,
+  test('a view raising on student_id: the row could be anyone’s, so every combination of its topic that reads its day fails, the rest is written', async () => {
+    await t.session.query('truncate features_topic_daily');
+    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
+    await t.session.query('update features_topic_daily set hints = hints + 1000');
+    const events: RunEvent[] = [];
+    const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_student' }), { date: '2025-11-01' }, (e) =>
+      events.push(e),
     );
-    expect(await readFeatures(t.session)).toEqual(before);
+    const failures = events.filter((e) => e.type === 'combination_failed');
+    const failed = failures.map((e) => `${e.userId}/${e.topicId}/${e.date}`);
+    // The bad row is an algebra attempt of 2025-10-30: algebra on that day and the days after
+    // it in the window (their improvement reads it), for every student, stays as stored.
+    // The unknown student's own combination is the one of user `*`.
+    expect(failed.sort()).toEqual([
+      '*/algebra/2025-10-30',
+      'u1/algebra/2025-10-30',
+      'u2/algebra/2025-10-30',
+      'u2/algebra/2025-10-31',
+      'u3/algebra/2025-10-30',
+    ]);
+    for (const f of failures) {
+      expect(f.error).toMatch(
+        /^the attempt at 2025-10-30 10:30:00\+00 in topic algebra cannot be attributed to a student \(malformed key u2\)$/,
+      );
+    }
+    expect(result.failed).toBe(5);
+    const stored = await readFeatures(t.session);
+    const marked = stored.filter((r) => r.hints >= 1000).map((r) => `${r.user_id}/${r.topic_id}/${r.date}`);
+    expect(marked.sort()).toEqual(failed.filter((f) => !f.startsWith('*/')).sort());
+    const isFailed = (r: { user_id: string; topic_id: string; date: string }) => failed.includes(`${r.user_id}/${r.topic_id}/${r.date}`);
+    expect(byKey(stored.filter((r) => !isFailed(r)))).toEqual(byKey(oracle(attempts, window).filter((r) => !isFailed(r))));
+  });
+
+  test('a view raising on student_id of a row whose topic cannot be read either fails every topic of that day', async () => {
+    await t.session.query(`create or replace view attempt_bad_both as
+      select afd_bad_text(student_id, response_time_ms) as student_id, afd_bad_text(topic_id, response_time_ms) as topic_id,
+             completed_at, correct, response_time_ms, hint_used from attempt`);
+    await t.session.query('truncate features_topic_daily');
+    const events: RunEvent[] = [];
+    const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_both' }), { date: '2025-11-01' }, (e) => events.push(e));
+    const failed = events.filter((e) => e.type === 'combination_failed').map((e) => `${e.userId}/${e.topicId}/${e.date}`);
+    // Nothing stored yet: the computed combinations of 2025-10-30 … 11-01 that read that day.
+    expect(failed.sort()).toEqual([
+      '*/*/2025-10-30',
+      'u1/algebra/2025-10-30',
+      'u1/geometry/2025-10-31',
+      'u2/algebra/2025-10-31',
+      'u2/geometry/2025-10-30',
+      'u3/algebra/2025-10-30',
+    ]);
+    expect(result.failed).toBe(6);
+    const stored = await readFeatures(t.session);
+    const isFailed = (r: { user_id: string; topic_id: string; date: string }) => failed.includes(`${r.user_id}/${r.topic_id}/${r.date}`);
+    expect(stored.some(isFailed)).toBe(false);
+    expect(byKey(stored)).toEqual(
+      byKey(oracle(attempts, window).filter((r) => !isFailed(r) && !(r.user_id === 'u2' && r.date === '2025-10-30'))),
+    );
   });
 
   test('every row raising on a large source ends, bounded, as broken wholesale', async () => {
@@ -106,6 +162,14 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
     );
     const brokenMs = Date.now() - started;
     console.log(`[${backend.name}] every row raising, ${rows} attempts: ${brokenMs} ms; a normal (dry) run: ${normalMs} ms`);
+    expect(await readFeatures(t.session)).toEqual([]);
+    started = Date.now();
+    await expect(
+      runDaily(t.session, loadConfig({ AGG_SOURCE: 'big_unreadable' }), { date: '2025-11-01' }, () => undefined),
+    ).rejects.toThrow(
+      /^the source "big_unreadable" is broken wholesale: the student_id of every one of the 16 attempts it probed \(spread over the window\) cannot be read, e\.g\. cannot decode student s\d+; nothing of 2025-10-25..2025-11-01 was written/,
+    );
+    console.log(`[${backend.name}] every student_id raising, ${rows} attempts: ${Date.now() - started} ms`);
     expect(await readFeatures(t.session)).toEqual([]);
     // With fewer students than it probes, the narrowing runs and the time budget bounds it.
     await t.session.query(`create or replace view big_broken_few as select * from big_broken where student_id in ('s1', 's2', 's3', 's4')`);

@@ -6,8 +6,8 @@
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { runDaily } from '../src/job.js';
-import type { RunEvent } from '../src/log.js';
+import { runDaily } from '../src/pipeline/daily.js';
+import type { RunEvent } from '../src/events.js';
 import { oracle } from './oracle/oracle.js';
 import { scenarioArbitrary, byKey, type Scenario } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';

@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import type { Report } from '../src/report.js';
+import type { Report } from '../src/report/collect.js';
 import { allBackends, withSession } from './support/backends.js';
 import { testTempDir } from './support/resources.js';
 import { runCli } from './support/cli.js';

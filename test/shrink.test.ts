@@ -7,8 +7,8 @@
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { JobError } from '../src/errors.js';
-import { runDaily, type RunOptions } from '../src/job.js';
-import type { RunEvent } from '../src/log.js';
+import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
+import type { RunEvent } from '../src/events.js';
 import { allBackends, useSession } from './support/backends.js';
 import { runCli } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';

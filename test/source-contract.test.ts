@@ -6,8 +6,8 @@
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
-import { runDaily } from '../src/job.js';
-import { runVerify } from '../src/verify.js';
+import { runDaily } from '../src/pipeline/daily.js';
+import { runVerify } from '../src/pipeline/verify.js';
 import { allBackends, useSession } from './support/backends.js';
 import { runCli } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';

@@ -9,8 +9,9 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
-import { runDaily } from '../src/job.js';
-import { createLogger, type RunEvent } from '../src/log.js';
+import { runDaily } from '../src/pipeline/daily.js';
+import type { RunEvent } from '../src/events.js';
+import { createLogger } from '../src/log.js';
 import { oracle, type OracleAttempt, type OracleEstimate, type OracleMirt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';

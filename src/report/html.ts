@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { ConfigError, messageOf } from '../errors.js';
 import { displayValue } from '../format.js';
-import type { Report } from '../report.js';
+import type { Report } from './collect.js';
 import { barChart, escapeXml } from './svg.js';
 
 const statusColor = { OK: '#2e7d32', WARN: '#b26a00', FAIL: '#c62828' } as const;

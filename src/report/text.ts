@@ -3,7 +3,7 @@
  * day with bars of users and attempts, theta coverage, the most recently changed rows and the
  * last runs. Every line fits `width` characters; names are shortened with … (full in --json).
  */
-import type { Report } from '../report.js';
+import type { Report } from './collect.js';
 import { bar, fitTable, shorten, sparkline, wrap } from './fit.js';
 
 const numeric = [

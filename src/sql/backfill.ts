@@ -2,20 +2,24 @@
  * The statements of a backfill beyond the daily write path (which it reuses day by day): the
  * end of the ripple and the ripple itself (SPEC §7).
  */
-import { computeSelect, inShard, type ComputePlan } from './compute.js';
+import type { Shard, Work } from '../work.js';
+import { computeSelect, inShard } from './compute.js';
+import { sql, type Sql } from './tag.js';
 
 /**
- * The last day the ripple of a backfill ending at $1 recomputes: $1 + 27 (the improvement
+ * The last day the ripple of a backfill ending at `to` recomputes: to + 27 (the improvement
  * index of day d reads days d−27 … d, SPEC §6), but not beyond the latest stored day of the
  * shard, so the ripple never reaches days the table does not hold yet. NULL when no row is
- * stored after $1. $1 the backfill's last day, $2 shard count, $3 shard index.
+ * stored after `to`.
  */
-export const rippleEnd = `
--- max() is at most $1 + 27 by the WHERE clause, and NULL when no row is stored there.
+export function rippleEnd(to: string, shard: Shard): Sql {
+  return sql`
+-- max() is at most to + 27 by the WHERE clause, and NULL when no row is stored there.
 select max(f.date)::text as ripple_end
 from features_topic_daily f
-where f.date > $1::date and f.date <= $1::date + 27
-  and ${inShard('f.user_id', '$2', '$3')}`;
+where f.date > ${to}::date and f.date <= ${to}::date + 27
+  and ${inShard(sql`f.user_id`, shard)}`;
+}
 
 /**
  * The ripple: recomputes only `improvement` of the rows already stored on the days after a
@@ -28,16 +32,15 @@ where f.date > $1::date and f.date <= $1::date + 27
  * It reuses computeSelect as is, so the index is computed by the one definition the daily run
  * uses (also its exact rounding); the price is that the other aggregates of those days are
  * computed and thrown away, one range scan of the source over ripple days + 27.
- * Parameters as computeSelect ($1 first ripple day, $2 last ripple day, $3 time zone, $4 shard
- * count, $5 shard index), plus $6 the run's timestamp.
+ * `work` spans the ripple's days; `runTimestamp` is the backfill's.
  */
-export function rippleImprovement(plan: ComputePlan): string {
-  return `
-with c as (${computeSelect(plan)}),
+export function rippleImprovement(work: Work, runTimestamp: string): Sql {
+  return sql`
+with c as (${computeSelect(work)}),
 updated as (
   update features_topic_daily f
   set improvement = c.improvement,
-      computed_at = $6::timestamptz
+      computed_at = ${runTimestamp}::timestamptz
   from c
   where f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
     and f.improvement is distinct from c.improvement

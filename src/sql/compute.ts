@@ -2,8 +2,8 @@
  * The aggregation (SPEC §4, theta as of each day of §5, and the improvement index of §6) as
  * one SELECT over every (user, topic, day) combination of the window at once.
  *
- * Parameters: $1 since (date), $2 anchor (date), $3 time zone (IANA name), $4 shard count,
- * $5 shard index (1-based; 1 of 1 for an unsharded run).
+ * A function of the work (work.ts): its source, window (since, anchor), time zone, shard and
+ * theta plan; every value is a bound parameter.
  *
  * Shape, and why (BENCHMARKS.md has the measurements):
  * - Two range scans of the source, both sargable on `completed_at` (an index on it is used);
@@ -32,52 +32,41 @@
  * - Students are split into shards by a stable hash of user_id (see inShard), so N shards
  *   together compute exactly the unsharded rows; each shard filters the attempts it reads.
  */
+import type { Shard, Work } from '../work.js';
+import { sql, type Sql } from './tag.js';
 import { thetaColumns, thetaImprovement, thetaJoins } from './theta.js';
 
 /**
- * True when the user of `userIdColumn` belongs to shard `indexParam` of `countParam`.
+ * True when the user of `userIdColumn` belongs to `shard`.
  * hashtextextended is PostgreSQL's own hash of text, the one hash partitioning stores rows
  * by, so it does not change between versions; it costs about 0.03 µs a row, md5 about 0.65.
  * The test is wrapped in CASE for the planner: it estimates `expression = value` to keep
  * 0.5 % of the rows, so a shard's groups were planned as if few and sorted instead of hashed
  * (1.3× slower at 10M attempts); a boolean CASE is estimated at 50 %, near 1/N.
  */
-export function inShard(userIdColumn: string, countParam: string, indexParam: string): string {
-  return `(${countParam}::int = 1 or case when mod(hashtextextended(${userIdColumn}, 0) & 2147483647, ${countParam}::int) = ${indexParam}::int - 1 then true else false end)`;
-}
-
-/** Which variant of the computation a run needs. */
-export interface ComputePlan {
-  /** Theta enabled (SPEC §5); undefined when disabled. */
-  readonly theta?: {
-    /** mirt_ability exists: the user-level fallback. */
-    readonly mirt: boolean;
-    /** AGG_IMPROVEMENT_MODE=theta. */
-    readonly thetaMode: boolean;
-  };
+export function inShard(userIdColumn: Sql, shard: Shard): Sql {
+  return sql`(${shard.count}::int = 1 or case when mod(hashtextextended(${userIdColumn}, 0) & 2147483647, ${shard.count}::int) = ${shard.index}::int - 1 then true else false end)`;
 }
 
 /** The improvement index of §6 by the accuracy formula, from a row `h` of `halves`. */
-const accuracyImprovement = `case when h.n_r > 0 and h.n_p > 0 then
+const accuracyImprovement = sql`case when h.n_r > 0 and h.n_p > 0 then
          round(greatest(-1, least(1,
            ((h.c_r * h.n_p - h.c_p * h.n_r) * least(h.n_r, 30)
              * (100 * h.n_r * h.n_r - least(50 * h.n_r * h.n_r, 196 * sqrt((h.c_r * (h.n_r - h.c_r) * h.n_r)::numeric(1000, 40)))))
            / (h.n_r * h.n_p * 3000 * h.n_r * h.n_r))), 3)
        end`;
 
-/**
- * The computation for `plan`. Placeholders: {{source}}, and with theta {{theta}} (and
- * {{mirt}} when it exists).
- */
-export function computeSelect(plan: ComputePlan = {}): string {
-  const theta = plan.theta;
-  const columns = theta ? thetaColumns(theta) : { estimate: 'null', sd: 'null' };
+/** The computation of `work`: one row per combination, the output table's columns. */
+export function computeSelect(work: Work): Sql {
+  const { theta, since, anchor, timezone: zone, source } = work;
+  const columns = theta ? thetaColumns(theta) : { estimate: sql`null`, sd: sql`null` };
   const improvement = theta?.thetaMode ? thetaImprovement(accuracyImprovement) : accuracyImprovement;
-  return `
+  const student = sql`student_id::text`;
+  return sql`
 with window_days as (
   select student_id::text collate "C" as user_id,
          topic_id::text collate "C"   as topic_id,
-         (completed_at at time zone $3::text)::date as day,
+         (completed_at at time zone ${zone}::text)::date as day,
          count(*)::int                         as attempts,
          count(*) filter (where correct)::int  as correct,
          count(correct)::int                   as answered,
@@ -86,28 +75,28 @@ with window_days as (
                 filter (where response_time_ms >= 0))::numeric)::int          as rt_median,
          count(*) filter (where hint_used)::int as hints,
          max(completed_at)                      as last_seen_at
-  from {{source}}
-  where completed_at >= ($1::date::timestamp at time zone $3::text)
-    and completed_at <  (($2::date + 1)::timestamp at time zone $3::text)
+  from ${source}
+  where completed_at >= (${since}::date::timestamp at time zone ${zone}::text)
+    and completed_at <  ((${anchor}::date + 1)::timestamp at time zone ${zone}::text)
     and student_id is not null and student_id::text <> ''
     and topic_id is not null and topic_id::text <> ''
-    and ${inShard('student_id::text', '$4', '$5')}
+    and ${inShard(student, work.shard)}
   group by 1, 2, 3
 ),
 earlier_days as (
   select student_id::text collate "C" as user_id,
          topic_id::text collate "C"   as topic_id,
-         (completed_at at time zone $3::text)::date as day,
+         (completed_at at time zone ${zone}::text)::date as day,
          null::int                             as attempts,
          count(*) filter (where correct)::int  as correct,
          count(correct)::int                   as answered,
          null::int as avg_time_ms, null::int as rt_median, null::int as hints, null::timestamptz as last_seen_at
-  from {{source}}
-  where completed_at >= (($1::date - 27)::timestamp at time zone $3::text)
-    and completed_at <  ($1::date::timestamp at time zone $3::text)
+  from ${source}
+  where completed_at >= ((${since}::date - 27)::timestamp at time zone ${zone}::text)
+    and completed_at <  (${since}::date::timestamp at time zone ${zone}::text)
     and student_id is not null and student_id::text <> ''
     and topic_id is not null and topic_id::text <> ''
-    and ${inShard('student_id::text', '$4', '$5')}
+    and ${inShard(student, work.shard)}
   group by 1, 2, 3
 ),
 daily as (
@@ -134,7 +123,7 @@ select h.user_id, h.topic_id, h.day as date,
        (${columns.sd})::numeric(6,3) as theta_sd,
        (${improvement})::numeric(6,3) as improvement
 from halves h
-${theta ? thetaJoins(theta) : ''}
-where h.day >= $1::date
+${theta ? thetaJoins(theta, zone) : sql``}
+where h.day >= ${since}::date
 `;
 }

@@ -3,14 +3,24 @@
  * Node). Randomness comes from an integer hash of the row's coordinates, not random(), so the
  * same parameters give the same rows on every PostgreSQL version and plan.
  *
- * Parameters: $1 students, $2 days of history, $3 last day (date), $4 time zone, and $5..$6
- * the range of days-before-the-last-day to generate in this statement (so a caller can report
- * progress between statements).
+ * Each statement is a function of the demo's description (`DemoData`: students, days of
+ * history, last day, time zone); the attempts are generated a range of days-before-the-last-day
+ * per statement (so a caller can report progress between statements).
  * Shape: each student has an activity level (active on 15–85% of days), a few favourite
  * topics out of 36 and an ability that grows over the weeks; on an active day they practise
  * 1–3 topics with 3–12 attempts each. About 2% of response times are NULL and 0.3% negative
  * (clock skew), 1% of `correct` and `hint_used` are NULL, and 0.2% of rows have an empty topic.
  */
+import { sql, type Sql } from './tag.js';
+
+/** What the demo generates. */
+export interface DemoData {
+  readonly students: number;
+  /** Days of history, ending at lastDay. */
+  readonly days: number;
+  readonly lastDay: string;
+  readonly timezone: string;
+}
 /**
  * h(k) in [0, 1): an integer hash (LCG step, xor-shift, LCG step), stable everywhere. One
  * expression with no FROM, so PostgreSQL inlines it; float8 math, as numeric is much slower.
@@ -23,7 +33,9 @@ language sql immutable as $$
   select pg_temp.lcg(pg_temp.lcg(abs(k)) # (pg_temp.lcg(abs(k)) >> 13))::float8 / 2147483648.0::float8
 $$`;
 
-export const insertDemoAttempts = `
+/** The attempts of the days range.from … range.to before the last day (0 = the last day). */
+export function insertDemoAttempts(demo: DemoData, range: { readonly from: number; readonly to: number }): Sql {
+  return sql`
 with topics(n, name) as (
   select ordinality::int, name
   from unnest(array[
@@ -39,11 +51,11 @@ students as (
          0.15 + 0.70 * pg_temp.h(s) as activity,
          floor(36 * pg_temp.h(s + 7777777))::int as favourite,
          pg_temp.h(s + 3333333) as skill
-  from generate_series(1, $1::int) s
+  from generate_series(1, ${demo.students}::int) s
 ),
 active_days as (
-  select st.*, d, ($3::date - d) as day
-  from students st, generate_series($5::int, $6::int) d
+  select st.*, d, (${demo.lastDay}::date - d) as day
+  from students st, generate_series(${range.from}::int, ${range.to}::int) d
   where pg_temp.h(st.s * 1009 + d * 7919 + 11) < st.activity
 ),
 sessions as (
@@ -63,27 +75,30 @@ insert into attempt (student_id, topic_id, completed_at, correct, response_time_
 select r.student_id,
        case when r.r2 < 0.002 then '' else t.name end,
        (r.day::timestamp + interval '7 hours' + (r.r1 * 14 * 3600 + r.i * 40) * interval '1 second')
-         at time zone $4::text,
+         at time zone ${demo.timezone}::text,
        case when r.r2 between 0.10 and 0.11 then null
-            else r.r1 < 0.35 + 0.3 * r.skill + 0.25 * ($2::int - r.d) / $2::int end,
+            else r.r1 < 0.35 + 0.3 * r.skill + 0.25 * (${demo.days}::int - r.d) / ${demo.days}::int end,
        case when r.r2 between 0.20 and 0.22 then null
             when r.r2 between 0.30 and 0.303 then -1
             else (1500 + 60000 * r.r2 * r.r2 + 4000 * r.r1)::int end,
        case when r.r2 between 0.40 and 0.41 then null else r.r1 > 0.9 end
 from attempt_rows r
 join topics t on t.n = r.topic_n`;
+}
 
 /**
  * Late-arriving attempts: new answers on the last three days, as if mobile clients synced
- * hours late. $1 last day, $2 time zone.
+ * hours late.
  */
-export const insertLateAttempts = `
+export function insertLateAttempts(demo: Pick<DemoData, 'lastDay' | 'timezone'>): Sql {
+  return sql`
 insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
 select student_id, topic_id, completed_at + interval '3 minutes', not coalesce(correct, false), response_time_ms + 250, hint_used
 from attempt
-where completed_at >= (($1::date - 2)::timestamp at time zone $2::text)
-  and completed_at <  (($1::date + 1)::timestamp at time zone $2::text)
+where completed_at >= ((${demo.lastDay}::date - 2)::timestamp at time zone ${demo.timezone}::text)
+  and completed_at <  ((${demo.lastDay}::date + 1)::timestamp at time zone ${demo.timezone}::text)
   and pg_temp.h(extract(epoch from completed_at)::bigint) < 0.03`;
+}
 
 /**
  * The ability-estimate tables of another (IRT) job, as the demo's stand-in: topic-level
@@ -121,11 +136,12 @@ analyze mirt_ability`;
  * theta is the logit of the smoothed accuracy plus noise, se ≈ 1/√information. Also: 8% of
  * fits write a second estimate minutes later (several per day), 1% a duplicate at the same
  * instant with a higher theta (a tie), and a few bad rows: NaN, NULL and out-of-range thetas,
- * NULL, negative and NaN se. $1 time zone.
+ * NULL, negative and NaN se.
  */
-export const insertDemoEstimates = `
+export function insertDemoEstimates(demo: Pick<DemoData, 'timezone'>): Sql {
+  return sql`
 with daily as (
-  select student_id, topic_id, (completed_at at time zone $1::text)::date as day,
+  select student_id, topic_id, (completed_at at time zone ${demo.timezone}::text)::date as day,
          count(correct) as answered, count(*) filter (where correct) as correct,
          max(completed_at) as last_at
   from attempt
@@ -167,16 +183,18 @@ from estimates where r1 < 0.04
 union all
 select student_id, topic_id, theta + 0.05, se, updated_at
 from estimates where r1 between 0.04 and 0.045`;
+}
 
 /**
  * Weekly user-level fits (the fallback for topics a student has no estimate of yet): every
- * 7 days at 03:00, from the student's overall skill plus a slow drift. $1 students, $2 days,
- * $3 last day, $4 time zone.
+ * 7 days at 03:00, from the student's overall skill plus a slow drift.
  */
-export const insertDemoMirt = `
+export function insertDemoMirt(demo: DemoData): Sql {
+  return sql`
 insert into mirt_ability (user_id, theta, se, fitted_at)
 select 'student-' || lpad(s::text, 5, '0'),
-       round((3 * (pg_temp.h(s + 3333333) - 0.5) + 0.02 * ($2::int - d) / 7 + 0.2 * (pg_temp.h(s * 31 + d) - 0.5))::numeric, 6),
+       round((3 * (pg_temp.h(s + 3333333) - 0.5) + 0.02 * (${demo.days}::int - d) / 7 + 0.2 * (pg_temp.h(s * 31 + d) - 0.5))::numeric, 6),
        round((0.25 + 0.1 * pg_temp.h(s * 37 + d))::numeric, 6),
-       (($3::date - d)::timestamp + interval '3 hours') at time zone $4::text
-from generate_series(1, $1::int) s, generate_series(0, $2::int - 1, 7) d`;
+       ((${demo.lastDay}::date - d)::timestamp + interval '3 hours') at time zone ${demo.timezone}::text
+from generate_series(1, ${demo.students}::int) s, generate_series(0, ${demo.days}::int - 1, 7) d`;
+}

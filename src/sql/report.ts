@@ -2,16 +2,25 @@
  * The statements of `report`: the checks an operator runs by hand after a night, as one
  * command. All read-only.
  */
+import { sql, type Sql } from './tag.js';
+
+/** The days from anchor − days + 1 to anchor. */
+export interface Period {
+  readonly anchor: string;
+  readonly days: number;
+}
 
 /**
- * Coverage per day for the $2 days ending at $1 (newest first): rows, distinct users and
+ * Coverage per day for the period's days (newest first): rows, distinct users and
  * topics, attempts, and rows with a theta estimate. Days without rows are listed with zeros,
  * so a gap shows. A range scan on `date` per day through the primary key is not possible (its
  * first column is user_id), so this reads the period's rows once.
  */
-export const coveragePerDay = `
+export function coveragePerDay(period: Period): Sql {
+  const { anchor, days } = period;
+  return sql`
 with days as (
-  select ($1::date - i) as date from generate_series(0, $2::int - 1) i
+  select (${anchor}::date - i) as date from generate_series(0, ${days}::int - 1) i
 ),
 stored as (
   select f.date,
@@ -22,7 +31,7 @@ stored as (
          count(f.theta_estimate)::int   as theta_rows,
          max(f.computed_at)             as last_computed_at
   from features_topic_daily f
-  where f.date between $1::date - ($2::int - 1) and $1::date
+  where f.date between ${anchor}::date - (${days}::int - 1) and ${anchor}::date
   group by f.date
 )
 select d.date::text as date,
@@ -35,19 +44,22 @@ select d.date::text as date,
 from days d
 left join stored s on s.date = d.date
 order by d.date desc`;
+}
 
 /**
- * The $3 most recently changed rows of the period from $1 − $2 + 1 to $1 (computed_at says
- * when a row's values last changed), newest first.
+ * The `limit` most recently changed rows of the period (computed_at says when a row's values
+ * last changed), newest first.
  */
-export const recentRows = `
+export function recentRows(period: Period, limit: number): Sql {
+  return sql`
 select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
        theta_estimate::text as theta_estimate, theta_sd::text as theta_sd, improvement::text as improvement,
        last_seen_at::text as last_seen_at, computed_at::text as computed_at
 from features_topic_daily
-where date between $1::date - ($2::int - 1) and $1::date
+where date between ${period.anchor}::date - (${period.days}::int - 1) and ${period.anchor}::date
 order by computed_at desc, date desc, user_id collate "C", topic_id collate "C"
-limit $3::int`;
+limit ${limit}::int`;
+}
 
 /** The newest day that holds rows, or NULL for an empty table (where a default report should look). */
 export const latestDataDay = `select max(date)::text as day from features_topic_daily`;
@@ -98,23 +110,27 @@ order by finished_at desc
 limit 1`;
 
 /**
- * How many rows of the period from $1 − $2 + 1 to $1 have an improvement in each of 20 bins
+ * How many rows of the period have an improvement in each of 20 bins
  * of width 0.1 from −1 to 1 (bin 1 is [−1, −0.9), bin 20 is [0.9, 1]), and how many have none.
  */
-export const improvementHistogram = `
+export function improvementHistogram(period: Period): Sql {
+  return sql`
 -- least() ignores NULLs, so a NULL improvement is kept NULL explicitly.
 select case when improvement is not null then least(width_bucket(improvement, -1, 1, 20), 20) end as bin, count(*)::int as rows
 from features_topic_daily
-where date between $1::date - ($2::int - 1) and $1::date
+where date between ${period.anchor}::date - (${period.days}::int - 1) and ${period.anchor}::date
 group by 1
 order by 1 nulls first`;
+}
 
-/** The $1 latest runs of the run log, newest first. */
-export const lastRuns = `
+/** The `limit` latest runs of the run log, newest first. */
+export function lastRuns(limit: number): Sql {
+  return sql`
 select run_id, command, shard, since::text as since, anchor::text as anchor, widened_from::text as widened_from,
        started_at::text as started_at,
        round(extract(epoch from (finished_at - started_at))::numeric, 1)::float8 as duration_s,
        outcome, combinations, inserted, updated, unchanged, deleted, failed, error
 from aggregate_features_runs
 order by started_at desc, run_id
-limit $1::int`;
+limit ${limit}::int`;
+}

@@ -2,7 +2,9 @@
  * The shrink guard's comparison (SPEC §7): per day of the window (and shard), the attempts
  * stored in features_topic_daily against the attempts a run would leave there.
  */
+import type { Shard } from '../work.js';
 import { inShard } from './compute.js';
+import { sql, type Sql } from './tag.js';
 
 /**
  * One row per stored day of the window: `stored` = sum(attempts) of its stored rows, `current`
@@ -10,25 +12,24 @@ import { inShard } from './compute.js';
  * table's columns) plus the stored attempts of combinations that failed and are left as they
  * were (`failed`, agg_failed's shape, or none in a dry run, which does not narrow failures).
  * Days that hold no rows cannot shrink and are not listed.
- * `p` names the parameters: since, anchor, shard count, shard index.
  */
 export function shrinkDays(
-  computed: string,
-  failed: string | undefined,
-  p: { since: string; anchor: string; count: string; index: string } = { since: '$1', anchor: '$2', count: '$3', index: '$4' },
-): string {
+  computed: Sql,
+  failed: Sql | undefined,
+  range: { readonly since: string; readonly anchor: string; readonly shard: Shard },
+): Sql {
   const kept = failed
-    ? `sum(f.attempts) filter (where exists (
+    ? sql`sum(f.attempts) filter (where exists (
            select 1 from ${failed} x
            where x.user_id = f.user_id and (x.topic_id = f.topic_id or x.topic_id = '*')
              and (x.date = f.date or x.date is null)))`
-    : '0';
-  return `
+    : sql`0`;
+  return sql`
 with stored as (
   select f.date, sum(f.attempts) as stored, coalesce(${kept}, 0) as kept
   from features_topic_daily f
-  where f.date between ${p.since}::date and ${p.anchor}::date
-    and ${inShard('f.user_id', p.count, p.index)}
+  where f.date between ${range.since}::date and ${range.anchor}::date
+    and ${inShard(sql`f.user_id`, range.shard)}
   group by f.date
 ),
 computed_days as (

@@ -1,9 +1,8 @@
 /**
  * SQL fragments for theta (SPEC §5 and the theta mode of §6), composed into the one
  * computation of compute.ts only when theta is enabled: `student_topic_theta` and
- * `mirt_ability` belong to another job and may not exist otherwise. Tables are the
- * placeholders `{{theta}}` and `{{mirt}}`, filled with quoted identifiers by
- * `withIdentifiers`; values are always bound parameters.
+ * `mirt_ability` belong to another job and may not exist otherwise. Tables come from the
+ * theta plan (work.ts), quoted by `ident`; values, the time zone too, are bound parameters.
  *
  * Validity, in one place for every lookup and for the count of skipped estimates:
  * - theta and se are read as `col::text::numeric`, whatever their column type. For numeric
@@ -19,39 +18,47 @@
  *   so it neither fills theta_sd nor wins a tie (NaN would otherwise rank first in
  *   `order by se desc`).
  */
+import type { QualifiedName } from '../identifiers.js';
+import type { ThetaPlan } from '../work.js';
+import { ident, join, raw, sql, type Sql } from './tag.js';
 
-const theta = (alias: string) => `${alias}.theta::text::numeric`;
-const se = (alias: string) => `${alias}.se::text::numeric`;
+const theta = (alias: Sql) => sql`${alias}.theta::text::numeric`;
+const se = (alias: Sql) => sql`${alias}.se::text::numeric`;
 
-/** True for a valid theta (SPEC §5); NULL (not true) when theta is NULL. */
-export function validTheta(alias: string): string {
-  return `abs(round(${theta(alias)}, 3)) < 1000`;
+/** True for a valid theta (SPEC §5); NULL (not true) when theta is NULL. `alias` names the estimates' row. */
+export function validTheta(alias: Sql): Sql {
+  return sql`abs(round(${theta(alias)}, 3)) < 1000`;
 }
 
 /** The se as exact numeric when valid, else NULL. */
-function validSe(alias: string): string {
-  return `case when ${se(alias)} >= 0 and round(${se(alias)}, 3) < 1000 then ${se(alias)} end`;
+function validSe(alias: Sql): Sql {
+  return sql`case when ${se(alias)} >= 0 and round(${se(alias)}, 3) < 1000 then ${se(alias)} end`;
 }
 
-/** End of day d (the start of d+1) in the job's time zone ($3), as timestamptz. */
-export function startOfDay(dayExpression: string): string {
-  return `((${dayExpression})::timestamp at time zone $3::text)`;
+/** The start of the day `dayExpression` in the time zone `zone`, as timestamptz. */
+export function startOfDay(dayExpression: Sql, zone: string): Sql {
+  return sql`((${dayExpression})::timestamp at time zone ${zone}::text)`;
 }
+
+/** The time column of an estimates table. */
+type TimeColumn = 'updated_at' | 'fitted_at';
 
 interface LatestEstimate {
-  /** `{{theta}}` or `{{mirt}}`. */
-  readonly table: string;
+  /** student_topic_theta or mirt_ability. */
+  readonly table: QualifiedName;
   /** Condition tying a row `s` to the outer combination `h`. */
-  readonly match: string;
+  readonly match: Sql;
   /** The time column: updated_at or fitted_at. */
-  readonly at: string;
+  readonly at: TimeColumn;
   /** Only rows with at < this instant. */
-  readonly before: string;
+  readonly before: Sql;
   /** Only rows with at >= this instant. */
-  readonly notBefore?: string;
+  readonly notBefore?: Sql;
   /** A condition on outer columns only: when false the lookup is not run (a one-time filter). */
-  readonly when?: string;
+  readonly when?: Sql;
 }
+
+const s = sql`s`;
 
 /**
  * A LATERAL subquery: the latest valid estimate in a time range, for one outer row. Ties at
@@ -69,24 +76,25 @@ interface LatestEstimate {
  * Columns: at, theta_exact (as stored), theta (rounded to 3 decimals), se_exact (valid se as
  * stored, or NULL), sd (valid se rounded, or NULL).
  */
-function latestEstimate(spec: LatestEstimate): string {
-  const conditions = [spec.match, `s.${spec.at} < ${spec.before}`];
-  if (spec.notBefore !== undefined) conditions.push(`s.${spec.at} >= ${spec.notBefore}`);
+function latestEstimate(spec: LatestEstimate): Sql {
+  const at = raw(spec.at);
+  const conditions = [spec.match, sql`s.${at} < ${spec.before}`];
+  if (spec.notBefore !== undefined) conditions.push(sql`s.${at} >= ${spec.notBefore}`);
   if (spec.when !== undefined) conditions.push(spec.when);
-  conditions.push(validTheta('s'));
-  return `(
+  conditions.push(validTheta(s));
+  return sql`(
     select e.at, e.theta_exact, round(e.theta_exact, 3) as theta, e.se_exact, round(e.se_exact, 3) as sd
-    from (select s.${spec.at} as at, ${theta('s')} as theta_exact, ${validSe('s')} as se_exact
-          from ${spec.table} s
-          where ${conditions.join('\n            and ')}
-          order by s.${spec.at} desc
+    from (select s.${at} as at, ${theta(s)} as theta_exact, ${validSe(s)} as se_exact
+          from ${ident(spec.table)} s
+          where ${join(conditions, raw('\n            and '))}
+          order by s.${at} desc
           fetch first 1 rows with ties) e
     order by e.theta_exact desc, e.se_exact desc nulls last
     limit 1
   )`;
 }
 
-const sameUserAndTopic = 's.user_id::text = h.user_id and s.topic_id::text = h.topic_id';
+const sameUserAndTopic = sql`s.user_id::text = h.user_id and s.topic_id::text = h.topic_id`;
 
 /**
  * The joins that bring theta to each combination `h` (a row of `halves` with user_id,
@@ -100,47 +108,47 @@ const sameUserAndTopic = 's.user_id::text = h.user_id and s.topic_id::text = h.t
  *   cur was updated on or after the start of d−13 (the latest before the end of d that lies
  *   in the half is the latest of the half), so it needs no lookup of its own.
  */
-export function thetaJoins(options: { mirt: boolean; thetaMode: boolean }): string {
+export function thetaJoins(plan: ThetaPlan, zone: string): Sql {
   const joins = [
-    `left join lateral ${latestEstimate({
-      table: '{{theta}}',
+    sql`left join lateral ${latestEstimate({
+      table: plan.estimates,
       match: sameUserAndTopic,
       at: 'updated_at',
-      before: startOfDay('h.day + 1'),
+      before: startOfDay(sql`h.day + 1`, zone),
     })} cur on true`,
   ];
-  if (options.mirt) {
+  if (plan.mirt) {
     joins.push(
-      `left join lateral ${latestEstimate({
-        table: '{{mirt}}',
-        match: 's.user_id::text = h.user_id',
+      sql`left join lateral ${latestEstimate({
+        table: plan.mirt,
+        match: sql`s.user_id::text = h.user_id`,
         at: 'fitted_at',
-        before: startOfDay('h.day + 1'),
-        when: 'cur.at is null',
+        before: startOfDay(sql`h.day + 1`, zone),
+        when: sql`cur.at is null`,
       })} fb on true`,
     );
   }
-  if (options.thetaMode) {
+  if (plan.thetaMode) {
     joins.push(
-      `left join lateral ${latestEstimate({
-        table: '{{theta}}',
+      sql`left join lateral ${latestEstimate({
+        table: plan.estimates,
         match: sameUserAndTopic,
         at: 'updated_at',
-        before: startOfDay('h.day - 13'),
-        notBefore: startOfDay('h.day - 27'),
-        when: `h.n_r >= 5 and cur.at >= ${startOfDay('h.day - 13')}`,
+        before: startOfDay(sql`h.day - 13`, zone),
+        notBefore: startOfDay(sql`h.day - 27`, zone),
+        when: sql`h.n_r >= 5 and cur.at >= ${startOfDay(sql`h.day - 13`, zone)}`,
       })} prev on true`,
     );
   }
-  return joins.join('\n');
+  return join(joins, raw('\n'));
 }
 
 /** theta_estimate and theta_sd of a combination, from the joins above. */
-export function thetaColumns(options: { mirt: boolean }): { estimate: string; sd: string } {
-  if (!options.mirt) return { estimate: 'cur.theta', sd: 'cur.sd' };
+export function thetaColumns(plan: Pick<ThetaPlan, 'mirt'>): { estimate: Sql; sd: Sql } {
+  if (!plan.mirt) return { estimate: sql`cur.theta`, sd: sql`cur.sd` };
   return {
-    estimate: 'coalesce(cur.theta, fb.theta)',
-    sd: 'case when cur.at is not null then cur.sd else fb.sd end',
+    estimate: sql`coalesce(cur.theta, fb.theta)`,
+    sd: sql`case when cur.at is not null then cur.sd else fb.sd end`,
   };
 }
 
@@ -155,9 +163,9 @@ export function thetaColumns(options: { mirt: boolean }): { estimate: string; sd
  * division scale first, which for thetas with 20 or more decimals can land exactly on a …5
  * boundary the true value does not reach (a test in theta.test.ts pins one such case).
  */
-export function thetaImprovement(accuracy: string): string {
-  const x = `((cur.theta_exact - prev.theta_exact) * least(h.n_r, 30) * (100 - least(50, coalesce(196 * cur.se_exact, 0))))`;
-  return `case when prev.at is not null then
+export function thetaImprovement(accuracy: Sql): Sql {
+  const x = sql`((cur.theta_exact - prev.theta_exact) * least(h.n_r, 30) * (100 - least(50, coalesce(196 * cur.se_exact, 0))))`;
+  return sql`case when prev.at is not null then
            sign(${x}) * least(1000, div(2 * abs(${x}) + 3, 6)) / 1000
          else ${accuracy} end`;
 }
@@ -167,20 +175,19 @@ export function thetaImprovement(accuracy: string): string {
  * skipped"): the invalid rows in the history of the window's (user, topic) pairs, up to the
  * end of the anchor day, i.e. the part of the history that the run's lookups may read; and,
  * when mirt_ability exists, its invalid rows of the window's users, likewise. `pairs` is a
- * relation with user_id and topic_id (the computed combinations); `params` names the
- * statement's parameters that hold the anchor and the time zone.
+ * relation with user_id and topic_id (the computed combinations).
  */
-export function skippedEstimatesSelect(pairs: string, options: { mirt: boolean }, params: { anchor: string; timezone: string }): string {
-  const end = `((${params.anchor}::date + 1)::timestamp at time zone ${params.timezone}::text)`;
-  const invalidTheta = (alias: string) => `not coalesce(${validTheta(alias)}, false)`;
-  const mirt = options.mirt
-    ? `(select count(*)::int from {{mirt}} s
-        where s.fitted_at < ${end} and ${invalidTheta('s')}
+export function skippedEstimatesSelect(pairs: Sql, plan: ThetaPlan, window: { anchor: string; timezone: string }): Sql {
+  const end = sql`((${window.anchor}::date + 1)::timestamp at time zone ${window.timezone}::text)`;
+  const invalidTheta = (alias: Sql) => sql`not coalesce(${validTheta(alias)}, false)`;
+  const mirt = plan.mirt
+    ? sql`(select count(*)::int from ${ident(plan.mirt)} s
+        where s.fitted_at < ${end} and ${invalidTheta(s)}
           and s.user_id::text in (select p.user_id from ${pairs} p))`
-    : '0';
-  return `
-select (select count(*)::int from {{theta}} s
-        where s.updated_at < ${end} and ${invalidTheta('s')}
+    : sql`0`;
+  return sql`
+select (select count(*)::int from ${ident(plan.estimates)} s
+        where s.updated_at < ${end} and ${invalidTheta(s)}
           and exists (select 1 from ${pairs} p where p.user_id = s.user_id::text and p.topic_id = s.topic_id::text)
        ) as student_topic_theta,
        ${mirt} as mirt_ability`;

@@ -3,7 +3,9 @@
  * in one read-only SELECT (no temporary table, no lock), so it works for a role that may only
  * SELECT and on a replica, like the dry run.
  */
-import { computeSelect, inShard, type ComputePlan } from './compute.js';
+import type { Work } from '../work.js';
+import { computeSelect, inShard } from './compute.js';
+import { join, raw, sql, type Sql } from './tag.js';
 import { rowDiffers } from './write.js';
 
 /** The value columns a difference shows, each as text (NULL stays NULL). */
@@ -21,31 +23,30 @@ export const valueColumns = [
 export type ValueColumn = (typeof valueColumns)[number];
 
 /** A JSON object of a row's values as text; `row` is a whole-row reference. Timestamps in UTC. */
-function valuesAsText(row: string): string {
+function valuesAsText(row: Sql): Sql {
   const text = (column: ValueColumn) =>
     column === 'last_seen_at'
-      ? `to_char((${row}).last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
-      : `(${row}).${column}::text`;
-  return `json_build_object(${valueColumns.map((c) => `'${c}', ${text(c)}`).join(', ')})`;
+      ? sql`to_char((${row}).last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+      : sql`(${row}).${raw(column)}::text`;
+  return sql`json_build_object(${join(valueColumns.map((c) => sql`${raw(`'${c}'`)}, ${text(c)}`))})`;
 }
 
 /**
  * Counts the expected (computed) and stored rows of the window and the rows that differ:
  * `differs` (both exist, a value the job owns differs), `missing` (computed, not stored),
- * `unexpected` (stored, but the source has no attempts for it). Returns the first $7 of them,
- * by date, user and topic, with the stored and the expected values as text.
- * Parameters as computeSelect, plus $6 include_theta (theta columns are compared only when they
- * are the job's) and $7 the number of differing rows to return.
+ * `unexpected` (stored, but the source has no attempts for it). Returns the first `limit` of
+ * them, by date, user and topic, with the stored and the expected values as text. Theta columns
+ * are compared only when they are the job's (theta enabled).
  */
-export function verifyWindow(plan: ComputePlan): string {
-  return `
-with c as (${computeSelect(plan)}),
+export function verifyWindow(work: Work, limit: number): Sql {
+  return sql`
+with c as (${computeSelect(work)}),
 f as (
   select f.user_id, f.topic_id, f.date, f.attempts, f.correct, f.avg_time_ms, f.rt_median, f.hints,
          f.last_seen_at, f.theta_estimate, f.theta_sd, f.improvement
   from features_topic_daily f
-  where f.date between $1::date and $2::date
-    and ${inShard('f.user_id', '$4', '$5')}
+  where f.date between ${work.since}::date and ${work.anchor}::date
+    and ${inShard(sql`f.user_id`, work.shard)}
 ),
 drift as (
   select coalesce(c.user_id, f.user_id) as user_id,
@@ -58,7 +59,7 @@ drift as (
   from c
   full join f on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
   where f.user_id is null or c.user_id is null
-     or ${rowDiffers('f', 'c', '$6::boolean')}
+     or ${rowDiffers(sql`f`, sql`c`, work.theta !== undefined)}
 )
 select (select count(*) from c)::int                          as expected_rows,
        (select count(*) from f)::int                          as stored_rows,
@@ -67,10 +68,10 @@ select (select count(*) from c)::int                          as expected_rows,
        (select count(*) from drift where kind = 'unexpected')::int as unexpected,
        (select coalesce(json_agg(json_build_object(
                  'user_id', s.user_id, 'topic_id', s.topic_id, 'date', s.date::text, 'kind', s.kind,
-                 'stored', case when s.kind <> 'missing' then ${valuesAsText('s.stored_row')} end,
-                 'expected', case when s.kind <> 'unexpected' then ${valuesAsText('s.expected_row')} end)
+                 'stored', case when s.kind <> 'missing' then ${valuesAsText(sql`s.stored_row`)} end,
+                 'expected', case when s.kind <> 'unexpected' then ${valuesAsText(sql`s.expected_row`)} end)
                order by s.date, s.user_id collate "C", s.topic_id collate "C"), '[]'::json)
         from (select * from drift
               order by date, user_id collate "C", topic_id collate "C"
-              limit $7::int) s) as sample`;
+              limit ${limit}::int) s) as sample`;
 }

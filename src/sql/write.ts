@@ -3,39 +3,48 @@
  * temporary table `agg_computed` (one row per combination, columns of the output table) that
  * the run fills from `computeSelect` inside its transaction.
  */
-import { computeSelect, inShard, type ComputePlan } from './compute.js';
+import type { Shard, ThetaPlan, Work } from '../work.js';
+import { computeSelect, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
+import { sql, type Sql } from './tag.js';
 import { skippedEstimatesSelect } from './theta.js';
+
+/** The days since..anchor of a shard: what the statements on stored rows are restricted to. */
+export interface StoredRange {
+  readonly since: string;
+  readonly anchor: string;
+  readonly shard: Shard;
+}
 
 /**
  * True when a stored row `f` differs from a computed row `c` in any value the job owns.
- * $include_theta (a boolean parameter) says whether the theta columns are the job's: with
- * theta disabled they belong to whoever filled them and are neither compared nor written.
+ * `includeTheta` (a bound boolean) says whether the theta columns are the job's: with theta
+ * disabled they belong to whoever filled them and are neither compared nor written.
  */
-export function rowDiffers(f: string, c: string, includeThetaParam: string): string {
-  return `(${f}.attempts, ${f}.correct, ${f}.avg_time_ms, ${f}.rt_median, ${f}.hints, ${f}.improvement, ${f}.last_seen_at)
+export function rowDiffers(f: Sql, c: Sql, includeTheta: boolean): Sql {
+  return sql`(${f}.attempts, ${f}.correct, ${f}.avg_time_ms, ${f}.rt_median, ${f}.hints, ${f}.improvement, ${f}.last_seen_at)
        is distinct from (${c}.attempts, ${c}.correct, ${c}.avg_time_ms, ${c}.rt_median, ${c}.hints, ${c}.improvement, ${c}.last_seen_at)
-     or (${includeThetaParam} and (${f}.theta_estimate, ${f}.theta_sd) is distinct from (${c}.theta_estimate, ${c}.theta_sd))`;
+     or (${includeTheta}::boolean and (${f}.theta_estimate, ${f}.theta_sd) is distinct from (${c}.theta_estimate, ${c}.theta_sd))`;
 }
 
 /**
  * Computes the window into a new agg_computed (one row per combination, the output table's
  * columns). CREATE TABLE … AS rather than INSERT … SELECT: PostgreSQL plans INSERT … SELECT
  * without parallel workers, CREATE TABLE … AS may use them (about 1.5× faster on 2 cores;
- * BENCHMARKS.md). Parameters as computeSelect.
+ * BENCHMARKS.md).
  */
-export function stageComputed(plan: ComputePlan): string {
-  return `
+export function stageComputed(work: Work): Sql {
+  return sql`
 create temporary table agg_computed on commit drop as
-${computeSelect(plan)}`;
+${computeSelect(work)}`;
 }
 
 /**
  * Creates agg_computed empty (the computation's columns, planned, not run), for the narrowing
- * path that fills it piece by piece. Parameters as computeSelect.
+ * path that fills it piece by piece.
  */
-export function createComputedTable(plan: ComputePlan): string {
-  return `${stageComputed(plan)}
+export function createComputedTable(work: Work): Sql {
+  return sql`${stageComputed(work)}
 with no data`;
 }
 
@@ -43,30 +52,25 @@ with no data`;
 export const createFailedTable = `
 create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`;
 
-/** Computes combinations into agg_computed. Parameters as computeSelect. */
-export function insertComputed(plan: ComputePlan): string {
-  return `
+/** Computes combinations into agg_computed. */
+export function insertComputed(work: Work): Sql {
+  return sql`
 insert into agg_computed
-${computeSelect(plan)}`;
+${computeSelect(work)}`;
 }
 
-/**
- * With theta enabled: the invalid estimates skipped for the staged combinations (see
- * skippedEstimatesSelect). $1 anchor, $2 time zone.
- */
-export function countSkippedEstimates(plan: { mirt: boolean }): string {
-  return skippedEstimatesSelect('agg_computed', plan, { anchor: '$1', timezone: '$2' });
+/** With theta enabled: the invalid estimates skipped for the staged combinations (see skippedEstimatesSelect). */
+export function countSkippedEstimates(plan: ThetaPlan, window: { anchor: string; timezone: string }): Sql {
+  return skippedEstimatesSelect(sql`agg_computed`, plan, window);
 }
 
-/**
- * Deletes the window's rows whose combination has no attempts any more (SPEC §7), only in
- * this run's shard. $1 since, $2 anchor, $3 shard count, $4 shard index.
- */
-export const deleteStale = `
+/** Deletes the window's rows whose combination has no attempts any more (SPEC §7), only in this run's shard. */
+export function deleteStale(range: StoredRange): Sql {
+  return sql`
 with deleted as (
   delete from features_topic_daily f
-  where f.date between $1::date and $2::date
-    and ${inShard('f.user_id', '$3', '$4')}
+  where f.date between ${range.since}::date and ${range.anchor}::date
+    and ${inShard(sql`f.user_id`, range.shard)}
     and not exists (select 1 from agg_computed c
                     where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
     and not exists (select 1 from agg_failed x
@@ -75,13 +79,29 @@ with deleted as (
   returning 1
 )
 select count(*)::int as deleted from deleted`;
+}
 
-/** Rows stored in the window for this shard. $1 since, $2 anchor, $3 shard count, $4 shard index. */
-export const countStored = `
+/** Rows stored in the window for this shard. */
+export function countStored(range: StoredRange): Sql {
+  return sql`
 select count(*)::int as stored
 from features_topic_daily f
-where f.date between $1::date and $2::date
-  and ${inShard('f.user_id', '$3', '$4')}`;
+where f.date between ${range.since}::date and ${range.anchor}::date
+  and ${inShard(sql`f.user_id`, range.shard)}`;
+}
+
+/** Which computed rows an upsert writes: all, some students, or one (topic, date) of them. */
+export interface UpsertScope {
+  /** computed_at of every row written: the run's timestamp. */
+  readonly runTimestamp: string;
+  /** Whether the theta columns are the job's (theta enabled). */
+  readonly includeTheta: boolean;
+  /** Only these students; null: every one. */
+  readonly users: readonly string[] | null;
+  /** Only this topic on `date`; null: every one. */
+  readonly topic: string | null;
+  readonly date: string | null;
+}
 
 /**
  * Inserts new combinations and updates changed ones; a row whose values are all equal is not
@@ -91,23 +111,24 @@ where f.date between $1::date and $2::date
  * (222k rows at 10M) 0.2 s instead of 0.7–1.2 s, and 0.9 s instead of 1.2 s when the table holds
  * a year. (A LEFT JOIN instead of NOT EXISTS was planned as a hash join over the whole table:
  * 6 s with a year stored.) ON CONFLICT stays for rows that appear in between.
- * $1 the run's timestamp (a parameter, not now(): the same value for every row, and allowed
- * on Citus), $2 include_theta; $3..$5 narrow it to some students, or one (topic, date) of
- * them, when a row fails (NULL: everything).
+ * The run's timestamp is a parameter, not now(): the same value for every row, and allowed on
+ * Citus. The scope narrows it to some students, or one (topic, date) of them, when a row fails.
  */
-export const upsertComputed = `
+export function upsertComputed(scope: UpsertScope): Sql {
+  const { includeTheta: theta, users, topic, date } = scope;
+  return sql`
 with upserted as (
   insert into features_topic_daily as f
     (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
      theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
   select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
-         c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, $1::timestamptz
+         c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, ${scope.runTimestamp}::timestamptz
   from agg_computed c
-  where ($3::text[] is null or c.user_id = any($3::text[]))
-    and ($4::text is null or (c.topic_id = $4::text and c.date = $5::date))
+  where (${users}::text[] is null or c.user_id = any(${users}::text[]))
+    and (${topic}::text is null or (c.topic_id = ${topic}::text and c.date = ${date}::date))
     and not exists (select 1 from features_topic_daily s
                     where s.user_id = c.user_id and s.topic_id = c.topic_id and s.date = c.date
-                      and not (${rowDiffers('s', 'c', '$2::boolean')}))
+                      and not (${rowDiffers(sql`s`, sql`c`, theta)}))
   on conflict (user_id, topic_id, date) do update set
     attempts       = excluded.attempts,
     correct        = excluded.correct,
@@ -116,30 +137,33 @@ with upserted as (
     hints          = excluded.hints,
     improvement    = excluded.improvement,
     last_seen_at   = excluded.last_seen_at,
-    theta_estimate = case when $2::boolean then excluded.theta_estimate else f.theta_estimate end,
-    theta_sd       = case when $2::boolean then excluded.theta_sd else f.theta_sd end,
+    theta_estimate = case when ${theta}::boolean then excluded.theta_estimate else f.theta_estimate end,
+    theta_sd       = case when ${theta}::boolean then excluded.theta_sd else f.theta_sd end,
     computed_at    = excluded.computed_at
-  where ${rowDiffers('f', 'excluded', '$2::boolean')}
+  where ${rowDiffers(sql`f`, sql`excluded`, theta)}
   returning (xmax = 0) as inserted
 )
 select count(*) filter (where inserted)::int     as inserted,
        count(*) filter (where not inserted)::int as updated
 from upserted`;
+}
 
 /**
  * The dry run in one read-only SELECT (no temporary table, so it also works in a read-only
  * transaction or on a replica): what a run would insert, update, leave and delete, and with
- * theta the invalid estimates it would skip. Parameters as computeSelect, plus $6 include_theta.
+ * theta the invalid estimates it would skip.
  */
-export function dryRunCounts(plan: ComputePlan): string {
-  const skipped = plan.theta
-    ? `skipped as (${skippedEstimatesSelect('c', plan.theta, { anchor: '$2', timezone: '$3' })}),`
-    : `skipped as (select null::int as student_topic_theta, null::int as mirt_ability),`;
-  return `
-with c as (${computeSelect(plan)}),
+export function dryRunCounts(work: Work): Sql {
+  const c = sql`c`;
+  const skipped = work.theta
+    ? sql`skipped as (${skippedEstimatesSelect(c, work.theta, work)}),`
+    : sql`skipped as (select null::int as student_topic_theta, null::int as mirt_ability),`;
+  const inThisShard = inShard(sql`f.user_id`, work.shard);
+  return sql`
+with c as (${computeSelect(work)}),
 ${skipped}
 compared as (
-  select f.user_id is null as is_new, ${rowDiffers('f', 'c', '$6::boolean')} as differs
+  select f.user_id is null as is_new, ${rowDiffers(sql`f`, c, work.theta !== undefined)} as differs
   from c
   left join features_topic_daily f
     on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
@@ -150,8 +174,8 @@ select count(*)::int                                          as combinations,
        count(*) filter (where not is_new and not differs)::int as unchanged,
        (select count(*)::int
         from features_topic_daily f
-        where f.date between $1::date and $2::date
-          and ${inShard('f.user_id', '$4', '$5')}
+        where f.date between ${work.since}::date and ${work.anchor}::date
+          and ${inThisShard}
           and not exists (select 1 from c
                           where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
        ) as deleted,
@@ -159,9 +183,9 @@ select count(*)::int                                          as combinations,
        (select mirt_ability from skipped) as skipped_mirt_ability,
        (select count(*)::int
         from features_topic_daily f
-        where f.date between $1::date and $2::date
-          and ${inShard('f.user_id', '$4', '$5')}) as stored_rows,
+        where f.date between ${work.since}::date and ${work.anchor}::date
+          and ${inThisShard}) as stored_rows,
        (select coalesce(json_agg(json_build_object('date', d.date, 'stored', d.stored, 'current', d.current) order by d.date), '[]')
-        from (${shrinkDays('c', undefined, { since: '$1', anchor: '$2', count: '$4', index: '$5' })}) d) as days
+        from (${shrinkDays(c, undefined, work)}) d) as days
 from compared`;
 }

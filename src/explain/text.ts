@@ -1,6 +1,6 @@
 /** `explain` as text: one section per step of the row's computation, then stored vs recomputed. */
 import type { ExplainEstimate, Explanation } from './explain.js';
-import { displayValue, formatTable } from './format.js';
+import { displayValue, formatTable } from '../format.js';
 
 const yes = (flag: boolean) => (flag ? 'yes' : '');
 const num = (value: number | null, digits = 6) => (value === null ? 'NULL' : Number(value.toFixed(digits)).toString());

@@ -6,9 +6,9 @@
  * through. The empty-source guard is its special case: a window whose source holds nothing at
  * all while rows are stored is refused whatever the thresholds.
  */
-import type { ShrinkConfig } from './config.js';
-import { RunFailedError } from './errors.js';
-import type { QualifiedName } from './identifiers.js';
+import type { ShrinkConfig } from '../config.js';
+import { RunFailedError } from '../errors.js';
+import type { QualifiedName } from '../identifiers.js';
 
 /** A stored day of the window: the attempts stored, and those the run would leave. */
 export interface DayAttempts {

@@ -5,15 +5,16 @@
  * temporary table, no run-log row, so a SELECT-only role can run it.
  */
 import { randomUUID } from 'node:crypto';
-import type { Config } from './config.js';
-import type { Session } from './db.js';
-import { withIdentifiers } from './identifiers.js';
-import { applySessionSettings, computeParameters, prepareComputation, type Shard } from './job.js';
-import type { Emit } from './log.js';
-import { checkSchema } from './migrate.js';
-import { recordVerify } from './run-log.js';
-import { valueColumns, verifyWindow, type ValueColumn } from './sql/verify.js';
-import { planRange, planWindow, type Window } from './window.js';
+import type { Config } from '../config.js';
+import type { Session } from '../db.js';
+import type { Difference, Emit, VerifySummary } from '../events.js';
+import { verifyFlags } from '../run-log.js';
+import { valueColumns, verifyWindow, type ValueColumn } from '../sql/verify.js';
+import { planRange, planWindow, type Window } from '../window.js';
+import { unsharded, workOf, type Shard } from '../work.js';
+import { runEvents, setUp } from './setup.js';
+
+export type { Difference, VerifySummary };
 
 export interface VerifyOptions {
   /** The window's anchor (its since is anchor − AGG_LOOKBACK_DAYS); default yesterday. */
@@ -24,32 +25,6 @@ export interface VerifyOptions {
   readonly shard?: Shard;
   /** At most this many differing rows are reported (default 20). */
   readonly limit?: number;
-}
-
-/** One row that differs between the table and a fresh computation. */
-export interface Difference {
-  readonly userId: string;
-  readonly topicId: string;
-  readonly date: string;
-  /** differs: both exist, values differ; missing: not stored; unexpected: stored without attempts. */
-  readonly kind: 'differs' | 'missing' | 'unexpected';
-  /** The value columns that differ (all of them for missing and unexpected rows). */
-  readonly columns: ValueColumn[];
-  /** Values as text, NULL as null; empty for a missing (stored) or an unexpected (expected) row. */
-  readonly stored: Partial<Record<ValueColumn, string | null>>;
-  readonly expected: Partial<Record<ValueColumn, string | null>>;
-}
-
-export interface VerifySummary {
-  readonly since: string;
-  readonly anchor: string;
-  readonly expectedRows: number;
-  readonly storedRows: number;
-  readonly differs: number;
-  readonly missing: number;
-  readonly unexpected: number;
-  /** How many differing rows are listed. */
-  readonly shown: number;
 }
 
 export interface VerifyResult {
@@ -74,10 +49,8 @@ interface SampleRow {
 export async function runVerify(session: Session, config: Config, options: VerifyOptions, emit: Emit): Promise<VerifyResult> {
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
-  const shard = options.shard ?? { index: 1, count: 1 };
-  await checkSchema(session);
-  const work = await prepareComputation(session, config, emit);
-  await applySessionSettings(session, config);
+  const shard = options.shard ?? unsharded;
+  const { computation } = await setUp(session, config, emit);
   const window =
     options.from !== undefined && options.to !== undefined
       ? await planRange(session, { from: options.from, to: options.to, timezone: config.timezone })
@@ -90,11 +63,7 @@ export async function runVerify(session: Session, config: Config, options: Verif
     missing: number;
     unexpected: number;
     sample: SampleRow[];
-  }>(withIdentifiers(verifyWindow(work.plan), work.identifiers), [
-    ...computeParameters(config, window, shard),
-    config.includeTheta,
-    options.limit ?? 20,
-  ]);
+  }>(verifyWindow(workOf(computation, window, shard), options.limit ?? 20));
   const row = result.rows[0]!;
   // Theta columns belong to the job only with theta enabled; otherwise they are not compared or shown.
   const owned = valueColumns.filter((c) => config.includeTheta || (c !== 'theta_estimate' && c !== 'theta_sd'));
@@ -109,19 +78,23 @@ export async function runVerify(session: Session, config: Config, options: Verif
     unexpected: row.unexpected,
     shown: differences.length,
   };
-  for (const difference of differences) emit({ type: 'verify_difference', difference });
-  emit({ type: 'verify_summary', summary });
+  const events = runEvents(session, emit);
+  for (const difference of differences) events.emit({ type: 'verify_difference', difference });
+  events.emit({ type: 'verify_summary', summary });
   const drifted = row.differs + row.missing + row.unexpected;
   const drift = drifted > 0;
-  await recordVerify(session, {
-    runId: randomUUID(),
-    shard,
-    window,
-    config,
-    startedAt,
-    expectedRows: row.expected_rows,
-    drifted,
-    drift: drift ? `${drifted} rows differ (differs=${row.differs}, missing=${row.missing}, unexpected=${row.unexpected})` : undefined,
+  await events.publish({
+    type: 'verify_recorded',
+    verify: {
+      runId: randomUUID(),
+      shard,
+      window,
+      flags: verifyFlags(config),
+      startedAt,
+      expectedRows: row.expected_rows,
+      drifted,
+      drift: drift ? `${drifted} rows differ (differs=${row.differs}, missing=${row.missing}, unexpected=${row.unexpected})` : undefined,
+    },
   });
   return { window, summary, differences, drift, durationMs: Date.now() - started };
 }

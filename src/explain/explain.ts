@@ -3,18 +3,28 @@
  * what each counts for, the median's middle values, the two 14-day halves with their per-day
  * answered/correct counts, the theta estimate chosen and the ones skipped, the improvement
  * formula with its terms, and the stored row beside the job's own recomputation of it.
- * Read-only; the CLI prints it as text (explain-text.ts) or JSON.
+ * Read-only; the CLI prints it as text (explain/text.ts) or JSON.
  */
-import type { Config } from './config.js';
-import type { Session } from './db.js';
-import { ConfigError } from './errors.js';
-import { withIdentifiers, type QualifiedName } from './identifiers.js';
-import { applySessionSettings, computeParameters, prepareComputation } from './job.js';
-import type { Emit } from './log.js';
-import { checkSchema } from './migrate.js';
-import { checkSource } from './source.js';
-import { dayAttempts, estimatesOfPair, halfBounds, halvesPerDay, pairSource, recomputedRow, storedRow } from './sql/explain.js';
-import { planRange } from './window.js';
+import type { Config } from '../config.js';
+import type { Session } from '../db.js';
+import { ConfigError } from '../errors.js';
+import type { Emit } from '../events.js';
+import { checkSchema } from '../migrate.js';
+import { setUp } from '../pipeline/setup.js';
+import { checkSource } from '../source.js';
+import {
+  dayAttempts,
+  estimatesOfPair,
+  halfBounds,
+  halvesPerDay,
+  pairSource,
+  recomputedRow,
+  storedRow,
+  type PairDay,
+} from '../sql/explain.js';
+import { ident } from '../sql/tag.js';
+import { planRange } from '../window.js';
+import { unsharded, workOf, type Computation, type ThetaPlan } from '../work.js';
 
 export interface ExplainOptions {
   readonly user: string;
@@ -121,71 +131,32 @@ export interface ThetaTerms {
 
 /** Explains the row of (user, topic, date). */
 export async function explainRow(session: Session, config: Config, options: ExplainOptions, emit: Emit): Promise<Explanation> {
+  // The source as it is, checked before the shared setup: explain reads it without a wrapper.
   await checkSchema(session);
   await checkSource(session, config.source);
-  const work = await prepareComputation(session, config, emit);
-  await applySessionSettings(session, config);
-  const params = [options.user, options.topic, options.date, config.timezone];
-  const ids = work.identifiers;
-  const attempts = (await session.query<ExplainAttempt>(withIdentifiers(dayAttempts, ids), params)).rows;
-  const perDay = (await session.query<{ day: string; answered: number; correct: number }>(withIdentifiers(halvesPerDay, ids), params)).rows;
+  const { computation } = await setUp(session, config, emit);
+  const pair: PairDay = {
+    source: computation.source,
+    user: options.user,
+    topic: options.topic,
+    date: options.date,
+    timezone: config.timezone,
+  };
+  const attempts = (await session.query<ExplainAttempt>(dayAttempts(pair))).rows;
+  const perDay = (await session.query<{ day: string; answered: number; correct: number }>(halvesPerDay(pair))).rows;
   const bounds = (
-    await session.query<{ recent_from: string; recent_to: string; previous_from: string; previous_to: string }>(halfBounds, [options.date])
+    await session.query<{ recent_from: string; recent_to: string; previous_from: string; previous_to: string }>(halfBounds(options.date))
   ).rows[0]!;
-  const stored = (await session.query<RowValues & { computed_at: string }>(storedRow, params.slice(0, 3))).rows[0] ?? null;
+  const stored = (await session.query<RowValues & { computed_at: string }>(storedRow(pair))).rows[0] ?? null;
   if (attempts.length === 0 && stored === null) {
     throw new ConfigError(
       `no attempts and no stored row for user=${options.user} topic=${options.topic} date=${options.date} (AGG_TIMEZONE=${config.timezone}): check the ids and the day`,
     );
   }
 
-  let theta: ThetaTerms | undefined;
-  if (work.theta) {
-    const estimates = (
-      await session.query<ExplainEstimate>(
-        withIdentifiers(estimatesOfPair('{{theta}}', 'updated_at', 's.user_id::text = $1 and s.topic_id::text = $2'), ids),
-        params,
-      )
-    ).rows;
-    const pick = estimates.find((e) => e.chosen);
-    let mirt: ExplainEstimate[] | undefined;
-    let chosen: ThetaTerms['chosen'] = pick
-      ? { table: 'student_topic_theta', at: pick.at, theta: pick.theta_rounded!, sd: pick.sd_rounded }
-      : null;
-    if (!pick && work.theta.mirt) {
-      mirt = (
-        await session.query<ExplainEstimate>(
-          withIdentifiers(estimatesOfPair('{{mirt}}', 'fitted_at', 's.user_id::text = $1 and $2::text is not null'), ids),
-          params,
-        )
-      ).rows;
-      const fallback = mirt.find((e) => e.chosen);
-      if (fallback) chosen = { table: 'mirt_ability', at: fallback.at, theta: fallback.theta_rounded!, sd: fallback.sd_rounded };
-    }
-    theta = { estimates, mirt, chosen };
-  }
-
-  const day = (d: { day: string }) => d.day >= bounds.recent_from;
-  const days = perDay.map((d) => ({ ...d, half: day(d) ? ('recent' as const) : ('previous' as const) }));
-  const sum = (half: 'recent' | 'previous', key: 'answered' | 'correct') =>
-    days.filter((d) => d.half === half).reduce((a, d) => a + d[key], 0);
-  const recent = { from: bounds.recent_from, to: bounds.recent_to, n: sum('recent', 'answered'), c: sum('recent', 'correct') };
-  const previous = { from: bounds.previous_from, to: bounds.previous_to, n: sum('previous', 'answered'), c: sum('previous', 'correct') };
-
-  const times = attempts.filter((a) => a.valid_time).map((a) => a.response_time_ms!);
-  const sorted = [...times].sort((a, b) => a - b);
-  const middle =
-    sorted.length === 0
-      ? []
-      : sorted.length % 2 === 1
-        ? [sorted[(sorted.length - 1) / 2]!]
-        : sorted.slice(sorted.length / 2 - 1, sorted.length / 2 + 1);
-  const medianValue = middle.length === 0 ? null : middle.reduce((a, b) => a + b, 0) / middle.length;
-  const timeSum = times.reduce((a, b) => a + b, 0);
-  const mean = times.length === 0 ? null : timeSum / times.length;
-
-  // Times are non-negative, so Math.round (half up) is half away from zero here.
-  const recomputed = await recompute(session, config, work, options);
+  const theta = computation.theta && (await thetaTerms(session, pair, computation.theta));
+  const halves = halvesOf(perDay, bounds);
+  const recomputed = await recompute(session, config, computation, options);
   const owned = rowColumns.filter((c) => config.includeTheta || (c !== 'theta_estimate' && c !== 'theta_sd'));
   const differences =
     stored === null || recomputed === null ? [...owned] : owned.filter((c) => textOf(stored[c]) !== textOf(recomputed[c]));
@@ -201,14 +172,62 @@ export async function explainRow(session: Session, config: Config, options: Expl
       hints: attempts.filter((a) => a.counts_hint).length,
       last_seen_at: attempts.find((a) => a.is_last)?.completed_at ?? null,
     },
-    avg_time: { valid_times: times.length, sum: timeSum, mean, rounded: mean === null ? null : Math.round(mean) },
-    median: { sorted_valid_times: sorted, middle, value: medianValue, rounded: medianValue === null ? null : Math.round(medianValue) },
-    halves: { recent, previous, days },
-    improvement: improvementTerms(config, recent, previous, theta),
+    ...timeTerms(attempts),
+    halves,
+    improvement: improvementTerms(config, halves.recent, halves.previous, theta),
     theta,
     stored: stored === null ? null : pickColumns(stored),
     recomputed,
     differences,
+  };
+}
+
+/** The estimates of the pair (and of the user in mirt_ability when none applies), and the one chosen. */
+async function thetaTerms(session: Session, pair: PairDay, plan: ThetaPlan): Promise<ThetaTerms> {
+  const estimates = (await session.query<ExplainEstimate>(estimatesOfPair(pair, plan.estimates, 'user and topic'))).rows;
+  const pick = estimates.find((e) => e.chosen);
+  let mirt: ExplainEstimate[] | undefined;
+  let chosen: ThetaTerms['chosen'] = pick
+    ? { table: 'student_topic_theta', at: pick.at, theta: pick.theta_rounded!, sd: pick.sd_rounded }
+    : null;
+  if (!pick && plan.mirt) {
+    mirt = (await session.query<ExplainEstimate>(estimatesOfPair(pair, plan.mirt, 'user'))).rows;
+    const fallback = mirt.find((e) => e.chosen);
+    if (fallback) chosen = { table: 'mirt_ability', at: fallback.at, theta: fallback.theta_rounded!, sd: fallback.sd_rounded };
+  }
+  return { estimates, mirt, chosen };
+}
+
+/** The two 14-day halves of §6 from the pair's answered/correct counts per day. */
+function halvesOf(
+  perDay: readonly { day: string; answered: number; correct: number }[],
+  bounds: { recent_from: string; recent_to: string; previous_from: string; previous_to: string },
+): Explanation['halves'] {
+  const days = perDay.map((d) => ({ ...d, half: d.day >= bounds.recent_from ? ('recent' as const) : ('previous' as const) }));
+  const sum = (half: 'recent' | 'previous', key: 'answered' | 'correct') =>
+    days.filter((d) => d.half === half).reduce((a, d) => a + d[key], 0);
+  const recent = { from: bounds.recent_from, to: bounds.recent_to, n: sum('recent', 'answered'), c: sum('recent', 'correct') };
+  const previous = { from: bounds.previous_from, to: bounds.previous_to, n: sum('previous', 'answered'), c: sum('previous', 'correct') };
+  return { recent, previous, days };
+}
+
+/** The mean and the median of the valid response times, with the middle values. */
+function timeTerms(attempts: readonly ExplainAttempt[]): Pick<Explanation, 'avg_time' | 'median'> {
+  const times = attempts.filter((a) => a.valid_time).map((a) => a.response_time_ms!);
+  const sorted = [...times].sort((a, b) => a - b);
+  const middle =
+    sorted.length === 0
+      ? []
+      : sorted.length % 2 === 1
+        ? [sorted[(sorted.length - 1) / 2]!]
+        : sorted.slice(sorted.length / 2 - 1, sorted.length / 2 + 1);
+  const medianValue = middle.length === 0 ? null : middle.reduce((a, b) => a + b, 0) / middle.length;
+  const timeSum = times.reduce((a, b) => a + b, 0);
+  const mean = times.length === 0 ? null : timeSum / times.length;
+  // Times are non-negative, so Math.round (half up) is half away from zero here.
+  return {
+    avg_time: { valid_times: times.length, sum: timeSum, mean, rounded: mean === null ? null : Math.round(mean) },
+    median: { sorted_valid_times: sorted, middle, value: medianValue, rounded: medianValue === null ? null : Math.round(medianValue) },
   };
 }
 
@@ -256,18 +275,11 @@ function improvementTerms(
 }
 
 /** The job's computation of the one row (compute.ts), over the pair's attempts only. */
-async function recompute(
-  session: Session,
-  config: Config,
-  work: Awaited<ReturnType<typeof prepareComputation>>,
-  options: ExplainOptions,
-): Promise<RowValues | null> {
+async function recompute(session: Session, config: Config, computation: Computation, options: ExplainOptions): Promise<RowValues | null> {
   const window = await planRange(session, { from: options.date, to: options.date, timezone: config.timezone });
-  const source: QualifiedName = { schema: undefined, name: config.source.name, sql: pairSource(config.source.sql) };
-  const statement = withIdentifiers(recomputedRow(work.plan), { ...work.identifiers, source });
-  const row = (
-    await session.query<RowValues>(statement, [...computeParameters(config, window, { index: 1, count: 1 }), options.user, options.topic])
-  ).rows[0];
+  // The source as configured (not a wrapper), restricted to the pair.
+  const source = pairSource(ident(config.source), options);
+  const row = (await session.query<RowValues>(recomputedRow(workOf({ ...computation, source }, window, unsharded), options))).rows[0];
   return row === undefined ? null : pickColumns(row);
 }
 

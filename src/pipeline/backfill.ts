@@ -9,26 +9,18 @@
  * again; it skips nothing and duplicates nothing.
  */
 import { randomUUID } from 'node:crypto';
-import type { Config } from './config.js';
-import type { Session } from './db.js';
-import { ConfigError, messageOf } from './errors.js';
-import { withIdentifiers } from './identifiers.js';
-import {
-  allowsShrink,
-  applySessionSettings,
-  computeParameters,
-  prepareComputation,
-  writeWindowTransaction,
-  type Computation,
-  type Counts,
-  type Shard,
-} from './job.js';
-import { acquireWriterLock, holdSchema } from './lock.js';
-import type { Emit } from './log.js';
-import { checkSchema } from './migrate.js';
-import { finishRunRecord, startRunRecord } from './run-log.js';
-import { rippleEnd, rippleImprovement } from './sql/backfill.js';
-import { dayWindows, planRange, today, type Window } from './window.js';
+import type { Config } from '../config.js';
+import type { Session } from '../db.js';
+import { ConfigError, messageOf } from '../errors.js';
+import type { Emit } from '../events.js';
+import { runFlags } from '../run-log.js';
+import { rippleEnd, rippleImprovement } from '../sql/backfill.js';
+import { sql } from '../sql/tag.js';
+import { dayWindows, planRange, type Window } from '../window.js';
+import { addCounts, noCounts, shardName, unsharded, workOf, type Computation, type Counts, type Shard } from '../work.js';
+import { allowsShrink } from './daily.js';
+import { runEvents, setUp } from './setup.js';
+import { writeWindowTransaction } from './write-window.js';
 
 /** The longest range a backfill accepts unless --max-days says otherwise. */
 export const defaultMaxDays = 366;
@@ -102,96 +94,94 @@ export function checkBackfillRange(from: string, to: string, maxDays = defaultMa
 export async function runBackfill(session: Session, config: Config, options: BackfillOptions, emit: Emit): Promise<BackfillResult> {
   const started = Date.now();
   const runId = options.runId ?? randomUUID();
-  const shard = options.shard ?? { index: 1, count: 1 };
+  const shard = options.shard ?? unsharded;
   const { from, to } = options;
   checkBackfillRange(from, to, options.maxDays ?? defaultMaxDays);
-  let releaseLock: (() => Promise<void>) | undefined;
-  let releaseSchema: (() => Promise<void>) | undefined;
+  const setup = await setUp(session, config, emit, {
+    writes: { shard },
+    refuseFuture: options.allowFuture
+      ? undefined
+      : {
+          day: to,
+          refusal: (current) =>
+            `--to ${to} is in the future (today is ${current} in ${config.timezone}): days after today have no attempts yet; use --allow-future if you mean it`,
+        },
+  });
   try {
-    releaseSchema = await holdSchema(session);
-    await checkSchema(session);
-    const work = await prepareComputation(session, config, emit);
-    await applySessionSettings(session, config);
-    const current = await today(session, config.timezone);
-    if (to > current && !options.allowFuture) {
-      throw new ConfigError(
-        `--to ${to} is in the future (today is ${current} in ${config.timezone}): days after today have no attempts yet; use --allow-future if you mean it`,
-      );
-    }
-    releaseLock = await acquireWriterLock(session, shard.index, shard.count);
-
     const window = await planRange(session, { from, to, timezone: config.timezone });
     const days = await dayWindows(session, { from, to, timezone: config.timezone });
     const runTimestamp = new Date().toISOString();
-    await startRunRecord(session, {
-      runId,
-      command: 'backfill',
-      shard,
-      window,
-      config,
-      startedAt: runTimestamp,
-      extraFlags: { allow_future: options.allowFuture ?? false, allow_shrink: allowsShrink(options) },
-    });
-    emit({ type: 'backfill_started', from, to, days: days.length, shard: `${shard.index}/${shard.count}` });
+    const events = runEvents(session, emit);
+    const flags = runFlags(config, { allow_future: options.allowFuture ?? false, allow_shrink: allowsShrink(options) });
+    await events.publish({ type: 'run_opened', run: { runId, command: 'backfill', shard, window, flags, startedAt: runTimestamp } });
+    emit({ type: 'backfill_started', from, to, days: days.length, shard: shardName(shard) });
     try {
-      const summed = ['combinations', 'inserted', 'updated', 'unchanged', 'deleted', 'failed'] as const;
-      const totals: Counts = { combinations: 0, inserted: 0, updated: 0, unchanged: 0, deleted: 0, failed: 0 };
-      const loopStarted = Date.now();
-      for (const [i, day] of days.entries()) {
-        // Each day in its own transaction, with the run's timestamp: a day is all old or all new.
-        const counts = await writeWindowTransaction(
-          session,
-          config,
-          { work, window: day, shard, runTimestamp, allowShrink: allowsShrink(options), signal: options.signal },
-          emit,
-        );
-        for (const key of summed) totals[key] += counts[key];
-        const done = i + 1;
-        const elapsedMs = Date.now() - loopStarted;
-        options.onProgress?.({
-          done,
-          total: days.length,
-          day: day.anchor,
-          elapsedMs,
-          etaMs: Math.round((elapsedMs / done) * (days.length - done)),
-          totals: { ...totals },
-        });
-      }
-      const ripple = await runRipple(session, config, { work, to, shard, runTimestamp });
+      const job = { computation: setup.computation, days, shard, runTimestamp, options };
+      const totals = await writeDays(session, config, job, events.emit);
+      const ripple = await runRipple(session, config, { computation: setup.computation, to, shard, runTimestamp });
       if (ripple) emit({ type: 'ripple_finished', ...ripple });
       else emit({ type: 'message', level: 'info', message: `Ripple: no stored rows after ${to}; nothing to recompute` });
       emit({ type: 'rows_written', ...totals });
-      await finishRunRecord(session, runId, { outcome: totals.failed > 0 ? 'failed' : 'success', ...totals });
+      await events.publish({ type: 'run_closed', run: { runId, outcome: totals.failed > 0 ? 'failed' : 'success', counts: totals } });
       const durationMs = Date.now() - started;
       emit({ type: 'run_finished', processed: totals.combinations, failed: totals.failed, durationMs });
       return { runId, window, ...totals, ripple, durationMs };
     } catch (err) {
-      await finishRunRecord(session, runId, { outcome: 'failed', error: messageOf(err) }).catch(() => undefined);
+      await events.publish({ type: 'run_closed', run: { runId, outcome: 'failed', error: messageOf(err) } }).catch(() => undefined);
       throw err;
     }
   } finally {
-    if (releaseLock) await releaseLock().catch(() => undefined);
-    if (releaseSchema) await releaseSchema().catch(() => undefined);
+    await setup.release();
   }
+}
+
+/** Writes the days one by one, each in its own transaction with the run's timestamp: a day is all old or all new. */
+async function writeDays(
+  session: Session,
+  config: Config,
+  job: { computation: Computation; days: Window[]; shard: Shard; runTimestamp: string; options: BackfillOptions },
+  emit: Emit,
+): Promise<Counts> {
+  const { days, options } = job;
+  let totals = noCounts;
+  const loopStarted = Date.now();
+  for (const [i, day] of days.entries()) {
+    const counts = await writeWindowTransaction(
+      session,
+      config,
+      { ...job, window: day, allowShrink: allowsShrink(options), signal: options.signal },
+      emit,
+    );
+    totals = addCounts(totals, counts);
+    const done = i + 1;
+    const elapsedMs = Date.now() - loopStarted;
+    options.onProgress?.({
+      done,
+      total: days.length,
+      day: day.anchor,
+      elapsedMs,
+      etaMs: Math.round((elapsedMs / done) * (days.length - done)),
+      totals,
+    });
+  }
+  return totals;
 }
 
 /** Recomputes the improvement of the stored rows on to+1 … to+27 (at most the latest stored day). */
 async function runRipple(
   session: Session,
   config: Config,
-  target: { work: Computation; to: string; shard: Shard; runTimestamp: string },
+  target: { computation: Computation; to: string; shard: Shard; runTimestamp: string },
 ): Promise<RippleResult | undefined> {
   const { shard } = target;
-  const end = (await session.query<{ ripple_end: string | null }>(rippleEnd, [target.to, shard.count, shard.index])).rows[0]?.ripple_end;
+  const end = (await session.query<{ ripple_end: string | null }>(rippleEnd(target.to, shard))).rows[0]?.ripple_end;
   if (end === null || end === undefined) return undefined;
   const window = await planRange(session, { from: await nextDay(session, target.to), to: end, timezone: config.timezone });
-  const result = await session.query<{ updated: number }>(withIdentifiers(rippleImprovement(target.work.plan), target.work.identifiers), [
-    ...computeParameters(config, window, shard),
-    target.runTimestamp,
-  ]);
+  const work = workOf(target.computation, window, shard);
+  const result = await session.query<{ updated: number }>(rippleImprovement(work, target.runTimestamp));
   return { since: window.since, anchor: window.anchor, updated: result.rows[0]!.updated };
 }
 
 async function nextDay(session: Session, day: string): Promise<string> {
-  return (await session.query<{ day: string }>('select ($1::date + 1)::text as day', [day])).rows[0]!.day;
+  return (await session.query<{ day: string }>(sql`select (${day}::date + 1)::text as day`)).rows[0]!.day;
 }

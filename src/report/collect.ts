@@ -4,12 +4,12 @@
  * recently changed rows and the last runs of the run log. Read-only; the CLI prints it as
  * text (report/text.ts), JSON or an HTML page (report/html.ts).
  */
-import type { Config } from './config.js';
-import type { Session } from './db.js';
-import { checkSchema } from './migrate.js';
-import { judge, withTrend, type DayTrend, type ShardHealth, type Verdict, type VerifyRecord } from './report/verdict.js';
-import { coveragePerDay, improvementHistogram, lastRuns, lastVerify, latestDataDay, recentRows, runHealth } from './sql/report.js';
-import { planWindow } from './window.js';
+import type { Config } from '../config.js';
+import type { Session } from '../db.js';
+import { checkSchema } from '../migrate.js';
+import { judge, withTrend, type DayTrend, type ShardHealth, type Verdict, type VerifyRecord } from './verdict.js';
+import { coveragePerDay, improvementHistogram, lastRuns, lastVerify, latestDataDay, recentRows, runHealth } from '../sql/report.js';
+import { planWindow } from '../window.js';
 
 export interface ReportOptions {
   /** Days covered, ending at `date` (default 7). */
@@ -67,14 +67,15 @@ export async function collectReport(session: Session, config: Config, options: R
       window = await planWindow(session, { date: latest, lookbackDays: options.days - 1, timezone: config.timezone });
     }
   }
-  const history = (await session.query<CoverageDay>(coveragePerDay, [window.anchor, options.days + baselineDays])).rows;
+  const period = { anchor: window.anchor, days: options.days };
+  const history = (await session.query<CoverageDay>(coveragePerDay({ anchor: window.anchor, days: options.days + baselineDays }))).rows;
   const coverage = history.slice(0, options.days);
   const trend = withTrend(history, options.days, baselineDays);
   const rows = coverage.reduce((sum, d) => sum + d.rows, 0);
   const withTheta = coverage.reduce((sum, d) => sum + d.theta_rows, 0);
-  const improvement = (await session.query<{ bin: number | null; rows: number }>(improvementHistogram, [window.anchor, options.days])).rows;
-  const recent = (await session.query<Record<string, unknown>>(recentRows, [window.anchor, options.days, limit])).rows;
-  const runs = (await session.query<Record<string, unknown>>(lastRuns, [limit])).rows;
+  const improvement = (await session.query<{ bin: number | null; rows: number }>(improvementHistogram(period))).rows;
+  const recent = (await session.query<Record<string, unknown>>(recentRows(period, limit))).rows;
+  const runs = (await session.query<Record<string, unknown>>(lastRuns(limit))).rows;
   const shards = (await session.query<ShardHealth>(runHealth)).rows;
   const verify = (await session.query<VerifyRecord>(lastVerify)).rows[0];
   const theta = {

@@ -1,0 +1,79 @@
+/** `backfill`: recompute the days --from..--to, each in its own transaction, then the ripple. */
+import { Option, type Command } from 'commander';
+import type { CommandContext } from '../cli/context.js';
+import { measured } from '../cli/measured.js';
+import { optionalShard, wholeNumber } from '../cli/options.js';
+import { parseDay } from '../config.js';
+import { checkBackfillRange, defaultMaxDays, runBackfill } from '../pipeline/backfill.js';
+import { barProgress, lineProgress } from '../progress.js';
+import { withRunRetries } from '../retry.js';
+
+interface BackfillFlags {
+  from: string;
+  to: string;
+  shard?: string;
+  allowFuture?: boolean;
+  maxDays: string;
+  allowShrink?: boolean;
+  allowEmptySource?: boolean;
+  progressInterval: string;
+}
+
+export function registerBackfill(program: Command, ctx: CommandContext): void {
+  program
+    .command('backfill')
+    .description(
+      'recompute the days --from..--to, each day in its own transaction (resumable: re-run the same command), then the improvement of the 27 days after them',
+    )
+    .requiredOption('--from <YYYY-MM-DD>', 'first day to recompute')
+    .requiredOption('--to <YYYY-MM-DD>', 'last day to recompute (not after today in AGG_TIMEZONE, unless --allow-future)')
+    .option('--shard <i/N>', 'process only shard i of N (students split by a stable hash of user_id)')
+    .option('--allow-future', 'accept a range that ends after today')
+    .option('--max-days <n>', 'refuse ranges longer than n days', String(defaultMaxDays))
+    .option('--allow-shrink', "let a day whose source lost most of its attempts (or all of them) delete that day's rows")
+    .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
+    .option('--progress-interval <seconds>', 'seconds between progress lines when stderr is not a terminal (0: every day)', '10')
+    .action(async (opts: BackfillFlags) => {
+      const config = ctx.config();
+      parseDay(opts.from, '--from');
+      parseDay(opts.to, '--to');
+      const maxDays = wholeNumber(opts.maxDays, '--max-days', 1, 36_600);
+      const intervalMs = wholeNumber(opts.progressInterval, '--progress-interval', 0, 86_400) * 1000;
+      const shard = optionalShard(opts.shard);
+      checkBackfillRange(opts.from, opts.to, maxDays);
+      const progress =
+        ctx.io.progressTerminal !== undefined && config.logFormat === 'text' && !config.debug
+          ? barProgress(ctx.io.progressTerminal)
+          : lineProgress(ctx.emit, intervalMs);
+      try {
+        const database = await ctx.database(config);
+        const backfill = () =>
+          withRunRetries(database, config.runAttempts, ctx.emit, ctx.io.signal, (session) =>
+            runBackfill(
+              session,
+              config,
+              {
+                from: opts.from,
+                to: opts.to,
+                shard,
+                allowFuture: opts.allowFuture ?? false,
+                maxDays,
+                allowShrink: opts.allowShrink ?? false,
+                allowEmptySource: opts.allowEmptySource ?? false,
+                runId: ctx.runId,
+                signal: ctx.io.signal,
+                onProgress: (p) => progress.update(p),
+              },
+              (event) => {
+                // The bar's last state stays on screen; the summary lines go below it.
+                if (event.type === 'ripple_finished' || event.type === 'message') progress.stop();
+                ctx.emit(event);
+              },
+            ),
+          );
+        await measured(ctx, { command: 'backfill', shard }, backfill, (result) => ({ rippleUpdated: result.ripple?.updated ?? 0 }));
+      } finally {
+        progress.stop();
+      }
+    });
+}

@@ -1,0 +1,58 @@
+/**
+ * The dry run: what a run would insert, update, leave and delete, from one read-only SELECT
+ * (sql/write.ts, dryRunCounts), judged by the same shrink guard as a real run, so a dry run is
+ * a true rehearsal. Writes nothing, not even the run log.
+ */
+import type { Config } from '../config.js';
+import type { Session } from '../db.js';
+import type { Emit } from '../events.js';
+import { dryRunCounts } from '../sql/write.js';
+import type { Window } from '../window.js';
+import { workOf, type Computation, type Counts, type Shard } from '../work.js';
+import { shrinkVerdict, type DayAttempts } from './shrink.js';
+import { emitSkipped, type WindowCounts } from './write-window.js';
+
+/** What a dry run reads: the window of a shard, and whether the shrink guard is let through. */
+export interface DryRun {
+  readonly computation: Computation;
+  readonly window: Window;
+  readonly shard: Shard;
+  readonly allowShrink: boolean;
+}
+
+interface DryRunRow extends Omit<Counts, 'failed'> {
+  skipped_student_topic_theta: number | null;
+  skipped_mirt_ability: number | null;
+  stored_rows: number;
+  days: DayAttempts[];
+}
+
+/** Dry-runs the window: emits what a run would do, throws the shrink guard's refusal like a run. */
+export async function dryRunWindow(session: Session, config: Config, job: DryRun, emit: Emit): Promise<WindowCounts> {
+  const { window, computation } = job;
+  const work = workOf(computation, window, job.shard);
+  const result = await session.query<DryRunRow>(dryRunCounts(work));
+  const {
+    skipped_student_topic_theta: studentTopicTheta,
+    skipped_mirt_ability: mirtAbility,
+    stored_rows: storedRows,
+    days,
+    ...rest
+  } = result.rows[0]!;
+  const counts = { ...rest, failed: 0 };
+  const skippedEstimates = work.theta ? { studentTopicTheta: studentTopicTheta ?? 0, mirtAbility: mirtAbility ?? 0 } : undefined;
+  // The same verdict as a real run, from the same comparison: a dry run is a true rehearsal.
+  const sourceEmpty = counts.combinations === 0;
+  const refusal = job.allowShrink
+    ? undefined
+    : shrinkVerdict({ source: config.source, since: window.since, anchor: window.anchor, days, storedRows, sourceEmpty }, config.shrink);
+  if (counts.combinations === 0 && counts.deleted === 0) {
+    emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
+    return { ...counts, skippedEstimates };
+  }
+  emit({ type: 'run_started', combinations: counts.combinations, since: window.since, anchor: window.anchor, dryRun: true });
+  if (counts.combinations > 0) emitSkipped(emit, computation, skippedEstimates);
+  emit({ type: 'dry_run_counts', ...counts });
+  if (refusal) throw refusal;
+  return { ...counts, skippedEstimates };
+}

@@ -1,0 +1,66 @@
+/**
+ * Writes the staged combinations (agg_computed) into features_topic_daily, isolating the rows
+ * the table refuses the same way isolate.ts isolates the rows the source cannot compute.
+ */
+import type { Session } from '../db.js';
+import { messageOf, sqlState } from '../errors.js';
+import { sql } from '../sql/tag.js';
+import { upsertComputed, type UpsertScope } from '../sql/write.js';
+import { attemptRows, isRowError, type FailedCombination } from './isolate/narrowing.js';
+
+export interface UpsertCounts {
+  readonly inserted: number;
+  readonly updated: number;
+  readonly failures: FailedCombination[];
+}
+
+/**
+ * Writes agg_computed into features_topic_daily (see upsertComputed). A row the table refuses
+ * (a key too large for its index, say) fails only its combination, found by the same halving
+ * as computeIsolated; its stored row is left as it was.
+ */
+export async function upsertIsolated(
+  session: Session,
+  runTimestamp: string,
+  includeTheta: boolean,
+  checkpoint: () => void,
+): Promise<UpsertCounts> {
+  let inserted = 0;
+  let updated = 0;
+  const attempt = async (users: string[] | null, topic: string | null, date: string | null): Promise<unknown> => {
+    checkpoint();
+    const scope: UpsertScope = { runTimestamp, includeTheta, users, topic, date };
+    const result = await attemptRows(
+      session,
+      'agg_upsert',
+      () => session.query<{ inserted: number; updated: number }>(upsertComputed(scope)),
+      // 54000: a key too large for its index.
+      (err) => isRowError(err) || sqlState(err) === '54000',
+    );
+    if ('error' in result) return result.error;
+    inserted += result.ok.rows[0]!.inserted;
+    updated += result.ok.rows[0]!.updated;
+    return undefined;
+  };
+
+  if ((await attempt(null, null, null)) === undefined) return { inserted, updated, failures: [] };
+  const failures: FailedCombination[] = [];
+  const users = await session.query<{ user_id: string }>('select distinct user_id from agg_computed order by 1');
+  const pending: string[][] = [users.rows.map((r) => r.user_id)];
+  while (pending.length > 0) {
+    const group = pending.pop()!;
+    if (group.length === 0 || (await attempt(group, null, null)) === undefined) continue;
+    if (group.length > 1) {
+      pending.push(group.slice(0, group.length >> 1), group.slice(group.length >> 1));
+      continue;
+    }
+    const rows = await session.query<{ topic_id: string; date: string }>(
+      sql`select topic_id, date::text as date from agg_computed where user_id = ${group[0]} order by 1, 2`,
+    );
+    for (const { topic_id: topic, date } of rows.rows) {
+      const error = await attempt(group, topic, date);
+      if (error !== undefined) failures.push({ userId: group[0]!, topicId: topic, date, error: messageOf(error) });
+    }
+  }
+  return { inserted, updated, failures };
+}

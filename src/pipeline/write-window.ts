@@ -1,0 +1,174 @@
+/**
+ * Writes one window of one shard in one transaction: stage the computed rows, refuse a source
+ * that shrank (the shrink guard), delete stale rows, upsert changed ones, commit. Rolls back
+ * on any error, so each window (the daily run's, or one day of a backfill) is written entirely
+ * or not at all.
+ */
+import type { Config } from '../config.js';
+import type { Session } from '../db.js';
+import { RunStoppedError } from '../errors.js';
+import type { Emit } from '../events.js';
+import { shrinkDays } from '../sql/shrink.js';
+import { sql } from '../sql/tag.js';
+import { countSkippedEstimates, countStored, createFailedTable, deleteStale } from '../sql/write.js';
+import { inTransaction } from '../transaction.js';
+import { workOf, type Computation, type Counts, type Shard, type SkippedEstimates, type Work } from '../work.js';
+import { computeIsolated } from './isolate/compute.js';
+import type { FailedCombination } from './isolate/narrowing.js';
+import { shrinkVerdict, type DayAttempts } from './shrink.js';
+import { upsertIsolated } from './upsert.js';
+
+/** Where and how writeWindowTransaction writes. */
+export interface WriteTarget {
+  /** What is computed and read (see prepareComputation). */
+  readonly computation: Computation;
+  readonly window: { readonly since: string; readonly anchor: string };
+  readonly shard: Shard;
+  /** computed_at of every row the transaction inserts or changes. */
+  readonly runTimestamp: string;
+  /** Let a source that shrank (or is empty) delete the window's stored rows (the shrink guard otherwise refuses). */
+  readonly allowShrink: boolean;
+  /** Aborted on SIGTERM: the transaction stops at its next safe point and rolls back. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** What a window's write did, with theta the invalid estimates it skipped. */
+export interface WindowCounts extends Counts {
+  readonly skippedEstimates?: SkippedEstimates | undefined;
+}
+
+/** What staging found, inside the transaction (emptyWindow: no combinations and no stored rows). */
+export interface Staged {
+  readonly combinations: number;
+  readonly emptyWindow: boolean;
+  readonly skippedEstimates: SkippedEstimates | undefined;
+}
+
+/** Throws RunStoppedError once the run was asked to stop (SIGTERM): the caller rolls back. */
+function throwIfStopped(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new RunStoppedError(
+      `stopped by ${String(signal.reason ?? 'a signal')} before the window was committed; nothing of it was written. Re-run the job`,
+    );
+  }
+}
+
+/**
+ * Computes a window of a shard and writes it in one transaction (see the module comment).
+ * `onStaged` runs inside the transaction once the rows are computed.
+ */
+export async function writeWindowTransaction(
+  session: Session,
+  config: Config,
+  target: WriteTarget,
+  emit: Emit,
+  onStaged?: (staged: Staged) => void,
+): Promise<WindowCounts> {
+  const work = workOf(target.computation, target.window, target.shard);
+  const checkpoint = () => throwIfStopped(target.signal);
+  return inTransaction(session, async () => {
+    const { computed, failures } = await stage(session, config, work, emit, checkpoint);
+    const combinations = computed + failures.length;
+    const emptyWindow = await guardShrink(session, config, work, { computed, failures: failures.length, allowShrink: target.allowShrink });
+    const skippedEstimates = await countSkipped(session, work);
+    onStaged?.({ combinations, emptyWindow, skippedEstimates });
+    checkpoint();
+    const deleted = (await session.query<{ deleted: number }>(deleteStale(work))).rows[0]!.deleted;
+    checkpoint();
+    const written = await upsertIsolated(session, target.runTimestamp, work.theta !== undefined, checkpoint);
+    emitFailures(emit, written.failures);
+    const counts = {
+      combinations,
+      inserted: written.inserted,
+      updated: written.updated,
+      unchanged: computed - written.inserted - written.updated - written.failures.length,
+      deleted,
+      failed: failures.length + written.failures.length,
+      skippedEstimates,
+    };
+    if (config.debug) await emitDebugRows(session, emit);
+    checkpoint();
+    return counts;
+  });
+}
+
+/** The theta_skipped event, when theta is enabled. */
+export function emitSkipped(emit: Emit, computation: Computation, skipped: SkippedEstimates | undefined): void {
+  if (skipped === undefined) return;
+  emit({ type: 'theta_skipped', ...skipped, mirtFallback: computation.theta?.mirt !== undefined });
+}
+
+function emitFailures(emit: Emit, failures: readonly FailedCombination[]): void {
+  for (const f of failures) emit({ type: 'combination_failed', userId: f.userId, topicId: f.topicId, date: f.date, error: f.error });
+}
+
+/** Stages the window into agg_computed, the combinations that failed into agg_failed. */
+async function stage(
+  session: Session,
+  config: Config,
+  work: Work,
+  emit: Emit,
+  checkpoint: () => void,
+): Promise<{ computed: number; failures: FailedCombination[] }> {
+  await session.query(createFailedTable);
+  const failures = await computeIsolated(session, config, work, checkpoint);
+  if (failures.length > 0) {
+    const users = failures.map((f) => f.userId);
+    const topics = failures.map((f) => f.topicId);
+    // A failure over several days ("since..anchor") covers every date: NULL.
+    const dates = failures.map((f) => (f.date.includes('..') ? null : f.date));
+    await session.query(sql`insert into agg_failed select * from unnest(${users}::text[], ${topics}::text[], ${dates}::date[])`);
+    emitFailures(emit, failures);
+  }
+  checkpoint();
+  await session.query('analyze agg_computed');
+  const computed = (await session.query<{ n: number }>('select count(*)::int as n from agg_computed')).rows[0]!.n;
+  return { computed, failures };
+}
+
+/** The shrink guard: throws its refusal unless allowed. Returns whether the window is empty (nothing computed, nothing stored). */
+async function guardShrink(
+  session: Session,
+  config: Config,
+  work: Work,
+  staged: { computed: number; failures: number; allowShrink: boolean },
+): Promise<boolean> {
+  const days = (await session.query<DayAttempts>(shrinkDays(sql`agg_computed`, sql`agg_failed`, work))).rows;
+  const sourceEmpty = staged.computed === 0 && staged.failures === 0;
+  const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored(work))).rows[0]!.stored : 0;
+  if (!staged.allowShrink) {
+    const refusal = shrinkVerdict(
+      { source: config.source, since: work.since, anchor: work.anchor, days, storedRows, sourceEmpty },
+      config.shrink,
+    );
+    if (refusal) throw refusal;
+  }
+  return sourceEmpty && days.length === 0;
+}
+
+/** With theta enabled, the invalid estimates skipped for the staged combinations. */
+async function countSkipped(session: Session, work: Work): Promise<SkippedEstimates | undefined> {
+  if (!work.theta) return undefined;
+  const row = (await session.query<{ student_topic_theta: number; mirt_ability: number }>(countSkippedEstimates(work.theta, work)))
+    .rows[0]!;
+  return { studentTopicTheta: row.student_topic_theta, mirtAbility: row.mirt_ability };
+}
+
+/** One [DEBUG] line per combination, read through a cursor so memory stays flat. */
+async function emitDebugRows(session: Session, emit: Emit): Promise<void> {
+  await session.query(
+    `declare debug_rows no scroll cursor for
+     select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
+            theta_estimate, theta_sd, improvement, last_seen_at
+     from agg_computed order by user_id, topic_id, date`,
+  );
+  for (;;) {
+    const batch = await session.query<Record<string, unknown>>('fetch 1000 from debug_rows');
+    for (const row of batch.rows) {
+      const { user_id: user, topic_id: topic, ...rest } = row;
+      emit({ type: 'combination_debug', row: { user, topic, ...rest } });
+    }
+    if (batch.rows.length < 1000) break;
+  }
+  await session.query('close debug_rows');
+}

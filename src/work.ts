@@ -1,0 +1,98 @@
+/**
+ * The frozen description of the work a statement does, shared by every step and command: what
+ * is computed and read (the source, the time zone, the theta plan), over which window, for
+ * which shard. Statements (sql/) are functions of it; nothing passes parameters by position.
+ */
+import type { QualifiedName } from './identifiers.js';
+import type { Sql } from './sql/tag.js';
+
+/** Shard `index` of `count` (1-based); 1 of 1 is an unsharded run. */
+export interface Shard {
+  readonly index: number;
+  readonly count: number;
+}
+
+/** The whole set of students: an unsharded run. */
+export const unsharded: Shard = Object.freeze({ index: 1, count: 1 });
+
+/** "2/4": how the run log and the lock messages name a shard. */
+export function shardName(shard: Shard): string {
+  return `${shard.index}/${shard.count}`;
+}
+
+/** The theta tables a run reads and how it uses them (SPEC §5, §6); undefined: theta disabled. */
+export interface ThetaPlan {
+  /** student_topic_theta, the topic-level estimates. */
+  readonly estimates: QualifiedName;
+  /** mirt_ability, the user-level fallback; undefined when it does not exist. */
+  readonly mirt: QualifiedName | undefined;
+  /** AGG_IMPROVEMENT_MODE=theta. */
+  readonly thetaMode: boolean;
+}
+
+/** What a run computes and reads, fixed for the run. */
+export interface Computation {
+  /** The attempts relation the statements read: the quoted source, or a wrapper subquery of it. */
+  readonly source: Sql;
+  /** AGG_TIMEZONE: where days are cut. */
+  readonly timezone: string;
+  readonly theta: ThetaPlan | undefined;
+}
+
+/** A computation over the days since..anchor (both included) of one shard: what one statement does. */
+export interface Work extends Computation {
+  readonly since: string;
+  readonly anchor: string;
+  readonly shard: Shard;
+}
+
+/** The frozen work of `computation` over `window` for `shard`. */
+export function workOf(computation: Computation, window: { readonly since: string; readonly anchor: string }, shard: Shard): Work {
+  return Object.freeze({
+    source: computation.source,
+    timezone: computation.timezone,
+    theta: computation.theta,
+    since: window.since,
+    anchor: window.anchor,
+    shard,
+  });
+}
+
+/** Rows by what writing (or dry-running) a window did, or would do, to them. */
+export interface RowCounts {
+  readonly inserted: number;
+  readonly updated: number;
+  readonly unchanged: number;
+  readonly deleted: number;
+}
+
+/** What a window's write did: its combinations, their rows, and those that failed. */
+export interface Counts extends RowCounts {
+  readonly combinations: number;
+  readonly failed: number;
+}
+
+/** Counts of nothing, to sum days onto. */
+export const noCounts: Counts = Object.freeze({ combinations: 0, inserted: 0, updated: 0, unchanged: 0, deleted: 0, failed: 0 });
+
+/** The sum of two counts. */
+export function addCounts(a: Counts, b: Counts): Counts {
+  return {
+    combinations: a.combinations + b.combinations,
+    inserted: a.inserted + b.inserted,
+    updated: a.updated + b.updated,
+    unchanged: a.unchanged + b.unchanged,
+    deleted: a.deleted + b.deleted,
+    failed: a.failed + b.failed,
+  };
+}
+
+/**
+ * With theta enabled: the invalid estimates (SPEC §5) in the history of the window's
+ * (user, topic) pairs up to the end of the anchor day, by table (mirt_ability: of the
+ * window's users; 0 when it does not exist).
+ */
+export interface SkippedEstimates {
+  readonly studentTopicTheta: number;
+  readonly mirtAbility: number;
+}

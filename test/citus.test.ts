@@ -17,7 +17,6 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Session } from '../src/db.js';
 import { ensureAttemptTable } from '../src/attempt-table.js';
-import { parseQualifiedName } from '../src/identifiers.js';
 import { oracle, type OracleAttempt, type OracleRow } from './oracle/oracle.js';
 import { byKey, scenarioArbitrary } from './support/arbitraries.js';
 import { serverBackend, withSession, type Backend } from './support/backends.js';
@@ -30,6 +29,12 @@ import { testTempDir } from './support/resources.js';
 import { createThetaTables, insertEstimates, insertMirt, readEstimates, readMirt } from './support/theta.js';
 import { thetaScenarioArbitrary } from './support/theta-arbitraries.js';
 import { waitFor } from './support/wait.js';
+import { parseQualifiedName } from '../src/identifiers.js';
+import { ident, sql, type Sql } from '../src/sql/tag.js';
+import { unsharded, type Work } from '../src/work.js';
+import { rippleImprovement } from '../src/sql/backfill.js';
+import { verifyCountsDistributed } from '../src/sql/verify.js';
+import { countSkippedEstimates, deleteStale, dryRunCountsDistributed, insertComputed, upsertComputed } from '../src/sql/write.js';
 
 const cluster = citusUrl ? await citusBackend('citus') : undefined;
 const plain = cluster ? await serverBackend('citus_plain') : undefined;
@@ -243,6 +248,46 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
     expect(report[0]!.code).toBe(report.at(-1)!.code);
   });
 
+  test('explain, DEBUG lines and a source view that raises on one row answer as on the plain server', async () => {
+    const attempts = history();
+    await clear();
+    await load(attempts);
+    const config = { AGG_TIMEZONE: 'Europe/Berlin' };
+    for (const result of await both(['run', '--date', '2025-10-20'], config)) expect(result.code, result.stderr).toBe(0);
+    const explained = await both(['explain', '--user', 'u7', '--topic', 't1', '--date', '2025-10-19', '--json'], config);
+    for (const result of explained) expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(explained[0]!.stdout)).toEqual(JSON.parse(explained.at(-1)!.stdout));
+    const debug = await both(['run', '--date', '2025-10-20', '--lookback-days', '1'], { ...config, DEBUG: 'true' });
+    for (const result of debug) expect(result.code, result.stderr).toBe(0);
+    expect(debug.map((r) => r.lines.filter((l) => l.startsWith('[DEBUG]')))).toEqual(
+      debug.map(() => debug[0]!.lines.filter((l) => l.startsWith('[DEBUG]'))),
+    );
+    expect(debug[0]!.lines.some((l) => l.startsWith('[DEBUG]'))).toBe(true);
+
+    // One malformed row behind a view: only the combinations it touches fail, on both.
+    for (const backend of backends) {
+      await withSession(backend, async (session) => {
+        await session.query(`
+          create or replace function checked_time(ms int) returns int language plpgsql immutable as $$
+          begin
+            if ms = 1250 then raise exception 'malformed response time %', ms; end if;
+            return ms;
+          end $$`);
+        await session.query(`
+          create or replace view attempt_checked as
+          select student_id, topic_id, completed_at, correct, checked_time(response_time_ms) as response_time_ms, hint_used
+          from attempt`);
+      });
+    }
+    const isolated = await both(['run', '--date', '2025-10-20'], { ...config, AGG_SOURCE: 'attempt_checked' });
+    for (const result of isolated) expect(result.code).toBe(1);
+    const outcome = (r: CliResult) => r.lines.filter((l) => /failed|Rows:/.test(l)).map((l) => l.replace(/duration_ms=\d+/, ''));
+    expect(isolated.map(outcome)).toEqual(isolated.map(() => outcome(isolated[0]!)));
+    expect(isolated[0]!.stderr).toMatch(/malformed response time 1250/);
+    const stored = await Promise.all(backends.map((b) => withSession(b, (s) => readFeatures(s))));
+    expect(byKey(stored[0]!)).toEqual(byKey(stored.at(-1)!));
+  });
+
   test('theta in both modes: rows = oracle = plain server, skipped estimates counted alike', async () => {
     const scenarios = fc.sample(thetaScenarioArbitrary, { numRuns: 4, seed: 13 });
     for (const [i, scenario] of scenarios.entries()) {
@@ -391,8 +436,63 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
     expect(verify.code, verify.stderr).toBe(0);
     await withSession(cluster!, async (session) => {
       expect((await session.query('select 1 from aggregate_features_computed')).rowCount).toBe(0);
-      const log = await session.query<{ outcome: string }>('select outcome from aggregate_features_runs order by started_at');
+      const log = await session.query<{ outcome: string }>(
+        "select outcome from aggregate_features_runs where command = 'run' order by started_at",
+      );
       expect(log.rows.map((r) => r.outcome)).toEqual(['failed', 'success']);
+    });
+  });
+
+  test('EXPLAIN: the computation, the write path, the dry run and verify run on the shards; no user-level row reaches the coordinator', async () => {
+    const work: Work = {
+      source: ident(parseQualifiedName('attempt', 'table')),
+      timezone: 'Europe/Berlin',
+      theta: {
+        estimates: parseQualifiedName('student_topic_theta', 'table'),
+        mirt: parseQualifiedName('mirt_ability', 'table'),
+        thetaMode: true,
+      },
+      distributed: true,
+      since: '2025-10-13',
+      anchor: '2025-10-20',
+      shard: unsharded,
+    };
+    const now = new Date().toISOString();
+    const statements: [string, Sql][] = [
+      ['compute into the staging table', insertComputed(work)],
+      ['delete stale rows', deleteStale(work)],
+      ['upsert', upsertComputed({ runTimestamp: now, includeTheta: true, users: null, topic: null, date: null, distributed: true })],
+      ['skipped estimates', countSkippedEstimates(work.theta!, work)],
+      ['dry run', dryRunCountsDistributed(work)],
+      ['verify', verifyCountsDistributed(work)],
+      ['ripple', rippleImprovement(work, now)],
+    ];
+    await withSession(cluster!, async (session) => {
+      await createThetaTables(session, {
+        thetaType: 'numeric',
+        seType: 'numeric',
+        index: true,
+        mirt: { thetaType: 'numeric', seType: 'numeric' },
+      });
+      await distribute(session, 'student_topic_theta', 'user_id');
+      await distribute(session, 'mirt_ability', 'user_id');
+      for (const [name, statement] of statements) {
+        const explained = await session.query<{ 'QUERY PLAN': string }>(sql`explain (costs off) ${statement}`);
+        const text = explained.rows.map((r) => r['QUERY PLAN']).join('\n');
+        const tasks = [...text.matchAll(/Task Count: (\d+)/g)].map((m) => Number(m[1]));
+        // Work on the shards: a task per shard; a single task only reads what the shards returned.
+        expect(tasks, `${name}:\n${text}`).toContain(cluster!.shardCount);
+        expect(
+          tasks.every((n) => n === cluster!.shardCount || n === 1),
+          `${name}:\n${text}`,
+        ).toBe(true);
+        expect(text, name).not.toMatch(/pull to coordinator|repartition/i);
+        // Nothing keyed by user is merged on the coordinator (the original shape grouped the raw
+        // attempts there: "Group Key: remote_scan.user_id").
+        expect(text, name).not.toMatch(/remote_scan\.(user_id|student_id|topic_id)/);
+        if (name === 'compute into the staging table') expect(text).not.toMatch(/Distributed Subplan/);
+      }
+      await session.query('drop table student_topic_theta; drop table mirt_ability');
     });
   });
 });

@@ -16,7 +16,11 @@
  *   by instant, so each attempt is counted once, also where a local midnight repeats.
  * - Grouping keys are compared in the "C" collation: the same groups (text equality is
  *   bytewise under every deterministic collation), sorted by memcmp instead of strcoll.
- *   `halves` hands them on in the default collation again.
+ *   `halves` hands them on in the default collation again. On Citus (work.distributed) the
+ *   user is grouped by `student_id` as it is: `collate "C"` hides the distribution column,
+ *   and Citus then ships the window's raw attempts to the coordinator and groups them there;
+ *   without it the whole statement, theta lookups included, runs on each shard
+ *   (docs/scale-out.md).
  * - The two 14-day halves are window frames over the daily counts (RANGE with a date
  *   offset), so no self-join and no per-row query.
  * - The improvement is computed in numeric as one exact fraction, then rounded half away
@@ -62,9 +66,11 @@ export function computeSelect(work: Work): Sql {
   const columns = theta ? thetaColumns(theta) : { estimate: sql`null`, sd: sql`null` };
   const improvement = theta?.thetaMode ? thetaImprovement(accuracyImprovement) : accuracyImprovement;
   const student = sql`student_id::text`;
+  const user = work.distributed ? student : sql`student_id::text collate "C"`;
+  const userOut = work.distributed ? sql`user_id` : sql`user_id collate "default"`;
   return sql`
 with window_days as (
-  select student_id::text collate "C" as user_id,
+  select ${user} as user_id,
          topic_id::text collate "C"   as topic_id,
          (completed_at at time zone ${zone}::text)::date as day,
          count(*)::int                         as attempts,
@@ -84,7 +90,7 @@ with window_days as (
   group by 1, 2, 3
 ),
 earlier_days as (
-  select student_id::text collate "C" as user_id,
+  select ${user} as user_id,
          topic_id::text collate "C"   as topic_id,
          (completed_at at time zone ${zone}::text)::date as day,
          null::int                             as attempts,
@@ -105,7 +111,7 @@ daily as (
   select * from earlier_days
 ),
 halves as (
-  select user_id collate "default" as user_id, topic_id collate "default" as topic_id, day,
+  select ${userOut} as user_id, topic_id collate "default" as topic_id, day,
          attempts, correct, answered, avg_time_ms, rt_median, hints, last_seen_at,
          (sum(answered) over recent)::numeric   as n_r,
          (sum(correct)  over recent)::numeric   as c_r,

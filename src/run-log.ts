@@ -88,7 +88,11 @@ async function startRunRecord(session: Session, run: RunOpened): Promise<void> {
           started_at = excluded.started_at, finished_at = null, outcome = 'running', error = null`);
 }
 
-/** Records how a run ended. */
+/**
+ * Records how a run ended. finished_at is statement_timestamp(), not clock_timestamp(): the
+ * same instant for a one-row statement, and Citus refuses volatile functions in an UPDATE of a
+ * distributed or reference table, should the run log ever be made one (docs/scale-out.md).
+ */
 async function finishRunRecord(session: Session, end: RunClosed): Promise<void> {
   const c = end.counts;
   await session.query(sql`

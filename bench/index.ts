@@ -12,6 +12,7 @@ import { jobEnv, rssMethod, runCli } from './job.js';
 import { parseOptions, type Options, type Size } from './options.js';
 import { setMaxQuietWait } from './quiet.js';
 import { buildJob, describeSource } from './build.js';
+import { citusBenchUrl, measureCitus } from './citus.js';
 import { loadComputeSql } from './variants.js';
 import { measurePglite } from './pglite.js';
 import { renderResults, writeResultsIntoDocs, type Machine } from './report.js';
@@ -42,6 +43,11 @@ async function runSize(
     await client.query('drop table if exists features_topic_daily, aggregate_features_runs, aggregate_features_migrations cascade');
     await runCli(options.cli, ['migrate'], jobEnv(url, { lookbackDays: 7, workMem: options.workMem }));
     const result = await runServerScenarios({ options, size, client, monitor, database, databaseUrl: url, computeSql, log });
+    const citusUrl = citusBenchUrl(process.env);
+    if (options.scenarios.has('citus')) {
+      if (citusUrl) result.lines.push(...(await measureCitus({ options, size, server, databaseUrl: url, citusUrl, log })));
+      else log('  citus: skipped (set BENCH_CITUS_URL to a Citus coordinator database the benchmark may overwrite)');
+    }
     if (withPglite) {
       const window = { since: addDays(anchorDay, -7), anchor: anchorDay };
       const p = await measurePglite({

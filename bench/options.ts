@@ -17,7 +17,19 @@ export const sizes: Record<string, Size> = {
 };
 
 export type Scenario =
-  'floor' | 'daily' | 'baseline' | 'lookback' | 'pglite' | 'shards' | 'noindex' | 'history' | 'explain' | 'variants' | 'shapes' | 'ranges';
+  | 'floor'
+  | 'daily'
+  | 'baseline'
+  | 'lookback'
+  | 'pglite'
+  | 'shards'
+  | 'noindex'
+  | 'history'
+  | 'explain'
+  | 'variants'
+  | 'shapes'
+  | 'ranges'
+  | 'citus';
 export const allScenarios: readonly Scenario[] = [
   'floor',
   'daily',
@@ -31,6 +43,7 @@ export const allScenarios: readonly Scenario[] = [
   'variants',
   'shapes',
   'ranges',
+  'citus',
 ];
 
 export interface Options {
@@ -76,7 +89,9 @@ const usage = `usage: npm run bench -- [options]
   --fresh              regenerate the data sets
   --drop               drop the benchmark databases afterwards
   --write-docs / --no-write-docs   update BENCHMARKS.md (default: on unless --size small)
-env: BENCH_PG_URL (default postgres://root@127.0.0.1:5432), the server; databases afd_bench_<size> are created there.`;
+env: BENCH_PG_URL (default postgres://root@127.0.0.1:5432), the server; databases afd_bench_<size> are created there.
+     BENCH_CITUS_URL (default CITUS_TEST_URL): a Citus coordinator database the citus scenario may overwrite; without
+     either the citus scenario is skipped.`;
 
 export function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({

@@ -129,6 +129,13 @@ select format('grant select on %I.features_topic_daily, %I.aggregate_features_ru
 select format('revoke insert, update, delete, truncate, references, trigger on %I.features_topic_daily, %I.aggregate_features_runs, %I.aggregate_features_migrations from %I',
               :'schema', :'schema', :'schema', :'dryrun_role') \gexec
 
+-- On Citus, after `migrate --distribute`: the run stages its rows in two distributed tables
+-- instead of temporary ones (docs/scale-out.md); it inserts, reads and deletes its own rows.
+select format('grant select, insert, delete on %s to %I', t, :'job_role')
+from (values (to_regclass(format('%I.aggregate_features_computed', :'schema'))),
+             (to_regclass(format('%I.aggregate_features_failed', :'schema')))) as v(t)
+where t is not null \gexec
+
 -- The inputs: SELECT on the source (and USAGE on its schema), and on the theta tables if present.
 select format('grant usage on schema %I to %I, %I', n.nspname, :'job_role', :'dryrun_role')
 from pg_class c join pg_namespace n on n.oid = c.relnamespace

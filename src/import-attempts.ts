@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { Session } from './db.js';
 import { ConfigError, messageOf, sqlState } from './errors.js';
+import { isDistributed } from './citus.js';
 import { ensureAttemptTable } from './attempt-table.js';
 import type { QualifiedName } from './identifiers.js';
 import { ident, sql, type Sql } from './sql/tag.js';
@@ -31,6 +32,8 @@ export interface ImportOptions {
   readonly allowDuplicates?: boolean;
   readonly batchSize?: number;
   readonly onProgress?: (rows: number) => void;
+  /** Called when rows without a student_id were skipped: how many, and the first one's line. */
+  readonly onSkipped?: (rows: number, firstLine: number) => void;
 }
 
 const createStaging = `
@@ -49,7 +52,8 @@ select * from unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::b
 const findPresent = (table: QualifiedName): Sql => sql`
 select count(*)::int as present, min(s.line) as first_line
 from agg_import s
-where exists (select 1 from ${ident(table)} a
+where s.student_id is not null
+  and exists (select 1 from ${ident(table)} a
               where a.completed_at = s.completed_at
                 and a.student_id::text is not distinct from s.student_id
                 and a.topic_id::text is not distinct from s.topic_id
@@ -57,9 +61,32 @@ where exists (select 1 from ${ident(table)} a
                 and a.response_time_ms is not distinct from s.response_time_ms
                 and a.hint_used is not distinct from s.hint_used)`;
 
+/**
+ * findPresent where the table is distributed (Citus): a temporary table cannot be joined with
+ * a distributed one, so the staged rows are read once into an intermediate result that each
+ * worker receives, and joined there shard by shard.
+ */
+const findPresentDistributed = (table: QualifiedName): Sql => sql`
+with s as materialized (select * from agg_import where student_id is not null)
+select count(distinct s.line)::int as present, min(s.line) as first_line
+from ${ident(table)} a
+join s on a.completed_at = s.completed_at
+      and a.student_id::text = s.student_id
+      and a.topic_id::text is not distinct from s.topic_id
+      and a.correct is not distinct from s.correct
+      and a.response_time_ms is not distinct from s.response_time_ms
+      and a.hint_used is not distinct from s.hint_used`;
+
+/**
+ * Rows without a student are skipped on every database: the job ignores them (they belong to
+ * no one), and a table distributed by student_id (Citus) cannot store them.
+ */
+const countSkipped = sql`select count(*)::int as skipped, min(line) as first_line from agg_import where student_id is null`;
+
 const appendStaged = (table: QualifiedName): Sql => sql`
 insert into ${ident(table)} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
-select student_id, topic_id, completed_at, correct, response_time_ms, hint_used from agg_import`;
+select student_id, topic_id, completed_at, correct, response_time_ms, hint_used from agg_import
+where student_id is not null`;
 
 const booleans: Record<string, boolean | null> = {
   '': null,
@@ -129,10 +156,13 @@ export async function importAttempts(session: Session, options: ImportOptions): 
     await session.query(createStaging);
     const loaded = await stageFile(session, options);
     const { table } = options;
+    const skipped = (await session.query<{ skipped: number; first_line: number | null }>(countSkipped)).rows[0]!;
+    if (skipped.skipped > 0) options.onSkipped?.(skipped.skipped, skipped.first_line!);
+    const present = (await isDistributed(session, table)) ? findPresentDistributed : findPresent;
     if (options.replace) {
       await session.query(sql`truncate ${ident(table)}`);
     } else if (!options.allowDuplicates && loaded > 0) {
-      const found = (await session.query<{ present: number; first_line: number | null }>(findPresent(table))).rows[0]!;
+      const found = (await session.query<{ present: number; first_line: number | null }>(present(table))).rows[0]!;
       if (found.present > 0) {
         throw new ConfigError(
           `${options.file}: ${found.present} of its ${loaded} rows are already in ${options.table.sql} (the first on line ${found.first_line}); appending would count those attempts twice, so nothing was loaded. Use --replace to replace the table's rows with the file, or --allow-duplicates if these are really new attempts`,
@@ -141,7 +171,7 @@ export async function importAttempts(session: Session, options: ImportOptions): 
     }
     await session.query(appendStaged(table));
     await session.query(sql`analyze ${ident(table)}`);
-    return loaded;
+    return loaded - skipped.skipped;
   });
 }
 

@@ -88,12 +88,16 @@ async function startRunRecord(session: Session, run: RunOpened): Promise<void> {
           started_at = excluded.started_at, finished_at = null, outcome = 'running', error = null`);
 }
 
-/** Records how a run ended. */
+/**
+ * Records how a run ended. finished_at is statement_timestamp(), not clock_timestamp(): the
+ * same instant for a one-row statement, and Citus refuses volatile functions in an UPDATE of a
+ * distributed or reference table, should the run log ever be made one (docs/scale-out.md).
+ */
 async function finishRunRecord(session: Session, end: RunClosed): Promise<void> {
   const c = end.counts;
   await session.query(sql`
     update aggregate_features_runs
-    set finished_at = clock_timestamp(), outcome = ${end.outcome}, combinations = ${c?.combinations ?? null},
+    set finished_at = statement_timestamp(), outcome = ${end.outcome}, combinations = ${c?.combinations ?? null},
         inserted = ${c?.inserted ?? null}, updated = ${c?.updated ?? null}, unchanged = ${c?.unchanged ?? null},
         deleted = ${c?.deleted ?? null}, failed = ${c?.failed ?? null}, error = ${end.error ?? null}
     where run_id = ${end.runId}`);
@@ -121,7 +125,7 @@ async function recordVerify(session: Session, entry: VerifyRecorded): Promise<bo
         (run_id, job_version, command, shard, since, anchor, flags, started_at, finished_at, outcome, combinations, failed, error)
       values (${entry.runId}, ${jobVersion}, 'verify', ${shardName(entry.shard)}, ${entry.window.since}::date,
               ${entry.window.anchor}::date, ${JSON.stringify(entry.flags)}::jsonb, ${entry.startedAt}::timestamptz,
-              clock_timestamp(), ${entry.drift === undefined ? 'success' : 'failed'}, ${entry.expectedRows}, ${entry.drifted},
+              statement_timestamp(), ${entry.drift === undefined ? 'success' : 'failed'}, ${entry.expectedRows}, ${entry.drifted},
               ${entry.drift ?? null})`);
     return true;
   } catch (err) {

@@ -56,6 +56,11 @@ export interface Computation {
   /** AGG_TIMEZONE: where days are cut. */
   readonly timezone: string;
   readonly theta: ThetaPlan | undefined;
+  /**
+   * On a Citus coordinator whose features_topic_daily is distributed (citus.ts): the
+   * statements that keep the work on the workers. Absent or false: a plain server or PGlite.
+   */
+  readonly distributed?: boolean;
 }
 
 /** A computation over the days since..anchor (both included) of one shard: what one statement does. */
@@ -72,6 +77,7 @@ export function workOf(computation: Computation, window: { readonly since: strin
     source: computation.source,
     timezone: computation.timezone,
     theta: computation.theta,
+    distributed: computation.distributed ?? false,
     since: window.since,
     anchor: window.anchor,
     shard,

@@ -21,6 +21,13 @@ export function registerImport(program: Command, ctx: CommandContext): void {
         table,
         replace: opts.replace ?? false,
         allowDuplicates: opts.allowDuplicates ?? false,
+        onSkipped: (skipped, firstLine) =>
+          ctx.emit({
+            type: 'message',
+            level: 'warn',
+            message: `Skipped ${skipped} rows without a student_id (the first on line ${firstLine}): the job ignores them, and a table distributed by student cannot store them`,
+            fields: { skipped, first_line: firstLine },
+          }),
       });
       ctx.emit({ type: 'message', level: 'info', message: `Imported ${rows} attempts from ${file} into ${table.sql}`, fields: { rows } });
     });

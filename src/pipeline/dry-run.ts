@@ -6,7 +6,7 @@
 import type { Config } from '../config.js';
 import type { Session } from '../db.js';
 import type { Emit } from '../events.js';
-import { dryRunCounts } from '../sql/write.js';
+import { dryRunCounts, dryRunCountsDistributed, dryRunSkipped } from '../sql/write.js';
 import type { Window } from '../window.js';
 import { workOf, type Computation, type Counts, type Shard } from '../work.js';
 import { shrinkVerdict, type DayAttempts } from './shrink.js';
@@ -31,7 +31,15 @@ interface DryRunRow extends Omit<Counts, 'failed'> {
 export async function dryRunWindow(session: Session, config: Config, job: DryRun, emit: Emit): Promise<WindowCounts> {
   const { window, computation } = job;
   const work = workOf(computation, window, job.shard);
-  const result = await session.query<DryRunRow>(dryRunCounts(work));
+  const result = await session.query<DryRunRow>(work.distributed ? dryRunCountsDistributed(work) : dryRunCounts(work));
+  if (work.distributed && work.theta) {
+    // On Citus the skipped estimates are a statement of their own (the counts stay per shard).
+    const skipped = (
+      await session.query<{ student_topic_theta: number; mirt_ability: number }>(dryRunSkipped({ ...work, theta: work.theta }))
+    ).rows[0]!;
+    result.rows[0]!.skipped_student_topic_theta = skipped.student_topic_theta;
+    result.rows[0]!.skipped_mirt_ability = skipped.mirt_ability;
+  }
   const {
     skipped_student_topic_theta: studentTopicTheta,
     skipped_mirt_ability: mirtAbility,

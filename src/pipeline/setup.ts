@@ -11,6 +11,7 @@ import { acquireWriterLock, holdSchema } from '../lock.js';
 import { checkSchema } from '../migrate.js';
 import { runLogConsumer } from '../run-log.js';
 import { applySessionSettings } from '../session-settings.js';
+import { checkJoinable, detectDistributed } from '../citus.js';
 import { checkSource } from '../source.js';
 import { checkThetaTables } from '../theta-tables.js';
 import { today } from '../window.js';
@@ -44,12 +45,18 @@ export interface Setup {
 export async function prepareComputation(session: Session, config: Config, emit: Emit): Promise<Computation> {
   const source = await checkSource(session, config.source, { timezone: config.sourceTimezone });
   const theta = config.includeTheta ? await checkThetaTables(session) : undefined;
+  const distributed = await detectDistributed(session);
+  if (distributed && theta) {
+    await checkJoinable(session, theta.estimates, 'user_id');
+    if (theta.mirt) await checkJoinable(session, theta.mirt, 'user_id');
+  }
   for (const message of [...source.warnings, ...(theta?.warnings ?? [])]) emit({ type: 'message', level: 'warn', message });
   return Object.freeze({
     source: source.relation,
     keys: source.keys,
     timezone: config.timezone,
     theta: theta && { estimates: theta.estimates, mirt: theta.mirt, thetaMode: config.improvementMode === 'theta' },
+    distributed,
   });
 }
 

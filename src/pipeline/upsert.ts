@@ -4,6 +4,7 @@
  */
 import type { Session } from '../db.js';
 import { messageOf, sqlState } from '../errors.js';
+import { stagingOf } from '../sql/staging.js';
 import { sql } from '../sql/tag.js';
 import { upsertComputed, type UpsertScope } from '../sql/write.js';
 import { attemptRows, isRowError, type FailedCombination } from './isolate/narrowing.js';
@@ -24,12 +25,14 @@ export async function upsertIsolated(
   runTimestamp: string,
   includeTheta: boolean,
   checkpoint: () => void,
+  distributed = false,
 ): Promise<UpsertCounts> {
+  const computed = stagingOf({ distributed }).computed;
   let inserted = 0;
   let updated = 0;
   const attempt = async (users: string[] | null, topic: string | null, date: string | null): Promise<unknown> => {
     checkpoint();
-    const scope: UpsertScope = { runTimestamp, includeTheta, users, topic, date };
+    const scope: UpsertScope = { runTimestamp, includeTheta, users, topic, date, distributed };
     const result = await attemptRows(
       session,
       'agg_upsert',
@@ -45,7 +48,7 @@ export async function upsertIsolated(
 
   if ((await attempt(null, null, null)) === undefined) return { inserted, updated, failures: [] };
   const failures: FailedCombination[] = [];
-  const users = await session.query<{ user_id: string }>('select distinct user_id from agg_computed order by 1');
+  const users = await session.query<{ user_id: string }>(sql`select distinct user_id from ${computed} order by 1`);
   const pending: string[][] = [users.rows.map((r) => r.user_id)];
   while (pending.length > 0) {
     const group = pending.pop()!;
@@ -55,7 +58,7 @@ export async function upsertIsolated(
       continue;
     }
     const rows = await session.query<{ topic_id: string; date: string }>(
-      sql`select topic_id, date::text as date from agg_computed where user_id = ${group[0]} order by 1, 2`,
+      sql`select topic_id, date::text as date from ${computed} where user_id = ${group[0]} order by 1, 2`,
     );
     for (const { topic_id: topic, date } of rows.rows) {
       const error = await attempt(group, topic, date);

@@ -9,9 +9,9 @@ import type { Config } from '../config.js';
 import type { Session } from '../db.js';
 import type { Difference, Emit, VerifySummary } from '../events.js';
 import { verifyFlags } from '../run-log.js';
-import { valueColumns, verifyWindow, type ValueColumn } from '../sql/verify.js';
+import { valueColumns, verifyCountsDistributed, verifySampleDistributed, verifyWindow, type ValueColumn } from '../sql/verify.js';
 import { planRange, planWindow, type Window } from '../window.js';
-import { unsharded, workOf, type Shard } from '../work.js';
+import { unsharded, workOf, type Shard, type Work } from '../work.js';
 import { runEvents, setUp } from './setup.js';
 
 export type { Difference, VerifySummary };
@@ -56,15 +56,9 @@ export async function runVerify(session: Session, config: Config, options: Verif
       ? await planRange(session, { from: options.from, to: options.to, timezone: config.timezone })
       : await planWindow(session, { date: options.date, lookbackDays: config.lookbackDays, timezone: config.timezone });
 
-  const result = await session.query<{
-    expected_rows: number;
-    stored_rows: number;
-    differs: number;
-    missing: number;
-    unexpected: number;
-    sample: SampleRow[];
-  }>(verifyWindow(workOf(computation, window, shard), options.limit ?? 20));
-  const row = result.rows[0]!;
+  const work = workOf(computation, window, shard);
+  const limit = options.limit ?? 20;
+  const row = work.distributed ? await compareDistributed(session, work, limit) : await compare(session, work, limit);
   // Theta columns belong to the job only with theta enabled; otherwise they are not compared or shown.
   const owned = valueColumns.filter((c) => config.includeTheta || (c !== 'theta_estimate' && c !== 'theta_sd'));
   const differences = row.sample.map((s) => toDifference(s, owned));
@@ -97,6 +91,28 @@ export async function runVerify(session: Session, config: Config, options: Verif
     },
   });
   return { window, summary, differences, drift, durationMs: Date.now() - started };
+}
+
+interface Compared {
+  expected_rows: number;
+  stored_rows: number;
+  differs: number;
+  missing: number;
+  unexpected: number;
+  sample: SampleRow[];
+}
+
+/** The comparison in one statement (verifyWindow). */
+async function compare(session: Session, work: Work, limit: number): Promise<Compared> {
+  return (await session.query<Compared>(verifyWindow(work, limit))).rows[0]!;
+}
+
+/** On Citus: the counts per shard, then, only when something differs, the sample (sql/verify.ts). */
+async function compareDistributed(session: Session, work: Work, limit: number): Promise<Compared> {
+  const counts = (await session.query<Omit<Compared, 'sample'>>(verifyCountsDistributed(work))).rows[0]!;
+  if (counts.differs + counts.missing + counts.unexpected === 0) return { ...counts, sample: [] };
+  const sample = await session.query<SampleRow>(verifySampleDistributed(work, limit));
+  return { ...counts, sample: sample.rows };
 }
 
 function toDifference(s: SampleRow, owned: readonly ValueColumn[]): Difference {

@@ -9,6 +9,7 @@ import type { Session } from '../db.js';
 import { RunStoppedError } from '../errors.js';
 import type { Emit } from '../events.js';
 import { shrinkDays } from '../sql/shrink.js';
+import { clearStaging, stagingOf, type Staging } from '../sql/staging.js';
 import { sql } from '../sql/tag.js';
 import { computedFromStaged, countSkippedEstimates, countStored, createFailedTable, deleteStale } from '../sql/write.js';
 import { inTransaction } from '../transaction.js';
@@ -77,7 +78,7 @@ export async function writeWindowTransaction(
     checkpoint();
     const deleted = (await session.query<{ deleted: number }>(deleteStale(work))).rows[0]!.deleted;
     checkpoint();
-    const written = await upsertIsolated(session, target.runTimestamp, work.theta !== undefined, checkpoint);
+    const written = await upsertIsolated(session, target.runTimestamp, work.theta !== undefined, checkpoint, work.distributed);
     emitFailures(emit, written.failures);
     const counts = {
       combinations,
@@ -88,8 +89,10 @@ export async function writeWindowTransaction(
       failed: failures.length + written.failures.length,
       skippedEstimates,
     };
-    if (config.debug) await emitDebugRows(session, emit);
+    const staging = stagingOf(work);
+    if (config.debug) await emitDebugRows(session, emit, staging);
     checkpoint();
+    for (const statement of clearStaging(staging)) await session.query(statement);
     return counts;
   });
 }
@@ -104,7 +107,7 @@ function emitFailures(emit: Emit, failures: readonly FailedCombination[]): void 
   for (const f of failures) emit({ type: 'combination_failed', userId: f.userId, topicId: f.topicId, date: f.date, error: f.error });
 }
 
-/** Stages the window into agg_computed, the combinations that failed into agg_failed. */
+/** Stages the window into the staging tables (staging.ts): the computed combinations, and those that failed. */
 async function stage(
   session: Session,
   config: Config,
@@ -112,19 +115,22 @@ async function stage(
   emit: Emit,
   checkpoint: () => void,
 ): Promise<{ computed: number; failures: FailedCombination[] }> {
-  await session.query(createFailedTable);
+  const staging = stagingOf(work);
+  if (staging.temporary) await session.query(createFailedTable);
   const failures = await computeIsolated(session, config, work, checkpoint);
   if (failures.length > 0) {
     const users = failures.map((f) => f.userId);
     const topics = failures.map((f) => f.topicId);
     // A failure over several days ("since..anchor") covers every date: NULL.
     const dates = failures.map((f) => (f.date.includes('..') ? null : f.date));
-    await session.query(sql`insert into agg_failed select * from unnest(${users}::text[], ${topics}::text[], ${dates}::date[])`);
+    await session.query(sql`insert into ${staging.failed} select * from unnest(${users}::text[], ${topics}::text[], ${dates}::date[])`);
     emitFailures(emit, failures);
   }
   checkpoint();
-  await session.query('analyze agg_computed');
-  const computed = (await session.query<{ n: number }>('select count(*)::int as n from agg_computed')).rows[0]!.n;
+  // Not on Citus: the distributed staging table is shared by concurrent shard runs, and ANALYZE
+  // takes a lock that conflicts with itself until the transaction ends (they would queue).
+  if (staging.temporary) await session.query(sql`analyze ${staging.computed}`);
+  const computed = (await session.query<{ n: number }>(sql`select count(*)::int as n from ${staging.computed}`)).rows[0]!.n;
   return { computed, failures };
 }
 
@@ -147,7 +153,7 @@ async function guardShrink(
   work: Work,
   staged: { computed: number; failures: number; allowShrink: boolean },
 ): Promise<boolean> {
-  const days = (await session.query<DayAttempts>(shrinkDays(sql`agg_computed`, sql`agg_failed`, work))).rows;
+  const days = (await session.query<DayAttempts>(shrinkDays(stagingOf(work).computed, stagingOf(work).failed, work))).rows;
   const sourceEmpty = staged.computed === 0 && staged.failures === 0;
   const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored(work))).rows[0]!.stored : 0;
   if (!staged.allowShrink) {
@@ -169,12 +175,12 @@ async function countSkipped(session: Session, work: Work): Promise<SkippedEstima
 }
 
 /** One [DEBUG] line per combination, read through a cursor so memory stays flat. */
-async function emitDebugRows(session: Session, emit: Emit): Promise<void> {
+async function emitDebugRows(session: Session, emit: Emit, staging: Staging): Promise<void> {
   await session.query(
-    `declare debug_rows no scroll cursor for
+    sql`declare debug_rows no scroll cursor for
      select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
             theta_estimate, theta_sd, improvement, last_seen_at
-     from agg_computed order by user_id, topic_id, date`,
+     from ${staging.computed} order by user_id, topic_id, date`,
   );
   for (;;) {
     const batch = await session.query<Record<string, unknown>>('fetch 1000 from debug_rows');

@@ -18,7 +18,11 @@
  *   bytewise under every deterministic collation), sorted by memcmp instead of strcoll.
  *   A uuid or integer key is grouped in its own type and made text once per output row
  *   (KeyKind, work.ts): the per-attempt cast was about a fifth of the statement on uuid ids.
- *   `h` hands the keys on as text in the default collation again.
+ *   `h` hands the keys on as text in the default collation again. On Citus
+ *   (work.distributed) the user is grouped by `student_id` as it is: `collate "C"` hides the
+ *   distribution column, and Citus then ships the window's raw attempts to the coordinator and
+ *   groups them there; without it the whole statement, theta lookups included, runs on each
+ *   shard (docs/scale-out.md).
  * - The two 14-day halves are window frames over the daily counts (RANGE with a date
  *   offset), so no self-join and no per-row query: the 14 recent days and the 28 days that end
  *   on the row, the previous half being their difference (one sort, both frames contain the
@@ -75,6 +79,11 @@ function validKey(column: Sql, kind: KeyKind): Sql {
   return sql`${column} is not null and ${column}::text <> ''`;
 }
 
+/** The student as Citus sees its distribution column: as it is, or made text without a collation. */
+function distributionKey(kind: KeyKind): Sql {
+  return kind === 'cast' ? sql`student_id::text` : sql`student_id`;
+}
+
 /** The output text of a grouped key, in the default collation again. */
 function keyText(column: Sql, kind: KeyKind): Sql {
   return kind === 'native' ? sql`${column}::text` : sql`${column} collate "default"`;
@@ -89,9 +98,10 @@ export function computeSelect(work: Work): Sql {
   const keys = work.keys ?? castKeys;
   const valid = sql`${validKey(sql`student_id`, keys.student)}
     and ${validKey(sql`topic_id`, keys.topic)}`;
+  const user = work.distributed ? distributionKey(keys.student) : keyOf(sql`student_id`, keys.student);
   return sql`
 with window_days as (
-  select ${keyOf(sql`student_id`, keys.student)} as user_id,
+  select ${user} as user_id,
          ${keyOf(sql`topic_id`, keys.topic)} as topic_id,
          (completed_at at time zone ${zone}::text)::date as day,
          count(*)::int                         as attempts,
@@ -110,7 +120,7 @@ with window_days as (
   group by 1, 2, 3
 ),
 earlier_days as (
-  select ${keyOf(sql`student_id`, keys.student)} as user_id,
+  select ${user} as user_id,
          ${keyOf(sql`topic_id`, keys.topic)} as topic_id,
          (completed_at at time zone ${zone}::text)::date as day,
          null::int                             as attempts,

@@ -5,8 +5,9 @@
  * qual, so PostgreSQL evaluates it before computing a view's columns for a row, and a row that
  * raises outside the scope is never computed.
  */
-import type { Shard, Work } from '../work.js';
+import type { Work } from '../work.js';
 import { inShard } from './compute.js';
+import { stagingOf } from './staging.js';
 import { ident, sql, type Sql } from './tag.js';
 
 /** Students, and optionally topics, that a narrowed computation is restricted to. */
@@ -164,11 +165,12 @@ export interface ReadingDay {
  * The combinations of the window that read attempts of the day of the topic: that day and the
  * 27 after it, within since … anchor, computed (agg_computed) or stored for this shard.
  */
-export function unattributableCombinations(reading: ReadingDay, shard: Shard): Sql {
+export function unattributableCombinations(reading: ReadingDay, work: Pick<Work, 'shard' | 'distributed'>): Sql {
   const { day, since, anchor, topic } = reading;
+  const shard = work.shard;
   return sql`
 select user_id, topic_id, date::text as date from (
-  select user_id, topic_id, date from agg_computed
+  select user_id, topic_id, date from ${stagingOf(work).computed}
   union
   select f.user_id, f.topic_id, f.date from features_topic_daily f
   where f.date between ${since}::date and ${anchor}::date and ${inShard(sql`f.user_id`, shard)}
@@ -178,11 +180,11 @@ where c.date between greatest(${day}::date, ${since}::date) and least(${day}::da
 order by 1, 2, 3`;
 }
 
-/** Removes those combinations from agg_computed. */
-export function dropUnattributable(reading: ReadingDay): Sql {
+/** Removes those combinations from the staging table. */
+export function dropUnattributable(reading: ReadingDay, work: Pick<Work, 'distributed'>): Sql {
   const { day, since, anchor, topic } = reading;
   return sql`
-delete from agg_computed
+delete from ${stagingOf(work).computed}
 where date between greatest(${day}::date, ${since}::date) and least(${day}::date + 27, ${anchor}::date)
   and (${topic}::text is null or topic_id = ${topic}::text)`;
 }

@@ -6,7 +6,7 @@
 import type { Work } from '../work.js';
 import { computeSelect, inShard } from './compute.js';
 import { join, raw, sql, type Sql } from './tag.js';
-import { rowDiffers } from './write.js';
+import { computedBesideStored, rowDiffers } from './write.js';
 
 /** The value columns a difference shows, each as text (NULL stays NULL). */
 export const valueColumns = [
@@ -74,4 +74,48 @@ select (select count(*) from c)::int                          as expected_rows,
         from (select * from drift
               order by date, user_id collate "C", topic_id collate "C"
               limit ${limit}::int) s) as sample`;
+}
+
+/** A JSON object of the values of `alias` (a row of a join, not a whole-row value, which Citus cannot ship) as text. */
+function aliasValuesAsText(alias: Sql): Sql {
+  const text = (column: ValueColumn) =>
+    column === 'last_seen_at'
+      ? sql`to_char(${alias}.last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+      : sql`${alias}.${raw(column)}::text`;
+  return sql`json_build_object(${join(valueColumns.map((c) => sql`${raw(`'${c}'`)}, ${text(c)}`))})`;
+}
+
+/**
+ * verifyWindow's counts on Citus, from one full join per shard (each shard returns one row;
+ * the coordinator adds them up). verifyWindow reads its CTEs several times and carries whole
+ * rows, which Citus cannot ship between nodes.
+ */
+export function verifyCountsDistributed(work: Work): Sql {
+  return sql`
+select count(c.user_id)::int as expected_rows,
+       count(f.user_id)::int as stored_rows,
+       count(*) filter (where c.user_id is not null and f.user_id is not null
+                          and (${rowDiffers(sql`f`, sql`c`, work.theta !== undefined)}))::int as differs,
+       count(*) filter (where f.user_id is null)::int as missing,
+       count(*) filter (where c.user_id is null)::int as unexpected
+from ${computedBesideStored(work)}`;
+}
+
+/**
+ * verifyWindow's sample on Citus, run only when the counts found drift: the first `limit`
+ * differing rows by date, user and topic, their values built as JSON on the workers. Each
+ * shard sorts and limits its own; the coordinator merges at most `limit` rows per shard.
+ */
+export function verifySampleDistributed(work: Work, limit: number): Sql {
+  return sql`
+select coalesce(c.user_id, f.user_id) as user_id,
+       coalesce(c.topic_id, f.topic_id) as topic_id,
+       coalesce(c.date, f.date)::text as date,
+       case when f.user_id is null then 'missing' when c.user_id is null then 'unexpected' else 'differs' end as kind,
+       case when f.user_id is not null then ${aliasValuesAsText(sql`f`)} end as stored,
+       case when c.user_id is not null then ${aliasValuesAsText(sql`c`)} end as expected
+from ${computedBesideStored(work)}
+where f.user_id is null or c.user_id is null or ${rowDiffers(sql`f`, sql`c`, work.theta !== undefined)}
+order by coalesce(c.date, f.date), coalesce(c.user_id, f.user_id) collate "C", coalesce(c.topic_id, f.topic_id) collate "C"
+limit ${limit}::int`;
 }

@@ -1,11 +1,13 @@
 /**
  * The statements that write a computed window, and the dry run's comparison. They read the
- * temporary table `agg_computed` (one row per combination, columns of the output table) that
- * the run fills from `computeSelect` inside its transaction.
+ * staging table (staging.ts: the temporary `agg_computed`, or on Citus its distributed
+ * counterpart; one row per combination, columns of the output table) that the run fills from
+ * `computeSelect` inside its transaction.
  */
 import type { Shard, ThetaPlan, Work } from '../work.js';
 import { computeSelect, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
+import { stagingOf } from './staging.js';
 import { raw, sql, type Sql } from './tag.js';
 import { skippedEstimatesSelect } from './theta.js';
 
@@ -14,6 +16,8 @@ export interface StoredRange {
   readonly since: string;
   readonly anchor: string;
   readonly shard: Shard;
+  /** On Citus: the staging tables are the distributed ones (staging.ts). */
+  readonly distributed?: boolean | undefined;
 }
 
 /**
@@ -34,6 +38,8 @@ export function rowDiffers(f: Sql, c: Sql, includeTheta: boolean): Sql {
  * BENCHMARKS.md).
  */
 export function stageComputed(work: Work): Sql {
+  // On Citus the staging table exists, distributed: INSERT … SELECT runs on each shard.
+  if (!stagingOf(work).temporary) return insertComputed(work);
   return sql`
 create temporary table agg_computed on commit drop as
 ${computeSelect(work)}`;
@@ -64,7 +70,8 @@ select * from ${raw(stagedTable)} where date between ${range.since}::date and ${
  * Creates agg_computed empty (the computation's columns, planned, not run), for the narrowing
  * path that fills it piece by piece.
  */
-export function createComputedTable(work: Work): Sql {
+export function createComputedTable(work: Work): Sql | undefined {
+  if (!stagingOf(work).temporary) return undefined;
   return sql`${stageComputed(work)}
 with no data`;
 }
@@ -73,28 +80,32 @@ with no data`;
 export const createFailedTable = `
 create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`;
 
-/** Computes combinations into agg_computed. */
+/** Computes combinations into the staging table. */
 export function insertComputed(work: Work): Sql {
   return sql`
-insert into agg_computed
+insert into ${stagingOf(work).computed}
 ${computeSelect(work)}`;
 }
 
 /** With theta enabled: the invalid estimates skipped for the staged combinations (see skippedEstimatesSelect). */
-export function countSkippedEstimates(plan: ThetaPlan, window: { anchor: string; timezone: string }): Sql {
-  return skippedEstimatesSelect(sql`agg_computed`, plan, window);
+export function countSkippedEstimates(
+  plan: ThetaPlan,
+  window: { anchor: string; timezone: string; distributed?: boolean | undefined },
+): Sql {
+  return skippedEstimatesSelect(stagingOf(window).computed, plan, window);
 }
 
 /** Deletes the window's rows whose combination has no attempts any more (SPEC §7), only in this run's shard. */
 export function deleteStale(range: StoredRange): Sql {
+  const staging = stagingOf(range);
   return sql`
 with deleted as (
   delete from features_topic_daily f
   where f.date between ${range.since}::date and ${range.anchor}::date
     and ${inShard(sql`f.user_id`, range.shard)}
-    and not exists (select 1 from agg_computed c
+    and not exists (select 1 from ${staging.computed} c
                     where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
-    and not exists (select 1 from agg_failed x
+    and not exists (select 1 from ${staging.failed} x
                     where x.user_id = f.user_id and (x.topic_id = f.topic_id or x.topic_id = '*')
                       and (x.date = f.date or x.date is null))
   returning 1
@@ -122,6 +133,8 @@ export interface UpsertScope {
   /** Only this topic on `date`; null: every one. */
   readonly topic: string | null;
   readonly date: string | null;
+  /** On Citus: from the distributed staging table (staging.ts). */
+  readonly distributed?: boolean | undefined;
 }
 
 /**
@@ -144,7 +157,7 @@ with upserted as (
      theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
   select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
          c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, ${scope.runTimestamp}::timestamptz
-  from agg_computed c
+  from ${stagingOf(scope).computed} c
   where (${users}::text[] is null or c.user_id = any(${users}::text[]))
     and (${topic}::text is null or (c.topic_id = ${topic}::text and c.date = ${date}::date))
     and not exists (select 1 from features_topic_daily s
@@ -209,4 +222,58 @@ select count(*)::int                                          as combinations,
        (select coalesce(json_agg(json_build_object('date', d.date, 'stored', d.stored, 'current', d.current) order by d.date), '[]')
         from (${shrinkDays(c, undefined, work)}) d) as days
 from compared`;
+}
+
+/**
+ * On Citus: the computed window `c` beside the stored rows of the window and shard `f`, one
+ * row per combination of either, joined on the distribution column, so each shard compares its
+ * own rows: the comparison of the dry run and of verify.
+ */
+export function computedBesideStored(work: Work): Sql {
+  return sql`(${computeSelect(work)}) c
+full join (select f.* from features_topic_daily f
+           where f.date between ${work.since}::date and ${work.anchor}::date
+             and ${inShard(sql`f.user_id`, work.shard)}) f
+  on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date`;
+}
+
+/**
+ * dryRunCounts on Citus, without the skipped estimates (dryRunSkipped): one full join per
+ * shard, grouped by day so that the shrink guard's days come from the same pass. Each shard
+ * returns one row per day and the coordinator adds them up: the computed window never leaves
+ * the workers. (dryRunCounts reads its CTE `c` several times; Citus would compute it once and
+ * pull all of it to the coordinator.)
+ */
+export function dryRunCountsDistributed(work: Work): Sql {
+  const differs = rowDiffers(sql`f`, sql`c`, work.theta !== undefined);
+  return sql`
+with per_day as (
+  select coalesce(c.date, f.date) as date,
+         count(c.user_id) as combinations,
+         count(*) filter (where f.user_id is null) as inserted,
+         count(*) filter (where c.user_id is not null and f.user_id is not null and (${differs})) as updated,
+         count(*) filter (where c.user_id is not null and f.user_id is not null and not (${differs})) as unchanged,
+         count(*) filter (where c.user_id is null) as deleted,
+         count(f.user_id) as stored_rows,
+         sum(f.attempts) as stored,
+         sum(c.attempts) as current
+  from ${computedBesideStored(work)}
+  group by 1
+)
+select coalesce(sum(combinations), 0)::int as combinations,
+       coalesce(sum(inserted), 0)::int     as inserted,
+       coalesce(sum(updated), 0)::int      as updated,
+       coalesce(sum(unchanged), 0)::int    as unchanged,
+       coalesce(sum(deleted), 0)::int      as deleted,
+       null::int as skipped_student_topic_theta,
+       null::int as skipped_mirt_ability,
+       coalesce(sum(stored_rows), 0)::int  as stored_rows,
+       coalesce(json_agg(json_build_object('date', date, 'stored', stored::float8, 'current', coalesce(current, 0)::float8) order by date)
+                  filter (where stored_rows > 0), '[]') as days
+from per_day`;
+}
+
+/** With theta, on Citus: the invalid estimates a run of the window would skip (see skippedEstimatesSelect). */
+export function dryRunSkipped(work: Work & { theta: ThetaPlan }): Sql {
+  return skippedEstimatesSelect(sql`(${computeSelect(work)})`, work.theta, work);
 }

@@ -23,7 +23,9 @@ import { failUnattributable, findUnattributable, type Unattributable } from './u
 export async function computeIsolated(session: Session, config: Config, work: Work, checkpoint: () => void): Promise<FailedCombination[]> {
   const n = startNarrowing(session, config, work, checkpoint);
   if ((await n.attempt(stageComputed(work))) === undefined) return [];
-  await session.query(createComputedTable(work));
+  // A temporary staging table is created empty for the narrowing; the distributed one exists.
+  const create = createComputedTable(work);
+  if (create !== undefined) await session.query(create);
 
   const failed: FailedCombination[] = [];
   const fail = (combination: FailedCombination) => {

@@ -146,8 +146,8 @@ export async function failUnattributable(
   for (const { day, topic, at, error } of unattributable.slices) {
     const message = `the attempt at ${at}${topic === null ? '' : ` in topic ${topic}`} cannot be attributed to a student (${error})`;
     const reading = { day, since: work.since, anchor: work.anchor, topic };
-    const rows = await session.query<{ user_id: string; topic_id: string; date: string }>(unattributableCombinations(reading, work.shard));
-    await session.query(dropUnattributable(reading));
+    const rows = await session.query<{ user_id: string; topic_id: string; date: string }>(unattributableCombinations(reading, work));
+    await session.query(dropUnattributable(reading, work));
     for (const row of rows.rows) failOnce({ userId: row.user_id, topicId: row.topic_id, date: row.date, error: message });
     if (day >= work.since) failOnce({ userId: '*', topicId: topic ?? '*', date: day, error: message });
   }

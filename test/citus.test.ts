@@ -477,7 +477,9 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       await distribute(session, 'student_topic_theta', 'user_id');
       await distribute(session, 'mirt_ability', 'user_id');
       for (const [name, statement] of statements) {
-        const explained = await session.query<{ 'QUERY PLAN': string }>(sql`explain (costs off) ${statement}`);
+        const explained = await session.query<{ 'QUERY PLAN': string }>(sql`explain (costs off) ${statement}`).catch((err: unknown) => {
+          throw new Error(`EXPLAIN of "${name}": ${String(err)}`, { cause: err });
+        });
         const text = explained.rows.map((r) => r['QUERY PLAN']).join('\n');
         const tasks = [...text.matchAll(/Task Count: (\d+)/g)].map((m) => Number(m[1]));
         // Work on the shards: a task per shard; a single task only reads what the shards returned.

@@ -99,6 +99,9 @@ export function computeSelect(work: Work): Sql {
   const valid = sql`${validKey(sql`student_id`, keys.student)}
     and ${validKey(sql`topic_id`, keys.topic)}`;
   const user = work.distributed ? distributionKey(keys.student) : keyOf(sql`student_id`, keys.student);
+  // On Citus the user stays the distribution column as it is (a collation would hide it from
+  // the theta lookups' joins); a uuid or integer key is still made text.
+  const userText = work.distributed && keys.student !== 'native' ? sql`user_id` : keyText(sql`user_id`, keys.student);
   return sql`
 with window_days as (
   select ${user} as user_id,
@@ -152,7 +155,7 @@ halves as (
          whole  as (pair range between '27 days' preceding and current row)
 ),
 h as (
-  select ${keyText(sql`user_id`, keys.student)} as user_id, ${keyText(sql`topic_id`, keys.topic)} as topic_id, day,
+  select ${userText} as user_id, ${keyText(sql`topic_id`, keys.topic)} as topic_id, day,
          attempts, correct, avg_time_ms, rt_median, hints, last_seen_at,
          answered_recent::numeric                    as n_r,
          correct_recent::numeric                     as c_r,

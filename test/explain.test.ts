@@ -76,6 +76,24 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
     }
   });
 
+  test('a source whose completed_at is a timestamp, with AGG_SOURCE_TIMEZONE: explain reads it as the run does', async () => {
+    await t.session.query(`create or replace view attempt_local as
+      select student_id, topic_id, completed_at at time zone 'Asia/Tokyo' as completed_at, correct, response_time_ms, hint_used from attempt`);
+    const config = loadConfig({ AGG_LOOKBACK_DAYS: '9', AGG_SOURCE: 'attempt_local', AGG_SOURCE_TIMEZONE: 'Asia/Tokyo' });
+    await t.session.query('truncate features_topic_daily');
+    await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
+    const row = oracle(attempts, {
+      since: '2025-03-12',
+      anchor: '2025-03-12',
+      timezone: 'UTC',
+      includeTheta: false,
+      improvementMode: 'accuracy',
+    })[0]!;
+    const e = await explainRow(t.session, config, { user: row.user_id, topic: row.topic_id, date: row.date }, () => undefined);
+    expect(e.differences).toEqual([]);
+    expect(e.recomputed?.attempts).toBe(row.attempts);
+  });
+
   test('a stored row that differs is flagged; the CLI exits 1, and 2 for a row that does not exist', async () => {
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9' });
     await t.session.query('truncate features_topic_daily');

@@ -11,7 +11,6 @@ import { ConfigError } from '../errors.js';
 import type { Emit } from '../events.js';
 import { checkSchema } from '../migrate.js';
 import { setUp } from '../pipeline/setup.js';
-import { checkSource } from '../source.js';
 import {
   dayAttempts,
   estimatesOfPair,
@@ -22,7 +21,6 @@ import {
   storedRow,
   type PairDay,
 } from '../sql/explain.js';
-import { ident } from '../sql/tag.js';
 import { planRange } from '../window.js';
 import { unsharded, workOf, type Computation, type ThetaPlan } from '../work.js';
 
@@ -131,9 +129,7 @@ export interface ThetaTerms {
 
 /** Explains the row of (user, topic, date). */
 export async function explainRow(session: Session, config: Config, options: ExplainOptions, emit: Emit): Promise<Explanation> {
-  // The source as it is, checked before the shared setup: explain reads it without a wrapper.
   await checkSchema(session);
-  await checkSource(session, config.source);
   const { computation } = await setUp(session, config, emit);
   const pair: PairDay = {
     source: computation.source,
@@ -277,8 +273,8 @@ function improvementTerms(
 /** The job's computation of the one row (compute.ts), over the pair's attempts only. */
 async function recompute(session: Session, config: Config, computation: Computation, options: ExplainOptions): Promise<RowValues | null> {
   const window = await planRange(session, { from: options.date, to: options.date, timezone: config.timezone });
-  // The source as configured (not a wrapper), restricted to the pair.
-  const source = pairSource(ident(config.source), options);
+  // The source as the run reads it (with AGG_SOURCE_TIMEZONE applied), restricted to the pair.
+  const source = pairSource(computation.source, options);
   const row = (await session.query<RowValues>(recomputedRow(workOf({ ...computation, source }, window, unsharded), options))).rows[0];
   return row === undefined ? null : pickColumns(row);
 }

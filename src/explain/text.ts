@@ -7,9 +7,20 @@ const num = (value: number | null, digits = 6) => (value === null ? 'NULL' : Num
 
 /** The explanation as lines of text. */
 export function formatExplanation(e: Explanation): string[] {
-  const out: string[] = [`explain user=${e.user_id} topic=${e.topic_id} date=${e.date} (AGG_TIMEZONE=${e.timezone})`, ''];
+  return [
+    `explain user=${e.user_id} topic=${e.topic_id} date=${e.date} (AGG_TIMEZONE=${e.timezone})`,
+    '',
+    ...dayLines(e),
+    ...halvesLines(e),
+    ...improvementLines(e),
+    ...thetaLines(e),
+    ...comparisonLines(e),
+  ];
+}
 
-  out.push(`Attempts on ${e.date} (${e.attempts.length})`);
+/** The day's attempts and the counts, mean and median made of them. */
+function dayLines(e: Explanation): string[] {
+  const out: string[] = [`Attempts on ${e.date} (${e.attempts.length})`];
   out.push(
     ...formatTable(
       e.attempts.map((a, i) => ({
@@ -40,50 +51,66 @@ export function formatExplanation(e: Explanation): string[] {
   );
   if (median.sorted_valid_times.length > 0 && median.sorted_valid_times.length <= 40)
     out.push(`                 sorted: ${median.sorted_valid_times.join(', ')}`);
+  return out;
+}
 
+/** The two 14-day halves, day by day. */
+function halvesLines(e: Explanation): string[] {
   const { recent, previous } = e.halves;
-  out.push('', 'Improvement halves (attempts with correct not NULL, per day: answered/correct)');
-  out.push(
+  return [
+    '',
+    'Improvement halves (attempts with correct not NULL, per day: answered/correct)',
     ...formatTable(e.halves.days.map((d) => ({ day: d.day, half: d.half, answered: d.answered, correct: d.correct }))),
     `  recent   ${recent.from}..${recent.to}: n_r = ${recent.n}, c_r = ${recent.c}`,
     `  previous ${previous.from}..${previous.to}: n_p = ${previous.n}, c_p = ${previous.c}`,
-  );
+  ];
+}
 
+/** The improvement formula with its terms. */
+function improvementLines(e: Explanation): string[] {
+  const { recent, previous } = e.halves;
   const t = e.improvement;
-  out.push('', `Improvement (formula: ${t.formula})`);
-  if (t.formula === 'none') out.push(`  NULL: ${t.n_r === 0 ? 'n_r' : 'n_p'} = 0 (a half without answered attempts)`);
-  else {
-    out.push(`  exposure = min(1, n_r / 30) = min(1, ${t.n_r}/30) = ${num(t.exposure)}`);
-    if (t.formula === 'accuracy') {
-      out.push(
-        `  p_r = c_r / n_r = ${t.c_r}/${t.n_r} = ${num(t.p_r)}`,
-        `  p_p = c_p / n_p = ${t.c_p}/${t.n_p} = ${num(t.p_p)}`,
-        `  penalty = 1 − min(0.5, 1.96·sqrt(p_r·(1 − p_r)/n_r)) = ${num(t.penalty)}`,
-        `  improvement = clamp((p_r − p_p) · exposure · penalty, −1, 1) = ${num(t.unrounded, 9)}`,
-      );
-    } else {
-      out.push(
-        `  θ_recent = ${t.theta_recent} (latest valid estimate updated ${recent.from}..${recent.to}), θ_prev = ${t.theta_prev} (${previous.from}..${previous.to})`,
-        `  factor = 1 − min(0.5, 1.96·se_recent) = ${num(t.penalty)} (se_recent = ${displayValue(t.se_recent)}; 1 when NULL)`,
-        `  improvement = clamp((θ_recent − θ_prev) · exposure · factor, −1, 1) = ${num(t.unrounded, 9)}`,
-      );
-    }
-    out.push('  rounded half away from zero to 3 decimals (the job computes it exactly in numeric)');
+  const out: string[] = ['', `Improvement (formula: ${t.formula})`];
+  if (t.formula === 'none') {
+    out.push(`  NULL: ${t.n_r === 0 ? 'n_r' : 'n_p'} = 0 (a half without answered attempts)`);
+    return out;
   }
-
-  if (e.theta === undefined) out.push('', 'Theta: AGG_INCLUDE_THETA=false (theta_estimate and theta_sd are not written by this job)');
-  else {
-    const chosen = e.theta.chosen;
+  out.push(`  exposure = min(1, n_r / 30) = min(1, ${t.n_r}/30) = ${num(t.exposure)}`);
+  if (t.formula === 'accuracy') {
     out.push(
-      '',
-      `Theta as of ${e.date}: ${chosen ? `theta_estimate = ${chosen.theta}, theta_sd = ${displayValue(chosen.sd)} from ${chosen.table} at ${chosen.at}` : 'none (NULL)'}`,
+      `  p_r = c_r / n_r = ${t.c_r}/${t.n_r} = ${num(t.p_r)}`,
+      `  p_p = c_p / n_p = ${t.c_p}/${t.n_p} = ${num(t.p_p)}`,
+      `  penalty = 1 − min(0.5, 1.96·sqrt(p_r·(1 − p_r)/n_r)) = ${num(t.penalty)}`,
+      `  improvement = clamp((p_r − p_p) · exposure · penalty, −1, 1) = ${num(t.unrounded, 9)}`,
     );
-    out.push(...estimateTable('student_topic_theta', e.theta.estimates));
-    if (e.theta.mirt !== undefined) out.push(...estimateTable('mirt_ability (fallback)', e.theta.mirt));
+  } else {
+    out.push(
+      `  θ_recent = ${t.theta_recent} (latest valid estimate updated ${recent.from}..${recent.to}), θ_prev = ${t.theta_prev} (${previous.from}..${previous.to})`,
+      `  factor = 1 − min(0.5, 1.96·se_recent) = ${num(t.penalty)} (se_recent = ${displayValue(t.se_recent)}; 1 when NULL)`,
+      `  improvement = clamp((θ_recent − θ_prev) · exposure · factor, −1, 1) = ${num(t.unrounded, 9)}`,
+    );
   }
+  out.push('  rounded half away from zero to 3 decimals (the job computes it exactly in numeric)');
+  return out;
+}
 
-  out.push('', 'Stored vs recomputed (the job’s own computation, now)');
-  out.push(
+/** The estimate chosen for the day, and every estimate looked at. */
+function thetaLines(e: Explanation): string[] {
+  if (e.theta === undefined) return ['', 'Theta: AGG_INCLUDE_THETA=false (theta_estimate and theta_sd are not written by this job)'];
+  const chosen = e.theta.chosen;
+  return [
+    '',
+    `Theta as of ${e.date}: ${chosen ? `theta_estimate = ${chosen.theta}, theta_sd = ${displayValue(chosen.sd)} from ${chosen.table} at ${chosen.at}` : 'none (NULL)'}`,
+    ...estimateTable('student_topic_theta', e.theta.estimates),
+    ...(e.theta.mirt !== undefined ? estimateTable('mirt_ability (fallback)', e.theta.mirt) : []),
+  ];
+}
+
+/** The stored row beside the job's own recomputation, and the verdict. */
+function comparisonLines(e: Explanation): string[] {
+  return [
+    '',
+    'Stored vs recomputed (the job’s own computation, now)',
     ...formatTable(
       (Object.keys(e.recomputed ?? e.stored ?? {}) as (keyof NonNullable<Explanation['stored']>)[]).map((c) => ({
         column: c,
@@ -92,13 +119,10 @@ export function formatExplanation(e: Explanation): string[] {
         '': e.differences.includes(c) ? 'DIFFERS' : '',
       })),
     ),
-  );
-  out.push(
     e.differences.length === 0
       ? 'The stored row equals a fresh computation.'
       : `DIFFERS in ${e.differences.join(', ')}: the row is out of date (late or corrected data) or was written by something else; re-run its window (run --date ${e.date}, or backfill).`,
-  );
-  return out;
+  ];
 }
 
 function estimateTable(title: string, estimates: ExplainEstimate[]): string[] {

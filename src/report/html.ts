@@ -12,9 +12,15 @@ import { barChart, escapeXml } from './svg.js';
 
 const statusColor = { OK: '#2e7d32', WARN: '#b26a00', FAIL: '#c62828' } as const;
 
-/** The page as HTML text. */
-export function reportPage(report: Report): string {
-  const { verdict, period } = report;
+/** The page's charts, as SVG. */
+function charts(report: Report): {
+  users: string;
+  attempts: string;
+  theta: string;
+  improvement: string;
+  durations: string;
+  withoutImprovement: number;
+} {
   const days = [...report.coverage].reverse(); // oldest first, left to right
   const short = (date: string) => date.slice(5);
   const percent = (v: number) => `${Math.round(v)}%`;
@@ -61,7 +67,13 @@ export function reportPage(report: Report): string {
     };
   });
   const durations = barChart({ id: 'run-durations', bars: runs, format: (v) => `${v.toFixed(1)} s` });
+  return { users, attempts, theta, improvement, durations, withoutImprovement };
+}
 
+/** The page as HTML text. */
+export function reportPage(report: Report): string {
+  const { verdict, period } = report;
+  const { users, attempts, theta, improvement, durations, withoutImprovement } = charts(report);
   const reasons = verdict.reasons
     .map((r) => `<li class="${r.status.toLowerCase()}"><b>${r.status}</b> ${escapeXml(r.message)}</li>`)
     .join('');

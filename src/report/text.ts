@@ -36,7 +36,18 @@ function percentOf(value: number, median: number | null): string {
 
 /** The report as lines of at most `width` characters. */
 export function formatReport(report: Report, width: number): string[] {
-  const { verdict, period, theta } = report;
+  return [
+    ...headLines(report, width),
+    ...coverageLines(report, width),
+    ...thetaLines(report, width),
+    ...recentLines(report, width),
+    ...runLines(report, width),
+  ];
+}
+
+/** The verdict with its problems, the period, the notes and every check. */
+function headLines(report: Report, width: number): string[] {
+  const { verdict, period } = report;
   const problems = verdict.reasons.filter((r) => r.status !== 'OK');
   const summary = (problems.length > 0 ? problems : verdict.reasons).map((r) => r.message).join('; ');
   const out: string[] = [shorten(`${verdict.status}: ${summary || 'no runs to judge'}`, width)];
@@ -48,16 +59,20 @@ export function formatReport(report: Report, width: number): string[] {
   out.push('', 'Checks');
   for (const r of verdict.reasons) out.push(...wrap(`  ${r.status.padEnd(4)}  ${r.message}`, width, '        '));
   if (verdict.reasons.length === 0) out.push('  (nothing recorded yet)');
+  return out;
+}
 
+/** Coverage per day: sparklines, then one row per day with bars. */
+function coverageLines(report: Report, width: number): string[] {
   // Oldest first in the sparklines, newest first in the table (as the days are listed).
   const oldestFirst = [...report.trend].reverse();
-  out.push(
+  const out: string[] = [
     '',
     shorten(
       `Coverage per day   users ${sparkline(oldestFirst.map((d) => d.users))}   attempts ${sparkline(oldestFirst.map((d) => d.attempts))}`,
       width,
     ),
-  );
+  ];
   const maxUsers = Math.max(0, ...report.trend.map((d) => d.users));
   const maxAttempts = Math.max(0, ...report.trend.map((d) => d.attempts));
   // date, users, attempts, vs_median, rows, topics, theta and the gaps take about 66 characters.
@@ -77,16 +92,22 @@ export function formatReport(report: Report, width: number): string[] {
     };
   });
   out.push(...table(coverage, width, numeric));
+  return out;
+}
 
+function thetaLines(report: Report, width: number): string[] {
+  const { theta } = report;
   const share = theta.rows === 0 ? '-' : `${((100 * theta.with_theta) / theta.rows).toFixed(1)}%`;
-  out.push(
+  return [
     '',
     shorten(
       `Theta coverage: ${theta.with_theta} of ${theta.rows} rows have theta_estimate (${share})${theta.enabled ? '' : '; AGG_INCLUDE_THETA=false'}`,
       width,
     ),
-  );
+  ];
+}
 
+function recentLines(report: Report, width: number): string[] {
   const recent = report.recent_rows.map((r) => ({
     user_id: r.user_id,
     topic_id: r.topic_id,
@@ -102,8 +123,10 @@ export function formatReport(report: Report, width: number): string[] {
     theta_sd: r.theta_sd,
     last_seen_at: shortTime(r.last_seen_at),
   }));
-  out.push('', `Recent rows (the ${report.recent_rows.length} most recently changed)`, ...table(recent, width, numeric));
+  return ['', `Recent rows (the ${report.recent_rows.length} most recently changed)`, ...table(recent, width, numeric)];
+}
 
+function runLines(report: Report, width: number): string[] {
   // The short run id is enough to find the row.
   const runs = report.runs.map((r) => ({
     run_id: typeof r.run_id === 'string' ? r.run_id.slice(0, 8) : r.run_id,
@@ -122,8 +145,7 @@ export function formatReport(report: Report, width: number): string[] {
     widened_from: r.widened_from,
     error: r.error,
   }));
-  out.push('', `Last runs (newest ${report.runs.length}, from aggregate_features_runs)`, ...table(runs, width, runNumbers));
-  return out;
+  return ['', `Last runs (newest ${report.runs.length}, from aggregate_features_runs)`, ...table(runs, width, runNumbers)];
 }
 
 function table(rows: Record<string, unknown>[], width: number, rightAlign: readonly string[]): string[] {

@@ -81,12 +81,29 @@ export function median(values: readonly number[]): number | null {
 
 const hours = (h: number) => (h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} days`);
 
+type Add = (status: Status, check: string, message: string) => void;
+
 /** Judges the collected facts. */
 export function judge(input: VerdictInput, thresholds: ReportThresholds): Verdict {
   const reasons: Reason[] = [];
-  const add = (status: Status, check: string, message: string) => reasons.push({ status, check, message });
+  const add: Add = (status, check, message) => reasons.push({ status, check, message });
+  const newest = judgeSchedule(input, thresholds, add);
+  judgeDays(input, thresholds, newest.anchor, add);
+  judgeTheta(input, thresholds, add);
+  judgeVerify(input, newest.finishedAt, add);
+  const status = reasons.reduce<Status>((worst, r) => (rank[r.status] > rank[worst] ? r.status : worst), 'OK');
+  return { status, reasons };
+}
 
-  // Schedule: every shard of the current layout needs a recent successful nightly run.
+/**
+ * Schedule: every shard of the current layout needs a recent successful nightly run. Returns
+ * the newest successful anchor and finish of any shard.
+ */
+function judgeSchedule(
+  input: VerdictInput,
+  thresholds: ReportThresholds,
+  add: Add,
+): { anchor: string | undefined; finishedAt: string | undefined } {
   if (input.shards.length === 0 || input.shards.every((s) => s.success_finished_at === null)) {
     add('FAIL', 'no_success', 'no successful nightly run is recorded in aggregate_features_runs');
   }
@@ -118,8 +135,11 @@ export function judge(input: VerdictInput, thresholds: ReportThresholds): Verdic
       add('FAIL', 'run_failed', `the last ${s.command}${label} (${hours(s.last_age_hours ?? 0)} ago) failed: ${what}`);
     }
   }
+  return { anchor: newestSuccessAnchor, finishedAt: newestSuccessAt };
+}
 
-  // Each day against the days before it; days after the newest computed anchor are not judged yet.
+/** Each day against the days before it; days after the newest computed anchor are not judged yet. */
+function judgeDays(input: VerdictInput, thresholds: ReportThresholds, newestSuccessAnchor: string | undefined, add: Add): void {
   const factor = thresholds.dropPercent / 100;
   for (const day of input.days) {
     if (newestSuccessAnchor !== undefined && day.date > newestSuccessAnchor) continue;
@@ -138,28 +158,28 @@ export function judge(input: VerdictInput, thresholds: ReportThresholds): Verdic
       );
     }
   }
+}
 
-  if (input.theta.enabled && input.theta.rows > 0) {
-    const percent = (100 * input.theta.withTheta) / input.theta.rows;
-    if (percent < thresholds.minThetaPercent) {
-      add(
-        'WARN',
-        'theta',
-        `theta coverage ${percent.toFixed(1)}% of ${input.theta.rows} rows, below ${thresholds.minThetaPercent}% (AGG_REPORT_MIN_THETA_PERCENT)`,
-      );
-    }
+function judgeTheta(input: VerdictInput, thresholds: ReportThresholds, add: Add): void {
+  if (!input.theta.enabled || input.theta.rows === 0) return;
+  const percent = (100 * input.theta.withTheta) / input.theta.rows;
+  if (percent < thresholds.minThetaPercent) {
+    add(
+      'WARN',
+      'theta',
+      `theta coverage ${percent.toFixed(1)}% of ${input.theta.rows} rows, below ${thresholds.minThetaPercent}% (AGG_REPORT_MIN_THETA_PERCENT)`,
+    );
   }
+}
 
+/** A verify that found drift: FAIL when it is newer than the last successful run, else WARN. */
+function judgeVerify(input: VerdictInput, newestSuccessAt: string | undefined, add: Add): void {
   const v = input.verify;
-  if (v !== undefined && v.outcome === 'failed') {
-    const after = newestSuccessAt === undefined || v.finished_at > newestSuccessAt;
-    const found = `verify of ${v.since}..${v.anchor} ${hours(v.age_hours)} ago found drift (${v.error ?? `${v.failed} rows`})`;
-    if (after) add('FAIL', 'drift', `${found}; repair with backfill over those days`);
-    else add('WARN', 'drift', `${found}, before the last successful run; run verify again`);
-  }
-
-  const status = reasons.reduce<Status>((worst, r) => (rank[r.status] > rank[worst] ? r.status : worst), 'OK');
-  return { status, reasons };
+  if (v === undefined || v.outcome !== 'failed') return;
+  const after = newestSuccessAt === undefined || v.finished_at > newestSuccessAt;
+  const found = `verify of ${v.since}..${v.anchor} ${hours(v.age_hours)} ago found drift (${v.error ?? `${v.failed} rows`})`;
+  if (after) add('FAIL', 'drift', `${found}; repair with backfill over those days`);
+  else add('WARN', 'drift', `${found}, before the last successful run; run verify again`);
 }
 
 /** Adds each day's median of the `baselineDays` days before it; `history` is newest first and longer than the period. */

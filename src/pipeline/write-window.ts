@@ -136,12 +136,16 @@ async function stage(
 
 /**
  * Takes the window's rows from the staging table of a backfill's chunk (nothing failed: a
- * chunk whose source raises is not staged). Not analyzed: the day is small, and ANALYZE took a
- * tenth of each backfilled day; the planner's estimate from the table's size serves it.
+ * chunk whose source raises is not staged). Indexed by key and analyzed: where the target's
+ * statistics did not know a day's stored rows (estimated 1), the stale-row deletion scanned
+ * agg_computed once per stored row, 2–4 s a day for 8k rows; the index makes that a probe
+ * (~0.02 s for a day's rows).
  */
 async function fromStaged(session: Session, work: Work): Promise<{ computed: number; failures: FailedCombination[] }> {
   await session.query(createFailedTable);
   await session.query(computedFromStaged(work));
+  await session.query('create index on agg_computed (user_id, topic_id, date)');
+  await session.query('analyze agg_computed');
   const computed = (await session.query<{ n: number }>('select count(*)::int as n from agg_computed')).rows[0]!.n;
   return { computed, failures: [] };
 }

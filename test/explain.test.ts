@@ -9,7 +9,7 @@ import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { explainRow, type Explanation } from '../src/explain/explain.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import { oracle, type OracleEstimate, type OracleOptions } from './oracle/oracle.js';
+import { oracle, type OracleEstimate, type OracleOptions, type OracleRow } from './oracle/oracle.js';
 import { explainAll } from './support/explain.js';
 import { oracleTerms } from './oracle/terms.js';
 import { allBackends, useSession, withSession } from './support/backends.js';
@@ -40,6 +40,17 @@ function estimates(seed: number): OracleEstimate[] {
   return out;
 }
 const thetaHistory = estimates(3);
+
+/** The oracle's first row of 2025-03-12 (accuracy mode, no theta). */
+function firstRowOfAnchorDay(): OracleRow {
+  return oracle(attempts, {
+    since: '2025-03-12',
+    anchor: '2025-03-12',
+    timezone: 'UTC',
+    includeTheta: false,
+    improvementMode: 'accuracy',
+  })[0]!;
+}
 
 describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
   const t = useSession(backend, async (session) => {
@@ -82,13 +93,7 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9', AGG_SOURCE: 'attempt_local', AGG_SOURCE_TIMEZONE: 'Asia/Tokyo' });
     await t.session.query('truncate features_topic_daily');
     await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
-    const row = oracle(attempts, {
-      since: '2025-03-12',
-      anchor: '2025-03-12',
-      timezone: 'UTC',
-      includeTheta: false,
-      improvementMode: 'accuracy',
-    })[0]!;
+    const row = firstRowOfAnchorDay();
     const e = await explainRow(t.session, config, { user: row.user_id, topic: row.topic_id, date: row.date }, () => undefined);
     expect(e.differences).toEqual([]);
     expect(e.recomputed?.attempts).toBe(row.attempts);
@@ -98,13 +103,7 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9' });
     await t.session.query('truncate features_topic_daily');
     await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
-    const row = oracle(attempts, {
-      since: '2025-03-12',
-      anchor: '2025-03-12',
-      timezone: 'UTC',
-      includeTheta: false,
-      improvementMode: 'accuracy',
-    })[0]!;
+    const row = firstRowOfAnchorDay();
     await t.session.query('update features_topic_daily set attempts = attempts + 5 where user_id = $1 and topic_id = $2 and date = $3', [
       row.user_id,
       row.topic_id,
@@ -125,13 +124,7 @@ describe.each(backends)('explain from the command line ($name)', (backend) => {
     });
     const env = { DATABASE_URL: backend.url, AGG_LOOKBACK_DAYS: '9' };
     expect((await runMain(['--date', '2025-03-12'], env)).code).toBe(0);
-    const row = oracle(attempts, {
-      since: '2025-03-12',
-      anchor: '2025-03-12',
-      timezone: 'UTC',
-      includeTheta: false,
-      improvementMode: 'accuracy',
-    })[0]!;
+    const row = firstRowOfAnchorDay();
     const args = ['explain', '--user', row.user_id, '--topic', row.topic_id, '--date', row.date];
     const text = await runMain(args, env);
     expect(text.code).toBe(0);

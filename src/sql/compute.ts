@@ -13,7 +13,9 @@
  *   window only the answered/correct counts the improvement index reads, which a
  *   HashAggregate computes without sorting. (One GROUP BY over all 35 days sorted every
  *   attempt read, spilled to disk and took 3.8× as long at 10M attempts.) Both branches split the attempts
- *   by instant, so each attempt is counted once, also where a local midnight repeats.
+ *   by instant, so each attempt is counted once, also where a local midnight repeats. For a
+ *   window of up to 14 days `earlier_days` keeps only the pairs with an attempt in the window
+ *   (shortWindow): the others are never written.
  * - Grouping keys are compared in the "C" collation: the same groups (text equality is
  *   bytewise under every deterministic collation), sorted by memcmp instead of strcoll.
  *   A uuid or integer key is grouped in its own type and made text once per output row
@@ -89,6 +91,35 @@ function keyText(column: Sql, kind: KeyKind): Sql {
   return kind === 'native' ? sql`${column}::text` : sql`${column} collate "default"`;
 }
 
+/** Windows of at most this many days read the 27 days before them only for their own pairs (shortWindow). */
+export const shortWindowDays = 14;
+
+/**
+ * True when the window of `work` is short next to the 27 days read before it. The earlier
+ * days are then read only for the (student, topic) pairs with an attempt in the window: the
+ * rows of other pairs are never written and only made the window frames longer (on a daily
+ * run of many students with few attempts each, half of the earlier days' rows; 1.3 s of
+ * 5.7 s). For a longer window the pairs cost more to collect than they save (lookback 30:
+ * 3.6 s → 4.1 s), so it reads every pair. BENCHMARKS.md has the measurements.
+ */
+function shortWindow(work: Work): boolean {
+  if (typeof work.since !== 'string' || typeof work.anchor !== 'string') return true;
+  const days = (Date.parse(`${work.anchor}T00:00:00Z`) - Date.parse(`${work.since}T00:00:00Z`)) / 86_400_000 + 1;
+  return !(days > shortWindowDays);
+}
+
+/**
+ * The (student_id, topic_id) pairs of the window's attempts, in the source's own types: a
+ * pair equal to one of them as bytes is equal to it in any collation, so this keeps every
+ * pair the window groups (and at most more, which changes nothing).
+ */
+function windowPairs(work: Work): Sql {
+  const { since, anchor, timezone: zone, source } = work;
+  return sql`select student_id, topic_id from ${source}
+    where completed_at >= (${since}::date::timestamp at time zone ${zone}::text)
+      and completed_at <  ((${anchor}::date + 1)::timestamp at time zone ${zone}::text)`;
+}
+
 /** The computation of `work`: one row per combination, the output table's columns. */
 export function computeSelect(work: Work): Sql {
   const { theta, since, anchor, timezone: zone, source } = work;
@@ -135,6 +166,7 @@ earlier_days as (
     and completed_at <  (${since}::date::timestamp at time zone ${zone}::text)
     and ${valid}
     and ${inShard(student, work.shard)}
+    ${shortWindow(work) ? sql`and (student_id, topic_id) in (${windowPairs(work)})` : sql``}
   group by 1, 2, 3
 ),
 daily as (

@@ -17,6 +17,7 @@ interface BackfillFlags {
   allowShrink?: boolean;
   allowEmptySource?: boolean;
   progressInterval: string;
+  chunkDays?: string;
 }
 
 export function registerBackfill(program: Command, ctx: CommandContext): void {
@@ -32,6 +33,7 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
     .option('--max-days <n>', 'refuse ranges longer than n days', String(defaultMaxDays))
     .option('--allow-shrink', "let a day whose source lost most of its attempts (or all of them) delete that day's rows")
     .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
+    .option('--chunk-days <n>', 'days computed per statement (default: sized to the range and work_mem, 7 to 63)')
     .option('--progress-interval <seconds>', 'seconds between progress lines when stderr is not a terminal (0: every day)', '10')
     .action(async (opts: BackfillFlags) => {
       const config = ctx.config();
@@ -40,6 +42,7 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
       const maxDays = wholeNumber(opts.maxDays, '--max-days', 1, 36_600);
       const intervalMs = wholeNumber(opts.progressInterval, '--progress-interval', 0, 86_400) * 1000;
       const shard = optionalShard(opts.shard);
+      const chunkDays = opts.chunkDays === undefined ? undefined : wholeNumber(opts.chunkDays, '--chunk-days', 1, 366);
       checkBackfillRange(opts.from, opts.to, maxDays);
       const progress =
         ctx.io.progressTerminal !== undefined && config.logFormat === 'text' && !config.debug
@@ -61,6 +64,7 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
                 allowShrink: opts.allowShrink ?? false,
                 allowEmptySource: opts.allowEmptySource ?? false,
                 runId: ctx.runId,
+                chunkDays,
                 signal: ctx.io.signal,
                 onProgress: (p) => progress.update(p),
               },

@@ -13,6 +13,7 @@ interface VerifyFlags {
   to?: string;
   shard?: string;
   limit: string;
+  chunkDays?: string;
 }
 
 /** Either --date or both --from and --to (in order), else a usage error. */
@@ -39,14 +40,16 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .option('--to <YYYY-MM-DD>', 'last day of an explicit range')
     .option('--shard <i/N>', 'check only shard i of N')
     .option('--limit <n>', 'list at most n differing rows', '20')
+    .option('--chunk-days <n>', 'days compared per statement (default: sized to the window and work_mem, 7 to 63)')
     .action(async (opts: VerifyFlags) => {
       const config = ctx.config({ date: opts.date });
       checkRange(opts);
       const limit = wholeNumber(opts.limit, '--limit', 0, 10_000);
       const shard = optionalShard(opts.shard);
+      const chunkDays = opts.chunkDays === undefined ? undefined : wholeNumber(opts.chunkDays, '--chunk-days', 1, 366);
       const database = await ctx.database(config);
       const result = await withRunRetries(database, config.runAttempts, ctx.emit, ctx.io.signal, (session) =>
-        runVerify(session, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit }, ctx.emit),
+        runVerify(session, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit, chunkDays }, ctx.emit),
       );
       if (result.drift) ctx.exitCode = ExitCode.failed;
     });

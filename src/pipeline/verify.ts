@@ -3,6 +3,11 @@
  * Operators run it after incidents and weekly (deploy/k8s/base/cronjob-verify.yaml); drift is
  * reported row by row (capped) and makes the command exit 1. It only reads: no lock, no
  * temporary table, no run-log row, so a SELECT-only role can run it.
+ *
+ * A long range is compared in chunks of days, as the backfill computes it (range.ts): each
+ * chunk is one statement that reads its days and the 27 before them once, and the chunk's
+ * size bounds the server's memory for the median's sort. The counts add up; the differences
+ * shown are the first `limit` by date.
  */
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
@@ -10,8 +15,9 @@ import type { Session } from '../db.js';
 import type { Difference, Emit, VerifySummary } from '../events.js';
 import { verifyFlags } from '../run-log.js';
 import { valueColumns, verifyCountsDistributed, verifySampleDistributed, verifyWindow, type ValueColumn } from '../sql/verify.js';
-import { planRange, planWindow, type Window } from '../window.js';
-import { unsharded, workOf, type Shard, type Work } from '../work.js';
+import { dayWindows, planRange, planWindow, type Window } from '../window.js';
+import { unsharded, workOf, type Computation, type Shard, type Work } from '../work.js';
+import { chunksOf, planChunkDays, spanOf } from './range.js';
 import { runEvents, setUp } from './setup.js';
 
 export type { Difference, VerifySummary };
@@ -25,6 +31,8 @@ export interface VerifyOptions {
   readonly shard?: Shard;
   /** At most this many differing rows are reported (default 20). */
   readonly limit?: number;
+  /** Days compared per statement (default: planned from the window's size and work_mem, range.ts). */
+  readonly chunkDays?: number | undefined;
 }
 
 export interface VerifyResult {
@@ -56,9 +64,9 @@ export async function runVerify(session: Session, config: Config, options: Verif
       ? await planRange(session, { from: options.from, to: options.to, timezone: config.timezone })
       : await planWindow(session, { date: options.date, lookbackDays: config.lookbackDays, timezone: config.timezone });
 
-  const work = workOf(computation, window, shard);
   const limit = options.limit ?? 20;
-  const row = work.distributed ? await compareDistributed(session, work, limit) : await compare(session, work, limit);
+  const scope = { computation, window, shard, timezone: config.timezone, chunkDays: options.chunkDays };
+  const row = await compareRange(session, scope, limit, emit);
   // Theta columns belong to the job only with theta enabled; otherwise they are not compared or shown.
   const owned = valueColumns.filter((c) => config.includeTheta || (c !== 'theta_estimate' && c !== 'theta_sd'));
   const differences = row.sample.map((s) => toDifference(s, owned));
@@ -100,6 +108,49 @@ interface Compared {
   missing: number;
   unexpected: number;
   sample: SampleRow[];
+}
+
+const nothingCompared: Compared = { expected_rows: 0, stored_rows: 0, differs: 0, missing: 0, unexpected: 0, sample: [] };
+
+/**
+ * Compares `window` a chunk of days at a time (one chunk when it is small enough), summing the
+ * counts and keeping the first `limit` differences in date order.
+ */
+async function compareRange(
+  session: Session,
+  scope: { computation: Computation; window: Window; shard: Shard; timezone: string; chunkDays: number | undefined },
+  limit: number,
+  emit: Emit,
+): Promise<Compared> {
+  const { computation, window, shard } = scope;
+  const size = scope.chunkDays ?? (await planChunkDays(session, computation, window));
+  const spans =
+    window.days > size
+      ? chunksOf(await dayWindows(session, { from: window.since, to: window.anchor, timezone: scope.timezone }), size).map(spanOf)
+      : [window];
+  if (spans.length > 1) {
+    emit({
+      type: 'message',
+      level: 'info',
+      message: `Verify: comparing ${window.since}..${window.anchor} in ${spans.length} chunks of at most ${size} days`,
+      fields: { chunks: spans.length, chunk_days: size },
+    });
+  }
+  let total = nothingCompared;
+  for (const span of spans) {
+    const work = workOf(computation, span, shard);
+    const left = limit - total.sample.length;
+    const part = work.distributed ? await compareDistributed(session, work, left) : await compare(session, work, left);
+    total = {
+      expected_rows: total.expected_rows + part.expected_rows,
+      stored_rows: total.stored_rows + part.stored_rows,
+      differs: total.differs + part.differs,
+      missing: total.missing + part.missing,
+      unexpected: total.unexpected + part.unexpected,
+      sample: [...total.sample, ...part.sample.slice(0, left)],
+    };
+  }
+  return total;
 }
 
 /** The comparison in one statement (verifyWindow). */

@@ -126,7 +126,7 @@ sessions as (
   where k <= floor(3 * bench_u(a.sd, 8))
 ),
 attempt_rows as (
-  select se.*, i, bench_u(se.sdk * ${sh.perSession[1] < 16 ? 16 : 256} + i, 9) as r1, bench_u(se.sdk * ${sh.perSession[1] < 16 ? 16 : 256} + i, 10) as r2
+  select se.*, i, bench_u(se.sdk::bigint * ${sh.perSession[1] < 16 ? 16 : 256} + i, 9) as r1, bench_u(se.sdk::bigint * ${sh.perSession[1] < 16 ? 16 : 256} + i, 10) as r2
   from sessions se, generate_series(1, se.attempts) i
 )
 select case when r2 >= 0.8 and r2 < 0.801 then null else ${studentExpr[sh.idType]} end,

@@ -95,16 +95,31 @@ export function countSkippedEstimates(
   return skippedEstimatesSelect(stagingOf(window).computed, plan, window);
 }
 
-/** Deletes the window's rows whose combination has no attempts any more (SPEC §7), only in this run's shard. */
+/**
+ * Deletes the window's rows whose combination has no attempts any more (SPEC §7), only in this
+ * run's shard. The stale keys are found by EXCEPT, which PostgreSQL computes by hashing or
+ * sorting both sides once whatever it believes about their sizes. The anti join it replaced
+ * (`not exists` per stored row) was planned, when features_topic_daily had no statistics yet
+ * (written since it was created or truncated, before autovacuum analyzed it), as a scan of
+ * every computed row for each stored row: a re-run right after a first run of 441k rows did
+ * not finish in 10 minutes. As EXCEPT: 0.9 s then, and 0.45 s (0.4 s before) with statistics.
+ */
 export function deleteStale(range: StoredRange): Sql {
   const staging = stagingOf(range);
   return sql`
-with deleted as (
-  delete from features_topic_daily f
+with stale as (
+  select f.user_id, f.topic_id, f.date
+  from features_topic_daily f
   where f.date between ${range.since}::date and ${range.anchor}::date
     and ${inShard(sql`f.user_id`, range.shard)}
-    and not exists (select 1 from ${staging.computed} c
-                    where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
+  except
+  select c.user_id, c.topic_id, c.date
+  from ${staging.computed} c
+),
+deleted as (
+  delete from features_topic_daily f
+  using stale s
+  where f.user_id = s.user_id and f.topic_id = s.topic_id and f.date = s.date
     and not exists (select 1 from ${staging.failed} x
                     where x.user_id = f.user_id and (x.topic_id = f.topic_id or x.topic_id = '*')
                       and (x.date = f.date or x.date is null))
@@ -185,7 +200,8 @@ from upserted`;
 /**
  * The dry run in one read-only SELECT (no temporary table, so it also works in a read-only
  * transaction or on a replica): what a run would insert, update, leave and delete, and with
- * theta the invalid estimates it would skip.
+ * theta the invalid estimates it would skip. The rows it would delete are counted by EXCEPT,
+ * as deleteStale finds them, for the same reason.
  */
 export function dryRunCounts(work: Work): Sql {
   const c = sql`c`;
@@ -207,11 +223,12 @@ select count(*)::int                                          as combinations,
        count(*) filter (where not is_new and differs)::int    as updated,
        count(*) filter (where not is_new and not differs)::int as unchanged,
        (select count(*)::int
-        from features_topic_daily f
-        where f.date between ${work.since}::date and ${work.anchor}::date
-          and ${inThisShard}
-          and not exists (select 1 from c
-                          where c.user_id = f.user_id and c.topic_id = f.topic_id and c.date = f.date)
+        from (select f.user_id, f.topic_id, f.date
+              from features_topic_daily f
+              where f.date between ${work.since}::date and ${work.anchor}::date
+                and ${inThisShard}
+              except
+              select c.user_id, c.topic_id, c.date from c) stale
        ) as deleted,
        (select student_topic_theta from skipped) as skipped_student_topic_theta,
        (select mirt_ability from skipped) as skipped_mirt_ability,

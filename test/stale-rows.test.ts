@@ -8,8 +8,9 @@
  * stale rows.
  */
 import { describe, expect, test } from 'vitest';
-import { deleteStale } from '../src/sql/write.js';
-import { unsharded } from '../src/work.js';
+import { raw } from '../src/sql/tag.js';
+import { deleteStale, dryRunCounts } from '../src/sql/write.js';
+import { unsharded, workOf } from '../src/work.js';
 import { allBackends, withSession } from './support/backends.js';
 import { prepareSchema } from './support/data.js';
 
@@ -18,6 +19,7 @@ const backends = await allBackends('stale-rows');
 interface PlanNode {
   'Node Type': string;
   'Relation Name'?: string;
+  'CTE Name'?: string;
   Plans?: PlanNode[];
 }
 
@@ -74,6 +76,28 @@ describe.each(backends)('stale-row deletion ($name)', (backend) => {
       } finally {
         await session.query('rollback');
       }
+    });
+  });
+
+  test('the dry run counts exactly those stale rows, without rescanning the computation per stored row', async () => {
+    await withSession(backend, async (session) => {
+      // The March rows above are stored; the source has attempts for half of the students.
+      await session.query(
+        `insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+         select 'u' || u, 't' || t, ('2025-03-01'::date + d)::timestamp at time zone 'UTC' + interval '9 hours', true, 1000, false
+         from generate_series(1, 250) u, generate_series(1, 2) t, generate_series(0, 7) d`,
+      );
+      const work = workOf({ source: raw('attempt'), timezone: 'UTC', theta: undefined }, range, unsharded);
+      const statement = dryRunCounts(work);
+      const explained = await session.query<{ 'QUERY PLAN': unknown }>({
+        text: `explain (format json) ${statement.text}`,
+        values: [...statement.values],
+      });
+      const raw_ = explained.rows[0]!['QUERY PLAN'];
+      const [{ Plan: plan }] = (typeof raw_ === 'string' ? JSON.parse(raw_) : raw_) as [{ Plan: PlanNode }];
+      expect(rescannedUnderNestedLoop(plan)).toEqual([]);
+      const counts = (await session.query<{ deleted: number }>(statement)).rows[0]!;
+      expect(counts.deleted).toBe(250 * 2 * 8);
     });
   });
 });

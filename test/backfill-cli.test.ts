@@ -30,6 +30,10 @@ describe('usage errors (no database needed)', () => {
     [['backfill', '--from', '2025-01-01', '--to', '2025-01-02', '--max-days', 'lots'], /--max-days "lots" is not accepted/],
     [['backfill', '--from', '2025-01-01', '--to', '2025-01-02', '--shard', '0/2'], /--shard "0\/2" is not accepted/],
     [['backfill', '--from', '2025-01-01', '--to', '2025-01-02', '--progress-interval', '-1'], /--progress-interval "-1" is not accepted/],
+    [
+      ['backfill', '--from', '2025-01-01', '--to', '2025-01-02', '--chunk-days', '0'],
+      /--chunk-days "0" is not accepted: use a whole number from 1 to 366/,
+    ],
     [['backfill', '--from', '2025-01-01', '--to', '2025-01-02', '--bogus'], /unknown option '--bogus'/],
   ])('%j exits 2', async (args, message) => {
     const result = await runMain(args, env);

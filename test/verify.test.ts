@@ -24,6 +24,7 @@ describe('usage errors (no database needed)', () => {
     [['verify', '--date', '2025-13-01'], /--date "2025-13-01" is not a calendar date/],
     [['verify', '--limit', 'x'], /--limit "x" is not accepted/],
     [['verify', '--shard', '5/4'], /--shard "5\/4"/],
+    [['verify', '--chunk-days', 'week'], /--chunk-days "week" is not accepted/],
   ])('%j exits 2', async (args, message) => {
     const result = await runMain(args, env);
     expect(result.code).toBe(2);
@@ -39,7 +40,8 @@ describe.each(backends)('verify ($name)', (backend) => {
       await prepareSchema(session);
       await loadAttempts(session, attempts);
     });
-    const filled = await runMain(['backfill', '--from', '2025-01-01', '--to', '2025-02-19'], env());
+    // In chunks of 9 days: every "in sync" below also checks that the chunks wrote exact rows.
+    const filled = await runMain(['backfill', '--from', '2025-01-01', '--to', '2025-02-19', '--chunk-days', '9'], env());
     expect(filled.code).toBe(0);
   });
 

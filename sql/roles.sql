@@ -129,11 +129,12 @@ select format('grant select on %I.features_topic_daily, %I.aggregate_features_ru
 select format('revoke insert, update, delete, truncate, references, trigger on %I.features_topic_daily, %I.aggregate_features_runs, %I.aggregate_features_migrations from %I',
               :'schema', :'schema', :'schema', :'dryrun_role') \gexec
 
--- On Citus, after `migrate --distribute`: the run stages its rows in two distributed tables
+-- On Citus, after `migrate --distribute`: the run stages its rows in three distributed tables
 -- instead of temporary ones (docs/scale-out.md); it inserts, reads and deletes its own rows.
 select format('grant select, insert, delete on %s to %I', t, :'job_role')
 from (values (to_regclass(format('%I.aggregate_features_computed', :'schema'))),
-             (to_regclass(format('%I.aggregate_features_failed', :'schema')))) as v(t)
+             (to_regclass(format('%I.aggregate_features_failed', :'schema'))),
+             (to_regclass(format('%I.aggregate_features_range', :'schema')))) as v(t)
 where t is not null \gexec
 
 -- The inputs: SELECT on the source (and USAGE on its schema), and on the theta tables if present.

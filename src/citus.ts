@@ -15,13 +15,19 @@
 import type { Session } from './db.js';
 import { ConfigError } from './errors.js';
 import type { QualifiedName } from './identifiers.js';
-import { sql } from './sql/tag.js';
+import { raw, sql } from './sql/tag.js';
 
 /** The staging tables on Citus: distributed by user_id, colocated with features_topic_daily. */
-export const citusStaging = { computed: 'aggregate_features_computed', failed: 'aggregate_features_failed' } as const;
+export const citusStaging = {
+  computed: 'aggregate_features_computed',
+  failed: 'aggregate_features_failed',
+  range: 'aggregate_features_range',
+} as const;
 
-const createComputed = sql`
-create table if not exists aggregate_features_computed (
+/** A staging table of computed rows: the output table's columns. */
+const createComputedLike = (table: string) =>
+  sql`
+create table if not exists ${raw(table)} (
   user_id text not null, topic_id text not null, date date not null,
   attempts int, correct int, avg_time_ms int, rt_median int, hints int, last_seen_at timestamptz,
   theta_estimate numeric(6,3), theta_sd numeric(6,3), improvement numeric(6,3)
@@ -129,10 +135,12 @@ export async function distribute(session: Session, source: QualifiedName): Promi
     done.push(`distributed ${table} by user_id, colocated with ${source.sql}`);
   };
   await colocate('features_topic_daily');
-  await session.query(createComputed);
+  await session.query(createComputedLike(citusStaging.computed));
   await colocate(citusStaging.computed);
   await session.query(createFailed);
   await colocate(citusStaging.failed);
+  await session.query(createComputedLike(citusStaging.range));
+  await colocate(citusStaging.range);
   return done;
 }
 

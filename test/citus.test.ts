@@ -106,7 +106,13 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
          order by 1`,
       );
       expect(colocated.rows.map((r) => r.table)).toEqual(
-        expect.arrayContaining(['attempt', 'features_topic_daily', 'aggregate_features_computed', 'aggregate_features_failed']),
+        expect.arrayContaining([
+          'attempt',
+          'features_topic_daily',
+          'aggregate_features_computed',
+          'aggregate_features_failed',
+          'aggregate_features_range',
+        ]),
       );
       // The run log and the migrations stay local tables of the coordinator.
       const local = await session.query(
@@ -227,6 +233,29 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
     });
     const stored = await Promise.all(backends.map((b) => withSession(b, (s) => readFeatures(s))));
     expect(byKey(stored[0]!)).toEqual(byKey(stored.at(-1)!));
+
+    // The same range again in two shards side by side, in chunks of 4 days: on Citus each
+    // chunk is computed once into the distributed range table, each shard keeping only its own
+    // students' rows there, and emptying them when it is done.
+    await load(attempts);
+    const shards = await Promise.all(
+      ['1/2', '2/2'].map((shard) =>
+        both(['backfill', '--from', '2025-09-20', '--to', '2025-09-30', '--shard', shard, '--chunk-days', '4'], config),
+      ),
+    );
+    for (const result of shards.flat()) expect(result.code, result.stderr).toBe(0);
+    await expectRows(oracle(attempts, { ...accuracy, since: '2025-09-20', anchor: '2025-09-30' }), {
+      since: '2025-09-20',
+      anchor: '2025-09-30',
+    });
+    await withSession(cluster!, async (session) => {
+      const left = await session.query<{ n: number }>('select count(*)::int as n from aggregate_features_range');
+      expect(left.rows[0]!.n).toBe(0);
+    });
+    await load(late);
+    for (const result of await both(['backfill', '--from', '2025-09-20', '--to', '2025-09-30'], config)) {
+      expect(result.code, result.stderr).toBe(0);
+    }
 
     const clean = await both(['verify', '--from', '2025-09-20', '--to', '2025-09-30'], config);
     for (const result of clean) expect(result.code, result.stderr).toBe(0);

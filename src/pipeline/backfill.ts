@@ -157,10 +157,7 @@ async function writeDays(
   const growth = await targetGrowth(session);
   try {
     for (const chunk of chunksOf(days, size)) {
-      // On Citus each day is computed on the shards into the distributed staging table: the
-      // chunk's temporary table could not be joined with the distributed target there.
-      const staged =
-        !job.computation.distributed && chunk.length > 1 && (await stageChunk(session, job.computation, spanOf(chunk), job.shard));
+      const staged = chunk.length > 1 && (await stageChunk(session, job.computation, spanOf(chunk), job.shard));
       for (const day of chunk) {
         const counts = await writeWindowTransaction(
           session,
@@ -183,7 +180,7 @@ async function writeDays(
       }
     }
   } finally {
-    await dropStaged(session).catch(() => undefined);
+    await dropStaged(session, { shard: job.shard, distributed: job.computation.distributed }).catch(() => undefined);
   }
   return totals;
 }

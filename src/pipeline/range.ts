@@ -1,7 +1,9 @@
 /**
  * Ranges in one pass (the backfill): the days of a range are computed a chunk of days at a
- * time by the daily run's own compute statement, with the chunk as its window, into a
- * temporary staging table; the days are then written and committed one by one from it. The
+ * time by the daily run's own compute statement, with the chunk as its window, into the range
+ * staging table (a temporary table; on Citus the distributed aggregate_features_range, where
+ * the run keeps only its own shard's rows); the days are then written and committed one by one
+ * from it. The
  * statement reads the chunk's attempts and the 27 days before it once, where computing each
  * day on its own read every attempt up to 28 times.
  *
@@ -14,9 +16,10 @@
  */
 import type { Session } from '../db.js';
 import { sql } from '../sql/tag.js';
-import { stageRange, stagedTable } from '../sql/write.js';
+import { stagingOf } from '../sql/staging.js';
+import { clearRange, stageRange } from '../sql/write.js';
 import type { Window } from '../window.js';
-import { workOf, type Computation, type Shard } from '../work.js';
+import { workOf, type Computation, type Shard, type Work } from '../work.js';
 import { isRowError } from './isolate/narrowing.js';
 
 /** Bytes a window attempt takes in the median's sort (117 MB for 1.0M attempts, BENCHMARKS.md). */
@@ -73,19 +76,22 @@ export async function stageChunk(
   span: { since: string; anchor: string },
   shard: Shard,
 ): Promise<boolean> {
-  await dropStaged(session);
+  const work = workOf(computation, span, shard);
+  await dropStaged(session, work);
   try {
-    await session.query(stageRange(workOf(computation, span, shard)));
+    await session.query(stageRange(work));
   } catch (err) {
     if (isRowError(err)) return false;
     throw err;
   }
-  await session.query(`create index on ${stagedTable} (date)`);
+  const staging = stagingOf(work);
+  if (staging.temporary) await session.query(sql`create index on ${staging.range} (date)`);
   return true;
 }
 
-export async function dropStaged(session: Session): Promise<void> {
-  await session.query(`drop table if exists ${stagedTable}`);
+/** Empties the range staging table of this run's shard (see clearRange). */
+export async function dropStaged(session: Session, work: Pick<Work, 'shard' | 'distributed'>): Promise<void> {
+  await session.query(clearRange(work));
 }
 
 /**

@@ -142,11 +142,14 @@ async function stage(
  * (~0.02 s for a day's rows).
  */
 async function fromStaged(session: Session, work: Work): Promise<{ computed: number; failures: FailedCombination[] }> {
-  await session.query(createFailedTable);
+  const staging = stagingOf(work);
+  if (staging.temporary) await session.query(createFailedTable);
   await session.query(computedFromStaged(work));
-  await session.query('create index on agg_computed (user_id, topic_id, date)');
-  await session.query('analyze agg_computed');
-  const computed = (await session.query<{ n: number }>('select count(*)::int as n from agg_computed')).rows[0]!.n;
+  if (staging.temporary) {
+    await session.query(sql`create index on ${staging.computed} (user_id, topic_id, date)`);
+    await session.query(sql`analyze ${staging.computed}`);
+  }
+  const computed = (await session.query<{ n: number }>(sql`select count(*)::int as n from ${staging.computed}`)).rows[0]!.n;
   return { computed, failures: [] };
 }
 

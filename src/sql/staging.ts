@@ -14,14 +14,26 @@ export interface Staging {
   readonly computed: Sql;
   /** Combinations that could not be computed (user_id, topic_id, date), whose stored rows stay. */
   readonly failed: Sql;
+  /**
+   * A backfill's chunk of days, computed at once and written day by day (pipeline/range.ts):
+   * the session's temporary table, or on Citus a distributed one where each backfill keeps the
+   * rows of its own shard's students between its days' transactions.
+   */
+  readonly range: Sql;
   /** Temporary tables the transaction creates, or permanent distributed ones. */
   readonly temporary: boolean;
 }
 
-const temporaryStaging: Staging = Object.freeze({ computed: raw('agg_computed'), failed: raw('agg_failed'), temporary: true });
+const temporaryStaging: Staging = Object.freeze({
+  computed: raw('agg_computed'),
+  failed: raw('agg_failed'),
+  range: raw('agg_range'),
+  temporary: true,
+});
 const distributedStaging: Staging = Object.freeze({
   computed: raw('aggregate_features_computed'),
   failed: raw('aggregate_features_failed'),
+  range: raw('aggregate_features_range'),
   temporary: false,
 });
 

@@ -8,7 +8,7 @@ import type { Shard, ThetaPlan, Work } from '../work.js';
 import { computeSelect, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
 import { stagingOf } from './staging.js';
-import { raw, sql, type Sql } from './tag.js';
+import { sql, type Sql } from './tag.js';
 import { skippedEstimatesSelect } from './theta.js';
 
 /** The days since..anchor of a shard: what the statements on stored rows are restricted to. */
@@ -45,25 +45,41 @@ create temporary table agg_computed on commit drop as
 ${computeSelect(work)}`;
 }
 
-/** The session's staging table of a range's computed rows (see pipeline/range.ts). */
-export const stagedTable = 'agg_range';
-
 /**
- * Computes a chunk of a range into the staging table: the daily run's computation with the
- * chunk as its window, kept for the session (not dropped at commit) while its days are
- * written one by one.
+ * Computes a chunk of a range into the range staging table (staging.ts): the daily run's
+ * computation with the chunk as its window, kept while its days are written one by one. On a
+ * plain server a temporary table for the session; on Citus the shards insert into the
+ * distributed one (rows of this run's shard only; clearRange emptied them first).
  */
 export function stageRange(work: Work): Sql {
+  const staging = stagingOf(work);
+  if (!staging.temporary) {
+    return sql`insert into ${staging.range}
+${computeSelect(work)}`;
+  }
   return sql`
-create temporary table ${raw(stagedTable)} as
+create temporary table ${staging.range} as
 ${computeSelect(work)}`;
 }
 
-/** The days since..anchor of the staging table as agg_computed. */
-export function computedFromStaged(range: { readonly since: string; readonly anchor: string }): Sql {
+/** Removes this run's shard's rows from the range staging table (on a plain server: drops it). */
+export function clearRange(work: Pick<Work, 'shard' | 'distributed'>): Sql {
+  const staging = stagingOf(work);
+  if (staging.temporary) return sql`drop table if exists ${staging.range}`;
+  return sql`delete from ${staging.range} where ${inShard(sql`user_id`, work.shard)}`;
+}
+
+/** The days since..anchor of the range staging table as the window's computed rows (agg_computed). */
+export function computedFromStaged(work: Work): Sql {
+  const staging = stagingOf(work);
+  const days = sql`date between ${work.since}::date and ${work.anchor}::date`;
+  if (!staging.temporary) {
+    return sql`insert into ${staging.computed}
+select * from ${staging.range} where ${days} and ${inShard(sql`user_id`, work.shard)}`;
+  }
   return sql`
-create temporary table agg_computed on commit drop as
-select * from ${raw(stagedTable)} where date between ${range.since}::date and ${range.anchor}::date`;
+create temporary table ${staging.computed} on commit drop as
+select * from ${staging.range} where ${days}`;
 }
 
 /**

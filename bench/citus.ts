@@ -18,7 +18,7 @@ import { jobEnv, runCli, type JobRun } from './job.js';
 import type { Options, Size } from './options.js';
 import type { Measured } from './scenarios.js';
 import { connect, databaseUrl, dropDatabase, ensureDatabase } from './server.js';
-import { repeat, median } from './stats.js';
+import { addDays, repeat, median } from './stats.js';
 
 /** The cluster to measure, or undefined (the scenario is then skipped). */
 export function citusBenchUrl(env: NodeJS.ProcessEnv): string | undefined {
@@ -208,6 +208,9 @@ export async function measureCitus(ctx: {
     await measure('re-run, no new data', (e) => repeat(options.reps, nothing, () => timed(date, e)));
     await measure('dry run', (e) => repeat(options.reps, nothing, () => timed([...date, '--dry-run'], e)));
     await measure('verify', (e) => repeat(options.reps, nothing, () => timed(['verify', ...date], e)));
+    // Last, so that the row check below also covers what a backfill wrote on each.
+    const range = ['backfill', '--from', addDays(anchorDay, -35), '--to', anchorDay];
+    await measure('backfill of the 36 days, empty target', (e) => repeat(options.reps, truncate(e), () => timed(range, e)));
     const [plainSum, citusSum] = [await sumOf(client), await sumOf(citus)];
     lines.push({
       size: size.label,

@@ -3,9 +3,8 @@
  * time by the daily run's own compute statement, with the chunk as its window, into the range
  * staging table (a temporary table; on Citus the distributed aggregate_features_range, where
  * the run keeps only its own shard's rows); the days are then written and committed one by one
- * from it. The
- * statement reads the chunk's attempts and the 27 days before it once, where computing each
- * day on its own read every attempt up to 28 times.
+ * from it. The statement reads the chunk's attempts and the 27 days before it once, where
+ * computing each day on its own read every attempt up to 28 times.
  *
  * The chunk's size bounds the server's memory for the median's sort: the planner's estimate
  * of the range's attempts per day against work_mem (times the processes a parallel sort may

@@ -38,27 +38,37 @@ const settingsPreamble = (settings: Record<string, string>) =>
 
 const day = (d: string) => `'${d.replace(/[^0-9-]/g, '')}'`;
 
-/** The statements, with the window's dates as literals (psql has no bound parameters). */
-export function floorStatements(since: string, anchor: string, timezone = 'UTC', table = 'attempt'): { a: string; b: string; c: string } {
-  const tz = `'${timezone.replaceAll("'", "''")}'`;
-  const start = `(${day(since)}::date::timestamp at time zone ${tz})`;
-  const end = `((${day(anchor)}::date + 1)::timestamp at time zone ${tz})`;
-  const readStart = `((${day(since)}::date - 27)::timestamp at time zone ${tz})`;
-  const valid = `student_id is not null and student_id::text <> '' and topic_id is not null and topic_id::text <> ''`;
-  const a = `select count(*) from "${table}" where completed_at >= ${start} and completed_at < ${end}`;
-  const b = `
-select count(*), sum(attempts), sum(correct), sum(avg_time_ms), sum(rt_median), sum(hints), max(last_seen_at)
-from (
+const quotedZone = (timezone: string) => `'${timezone.replaceAll("'", "''")}'`;
+const validKeys = `student_id is not null and student_id::text <> '' and topic_id is not null and topic_id::text <> ''`;
+
+/**
+ * One row per (student, topic, day) of `table` between two instants, with every aggregate of
+ * a row (median included) and, with `answered`, the answered count the improvement index reads.
+ */
+function rowAggregates(table: string, tz: string, from: string, to: string, answered: boolean): string {
+  return `
   select student_id::text as user_id, topic_id::text as topic_id, (completed_at at time zone ${tz})::date as day,
          count(*) as attempts,
-         count(*) filter (where correct) as correct,
+         count(*) filter (where correct) as correct,${answered ? '\n         count(correct) as answered,' : ''}
          round(avg(response_time_ms) filter (where response_time_ms >= 0)) as avg_time_ms,
          round((percentile_cont(0.5) within group (order by response_time_ms) filter (where response_time_ms >= 0))::numeric) as rt_median,
          count(*) filter (where hint_used) as hints,
          max(completed_at) as last_seen_at
   from "${table}"
-  where completed_at >= ${start} and completed_at < ${end} and ${valid}
-  group by 1, 2, 3
+  where completed_at >= ${from} and completed_at < ${to} and ${validKeys}
+  group by 1, 2, 3`;
+}
+
+/** The statements, with the window's dates as literals (psql has no bound parameters). */
+export function floorStatements(since: string, anchor: string, timezone = 'UTC', table = 'attempt'): { a: string; b: string; c: string } {
+  const tz = quotedZone(timezone);
+  const start = `(${day(since)}::date::timestamp at time zone ${tz})`;
+  const end = `((${day(anchor)}::date + 1)::timestamp at time zone ${tz})`;
+  const readStart = `((${day(since)}::date - 27)::timestamp at time zone ${tz})`;
+  const a = `select count(*) from "${table}" where completed_at >= ${start} and completed_at < ${end}`;
+  const b = `
+select count(*), sum(attempts), sum(correct), sum(avg_time_ms), sum(rt_median), sum(hints), max(last_seen_at)
+from (${rowAggregates(table, tz, start, end, false)}
 ) g`;
   const c = `
 select count(*), sum(answered), sum(correct)
@@ -67,7 +77,7 @@ from (
          count(correct) as answered,
          count(*) filter (where correct) as correct
   from "${table}"
-  where completed_at >= ${readStart} and completed_at < ${end} and ${valid}
+  where completed_at >= ${readStart} and completed_at < ${end} and ${validKeys}
   group by 1, 2, 3
 ) g`;
   return { a, b, c };
@@ -119,24 +129,12 @@ export async function measureFloor(
  * needs, read and sorted once. Wrapped like (b) and (c).
  */
 export function rangeFloorStatement(from: string, to: string, table = 'attempt', timezone = 'UTC'): string {
-  const tz = `'${timezone.replaceAll("'", "''")}'`;
+  const tz = quotedZone(timezone);
   const readStart = `((${day(from)}::date - 27)::timestamp at time zone ${tz})`;
   const end = `((${day(to)}::date + 1)::timestamp at time zone ${tz})`;
-  const valid = `student_id is not null and student_id::text <> '' and topic_id is not null and topic_id::text <> ''`;
   return `
 select count(*), sum(attempts), sum(correct), sum(answered), sum(avg_time_ms), sum(rt_median), sum(hints), max(last_seen_at)
-from (
-  select student_id::text as user_id, topic_id::text as topic_id, (completed_at at time zone ${tz})::date as day,
-         count(*) as attempts,
-         count(*) filter (where correct) as correct,
-         count(correct) as answered,
-         round(avg(response_time_ms) filter (where response_time_ms >= 0)) as avg_time_ms,
-         round((percentile_cont(0.5) within group (order by response_time_ms) filter (where response_time_ms >= 0))::numeric) as rt_median,
-         count(*) filter (where hint_used) as hints,
-         max(completed_at) as last_seen_at
-  from "${table}"
-  where completed_at >= ${readStart} and completed_at < ${end} and ${valid}
-  group by 1, 2, 3
+from (${rowAggregates(table, tz, readStart, end, true)}
 ) g`;
 }
 

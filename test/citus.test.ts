@@ -22,7 +22,7 @@ import { byKey, scenarioArbitrary } from './support/arbitraries.js';
 import { serverBackend, withSession, type Backend } from './support/backends.js';
 import { citusBackend, citusMissing, citusUrl, inCi } from './support/citus.js';
 import { cliPath, runCli, type CliResult } from './support/cli.js';
-import { loadAttempts, readFeatures } from './support/data.js';
+import { insertBusyAttempts, loadAttempts, readFeatures } from './support/data.js';
 import { readAttempts } from './support/datasets.js';
 import { addDays } from './support/history.js';
 import { testTempDir } from './support/resources.js';
@@ -419,12 +419,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
     await clear();
     await withSession(cluster!, async (session) => {
       await session.query('truncate attempt');
-      await session.query(`
-        insert into attempt
-        select 'u' || s, 't' || (s + d) % 7, date '2025-11-01' - d + interval '9 hours' + i * interval '1 minute',
-               (s + i) % 3 > 0, 1000 + (s * i) % 5000, i % 9 = 0
-        from generate_series(1, 600) s, generate_series(0, 34) d, generate_series(1, 6) i
-        where (s + d) % 2 = 0`);
+      await insertBusyAttempts(session, 600, 6);
     });
     const child = spawn(process.execPath, [cliPath, 'run', '--date', '2025-11-01'], {
       env: { PATH: process.env.PATH, DATABASE_URL: cluster!.url },

@@ -15,7 +15,7 @@ import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, serverBackend, useSession } from './support/backends.js';
 import { cliPath, runMain } from './support/cli.js';
-import { attempt, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+import { attempt, insertBusyAttempts, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { waitFor } from './support/wait.js';
 
 const attempts: OracleAttempt[] = [
@@ -128,13 +128,8 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     db = await server!.open();
     session = await db.connect();
     await prepareSchema(session);
-    // Enough attempts that a run takes a while: 300 students × 35 days × 2 topics × 8.
-    await session.query(`
-      insert into attempt
-      select 'u' || s, 't' || (s + d) % 7, date '2025-11-01' - d + interval '9 hours' + i * interval '1 minute',
-             (s + i) % 3 > 0, 1000 + (s * i) % 5000, i % 9 = 0
-      from generate_series(1, 3000) s, generate_series(0, 34) d, generate_series(1, 8) i
-      where (s + d) % 2 = 0`);
+    // Enough attempts that a run takes a while: 3000 students on every other day of 35, 8 attempts a day.
+    await insertBusyAttempts(session, 3000, 8);
     await session.query('analyze attempt');
   });
   afterAll(async () => {

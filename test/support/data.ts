@@ -33,6 +33,22 @@ export async function loadAttempts(session: Session, attempts: readonly OracleAt
   );
 }
 
+/**
+ * Appends a generated history large enough that a run takes a while: `students` students on
+ * every other day of the 35 days up to 2025-11-01, one of 7 topics a day, `perDay` attempts a
+ * minute apart (no NULLs), for tests that kill or interrupt a run.
+ */
+export async function insertBusyAttempts(session: Session, students: number, perDay: number): Promise<void> {
+  await session.query(
+    `insert into attempt
+     select 'u' || s, 't' || (s + d) % 7, date '2025-11-01' - d + interval '9 hours' + i * interval '1 minute',
+            (s + i) % 3 > 0, 1000 + (s * i) % 5000, i % 9 = 0
+     from generate_series(1, $1::int) s, generate_series(0, 34) d, generate_series(1, $2::int) i
+     where (s + d) % 2 = 0`,
+    [students, perDay],
+  );
+}
+
 /** The stored rows (optionally only those from `since` to `anchor`), as the oracle prints them. */
 export async function readFeatures(session: Session, range?: { since: string; anchor: string }): Promise<OracleRow[]> {
   const result = await session.query<OracleRow>(

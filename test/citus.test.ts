@@ -34,7 +34,14 @@ import { ident, sql, type Sql } from '../src/sql/tag.js';
 import { unsharded, type Work } from '../src/work.js';
 import { rippleImprovement } from '../src/sql/backfill.js';
 import { verifyCountsDistributed } from '../src/sql/verify.js';
-import { countSkippedEstimates, deleteStale, dryRunCountsDistributed, insertComputed, upsertComputed } from '../src/sql/write.js';
+import {
+  countSkippedEstimates,
+  deleteStale,
+  dryRunCountsDistributed,
+  insertAllComputed,
+  insertComputed,
+  upsertComputed,
+} from '../src/sql/write.js';
 
 const cluster = citusUrl ? await citusBackend('citus') : undefined;
 const plain = cluster ? await serverBackend('citus_plain') : undefined;
@@ -486,6 +493,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       ['compute into the staging table', insertComputed(work)],
       ['delete stale rows', deleteStale(work)],
       ['upsert', upsertComputed({ runTimestamp: now, includeTheta: true, users: null, topic: null, date: null, distributed: true })],
+      ['insert into a window that held nothing', insertAllComputed({ runTimestamp: now, distributed: true })],
       ['skipped estimates', countSkippedEstimates(work.theta!, work)],
       ['dry run', dryRunCountsDistributed(work)],
       ['verify', verifyCountsDistributed(work)],

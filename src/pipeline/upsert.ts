@@ -6,7 +6,7 @@ import type { Session } from '../db.js';
 import { messageOf, sqlState } from '../errors.js';
 import { stagingOf } from '../sql/staging.js';
 import { sql } from '../sql/tag.js';
-import { upsertComputed, type UpsertScope } from '../sql/write.js';
+import { insertAllComputed, upsertComputed, type UpsertScope } from '../sql/write.js';
 import { attemptRows, isRowError, type FailedCombination } from './isolate/narrowing.js';
 
 export interface UpsertCounts {
@@ -15,18 +15,44 @@ export interface UpsertCounts {
   readonly failures: FailedCombination[];
 }
 
+/** What upsertIsolated writes, and what the run knows of the window before it does. */
+export interface UpsertTarget {
+  /** computed_at of every row written. */
+  readonly runTimestamp: string;
+  /** Whether the theta columns are the job's (theta enabled). */
+  readonly includeTheta: boolean;
+  /** On Citus: from the distributed staging table (staging.ts). */
+  readonly distributed?: boolean | undefined;
+  /** The window held no stored rows of this shard (the shrink guard's reading): try a plain INSERT first. */
+  readonly nothingStored?: boolean;
+}
+
+/** A row error, or a key too large for its index (54000): what fails rows rather than the run. */
+const refusesRows = (err: unknown) => isRowError(err) || sqlState(err) === '54000';
+
 /**
  * Writes agg_computed into features_topic_daily (see upsertComputed). A row the table refuses
  * (a key too large for its index, say) fails only its combination, found by the same halving
- * as computeIsolated; its stored row is left as it was.
+ * as computeIsolated; its stored row is left as it was. Into a window that held nothing, every
+ * row is first inserted at once (insertAllComputed); if that raises (a unique violation: a row
+ * appeared in between; a refused row), it is rolled back and the upsert below runs instead.
  */
-export async function upsertIsolated(
-  session: Session,
-  runTimestamp: string,
-  includeTheta: boolean,
-  checkpoint: () => void,
-  distributed = false,
-): Promise<UpsertCounts> {
+export async function upsertIsolated(session: Session, target: UpsertTarget, checkpoint: () => void): Promise<UpsertCounts> {
+  const { runTimestamp, includeTheta, distributed } = target;
+  if (target.nothingStored) {
+    checkpoint();
+    const result = await attemptRows(
+      session,
+      'agg_insert',
+      () => session.query(insertAllComputed({ runTimestamp, distributed })),
+      refusesRows,
+    );
+    if ('ok' in result) {
+      // An INSERT's command tag always carries its row count (pg and PGlite alike).
+      if (result.ok.rowCount === null) throw new Error('the INSERT into features_topic_daily returned no row count');
+      return { inserted: result.ok.rowCount, updated: 0, failures: [] };
+    }
+  }
   const computed = stagingOf({ distributed }).computed;
   let inserted = 0;
   let updated = 0;
@@ -37,8 +63,7 @@ export async function upsertIsolated(
       session,
       'agg_upsert',
       () => session.query<{ inserted: number; updated: number }>(upsertComputed(scope)),
-      // 54000: a key too large for its index.
-      (err) => isRowError(err) || sqlState(err) === '54000',
+      refusesRows,
     );
     if ('error' in result) return result.error;
     inserted += result.ok.rows[0]!.inserted;

@@ -72,13 +72,21 @@ export async function writeWindowTransaction(
   return inTransaction(session, async () => {
     const { computed, failures } = target.staged ? await fromStaged(session, work) : await stage(session, config, work, emit, checkpoint);
     const combinations = computed + failures.length;
-    const emptyWindow = await guardShrink(session, config, work, { computed, failures: failures.length, allowShrink: target.allowShrink });
+    const { emptyWindow, nothingStored } = await guardShrink(session, config, work, {
+      computed,
+      failures: failures.length,
+      allowShrink: target.allowShrink,
+    });
     const skippedEstimates = await countSkipped(session, work);
     onStaged?.({ combinations, emptyWindow, skippedEstimates });
     checkpoint();
     const deleted = (await session.query<{ deleted: number }>(deleteStale(work))).rows[0]!.deleted;
     checkpoint();
-    const written = await upsertIsolated(session, target.runTimestamp, work.theta !== undefined, checkpoint, work.distributed);
+    const written = await upsertIsolated(
+      session,
+      { runTimestamp: target.runTimestamp, includeTheta: work.theta !== undefined, distributed: work.distributed, nothingStored },
+      checkpoint,
+    );
     emitFailures(emit, written.failures);
     const counts = {
       combinations,
@@ -153,13 +161,16 @@ async function fromStaged(session: Session, work: Work): Promise<{ computed: num
   return { computed, failures: [] };
 }
 
-/** The shrink guard: throws its refusal unless allowed. Returns whether the window is empty (nothing computed, nothing stored). */
+/**
+ * The shrink guard: throws its refusal unless allowed. Returns whether the window held no
+ * stored rows of this shard, and whether it is empty (nothing computed either).
+ */
 async function guardShrink(
   session: Session,
   config: Config,
   work: Work,
   staged: { computed: number; failures: number; allowShrink: boolean },
-): Promise<boolean> {
+): Promise<{ emptyWindow: boolean; nothingStored: boolean }> {
   const days = (await session.query<DayAttempts>(shrinkDays(stagingOf(work).computed, stagingOf(work).failed, work))).rows;
   const sourceEmpty = staged.computed === 0 && staged.failures === 0;
   const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored(work))).rows[0]!.stored : 0;
@@ -170,7 +181,7 @@ async function guardShrink(
     );
     if (refusal) throw refusal;
   }
-  return sourceEmpty && days.length === 0;
+  return { emptyWindow: sourceEmpty && days.length === 0, nothingStored: days.length === 0 };
 }
 
 /** With theta enabled, the invalid estimates skipped for the staged combinations. */

@@ -214,6 +214,25 @@ from upserted`;
 }
 
 /**
+ * Inserts every staged row, for a window that held no stored rows of this shard when the
+ * shrink guard looked (a first run, a day of a backfill into an empty range): each computed
+ * row is then new, so a plain INSERT does what upsertComputed would, without its anti join and
+ * ON CONFLICT's speculative insertion (441k rows into an empty table: 1.8 s instead of 2.9 s;
+ * BENCHMARKS.md). Should a row appear in between (a writer the lock does not exclude, such as a
+ * run of another shard count), the unique violation rolls this back and the upsert runs
+ * instead (upsert.ts).
+ */
+export function insertAllComputed(scope: Pick<UpsertScope, 'runTimestamp' | 'distributed'>): Sql {
+  return sql`
+insert into features_topic_daily
+  (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
+   theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
+select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
+       c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, ${scope.runTimestamp}::timestamptz
+from ${stagingOf(scope).computed} c`;
+}
+
+/**
  * The dry run in one read-only SELECT (no temporary table, so it also works in a read-only
  * transaction or on a replica): what a run would insert, update, leave and delete, and with
  * theta the invalid estimates it would skip. The rows it would delete are counted by EXCEPT,

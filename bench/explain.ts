@@ -21,8 +21,8 @@ interface WriteStatements {
   readonly fillTitle: string;
   readonly deleteStale: string;
   readonly upsertComputed: string;
-  /** NULLs for the parameters of upsertComputed after the run timestamp and include_theta. */
-  readonly upsertExtraParams: null[];
+  /** How many parameters upsertComputed has: run timestamp, include_theta, users, topic, date, since, anchor (older builds: the first five). */
+  readonly upsertParamCount: number;
 }
 
 async function loadStatements(cli: string): Promise<WriteStatements> {
@@ -31,7 +31,15 @@ async function loadStatements(cli: string): Promise<WriteStatements> {
   // Placeholders in the order the bench binds them (see statements.ts; older builds ignore them).
   const work = symbolicWork(raw);
   const stored = { since: raw('$1'), anchor: raw('$2'), shard: { count: raw('$3'), index: raw('$4') } };
-  const upsertScope = { runTimestamp: raw('$1'), includeTheta: raw('$2'), users: raw('$3'), topic: raw('$4'), date: raw('$5') };
+  const upsertScope = {
+    runTimestamp: raw('$1'),
+    includeTheta: raw('$2'),
+    users: raw('$3'),
+    topic: raw('$4'),
+    date: raw('$5'),
+    since: raw('$6'),
+    anchor: raw('$7'),
+  };
   const text = (name: string, argument: unknown = work) => statementText(m, name, argument);
 
   const create = text('createComputedTable');
@@ -46,7 +54,6 @@ async function loadStatements(cli: string): Promise<WriteStatements> {
     );
   }
   const highest = Math.max(0, ...(upsert.match(/\$(\d+)/g) ?? []).map((p) => Number(p.slice(1))));
-  const upsertExtraParams = new Array<null>(Math.max(0, highest - 2)).fill(null);
   if (stage !== undefined) {
     return {
       stage: failed === undefined ? [] : [failed],
@@ -54,7 +61,7 @@ async function loadStatements(cli: string): Promise<WriteStatements> {
       fillTitle: 'stageComputed (create temporary table agg_computed as computeSelect)',
       deleteStale: del,
       upsertComputed: upsert,
-      upsertExtraParams,
+      upsertParamCount: highest,
     };
   }
   return {
@@ -63,7 +70,7 @@ async function loadStatements(cli: string): Promise<WriteStatements> {
     fillTitle: 'insertComputed (insert into agg_computed computeSelect)',
     deleteStale: del,
     upsertComputed: upsert,
-    upsertExtraParams,
+    upsertParamCount: highest,
   };
 }
 
@@ -97,11 +104,12 @@ export async function explainRun(
     await client.query('analyze agg_computed');
     parts.push(await explain(client, 'deleteStale', statements.deleteStale, [window.since, window.anchor, shard.count, shard.index]));
     parts.push(
-      await explain(client, 'upsertComputed', statements.upsertComputed, [
-        new Date().toISOString(),
-        false,
-        ...statements.upsertExtraParams,
-      ]),
+      await explain(
+        client,
+        'upsertComputed',
+        statements.upsertComputed,
+        [new Date().toISOString(), false, null, null, null, window.since, window.anchor].slice(0, statements.upsertParamCount),
+      ),
     );
     if (options.includeFloor) {
       const f = floorStatements(window.since, window.anchor);

@@ -492,7 +492,19 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
     const statements: [string, Sql][] = [
       ['compute into the staging table', insertComputed(work)],
       ['delete stale rows', deleteStale(work)],
-      ['upsert', upsertComputed({ runTimestamp: now, includeTheta: true, users: null, topic: null, date: null, distributed: true })],
+      [
+        'upsert',
+        upsertComputed({
+          runTimestamp: now,
+          includeTheta: true,
+          users: null,
+          topic: null,
+          date: null,
+          distributed: true,
+          since: work.since,
+          anchor: work.anchor,
+        }),
+      ],
       ['insert into a window that held nothing', insertAllComputed({ runTimestamp: now, distributed: true })],
       ['skipped estimates', countSkippedEstimates(work.theta!, work)],
       ['dry run', dryRunCountsDistributed(work)],

@@ -8,32 +8,14 @@
  * stale rows.
  */
 import { describe, expect, test } from 'vitest';
-import type { Session } from '../src/db.js';
-import { raw, type Sql } from '../src/sql/tag.js';
+import { raw } from '../src/sql/tag.js';
 import { deleteStale, dryRunCounts } from '../src/sql/write.js';
 import { unsharded, workOf } from '../src/work.js';
 import { allBackends, withSession } from './support/backends.js';
 import { prepareSchema } from './support/data.js';
+import { planOf, type PlanNode } from './support/plans.js';
 
 const backends = await allBackends('stale-rows');
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'CTE Name'?: string;
-  'Parent Relationship'?: string;
-  Plans?: PlanNode[];
-}
-
-/** The plan PostgreSQL chooses for `statement` (EXPLAIN, nothing run). */
-async function planOf(session: Session, statement: Sql): Promise<PlanNode> {
-  const explained = await session.query<{ 'QUERY PLAN': unknown }>({
-    text: `explain (format json) ${statement.text}`,
-    values: [...statement.values],
-  });
-  const json = explained.rows[0]!['QUERY PLAN'];
-  return ((typeof json === 'string' ? JSON.parse(json) : json) as [{ Plan: PlanNode }])[0].Plan;
-}
 
 /** The relations and CTEs read in full as the inner side of a nested loop: once per outer row. */
 function rescannedUnderNestedLoop(node: PlanNode): string[] {

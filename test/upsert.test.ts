@@ -15,6 +15,7 @@ const backends = await allBackends('upsert');
 
 const runTimestamp = '2026-03-09T02:00:00.000Z';
 const never = () => undefined;
+const window = { since: '2026-03-01', anchor: '2026-03-08' };
 
 /** Stages three computed rows in agg_computed, as a run's computation leaves them. */
 async function stageThree(session: Session): Promise<void> {
@@ -59,7 +60,7 @@ describe.each(backends)('writing a window that held nothing ($name)', (backend) 
       await session.query('truncate features_topic_daily');
       const counts = await inTransaction(session, async () => {
         await stageThree(session);
-        return upsertIsolated(session, { runTimestamp, includeTheta: false, nothingStored: true }, never);
+        return upsertIsolated(session, { runTimestamp, includeTheta: false, window, nothingStored: true }, never);
       });
       expect(counts).toEqual({ inserted: 3, updated: 0, failures: [] });
       expect(await stored(session)).toEqual(computedRows);
@@ -80,7 +81,7 @@ describe.each(backends)('writing a window that held nothing ($name)', (backend) 
       );
       const counts = await inTransaction(session, async () => {
         await stageThree(session);
-        return upsertIsolated(session, { runTimestamp, includeTheta: false, nothingStored: true }, never);
+        return upsertIsolated(session, { runTimestamp, includeTheta: false, window, nothingStored: true }, never);
       });
       expect(counts).toEqual({ inserted: 1, updated: 1, failures: [] });
       expect(await stored(session)).toEqual(computedRows);

@@ -23,6 +23,8 @@ export interface UpsertTarget {
   readonly includeTheta: boolean;
   /** On Citus: from the distributed staging table (staging.ts). */
   readonly distributed?: boolean | undefined;
+  /** The window's first and last day. */
+  readonly window: { readonly since: string; readonly anchor: string };
   /** The window held no stored rows of this shard (the shrink guard's reading): try a plain INSERT first. */
   readonly nothingStored?: boolean;
 }
@@ -38,7 +40,7 @@ const refusesRows = (err: unknown) => isRowError(err) || sqlState(err) === '5400
  * appeared in between; a refused row), it is rolled back and the upsert below runs instead.
  */
 export async function upsertIsolated(session: Session, target: UpsertTarget, checkpoint: () => void): Promise<UpsertCounts> {
-  const { runTimestamp, includeTheta, distributed } = target;
+  const { runTimestamp, includeTheta, distributed, window } = target;
   if (target.nothingStored) {
     checkpoint();
     const result = await attemptRows(
@@ -58,7 +60,7 @@ export async function upsertIsolated(session: Session, target: UpsertTarget, che
   let updated = 0;
   const attempt = async (users: string[] | null, topic: string | null, date: string | null): Promise<unknown> => {
     checkpoint();
-    const scope: UpsertScope = { runTimestamp, includeTheta, users, topic, date, distributed };
+    const scope: UpsertScope = { runTimestamp, includeTheta, users, topic, date, distributed, since: window.since, anchor: window.anchor };
     const result = await attemptRows(
       session,
       'agg_upsert',

@@ -84,7 +84,13 @@ export async function writeWindowTransaction(
     checkpoint();
     const written = await upsertIsolated(
       session,
-      { runTimestamp: target.runTimestamp, includeTheta: work.theta !== undefined, distributed: work.distributed, nothingStored },
+      {
+        runTimestamp: target.runTimestamp,
+        includeTheta: work.theta !== undefined,
+        distributed: work.distributed,
+        window: target.window,
+        nothingStored,
+      },
       checkpoint,
     );
     emitFailures(emit, written.failures);

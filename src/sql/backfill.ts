@@ -32,7 +32,8 @@ where f.date > ${to}::date and f.date <= ${to}::date + 27
  * It reuses computeSelect as is, so the index is computed by the one definition the daily run
  * uses (also its exact rounding); the price is that the other aggregates of those days are
  * computed and thrown away, one range scan of the source over ripple days + 27.
- * `work` spans the ripple's days; `runTimestamp` is the backfill's.
+ * `work` spans the ripple's days, and the stored rows are matched within them (joined on the
+ * key alone, PostgreSQL may hash the whole table); `runTimestamp` is the backfill's.
  */
 export function rippleImprovement(work: Work, runTimestamp: string): Sql {
   return sql`
@@ -43,6 +44,7 @@ updated as (
       computed_at = ${runTimestamp}::timestamptz
   from c
   where f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
+    and f.date between ${work.since}::date and ${work.anchor}::date
     and f.improvement is distinct from c.improvement
   returning 1
 )

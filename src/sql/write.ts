@@ -166,6 +166,9 @@ export interface UpsertScope {
   readonly date: string | null;
   /** On Citus: from the distributed staging table (staging.ts). */
   readonly distributed?: boolean | undefined;
+  /** The window's first and last day: every staged row's date lies between them. */
+  readonly since: string;
+  readonly anchor: string;
 }
 
 /**
@@ -175,7 +178,10 @@ export interface UpsertScope {
  * PostgreSQL evaluates after locking the conflicting row: for a re-run that changes nothing
  * (222k rows at 10M) 0.2 s instead of 0.7–1.2 s, and 0.9 s instead of 1.2 s when the table holds
  * a year. (A LEFT JOIN instead of NOT EXISTS was planned as a hash join over the whole table:
- * 6 s with a year stored.) ON CONFLICT stays for rows that appear in between.
+ * 6 s with a year stored.) The anti join names the window's days, which every staged row
+ * lies in: without them PostgreSQL may hash the whole table to probe it (4.5M stored rows for a
+ * window of 222k: 3.0 s, against 0.58 s with them). ON CONFLICT stays for rows that appear in
+ * between.
  * The run's timestamp is a parameter, not now(): the same value for every row, and allowed on
  * Citus. The scope narrows it to some students, or one (topic, date) of them, when a row fails.
  */
@@ -193,6 +199,7 @@ with upserted as (
     and (${topic}::text is null or (c.topic_id = ${topic}::text and c.date = ${date}::date))
     and not exists (select 1 from features_topic_daily s
                     where s.user_id = c.user_id and s.topic_id = c.topic_id and s.date = c.date
+                      and s.date between ${scope.since}::date and ${scope.anchor}::date
                       and not (${rowDiffers(sql`s`, sql`c`, theta)}))
   on conflict (user_id, topic_id, date) do update set
     attempts       = excluded.attempts,
@@ -236,7 +243,9 @@ from ${stagingOf(scope).computed} c`;
  * The dry run in one read-only SELECT (no temporary table, so it also works in a read-only
  * transaction or on a replica): what a run would insert, update, leave and delete, and with
  * theta the invalid estimates it would skip. The rows it would delete are counted by EXCEPT,
- * as deleteStale finds them, for the same reason.
+ * as deleteStale finds them, for the same reason. The stored rows it compares are joined
+ * within the window's days, as in upsertComputed (10M attempts, 4.5M rows stored: 10.4 s
+ * without those bounds, 8.5 s with them).
  */
 export function dryRunCounts(work: Work): Sql {
   const c = sql`c`;
@@ -252,6 +261,7 @@ compared as (
   from c
   left join features_topic_daily f
     on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
+   and f.date between ${work.since}::date and ${work.anchor}::date
 )
 select count(*)::int                                          as combinations,
        count(*) filter (where is_new)::int                    as inserted,

@@ -8,10 +8,12 @@
  * left by an earlier container names the new process's own pid: that pid is "alive" but the
  * lock is not this process's (its token is not one this process wrote), so it is stale. A lock
  * written on another host (another container's hostname) cannot be checked from here and is
- * respected; the message names the host and the file to remove once that holder is gone.
+ * respected; the message names the host and the file to remove once that holder is gone. A
+ * file that names no owner yet is another process between creating and writing it: held, unless
+ * it is older than that takes.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LockHeldError } from './errors.js';
@@ -51,6 +53,13 @@ export function acquireDirectoryLock(directory: string): DirectoryLock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = readOwner(path);
+      if (owner === undefined && createdRecently(path)) {
+        // Created by a process that has not written its pid yet (it does right after): held.
+        // Taken for stale, its file was removed and two processes ran on one directory.
+        throw new LockHeldError(
+          `another process is starting on the embedded database ${directory}; wait for it to finish (lock file ${path})`,
+        );
+      }
       if (owner !== undefined && owner.host !== undefined && owner.host !== hostname()) {
         throw new LockHeldError(
           `another process (pid ${owner.pid} on host ${owner.host}) is using the embedded database ${directory}; wait for it to finish, or, if that container is gone, remove the lock file ${path}`,
@@ -61,8 +70,9 @@ export function acquireDirectoryLock(directory: string): DirectoryLock {
           `another process (pid ${owner.pid}) is using the embedded database ${directory}; wait for it to finish (lock file ${path})`,
         );
       }
-      // The owner died (e.g. kill -9): its lock is stale. Remove it and try once more; if a
-      // third process wins that race, the second attempt reports it as the holder.
+      // The owner died (e.g. kill -9), or an unreadable file is older than a process needs to
+      // write its pid: the lock is stale. Remove it and try once more; if a third process wins
+      // that race, the second attempt reports it as the holder.
       try {
         unlinkSync(path);
       } catch {
@@ -71,6 +81,18 @@ export function acquireDirectoryLock(directory: string): DirectoryLock {
     }
   }
   throw new LockHeldError(`another process is using the embedded database ${directory}; wait for it to finish`);
+}
+
+/** How long a lock file without a readable owner counts as just created (its owner about to write it). */
+const ownerWriteGraceMs = 10_000;
+
+/** True when the lock file was modified within the grace period (false when it is gone). */
+function createdRecently(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs < ownerWriteGraceMs;
+  } catch {
+    return false;
+  }
 }
 
 interface Owner {

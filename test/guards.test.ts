@@ -5,7 +5,7 @@
  * daily run for a future day are refused.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -84,6 +84,18 @@ describe('the embedded directory lock', () => {
     // The older format, the pid alone.
     writeFileSync(lockFile, `${process.pid}\n`);
     await (await open()).close();
+  });
+
+  test('a lock file that names no owner yet is held while new, and taken over once old', async () => {
+    // Another process has created it and not yet written its pid (it does right after): taking
+    // it for stale let two processes started together both run.
+    writeFileSync(lockFile, '');
+    await expect(open()).rejects.toThrow(/another process is starting on the embedded database/);
+    // Left empty by a process killed in that instant, a minute ago: stale.
+    const aMinuteAgo = new Date(Date.now() - 60_000);
+    utimesSync(lockFile, aMinuteAgo, aMinuteAgo);
+    await (await open()).close();
+    expect(existsSync(lockFile)).toBe(false);
   });
 
   test('a lock this process holds, or a live process holds, is respected (exit 3)', async () => {

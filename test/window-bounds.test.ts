@@ -10,7 +10,7 @@ import { describe, expect, test } from 'vitest';
 import type { Session } from '../src/db.js';
 import { rippleImprovement } from '../src/sql/backfill.js';
 import { raw, type Sql } from '../src/sql/tag.js';
-import { dryRunCounts, upsertComputed } from '../src/sql/write.js';
+import { deleteStale, dryRunCounts, upsertComputed } from '../src/sql/write.js';
 import { unsharded, workOf } from '../src/work.js';
 import { allBackends, withSession } from './support/backends.js';
 import { prepareSchema } from './support/data.js';
@@ -34,7 +34,7 @@ async function unboundedReads(session: Session, statement: Sql): Promise<string[
 }
 
 describe.each(backends)('statements on stored rows read only the window ($name)', (backend) => {
-  test('the upsert, the dry run and the ripple bound their reads of features_topic_daily by the window', async () => {
+  test('the upsert, the dry run, the stale-row deletion and the ripple bound their reads of features_topic_daily by the window', async () => {
     await withSession(backend, async (session) => {
       await prepareSchema(session);
       await session.query('truncate features_topic_daily');
@@ -60,6 +60,8 @@ describe.each(backends)('statements on stored rows read only the window ($name)'
         const scope = { runTimestamp: '2025-03-09T02:00:00Z', includeTheta: false, users: null, topic: null, date: null, ...window };
         expect(await unboundedReads(session, upsertComputed(scope)), 'upsert').toEqual([]);
         expect(await unboundedReads(session, dryRunCounts(work)), 'dry run').toEqual([]);
+        await session.query('create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop');
+        expect(await unboundedReads(session, deleteStale(work)), 'stale-row deletion').toEqual([]);
         expect(await unboundedReads(session, rippleImprovement(work, scope.runTimestamp)), 'ripple').toEqual([]);
       } finally {
         await session.query('rollback');

@@ -119,6 +119,7 @@ export function countSkippedEstimates(
  * (written since it was created or truncated, before autovacuum analyzed it), as a scan of
  * every computed row for each stored row: a re-run right after a first run of 441k rows did
  * not finish in 10 minutes. As EXCEPT: 0.9 s then, and 0.45 s (0.4 s before) with statistics.
+ * The DELETE, too, names the window's days, so it never hashes the whole table to find them.
  */
 export function deleteStale(range: StoredRange): Sql {
   const staging = stagingOf(range);
@@ -136,6 +137,7 @@ deleted as (
   delete from features_topic_daily f
   using stale s
   where f.user_id = s.user_id and f.topic_id = s.topic_id and f.date = s.date
+    and f.date between ${range.since}::date and ${range.anchor}::date
     and not exists (select 1 from ${staging.failed} x
                     where x.user_id = f.user_id and (x.topic_id = f.topic_id or x.topic_id = '*')
                       and (x.date = f.date or x.date is null))

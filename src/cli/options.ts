@@ -26,3 +26,8 @@ export function parseShard(value: string): Shard {
 export function optionalShard(value: string | undefined): Shard | undefined {
   return value === undefined ? undefined : parseShard(value);
 }
+
+/** --chunk-days when given: days computed per statement by backfill and verify. */
+export function optionalChunkDays(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : wholeNumber(value, '--chunk-days', 1, 366);
+}

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
 import { measured } from '../cli/measured.js';
-import { optionalShard, wholeNumber } from '../cli/options.js';
+import { optionalChunkDays, optionalShard, wholeNumber } from '../cli/options.js';
 import { parseDay } from '../config.js';
 import { checkBackfillRange, defaultMaxDays, runBackfill } from '../pipeline/backfill.js';
 import { barProgress, lineProgress } from '../progress.js';
@@ -42,7 +42,7 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
       const maxDays = wholeNumber(opts.maxDays, '--max-days', 1, 36_600);
       const intervalMs = wholeNumber(opts.progressInterval, '--progress-interval', 0, 86_400) * 1000;
       const shard = optionalShard(opts.shard);
-      const chunkDays = opts.chunkDays === undefined ? undefined : wholeNumber(opts.chunkDays, '--chunk-days', 1, 366);
+      const chunkDays = optionalChunkDays(opts.chunkDays);
       checkBackfillRange(opts.from, opts.to, maxDays);
       const progress =
         ctx.io.progressTerminal !== undefined && config.logFormat === 'text' && !config.debug

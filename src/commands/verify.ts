@@ -1,7 +1,7 @@
 /** `verify`: recompute a window without writing and compare it with the table; exit 1 on drift. */
 import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
-import { optionalShard, wholeNumber } from '../cli/options.js';
+import { optionalChunkDays, optionalShard, wholeNumber } from '../cli/options.js';
 import { parseDay } from '../config.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { runVerify } from '../pipeline/verify.js';
@@ -46,7 +46,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
       checkRange(opts);
       const limit = wholeNumber(opts.limit, '--limit', 0, 10_000);
       const shard = optionalShard(opts.shard);
-      const chunkDays = opts.chunkDays === undefined ? undefined : wholeNumber(opts.chunkDays, '--chunk-days', 1, 366);
+      const chunkDays = optionalChunkDays(opts.chunkDays);
       const database = await ctx.database(config);
       const result = await withRunRetries(database, config.runAttempts, ctx.emit, ctx.io.signal, (session) =>
         runVerify(session, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit, chunkDays }, ctx.emit),

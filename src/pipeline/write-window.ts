@@ -72,11 +72,12 @@ export async function writeWindowTransaction(
   return inTransaction(session, async () => {
     const { computed, failures } = target.staged ? await fromStaged(session, work) : await stage(session, config, work, emit, checkpoint);
     const combinations = computed + failures.length;
-    const { emptyWindow, nothingStored } = await guardShrink(session, config, work, {
+    const nothingStored = await guardShrink(session, config, work, {
       computed,
       failures: failures.length,
       allowShrink: target.allowShrink,
     });
+    const emptyWindow = combinations === 0 && nothingStored;
     const skippedEstimates = await countSkipped(session, work);
     onStaged?.({ combinations, emptyWindow, skippedEstimates });
     checkpoint();
@@ -167,16 +168,13 @@ async function fromStaged(session: Session, work: Work): Promise<{ computed: num
   return { computed, failures: [] };
 }
 
-/**
- * The shrink guard: throws its refusal unless allowed. Returns whether the window held no
- * stored rows of this shard, and whether it is empty (nothing computed either).
- */
+/** The shrink guard: throws its refusal unless allowed. Returns whether the window held no stored rows of this shard. */
 async function guardShrink(
   session: Session,
   config: Config,
   work: Work,
   staged: { computed: number; failures: number; allowShrink: boolean },
-): Promise<{ emptyWindow: boolean; nothingStored: boolean }> {
+): Promise<boolean> {
   const days = (await session.query<DayAttempts>(shrinkDays(stagingOf(work).computed, stagingOf(work).failed, work))).rows;
   const sourceEmpty = staged.computed === 0 && staged.failures === 0;
   const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored(work))).rows[0]!.stored : 0;
@@ -187,7 +185,7 @@ async function guardShrink(
     );
     if (refusal) throw refusal;
   }
-  return { emptyWindow: sourceEmpty && days.length === 0, nothingStored: days.length === 0 };
+  return days.length === 0;
 }
 
 /** With theta enabled, the invalid estimates skipped for the staged combinations. */

@@ -3,7 +3,7 @@
  * end of the ripple and the ripple itself (SPEC §7).
  */
 import type { Shard, Work } from '../work.js';
-import { computeSelect, inShard } from './compute.js';
+import { computeSelect, inDays, inShard } from './compute.js';
 import { sql, type Sql } from './tag.js';
 
 /**
@@ -44,7 +44,7 @@ updated as (
       computed_at = ${runTimestamp}::timestamptz
   from c
   where f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
-    and f.date between ${work.since}::date and ${work.anchor}::date
+    and ${inDays(sql`f.date`, work)}
     and f.improvement is distinct from c.improvement
   returning 1
 )

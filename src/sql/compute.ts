@@ -59,6 +59,15 @@ export function inShard(userIdColumn: Sql, shard: Shard): Sql {
   return sql`(${shard.count}::int = 1 or case when mod(hashtextextended(${userIdColumn}, 0) & 2147483647, ${shard.count}::int) = ${shard.index}::int - 1 then true else false end)`;
 }
 
+/**
+ * True when the date in `column` is a day of `range` (since..anchor, both included). Every
+ * statement that reads stored rows names the window's days, also where a join on the key
+ * implies them: joined on the key alone, PostgreSQL may hash the whole table to probe it.
+ */
+export function inDays(column: Sql, range: { readonly since: string; readonly anchor: string }): Sql {
+  return sql`${column} between ${range.since}::date and ${range.anchor}::date`;
+}
+
 /** The improvement index of §6 by the accuracy formula, from a row `h` of `halves`. */
 const accuracyImprovement = sql`case when h.n_r > 0 and h.n_p > 0 then
          round(greatest(-1, least(1,

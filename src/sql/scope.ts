@@ -6,7 +6,7 @@
  * raises outside the scope is never computed.
  */
 import type { Work } from '../work.js';
-import { inShard } from './compute.js';
+import { inDays, inShard } from './compute.js';
 import { stagingOf } from './staging.js';
 import { ident, sql, type Sql } from './tag.js';
 
@@ -173,7 +173,7 @@ select user_id, topic_id, date::text as date from (
   select user_id, topic_id, date from ${stagingOf(work).computed}
   union
   select f.user_id, f.topic_id, f.date from features_topic_daily f
-  where f.date between ${since}::date and ${anchor}::date and ${inShard(sql`f.user_id`, shard)}
+  where ${inDays(sql`f.date`, { since, anchor })} and ${inShard(sql`f.user_id`, shard)}
 ) c
 where c.date between greatest(${day}::date, ${since}::date) and least(${day}::date + 27, ${anchor}::date)
   and (${topic}::text is null or c.topic_id = ${topic}::text)

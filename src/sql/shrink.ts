@@ -3,7 +3,7 @@
  * stored in features_topic_daily against the attempts a run would leave there.
  */
 import type { Shard } from '../work.js';
-import { inShard } from './compute.js';
+import { inDays, inShard } from './compute.js';
 import { sql, type Sql } from './tag.js';
 
 /**
@@ -28,7 +28,7 @@ export function shrinkDays(
 with stored as (
   select f.date, sum(f.attempts) as stored, coalesce(${kept}, 0) as kept
   from features_topic_daily f
-  where f.date between ${range.since}::date and ${range.anchor}::date
+  where ${inDays(sql`f.date`, range)}
     and ${inShard(sql`f.user_id`, range.shard)}
   group by f.date
 ),

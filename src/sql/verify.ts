@@ -4,7 +4,7 @@
  * SELECT and on a replica, like the dry run.
  */
 import type { Work } from '../work.js';
-import { computeSelect, inShard } from './compute.js';
+import { computeSelect, inDays, inShard } from './compute.js';
 import { join, raw, sql, type Sql } from './tag.js';
 import { computedBesideStored, rowDiffers } from './write.js';
 
@@ -45,7 +45,7 @@ f as (
   select f.user_id, f.topic_id, f.date, f.attempts, f.correct, f.avg_time_ms, f.rt_median, f.hints,
          f.last_seen_at, f.theta_estimate, f.theta_sd, f.improvement
   from features_topic_daily f
-  where f.date between ${work.since}::date and ${work.anchor}::date
+  where ${inDays(sql`f.date`, work)}
     and ${inShard(sql`f.user_id`, work.shard)}
 ),
 drift as (

@@ -5,7 +5,7 @@
  * `computeSelect` inside its transaction.
  */
 import type { Shard, ThetaPlan, Work } from '../work.js';
-import { computeSelect, inShard } from './compute.js';
+import { computeSelect, inDays, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
 import { stagingOf } from './staging.js';
 import { sql, type Sql } from './tag.js';
@@ -72,7 +72,7 @@ export function clearRange(work: Pick<Work, 'shard' | 'distributed'>): Sql {
 /** The days since..anchor of the range staging table as the window's computed rows (agg_computed). */
 export function computedFromStaged(work: Work): Sql {
   const staging = stagingOf(work);
-  const days = sql`date between ${work.since}::date and ${work.anchor}::date`;
+  const days = inDays(sql`date`, work);
   if (!staging.temporary) {
     return sql`insert into ${staging.computed}
 select * from ${staging.range} where ${days} and ${inShard(sql`user_id`, work.shard)}`;
@@ -127,7 +127,7 @@ export function deleteStale(range: StoredRange): Sql {
 with stale as (
   select f.user_id, f.topic_id, f.date
   from features_topic_daily f
-  where f.date between ${range.since}::date and ${range.anchor}::date
+  where ${inDays(sql`f.date`, range)}
     and ${inShard(sql`f.user_id`, range.shard)}
   except
   select c.user_id, c.topic_id, c.date
@@ -137,7 +137,7 @@ deleted as (
   delete from features_topic_daily f
   using stale s
   where f.user_id = s.user_id and f.topic_id = s.topic_id and f.date = s.date
-    and f.date between ${range.since}::date and ${range.anchor}::date
+    and ${inDays(sql`f.date`, range)}
     and not exists (select 1 from ${staging.failed} x
                     where x.user_id = f.user_id and (x.topic_id = f.topic_id or x.topic_id = '*')
                       and (x.date = f.date or x.date is null))
@@ -151,7 +151,7 @@ export function countStored(range: StoredRange): Sql {
   return sql`
 select count(*)::int as stored
 from features_topic_daily f
-where f.date between ${range.since}::date and ${range.anchor}::date
+where ${inDays(sql`f.date`, range)}
   and ${inShard(sql`f.user_id`, range.shard)}`;
 }
 
@@ -174,6 +174,18 @@ export interface UpsertScope {
 }
 
 /**
+ * The columns an INSERT into features_topic_daily fills, and the staged rows `c` that fill
+ * them, stamped with the run's timestamp.
+ */
+function stagedRows(scope: Pick<UpsertScope, 'runTimestamp' | 'distributed'>): Sql {
+  return sql`(user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
+   theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
+  select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
+         c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, ${scope.runTimestamp}::timestamptz
+  from ${stagingOf(scope).computed} c`;
+}
+
+/**
  * Inserts new combinations and updates changed ones; a row whose values are all equal is not
  * touched, so computed_at says when its values last changed. Unchanged rows are left out
  * before the INSERT (NOT EXISTS an equal stored row), not only by ON CONFLICT's WHERE, which
@@ -192,16 +204,12 @@ export function upsertComputed(scope: UpsertScope): Sql {
   return sql`
 with upserted as (
   insert into features_topic_daily as f
-    (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
-     theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
-  select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
-         c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, ${scope.runTimestamp}::timestamptz
-  from ${stagingOf(scope).computed} c
+  ${stagedRows(scope)}
   where (${users}::text[] is null or c.user_id = any(${users}::text[]))
     and (${topic}::text is null or (c.topic_id = ${topic}::text and c.date = ${date}::date))
     and not exists (select 1 from features_topic_daily s
                     where s.user_id = c.user_id and s.topic_id = c.topic_id and s.date = c.date
-                      and s.date between ${scope.since}::date and ${scope.anchor}::date
+                      and ${inDays(sql`s.date`, scope)}
                       and not (${rowDiffers(sql`s`, sql`c`, theta)}))
   on conflict (user_id, topic_id, date) do update set
     attempts       = excluded.attempts,
@@ -234,11 +242,7 @@ from upserted`;
 export function insertAllComputed(scope: Pick<UpsertScope, 'runTimestamp' | 'distributed'>): Sql {
   return sql`
 insert into features_topic_daily
-  (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
-   theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
-select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
-       c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, ${scope.runTimestamp}::timestamptz
-from ${stagingOf(scope).computed} c`;
+${stagedRows(scope)}`;
 }
 
 /**
@@ -263,7 +267,7 @@ compared as (
   from c
   left join features_topic_daily f
     on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
-   and f.date between ${work.since}::date and ${work.anchor}::date
+   and ${inDays(sql`f.date`, work)}
 )
 select count(*)::int                                          as combinations,
        count(*) filter (where is_new)::int                    as inserted,
@@ -272,7 +276,7 @@ select count(*)::int                                          as combinations,
        (select count(*)::int
         from (select f.user_id, f.topic_id, f.date
               from features_topic_daily f
-              where f.date between ${work.since}::date and ${work.anchor}::date
+              where ${inDays(sql`f.date`, work)}
                 and ${inThisShard}
               except
               select c.user_id, c.topic_id, c.date from c) stale
@@ -281,7 +285,7 @@ select count(*)::int                                          as combinations,
        (select mirt_ability from skipped) as skipped_mirt_ability,
        (select count(*)::int
         from features_topic_daily f
-        where f.date between ${work.since}::date and ${work.anchor}::date
+        where ${inDays(sql`f.date`, work)}
           and ${inThisShard}) as stored_rows,
        (select coalesce(json_agg(json_build_object('date', d.date, 'stored', d.stored, 'current', d.current) order by d.date), '[]')
         from (${shrinkDays(c, undefined, work)}) d) as days
@@ -296,7 +300,7 @@ from compared`;
 export function computedBesideStored(work: Work): Sql {
   return sql`(${computeSelect(work)}) c
 full join (select f.* from features_topic_daily f
-           where f.date between ${work.since}::date and ${work.anchor}::date
+           where ${inDays(sql`f.date`, work)}
              and ${inShard(sql`f.user_id`, work.shard)}) f
   on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date`;
 }

@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import type { Session } from './db.js';
 import { ensureAttemptTable } from './attempt-table.js';
 import { formatTable } from './format.js';
+import { sql } from './sql/tag.js';
 import { parseQualifiedName } from './identifiers.js';
 import type { Emit } from './events.js';
 import { runDaily, type RunResult } from './pipeline/daily.js';
@@ -39,6 +40,8 @@ export interface DemoResult {
   readonly second: RunResult;
   /** Rows features_topic_daily held before the demo ran (a second demo on the same directory). */
   readonly existingRows: number;
+  /** A combination of the anchor day worth explaining (both 14-day halves filled), if any. */
+  readonly example: { readonly user: string; readonly topic: string } | undefined;
 }
 
 /** Fills the database with demo data (replacing any earlier demo data) and runs the job twice. */
@@ -88,7 +91,7 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
   const second = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, emit);
   await printSample(session, options);
-  return { attempts, estimates, first, second, existingRows };
+  return { attempts, estimates, first, second, existingRows, example: await pickExample(session, options.lastDay) };
 }
 
 /** The demo's closing lines: what the two runs did, said plainly also when the data already existed. */
@@ -102,16 +105,46 @@ export function demoSummary(result: DemoResult): string {
   return `${result.attempts} attempts; ${firstRun}; the re-run after late data updated ${second.updated} and left ${second.unchanged} unchanged.`;
 }
 
-async function printSample(session: Session, options: DemoOptions): Promise<void> {
-  const sample = await session.query<Record<string, unknown>>(
-    `select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
-            theta_estimate, theta_sd, improvement
-     from features_topic_daily
-     where date = $1::date
-     order by user_id, topic_id
-     limit 8`,
-    [options.lastDay],
+/**
+ * The commands to try next on the demo's directory, each one line to copy into a shell in the
+ * project's directory: the report of the demo's days, `explain` of one of its rows, and `sql`.
+ */
+export function demoNextCommands(directory: string, lastDay: string, example: DemoResult['example']): string[] {
+  const cli = `DATABASE_URL=${shellWord(`pglite:${directory}`)} node dist/cli.js`;
+  const commands = [`${cli} report --date ${lastDay}`];
+  if (example !== undefined) {
+    commands.push(`${cli} explain --user ${shellWord(example.user)} --topic ${shellWord(example.topic)} --date ${lastDay}`);
+  }
+  commands.push(
+    `${cli} sql "select date, count(*) as rows, sum(attempts) as attempts from features_topic_daily group by date order by date desc limit 7"`,
   );
+  return commands;
+}
+
+/** A word for a POSIX shell: as it is when it holds nothing the shell would interpret, else single-quoted. */
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The anchor day's busiest combination whose improvement index has both halves, for `explain`. */
+async function pickExample(session: Session, lastDay: string): Promise<DemoResult['example']> {
+  const picked = await session.query<{ user: string; topic: string }>(sql`
+    select user_id as "user", topic_id as topic
+    from features_topic_daily
+    where date = ${lastDay}::date
+    order by improvement is null, attempts desc, user_id, topic_id
+    limit 1`);
+  return picked.rows[0];
+}
+
+async function printSample(session: Session, options: DemoOptions): Promise<void> {
+  const sample = await session.query<Record<string, unknown>>(sql`
+    select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
+           theta_estimate, theta_sd, improvement
+    from features_topic_daily
+    where date = ${options.lastDay}::date
+    order by user_id, topic_id
+    limit 8`);
   options.print('');
   options.print(`features_topic_daily on ${options.lastDay} (first 8 rows):`);
   for (const line of formatTable(sample.rows)) options.print(line);

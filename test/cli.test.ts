@@ -5,8 +5,10 @@
  * status for success, a usage error and an unreachable database, and a second process on an
  * embedded database.
  */
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { runCli, runMain } from './support/cli.js';
 import { pgliteBackend, serverBackend, type Backend } from './support/backends.js';
@@ -205,5 +207,40 @@ describe('demo', () => {
     const dry = await runMain(['--dry-run', '--date', '2025-11-01'], { DATABASE_URL: backend.url });
     expect(dry.code).toBe(0);
     expect(dry.stderr).toMatch(/would_insert=0, would_update=0, unchanged=\d+, would_delete=0/);
+
+    // It ends with three commands to try next on its directory, each one line that works as
+    // printed when pasted into a shell in the project's directory.
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines.at(-4)).toBe("[demo] try next, on this directory (from the project's directory):");
+    const commands = lines.slice(-3).map((line) => line.replace(/^ {2}/, ''));
+    const [report, explain, query] = commands as [string, string, string];
+    expect(report).toBe(`DATABASE_URL=pglite:${directory} node dist/cli.js report --date 2025-11-01`);
+    expect(explain).toMatch(
+      new RegExp(`^DATABASE_URL=pglite:${directory} node dist/cli\\.js explain --user student-\\d{5} --topic \\S+ --date 2025-11-01$`),
+    );
+    expect(query).toMatch(new RegExp(`^DATABASE_URL=pglite:${directory} node dist/cli\\.js sql "select .+"$`));
+    // One at a time: an embedded directory is open in one process at a time.
+    const reported = await shell(report);
+    const explained = await shell(explain);
+    const queried = await shell(query);
+    expect(reported.code).toBe(0);
+    expect(reported.stdout).toMatch(/^(OK|WARN|FAIL)\b/m);
+    expect(reported.stdout).toMatch(/2025-11-01/);
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toMatch(/The stored row equals a fresh computation\./);
+    expect(explained.stdout).toMatch(/improvement/);
+    expect(queried.code, queried.stderr).toBe(0);
+    expect(queried.stdout).toMatch(/^date +rows +attempts$/m);
+    expect(queried.stdout).toMatch(/^2025-11-01 +\d+ +\d+$/m);
   });
 });
+
+/** Runs one command line with sh in the project's directory, as a user pastes it. */
+function shell(line: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  return new Promise((resolve) => {
+    execFile('sh', ['-c', line], { cwd, env: { PATH: process.env.PATH }, timeout: 120_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
 import { parseDay } from '../config.js';
-import { demoSummary, runDemo } from '../demo.js';
+import { demoNextCommands, demoSummary, runDemo } from '../demo.js';
 import { ConfigError } from '../errors.js';
 
 interface DemoFlags {
@@ -33,6 +33,7 @@ export function registerDemo(program: Command, ctx: CommandContext): void {
       const session = await ctx.session(config, { create: true });
       const result = await runDemo(session, config, { students, days, lastDay: opts.date, print }, ctx.emit);
       print(`\n[demo] done: ${demoSummary(result)}`);
-      print(`[demo] query it yourself: DATABASE_URL=pglite:${opts.dir} node dist/cli.js --dry-run --date ${opts.date}`);
+      print(`[demo] try next, on this directory (from the project's directory):`);
+      for (const command of demoNextCommands(opts.dir, opts.date, result.example)) print(`  ${command}`);
     });
 }

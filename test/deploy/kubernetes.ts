@@ -9,8 +9,9 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { CronJob, Job } from 'kubernetes-models/batch/v1';
-import { ConfigMap, Container, Secret, ServiceAccount } from 'kubernetes-models/v1';
+import { ConfigMap, Container, Namespace, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
+import { validatePrometheusRule } from './prometheus-rule.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const k8sDir = join(repoRoot, 'deploy/k8s');
@@ -51,6 +52,17 @@ const kinds: Record<string, Kind> = {
     validate: (o) => new Secret(o as ConstructorParameters<typeof Secret>[0]).validate(),
     typeModule: 'kubernetes-models/v1/Secret',
     typeName: 'ISecret',
+  },
+  'v1 Namespace': {
+    validate: (o) => new Namespace(o as ConstructorParameters<typeof Namespace>[0]).validate(),
+    typeModule: 'kubernetes-models/v1/Namespace',
+    typeName: 'INamespace',
+  },
+  // Not a Kubernetes model: the Prometheus Operator's CRD, typed and validated in prometheus-rule.ts.
+  'monitoring.coreos.com/v1 PrometheusRule': {
+    validate: validatePrometheusRule,
+    typeModule: './prometheus-rule.js',
+    typeName: 'IPrometheusRule',
   },
   'v1 ServiceAccount': {
     validate: (o) => new ServiceAccount(o as ConstructorParameters<typeof ServiceAccount>[0]).validate(),

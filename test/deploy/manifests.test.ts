@@ -132,6 +132,7 @@ describe('manifests are valid Kubernetes objects', () => {
       'kustomization.yaml',
       'secret.example.yaml',
       'base/kustomization.yaml',
+      'base/namespace.yaml',
       'base/cronjob-daily.yaml',
       'base/cronjob-verify.yaml',
       'base/job-migrate.yaml',
@@ -139,6 +140,8 @@ describe('manifests are valid Kubernetes objects', () => {
       'backfill/job-backfill.yaml',
       'cloud-sql/kustomization.yaml',
       'components/cloud-sql-proxy/kustomization.yaml',
+      'monitoring/kustomization.yaml',
+      'monitoring/prometheusrule.yaml',
     ]) {
       expect(files).toContain(expected);
     }
@@ -265,7 +268,9 @@ describe('every workload (daily, verify, migrate, backfill)', () => {
       if (rule.onExitCodes) expect(rule.onExitCodes.containerName).toBe(mainContainerName);
       if (rule.action === 'FailIndex') expect(w.job.backoffLimitPerIndex).toBeGreaterThanOrEqual(0);
     }
-    expect(w.job.podFailurePolicy!.rules).toContainEqual({
+    // The first rule, since the first rule that matches decides: an evicted or preempted pod gets
+    // SIGTERM and the job exits 1, which an exit-code rule before it would take for the job's failure.
+    expect(w.job.podFailurePolicy!.rules[0]).toEqual({
       action: 'Ignore',
       onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }],
     });
@@ -328,6 +333,46 @@ describe('every workload (daily, verify, migrate, backfill)', () => {
   });
 });
 
+describe('the namespace', () => {
+  test('enforces the restricted Pod Security Standard, and the kustomizations put their objects into it', () => {
+    const namespace = byName('v1 Namespace', 'features') as { metadata: { name: string; labels: Record<string, string> } };
+    expect(namespace.metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/enforce-version': 'latest',
+    });
+    expect(refs.find((r) => r.file === 'base/kustomization.yaml')!.resources).toContain('base/namespace.yaml');
+    for (const file of ['base/kustomization.yaml', 'backfill/kustomization.yaml', 'monitoring/kustomization.yaml']) {
+      const kustomization = kustomizations.find((m) => m.file === file)!;
+      expect(kustomization.object.namespace, file).toBe(namespace.metadata.name);
+    }
+  });
+});
+
+describe('monitoring', () => {
+  test('the ConfigMap names a metrics sink that the job accepts', () => {
+    const data = (byName('v1 ConfigMap', configMapName) as { data: Record<string, string> }).data;
+    const config = loadConfig({ ...data, DATABASE_URL: 'postgres://job:secret@db.internal:5432/features' });
+    expect(config.metrics.pushgatewayUrl ?? config.metrics.textfile).toBeDefined();
+  });
+
+  test('the PrometheusRule is referenced by its kustomization, apart from the standing deployment (it needs the CRD)', () => {
+    const monitoring = refs.find((r) => r.file === 'monitoring/kustomization.yaml')!;
+    expect(monitoring.resources).toEqual(['monitoring/prometheusrule.yaml']);
+    expect(refs.find((r) => r.file === 'kustomization.yaml')!.resources).not.toContain('monitoring');
+    expect(() => validateObject(byName('monitoring.coreos.com/v1 PrometheusRule', 'aggregate-features-daily'))).not.toThrow();
+    const broken = structuredClone(byName('monitoring.coreos.com/v1 PrometheusRule', 'aggregate-features-daily')) as {
+      spec: { groups: { rules: { for?: string }[] }[] };
+    };
+    broken.spec.groups[0]!.rules[0]!.for = '26 hours';
+    expect(() => validateObject(broken as unknown as Record<string, unknown>)).toThrow(/not a duration/);
+    const misspelt = structuredClone(byName('monitoring.coreos.com/v1 PrometheusRule', 'aggregate-features-daily')) as {
+      spec: { groups: Record<string, unknown>[] };
+    };
+    misspelt.spec.groups[0]!.interva = '1m';
+    expect(strictFieldErrors([{ label: 'misspelt', object: misspelt }])).toEqual([expect.stringMatching(/^misspelt: .*interva/)]);
+  });
+});
+
 describe('the daily CronJob', () => {
   const daily = workload('aggregate-features-daily');
 
@@ -343,9 +388,11 @@ describe('the daily CronJob', () => {
     expect(daily.main.args).toEqual(['run']);
   });
 
-  test('fails at once, without retries, on a configuration error (2) or a held lock (3)', () => {
-    expect(failJobCodes(daily.job)).toEqual(expect.arrayContaining([2, 3]));
+  test('fails at once, without retries, on a refusal (1), a configuration error (2) or a held lock (3); retries 4', () => {
+    // 1: a guard's refusal or failed combinations come out the same on every try.
+    expect(failJobCodes(daily.job).sort()).toEqual([1, 2, 3]);
     expect(failJobCodes(daily.job)).not.toContain(4); // an unreachable database is worth a retry
+    expect(daily.job.podFailurePolicy!.rules.map((r) => r.action)).toEqual(['Ignore', 'FailJob']);
     expect(daily.job.backoffLimit).toBeGreaterThanOrEqual(1);
     // The run, its retries included, ends before the next night's run is due.
     expect(daily.job.activeDeadlineSeconds).toBeLessThan(24 * 3600);
@@ -440,7 +487,7 @@ describe('the Cloud SQL Auth Proxy component', () => {
 const kubectl = kubectlAvailable();
 
 describe.skipIf(!kubectl)('rendered with kubectl kustomize', () => {
-  const rendered = Object.fromEntries(['.', 'cloud-sql', 'backfill'].map((dir) => [dir, kustomize(dir)]));
+  const rendered = Object.fromEntries(['.', 'cloud-sql', 'backfill', 'monitoring'].map((dir) => [dir, kustomize(dir)]));
 
   test.each(Object.keys(rendered))('%s: every object validates, strictly, and the image is set', (dir) => {
     const list = rendered[dir]!;
@@ -450,21 +497,33 @@ describe.skipIf(!kubectl)('rendered with kubectl kustomize', () => {
     const image = (
       kustomizations.find((m) => m.file === 'components/image/kustomization.yaml')!.object.images as { newName: string; newTag: string }[]
     )[0]!;
-    for (const w of workloadsOf(list.map((object, i) => ({ label: `${dir}#${i}`, object })))) {
+    const workloads = workloadsOf(list.map((object, i) => ({ label: `${dir}#${i}`, object })));
+    expect(workloads.length > 0 || dir === 'monitoring').toBe(true);
+    for (const w of workloads) {
       expect(w.main.image).toBe(`${image.newName}:${image.newTag}`);
     }
     expect(list.some((o) => o.kind === 'Secret')).toBe(false);
   });
 
-  test('the standing deployment: two CronJobs, the migrate Job, and the objects they reference', () => {
+  test('the standing deployment: its namespace, two CronJobs, the migrate Job, and the objects they reference', () => {
     const list = rendered['.']!;
     expect(list.map((o) => `${String(o.kind)}/${String((o.metadata as { name: string }).name)}`).sort()).toEqual([
       'ConfigMap/aggregate-features-daily-config',
       'CronJob/aggregate-features-daily',
       'CronJob/aggregate-features-verify',
       'Job/aggregate-features-migrate',
+      'Namespace/features',
       'ServiceAccount/aggregate-features-daily',
     ]);
+    // kubectl apply creates the Namespace before the objects in it.
+    expect(list[0]!.kind).toBe('Namespace');
+  });
+
+  test.each(Object.keys(rendered))('%s: every namespaced object lands in the namespace of base/namespace.yaml', (dir) => {
+    const namespace = (byName('v1 Namespace', 'features').metadata as { name: string }).name;
+    for (const object of rendered[dir]!.filter((o) => o.kind !== 'Namespace')) {
+      expect((object.metadata as { namespace?: string }).namespace, `${dir} ${String(object.kind)}`).toBe(namespace);
+    }
   });
 
   test('cloud-sql: every pod gets the proxy sidecar; the job container is unchanged', () => {

@@ -1,13 +1,17 @@
 /**
  * The documentation matches the code and stands alone: the README's configuration table lists
  * exactly the variables config.ts parses, with the defaults it uses; any other table row in
- * docs/ that names a variable gives the same default; and every file the docs cite exists.
+ * docs/ that names a variable gives the same default; every file the docs cite exists. The
+ * README stays a short front door that shows the commands CI runs and names every command and
+ * flag; docs/development.md lists every variable the tests read.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { variables } from '../src/config.js';
+import { runMain } from './support/cli.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean);
@@ -92,12 +96,63 @@ describe('every doc', () => {
       const path = file.replace(/^\.\//, '').replace(/\/$/, '');
       if (notFiles.some((p) => p.test(path))) return false;
       const dir = doc.includes('/') ? doc.slice(0, doc.lastIndexOf('/') + 1) : '';
-      return !tracked.some((t) => t === path || t === dir + path || t.startsWith(`${path}/`) || t.endsWith(`/${path}`));
+      const relative = posix.normalize(dir + path); // a link from docs/ to ../README.md
+      return !tracked.some((t) => t === path || t === relative || t.startsWith(`${path}/`) || t.endsWith(`/${path}`));
     });
     expect(missing, `${doc} cites files that are not in the repository`).toEqual([]);
   });
 
   test.each(docs)('%s does not cite SPEC.md, issues or the shared workspace', (doc) => {
     expect(read(doc)).not.toMatch(/SPEC(\.md)?\s*§|\bSPEC\.md\b|\bissue \d+|\/work\/shared/);
+  });
+});
+
+describe('the README is the front door', () => {
+  const readme = read('README.md');
+
+  test('at most 300 lines', () => {
+    expect(readme.trimEnd().split('\n').length).toBeLessThanOrEqual(300);
+  });
+
+  test('shows the demo and the test command that .ci/run relies on', () => {
+    expect(readme).toMatch(/^npm ci && npm run demo$/m);
+    expect(readme).toMatch(/^npm ci && TEST_DATABASE_URL=postgres:\/\/root@127\.0\.0\.1:5432\/test npm test$/m);
+  });
+
+  test("names every command in 'Commands in brief', each with every flag its help lists", async () => {
+    const start = readme.indexOf('## Commands in brief');
+    expect(start).toBeGreaterThanOrEqual(0);
+    const block = readme.slice(start).split('```')[1]!;
+    const usage = (command: string) =>
+      block.split('\n').find((line) => line.startsWith(`aggregate-features-daily ${command === 'run' ? '[run]' : command}`));
+    const help = await runMain(['--help']);
+    const commands = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z][a-z-]*)/gm)]
+      .map((m) => m[1]!)
+      .filter((c) => c !== 'help');
+    expect(commands).toEqual(expect.arrayContaining(['run', 'backfill', 'verify', 'report', 'explain', 'sql', 'migrate', 'demo']));
+    for (const command of commands) {
+      const line = usage(command);
+      expect(line, `README names ${command}`).toBeDefined();
+      const flags = [...(await runMain([command, '--help'])).stdout.matchAll(/^ {2}(?:-\w, )?(--[a-z-]+)/gm)].map((m) => m[1]!);
+      // --lookback-days and --timezone override the variables of the configuration table.
+      const own = flags.filter((f) => !['--help', '--version', '--lookback-days', '--timezone'].includes(f));
+      expect(
+        own.filter((flag) => !new RegExp(`${flag}\\b`).test(line!)),
+        `README's ${command} line`,
+      ).toEqual([]);
+    }
+  });
+});
+
+describe('docs/development.md', () => {
+  test('lists every variable the tests read', () => {
+    const table = read('docs/development.md')
+      .split('\n')
+      .filter((l) => l.startsWith('| `'))
+      .map((l) => /^\| `([A-Z_]+)/.exec(l)?.[1]);
+    const files = readdirSync(`${root}/test`, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    const used = new Set(files.flatMap((f) => [...read(`test/${f}`).matchAll(/process\.env\.([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!)));
+    for (const common of ['PATH', 'HOME']) used.delete(common);
+    expect([...used].filter((name) => !table.includes(name)).sort()).toEqual([]);
   });
 });

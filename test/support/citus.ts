@@ -1,7 +1,7 @@
 /**
  * A Citus cluster for the scale-out tests (test/citus.test.ts): CITUS_TEST_URL names a
  * coordinator database that has the citus extension and its workers registered (.ci/run
- * starts such a cluster; README's "Scale-out tests" shows how by hand). Each test file gets
+ * starts such a cluster; docs/development.md, "Scale-out tests", shows how by hand). Each test file gets
  * its own database on every node, created like that one (extension on each node, workers
  * registered on the coordinator), and dropped on every node at the file's end (kept with
  * AFD_KEEP_TEST_DATA=1).
@@ -22,7 +22,7 @@ export const inCi = process.env.CI === 'true' || process.env.CI === '1';
 /** Why the Citus tests do not run here, or undefined when they do. */
 export const citusMissing = citusUrl
   ? undefined
-  : 'CITUS_TEST_URL is not set: the Citus tests are skipped (start a cluster and set it; README, "Scale-out tests")';
+  : 'CITUS_TEST_URL is not set: the Citus tests are skipped (start a cluster and set it; docs/development.md, "Scale-out tests")';
 
 interface Node {
   readonly host: string;

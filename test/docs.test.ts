@@ -102,10 +102,41 @@ describe('every doc', () => {
     expect(missing, `${doc} cites files that are not in the repository`).toEqual([]);
   });
 
+  test.each(docs)('%s links only to headings that exist', (doc) => {
+    const dir = doc.includes('/') ? doc.slice(0, doc.lastIndexOf('/') + 1) : '';
+    const broken = [...read(doc).matchAll(/\]\(([^)#\s]*)#([^)\s]+)\)/g)]
+      .map((m) => ({ file: m[1] === '' ? doc : posix.normalize(dir + m[1]!), anchor: m[2]! }))
+      .filter(({ file }) => file.endsWith('.md'))
+      .filter(({ file, anchor }) => !anchors(read(file)).has(anchor))
+      .map(({ file, anchor }) => `${file}#${anchor}`);
+    expect(broken).toEqual([]);
+  });
+
   test.each(docs)('%s does not cite SPEC.md, issues or the shared workspace', (doc) => {
     expect(read(doc)).not.toMatch(/SPEC(\.md)?\s*§|\bSPEC\.md\b|\bissue \d+|\/work\/shared/);
   });
 });
+
+/** The anchors GitHub gives a Markdown file's headings (lower case, punctuation dropped, spaces as -, repeats numbered). */
+function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const result = new Set<string>();
+  let fenced = false;
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const heading = fenced ? null : /^#{1,6} (.+)$/.exec(line);
+    if (!heading) continue;
+    const slug = heading[1]!
+      .trim()
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
+    const count = seen.get(slug) ?? 0;
+    seen.set(slug, count + 1);
+    result.add(count === 0 ? slug : `${slug}-${count}`);
+  }
+  return result;
+}
 
 describe('the README is the front door', () => {
   const readme = read('README.md');

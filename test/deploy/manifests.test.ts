@@ -3,9 +3,10 @@
  * validates against the Kubernetes schema, no field is unknown or mistyped, the kustomizations
  * reference what exists, the workloads carry the settings an operator relies on (schedule zone,
  * no overlapping runs, no retry of configuration errors or a held lock, limits, a locked-down
- * security context, the database URL from a Secret), and they agree with the Dockerfile and the
- * job's own configuration rules. With kubectl installed, the kustomizations are also rendered and
- * the output checked the same way.
+ * security context, the database URL from a Secret, an eviction never taken for a refusal), and
+ * they agree with the Dockerfile and the job's own configuration rules; the namespace enforces the
+ * restricted Pod Security Standard and holds every object; the ConfigMap names a metrics sink.
+ * With kubectl installed, the kustomizations are also rendered and the output checked the same way.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';

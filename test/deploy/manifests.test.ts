@@ -444,7 +444,7 @@ describe('the sharded backfill (Indexed Job)', () => {
     expect(backfill.job.backoffLimitPerIndex).toBeGreaterThanOrEqual(1);
     expect(failJobCodes(backfill.job)).toEqual([2]);
     const failIndex = backfill.job.podFailurePolicy!.rules.find((r) => r.action === 'FailIndex');
-    expect(failIndex?.onExitCodes?.values).toEqual([3]);
+    expect(failIndex?.onExitCodes?.values).toEqual([1, 3]); // a refusal or a held lock: no retry, other shards go on
   });
 
   test("the wrapper runs under the image's init and node, in its WORKDIR, with no shell", () => {

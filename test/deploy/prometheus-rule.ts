@@ -5,7 +5,10 @@
  * operator's models are a separate package built for a newer kubernetes-models); the rules
  * themselves are checked by promtool (alerts.test.ts).
  */
-import type { IObjectMeta } from '@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta';
+import type { INamespace } from 'kubernetes-models/v1/Namespace';
+
+/** ObjectMeta, as kubernetes-models types it (the package does not export it by itself). */
+type IObjectMeta = NonNullable<INamespace['metadata']>;
 
 export interface IRule {
   alert?: string;

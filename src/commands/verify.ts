@@ -14,6 +14,7 @@ interface VerifyFlags {
   shard?: string;
   limit: number;
   chunkDays?: string;
+  failOnEmpty?: boolean;
 }
 
 /** Either --date or both --from and --to (in order), else a usage error. */
@@ -40,6 +41,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .option('--to <YYYY-MM-DD>', 'last day of an explicit range')
     .option('--shard <i/N>', 'check only shard i of N')
     .addOption(wholeNumberOption('--limit <n>', 'list at most n differing rows', 0, 10_000, 20))
+    .option('--fail-on-empty', 'exit 1 when the window has no rows on either side (nothing compared), as a scheduled check should')
     .option('--chunk-days <n>', 'days compared per statement (default: sized to the window and work_mem, 7 to 63)')
     .addOption(settingOption('AGG_LOOKBACK_DAYS'))
     .addOption(settingOption('AGG_TIMEZONE'))
@@ -52,6 +54,6 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
       const result = await withRunRetries(database, config.runAttempts, ctx.emit, ctx.io.signal, (session) =>
         runVerify(session, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit: opts.limit, chunkDays }, ctx.emit),
       );
-      if (result.drift) ctx.exitCode = ExitCode.failed;
+      if (result.drift || (result.empty && opts.failOnEmpty)) ctx.exitCode = ExitCode.failed;
     });
 }

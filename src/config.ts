@@ -77,6 +77,8 @@ export interface IsolationConfig {
 export interface ReportThresholds {
   /** FAIL when the last successful nightly run finished longer ago than this (hours). */
   readonly maxAgeHours: number;
+  /** Hours after a night ends by which its run is expected to have covered it. */
+  readonly nightGraceHours: number;
   /** WARN when a day's users or attempts fall below this percentage of the median of the days before it. */
   readonly dropPercent: number;
   /** How many days before each day its median is taken over. */
@@ -169,6 +171,10 @@ const envSchema = z.object({
     default: '30',
     help: 'report: FAIL when the last successful nightly run finished longer ago than this (hours)',
   }),
+  AGG_REPORT_NIGHT_GRACE_HOURS: integerVar('AGG_REPORT_NIGHT_GRACE_HOURS', 0, 168, {
+    default: '6',
+    help: "report: FAIL when yesterday's night is not covered by a successful run this many hours after it ended",
+  }),
   AGG_REPORT_DROP_PERCENT: integerVar('AGG_REPORT_DROP_PERCENT', 0, 100, {
     default: '50',
     help: "report: WARN when a day's users or attempts fall below this % of the median of the days before",
@@ -246,6 +252,7 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
     isolation: Object.freeze({ maxFailed: e.AGG_MAX_FAILED, budgetMs: e.AGG_ISOLATION_BUDGET_MS }),
     report: Object.freeze({
       maxAgeHours: e.AGG_REPORT_MAX_AGE_HOURS,
+      nightGraceHours: e.AGG_REPORT_NIGHT_GRACE_HOURS,
       dropPercent: e.AGG_REPORT_DROP_PERCENT,
       baselineDays: e.AGG_REPORT_BASELINE_DAYS,
       minThetaPercent: e.AGG_REPORT_MIN_THETA_PERCENT,

@@ -167,6 +167,13 @@ function describeSummary(s: VerifySummary): Described {
     shown: s.shown,
   };
   const drift = s.differs + s.missing + s.unexpected;
+  if (drift === 0 && s.storedRows === 0 && s.expectedRows === 0) {
+    return {
+      level: 'warn',
+      message: `Verify compared nothing on ${s.since}..${s.anchor}: neither the source nor features_topic_daily has a row for these days, so this is no evidence either way; check the days (--date, --from/--to, AGG_LOOKBACK_DAYS), AGG_SOURCE and DATABASE_URL`,
+      fields,
+    };
+  }
   if (drift === 0) {
     return {
       level: 'info',

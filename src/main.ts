@@ -4,10 +4,11 @@
  * The only place that decides how the process ends; commands write through the context's
  * injected streams.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { createContext, type CommandContext, type Io } from './cli/context.js';
 import { describeError, exitCodeOf } from './cli/exit.js';
-import { environmentHelp, rejectUnknownCommand } from './cli/help.js';
+import { CliCommand, environmentHelp, rejectUnknownCommand } from './cli/help.js';
+import { settingValues } from './cli/options.js';
 import { registerBackfill } from './commands/backfill.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExplain } from './commands/explain.js';
@@ -17,7 +18,6 @@ import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
 import { registerSql } from './commands/sql.js';
 import { registerVerify } from './commands/verify.js';
-import { variables } from './config.js';
 import { ExitCode, JobError } from './errors.js';
 import { maskPasswords } from './redact.js';
 import { jobVersion } from './version.js';
@@ -42,15 +42,16 @@ export async function main(argv: string[], io: Io): Promise<number> {
   // Passwords are masked where they can appear: URLs are only ever printed redacted (config.ts),
   // driver and connection errors go through maskPasswords (here, db.ts, retry.ts). Nothing else
   // is rewritten: a password `0` must not turn `failed=0` into `failed=***`.
-  const program = new Command('aggregate-features-daily');
-  const settings = settingFlags();
-  const ctx = createContext(io, () => {
-    const given = program.opts<Record<string, string | undefined>>();
-    return Object.fromEntries(settings.map(({ name, option }) => [name, given[option.attributeName()]]));
+  const program = new CliCommand('aggregate-features-daily');
+  // The variables' flags (--lookback-days, --timezone) are options of the commands they change,
+  // read from the command that runs.
+  let running: Command = program;
+  program.hook('preAction', (_program, command) => {
+    running = command;
   });
+  const ctx = createContext(io, () => settingValues(running.opts()));
   const fail = (message: string) => ctx.emit({ type: 'message', level: 'error', message });
   describeProgram(program, ctx, fail);
-  for (const { option } of settings) program.addOption(option);
   for (const register of commands) register(program, ctx);
   try {
     rejectUnknownCommand(argv, program);
@@ -71,17 +72,6 @@ export async function main(argv: string[], io: Io): Promise<number> {
   } finally {
     await ctx.close();
   }
-}
-
-/**
- * The variables that are also flags (--lookback-days, --timezone) are options of every command,
- * and --help lists every variable with its default: both come from the definitions the
- * configuration is parsed with (config.ts), so they cannot drift from it.
- */
-function settingFlags(): { name: string; option: Option }[] {
-  return variables.flatMap((v) =>
-    v.flag === undefined ? [] : [{ name: v.name, option: new Option(`${v.flag} <value>`, `${v.help} (overrides ${v.name})`) }],
-  );
 }
 
 function describeProgram(program: Command, ctx: CommandContext, fail: (message: string) => void): void {

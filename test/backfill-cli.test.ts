@@ -59,7 +59,7 @@ describe('usage errors (no database needed)', () => {
     expect(backfill.code).toBe(0);
     expect(backfill.stdout).toMatch(/--allow-future/);
     expect(backfill.stdout).toMatch(/--max-days <n>/);
-    expect(backfill.stdout).toMatch(/\(default:\s+"366"\)/);
+    expect(backfill.stdout).toMatch(/\(default:\s+366\)/);
   });
 });
 

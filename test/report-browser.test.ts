@@ -4,8 +4,7 @@
  * saved. Skipped only outside CI when chromium is not installed; in CI (CI=true) it must run
  * (.ci/run installs chromium when missing).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -17,6 +16,7 @@ import { collectReport } from '../src/report/collect.js';
 import { reportPage } from '../src/report/html.js';
 import { pgliteBackend, withSession } from './support/backends.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
+import { testTempDir } from './support/resources.js';
 import { history } from './support/history.js';
 
 const executablePath = '/usr/bin/chromium';
@@ -48,7 +48,8 @@ describe.skipIf(!available && !inCi)('the report page in chromium', () => {
       await runDaily(session, config, { date: '2025-03-24' }, () => undefined);
       return collectReport(session, config, { days: 14, date: '2025-03-24', limit: 10 });
     });
-    const directory = mkdtempSync(join(tmpdir(), 'afd-report-browser-'));
+    // Removed with the test file's other directories (AFD_KEEP_TEST_DATA=1 keeps the page and its screenshot).
+    const directory = testTempDir('report-browser');
     const file = join(directory, 'report.html');
     writeFileSync(file, reportPage(report));
 
@@ -95,6 +96,16 @@ describe.skipIf(!available && !inCi)('the report page in chromium', () => {
       expect(byId.improvement).toMatchObject({ bars: 20 });
       expect(byId.improvement!.drawn).toBeGreaterThan(3);
       expect(byId['run-durations']!.bars).toBe(report.runs.length);
+      // Each run's bar says which command it was and when it started (to the second when two share a minute).
+      const runLabels = await page.evaluate<
+        { label: string; sublabel: string }[]
+      >(`[...document.querySelectorAll('svg[data-chart="run-durations"] text.label')].map((label) => ({
+        label: label.textContent,
+        sublabel: label.nextElementSibling?.textContent ?? '',
+      }))`);
+      expect(runLabels.map((l) => l.label)).toEqual(['backfill', 'run']);
+      for (const { sublabel } of runLabels) expect(sublabel).toMatch(/^\d\d:\d\d(:\d\d)?$/);
+      expect(await page.textContent('figure:last-child .caption')).toMatch(/^labelled by command and start time on \d{4}-\d\d-\d\d/);
       // Readable on a laptop screen: two charts side by side, each at least 480 px wide.
       for (const chart of charts) expect(chart.width).toBeGreaterThan(480);
 
@@ -107,6 +118,5 @@ describe.skipIf(!available && !inCi)('the report page in chromium', () => {
     }
     expect(problems).toEqual([]);
     expect(requests).toEqual([]);
-    rmSync(join(directory, 'profile'), { recursive: true, force: true });
   });
 });

@@ -157,7 +157,7 @@ describe('verdict', () => {
 
 describe('thresholds', () => {
   test('defaults, environment, and a bad value named with what it accepts', () => {
-    expect(thresholds).toEqual({ maxAgeHours: 30, dropPercent: 50, baselineDays: 7, minThetaPercent: 50 });
+    expect(thresholds).toEqual({ maxAgeHours: 30, nightGraceHours: 6, dropPercent: 50, baselineDays: 7, minThetaPercent: 50 });
     expect(loadConfig({ AGG_REPORT_MAX_AGE_HOURS: '50', AGG_REPORT_DROP_PERCENT: '70' }).report).toMatchObject({
       maxAgeHours: 50,
       dropPercent: 70,

@@ -102,7 +102,11 @@ describe.each(backends)('report ($name)', (backend) => {
     );
     expect(changed[0]).toBe(newest);
     expect(changed).toEqual([...changed].sort().reverse());
-    expect(report.verdict.status).toBe('OK');
+    // The period reaches 2025-03-19, a night no run covered: that is the one finding.
+    expect(report.verdict.status).toBe('FAIL');
+    const findings = report.verdict.reasons.filter((r) => r.status !== 'OK');
+    expect(findings.map((r) => r.check)).toEqual(['night']);
+    expect(findings[0]!.message).toMatch(/^night 2025-03-19 is missing: successful runs cover the days up to 2025-03-18/);
     // The improvement histogram: NULL apart, every other row in one of the 20 bins.
     const improved = await withSession(
       backend,
@@ -127,7 +131,8 @@ describe.each(backends)('report ($name)', (backend) => {
     const result = await runMain(['report', '--date', '2025-03-19', '--days', '3', '--limit', '4'], env);
     expect(result.code).toBe(0);
     const lines = result.stdout.split('\n');
-    expect(lines[0]).toMatch(/^OK: last successful run \d+\.\d h ago \(anchor 2025-03-18\)$/);
+    expect(lines[0]).toMatch(/^FAIL: night 2025-03-19 is missing: /);
+    expect(result.stdout).toMatch(/^ {2}OK {4}last successful run \d+\.\d h ago \(anchor 2025-03-18\)$/m);
     expect(lines[1]).toBe('features_topic_daily report: 2025-03-17..2025-03-19 (3 days, AGG_TIMEZONE=UTC)');
     const coverageAt = lines.findIndex((l) => l.startsWith('Coverage per day'));
     expect(lines[coverageAt]).toMatch(/^Coverage per day {3}users [▁▂▃▄▅▆▇█·]{3} {3}attempts [▁▂▃▄▅▆▇█·]{3}$/);

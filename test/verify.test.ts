@@ -60,6 +60,20 @@ describe.each(backends)('verify ($name)', (backend) => {
     expect(shard.code).toBe(0);
   });
 
+  test('a window with no rows on either side says it compared nothing; --fail-on-empty makes that exit 1', async () => {
+    const empty = await runMain(['verify', '--from', '2020-01-01', '--to', '2020-01-07'], env());
+    expect(empty.code).toBe(0);
+    expect(empty.lines).toEqual([
+      '[WARN] Verify compared nothing on 2020-01-01..2020-01-07: neither the source nor features_topic_daily has a row for these days, so this is no evidence either way; check the days (--date, --from/--to, AGG_LOOKBACK_DAYS), AGG_SOURCE and DATABASE_URL',
+    ]);
+    expect(empty.stdout + empty.stderr).not.toMatch(/matches/);
+    const failing = await runMain(['verify', '--date', '2020-01-07', '--fail-on-empty'], env());
+    expect(failing.code).toBe(1);
+    expect(failing.stderr).toMatch(/^\[WARN\] Verify compared nothing on 2019-12-31\.\.2020-01-07: /);
+    // Rows on the days: compared, so --fail-on-empty changes nothing.
+    expect((await runMain(['verify', '--date', '2025-02-19', '--fail-on-empty'], env())).code).toBe(0);
+  });
+
   test('drift: exit 1, each differing row with stored and expected values, a summary; capped by --limit', async () => {
     const stored = await withSession(backend, async (session) => {
       const rows = (

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
 import { measured } from '../cli/measured.js';
-import { optionalChunkDays, optionalShard, wholeNumber } from '../cli/options.js';
+import { optionalChunkDays, optionalShard, wholeNumberOption, settingOption } from '../cli/options.js';
 import { parseDay } from '../config.js';
 import { checkBackfillRange, defaultMaxDays, runBackfill } from '../pipeline/backfill.js';
 import { barProgress, lineProgress } from '../progress.js';
@@ -13,10 +13,10 @@ interface BackfillFlags {
   to: string;
   shard?: string;
   allowFuture?: boolean;
-  maxDays: string;
+  maxDays: number;
   allowShrink?: boolean;
   allowEmptySource?: boolean;
-  progressInterval: string;
+  progressInterval: number;
   chunkDays?: string;
 }
 
@@ -30,17 +30,26 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
     .requiredOption('--to <YYYY-MM-DD>', 'last day to recompute (not after today in AGG_TIMEZONE, unless --allow-future)')
     .option('--shard <i/N>', 'process only shard i of N (students split by a stable hash of user_id)')
     .option('--allow-future', 'accept a range that ends after today')
-    .option('--max-days <n>', 'refuse ranges longer than n days', String(defaultMaxDays))
+    .addOption(wholeNumberOption('--max-days <n>', 'refuse ranges longer than n days', 1, 36_600, defaultMaxDays))
     .option('--allow-shrink', "let a day whose source lost most of its attempts (or all of them) delete that day's rows")
     .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
     .option('--chunk-days <n>', 'days computed per statement (default: sized to the range and work_mem, 7 to 63)')
-    .option('--progress-interval <seconds>', 'seconds between progress lines when stderr is not a terminal (0: every day)', '10')
+    .addOption(
+      wholeNumberOption(
+        '--progress-interval <seconds>',
+        'seconds between progress lines when stderr is not a terminal (0: every day)',
+        0,
+        86_400,
+        10,
+      ),
+    )
+    .addOption(settingOption('AGG_TIMEZONE'))
     .action(async (opts: BackfillFlags) => {
       const config = ctx.config();
       parseDay(opts.from, '--from');
       parseDay(opts.to, '--to');
-      const maxDays = wholeNumber(opts.maxDays, '--max-days', 1, 36_600);
-      const intervalMs = wholeNumber(opts.progressInterval, '--progress-interval', 0, 86_400) * 1000;
+      const maxDays = opts.maxDays;
+      const intervalMs = opts.progressInterval * 1000;
       const shard = optionalShard(opts.shard);
       const chunkDays = optionalChunkDays(opts.chunkDays);
       checkBackfillRange(opts.from, opts.to, maxDays);

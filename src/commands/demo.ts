@@ -1,14 +1,14 @@
 /** `demo`: generated attempts in an embedded database, the job run on them, the result shown. */
 import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
+import { wholeNumberOption } from '../cli/options.js';
 import { parseDay } from '../config.js';
 import { demoNextCommands, demoSummary, runDemo } from '../demo.js';
-import { ConfigError } from '../errors.js';
 
 interface DemoFlags {
   dir: string;
-  students: string;
-  days: string;
+  students: number;
+  days: number;
   date: string;
 }
 
@@ -17,16 +17,12 @@ export function registerDemo(program: Command, ctx: CommandContext): void {
     .command('demo')
     .description('generate realistic attempts in an embedded database, run the job, show the result')
     .option('--dir <directory>', 'embedded database directory', './.data/demo')
-    .option('--students <n>', 'number of students', '2500')
-    .option('--days <n>', 'days of history', '35')
+    .addOption(wholeNumberOption('--students <n>', 'number of students', 1, 100_000, 2500))
+    .addOption(wholeNumberOption('--days <n>', 'days of history', 1, 400, 35))
     .option('--date <YYYY-MM-DD>', "last day of the generated history (the run's anchor)", '2025-11-01')
     .action(async (opts: DemoFlags) => {
       const config = ctx.config({}, { DATABASE_URL: `pglite:${opts.dir}` });
-      const students = Number(opts.students);
-      const days = Number(opts.days);
-      if (!Number.isInteger(students) || students < 1 || students > 100_000)
-        throw new ConfigError('--students must be a whole number from 1 to 100000');
-      if (!Number.isInteger(days) || days < 1 || days > 400) throw new ConfigError('--days must be a whole number from 1 to 400');
+      const { students, days } = opts;
       parseDay(opts.date, '--date');
       const print = (line: string) => ctx.io.stdout(line + '\n');
       print(`[demo] opening the embedded database in ${opts.dir} …`);

@@ -1,6 +1,7 @@
 /** `explain`: how one row is made, term by term; exit 1 when the stored row differs from a recomputation. */
 import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
+import { settingOption } from '../cli/options.js';
 import { ExitCode } from '../errors.js';
 import { explainRow } from '../explain/explain.js';
 import { formatExplanation } from '../explain/text.js';
@@ -15,6 +16,7 @@ export function registerExplain(program: Command, ctx: CommandContext): void {
     .requiredOption('--topic <topic_id>', 'the topic_id of the row')
     .requiredOption('--date <YYYY-MM-DD>', 'the day of the row')
     .option('--json', 'print one JSON document instead of text')
+    .addOption(settingOption('AGG_TIMEZONE'))
     .action(async (opts: { user: string; topic: string; date: string; json?: boolean }) => {
       const config = ctx.config({ date: opts.date });
       const session = await ctx.session(config);

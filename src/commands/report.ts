@@ -1,16 +1,16 @@
 /** `report`: the verdict, coverage, theta, recent rows and last runs (text, --json or --html). */
 import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
-import { wholeNumber } from '../cli/options.js';
+import { wholeNumber, wholeNumberOption, settingOption } from '../cli/options.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { collectReport } from '../report/collect.js';
 import { writeReportPage } from '../report/html.js';
 import { formatReport } from '../report/text.js';
 
 interface ReportFlags {
-  days: string;
+  days: number;
   date?: string;
-  limit: string;
+  limit: number;
   json?: boolean;
   html?: string;
   check?: boolean;
@@ -24,18 +24,18 @@ export function registerReport(program: Command, ctx: CommandContext): void {
     .description(
       'a verdict (OK/WARN/FAIL with reasons), coverage per day with bars, theta coverage, recent rows and the last runs (or --json, --html FILE)',
     )
-    .option('--days <n>', 'days covered, ending at --date', '7')
+    .addOption(wholeNumberOption('--days <n>', 'days covered, ending at --date', 1, 366, 7))
     .option('--date <YYYY-MM-DD>', 'last day covered (default: yesterday in AGG_TIMEZONE, or the newest day with rows)')
-    .option('--limit <n>', 'rows listed in the recent-rows and last-runs sections', '10')
+    .addOption(wholeNumberOption('--limit <n>', 'rows listed in the recent-rows and last-runs sections', 0, 1000, 10))
     .option('--json', 'print one JSON document instead of tables')
     .option('--html <file>', 'also write a self-contained HTML page with charts to <file>')
     .option('--check', 'exit 1 when the verdict is FAIL (for a monitoring probe)')
     .option('--fail-on-warn', 'with --check: exit 1 on WARN too')
     .option('--width <n>', 'line width of the text (default: the terminal width, else 100)')
+    .addOption(settingOption('AGG_TIMEZONE'))
     .action(async (opts: ReportFlags) => {
       const config = ctx.config({ date: opts.date });
-      const days = wholeNumber(opts.days, '--days', 1, 366);
-      const limit = wholeNumber(opts.limit, '--limit', 0, 1000);
+      const { days, limit } = opts;
       const width = opts.width === undefined ? (ctx.io.columns ?? 100) : wholeNumber(opts.width, '--width', 40, 1000);
       if (opts.failOnWarn && !opts.check) throw new ConfigError('--fail-on-warn needs --check');
       const report = await collectReport(await ctx.session(config), config, { days, date: opts.date, limit });

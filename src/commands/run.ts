@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
 import { measured } from '../cli/measured.js';
-import { optionalShard, wholeNumber } from '../cli/options.js';
+import { optionalShard, settingOption, wholeNumberOption } from '../cli/options.js';
 import { runDaily } from '../pipeline/daily.js';
 import { withRunRetries } from '../retry.js';
 
@@ -13,7 +13,7 @@ interface RunFlags {
   allowShrink?: boolean;
   allowEmptySource?: boolean;
   allowFuture?: boolean;
-  maxCatchUpDays: string;
+  maxCatchUpDays: number;
 }
 
 export function registerRun(program: Command, ctx: CommandContext): void {
@@ -29,10 +29,11 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     )
     .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
     .option('--allow-future', 'accept a --date after today in AGG_TIMEZONE (refused otherwise: such a day has no attempts yet)')
-    .addOption(new Option('--max-catch-up-days <n>', 'widen the window by at most n days to cover missed runs').default('30'))
+    .addOption(wholeNumberOption('--max-catch-up-days <n>', 'widen the window by at most n days to cover missed runs', 0, 366, 30))
+    .addOption(settingOption('AGG_LOOKBACK_DAYS'))
+    .addOption(settingOption('AGG_TIMEZONE'))
     .action(async (opts: RunFlags) => {
       const config = ctx.config({ date: opts.date });
-      const maxCatchUpDays = wholeNumber(opts.maxCatchUpDays, '--max-catch-up-days', 0, 366);
       const shard = optionalShard(opts.shard);
       const database = await ctx.database(config);
       const run = () =>
@@ -47,7 +48,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
               allowShrink: opts.allowShrink ?? false,
               allowEmptySource: opts.allowEmptySource ?? false,
               allowFuture: opts.allowFuture ?? false,
-              maxCatchUpDays,
+              maxCatchUpDays: opts.maxCatchUpDays,
               runId: ctx.runId,
               signal: ctx.io.signal,
             },

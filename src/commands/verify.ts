@@ -1,7 +1,7 @@
 /** `verify`: recompute a window without writing and compare it with the table; exit 1 on drift. */
 import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
-import { optionalChunkDays, optionalShard, wholeNumber } from '../cli/options.js';
+import { optionalChunkDays, optionalShard, wholeNumberOption, settingOption } from '../cli/options.js';
 import { parseDay } from '../config.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { runVerify } from '../pipeline/verify.js';
@@ -12,8 +12,9 @@ interface VerifyFlags {
   from?: string;
   to?: string;
   shard?: string;
-  limit: string;
+  limit: number;
   chunkDays?: string;
+  failOnEmpty?: boolean;
 }
 
 /** Either --date or both --from and --to (in order), else a usage error. */
@@ -39,18 +40,20 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .option('--from <YYYY-MM-DD>', 'first day of an explicit range (with --to, instead of --date)')
     .option('--to <YYYY-MM-DD>', 'last day of an explicit range')
     .option('--shard <i/N>', 'check only shard i of N')
-    .option('--limit <n>', 'list at most n differing rows', '20')
+    .addOption(wholeNumberOption('--limit <n>', 'list at most n differing rows', 0, 10_000, 20))
+    .option('--fail-on-empty', 'exit 1 when the window has no rows on either side (nothing compared), as a scheduled check should')
     .option('--chunk-days <n>', 'days compared per statement (default: sized to the window and work_mem, 7 to 63)')
+    .addOption(settingOption('AGG_LOOKBACK_DAYS'))
+    .addOption(settingOption('AGG_TIMEZONE'))
     .action(async (opts: VerifyFlags) => {
       const config = ctx.config({ date: opts.date });
       checkRange(opts);
-      const limit = wholeNumber(opts.limit, '--limit', 0, 10_000);
       const shard = optionalShard(opts.shard);
       const chunkDays = optionalChunkDays(opts.chunkDays);
       const database = await ctx.database(config);
       const result = await withRunRetries(database, config.runAttempts, ctx.emit, ctx.io.signal, (session) =>
-        runVerify(session, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit, chunkDays }, ctx.emit),
+        runVerify(session, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit: opts.limit, chunkDays }, ctx.emit),
       );
-      if (result.drift) ctx.exitCode = ExitCode.failed;
+      if (result.drift || (result.empty && opts.failOnEmpty)) ctx.exitCode = ExitCode.failed;
     });
 }

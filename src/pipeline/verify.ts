@@ -41,6 +41,8 @@ export interface VerifyResult {
   readonly differences: Difference[];
   /** True when any row differs: the CLI exits 1. */
   readonly drift: boolean;
+  /** True when neither the source nor the table has a row in the window: nothing was compared. */
+  readonly empty: boolean;
   readonly durationMs: number;
 }
 
@@ -98,7 +100,8 @@ export async function runVerify(session: Session, config: Config, options: Verif
       drift: drift ? `${drifted} rows differ (differs=${row.differs}, missing=${row.missing}, unexpected=${row.unexpected})` : undefined,
     },
   });
-  return { window, summary, differences, drift, durationMs: Date.now() - started };
+  const empty = row.expected_rows === 0 && row.stored_rows === 0;
+  return { window, summary, differences, drift, empty, durationMs: Date.now() - started };
 }
 
 interface Compared {

@@ -9,7 +9,9 @@ import type { Session } from '../db.js';
 import { checkSchema } from '../migrate.js';
 import { judge, withTrend, type DayTrend, type ShardHealth, type Verdict, type VerifyRecord } from './verdict.js';
 import { coveragePerDay, improvementHistogram, lastRuns, lastVerify, latestDataDay, recentRows, runHealth } from '../sql/report.js';
+import { nightCoverage } from '../sql/night.js';
 import { planWindow } from '../window.js';
+import type { ShardNight } from './night.js';
 
 export interface ReportOptions {
   /** Days covered, ending at `date` (default 7). */
@@ -78,6 +80,12 @@ export async function collectReport(session: Session, config: Config, options: R
   const runs = (await session.query<Record<string, unknown>>(lastRuns(limit))).rows;
   const shards = (await session.query<ShardHealth>(runHealth)).rows;
   const verify = (await session.query<VerifyRecord>(lastVerify)).rows[0];
+  const nights = (
+    await session.query<ShardNight>(
+      nightCoverage({ timezone: config.timezone, graceHours: config.report.nightGraceHours, date: options.date }),
+    )
+  ).rows;
+  const night = { shards: nights, timezone: config.timezone, graceHours: config.report.nightGraceHours };
   const theta = {
     enabled: config.includeTheta,
     rows,
@@ -85,7 +93,7 @@ export async function collectReport(session: Session, config: Config, options: R
     share: rows === 0 ? null : Number((withTheta / rows).toFixed(4)),
   };
   return {
-    verdict: judge({ shards, verify, days: trend, theta: { enabled: config.includeTheta, rows, withTheta } }, config.report),
+    verdict: judge({ shards, verify, days: trend, theta: { enabled: config.includeTheta, rows, withTheta }, night }, config.report),
     period: { from: window.since, to: window.anchor, days: options.days, timezone: config.timezone },
     notes,
     coverage,

@@ -14,6 +14,8 @@ export function escapeXml(text: string): string {
 export interface Bar {
   /** Label under the bar (shown for some bars when there are many). */
   readonly label: string;
+  /** A second line under the label, e.g. the time under a command's name. */
+  readonly sublabel?: string;
   readonly value: number;
   /** Text of the bar's tooltip. */
   readonly title: string;
@@ -30,9 +32,11 @@ export interface BarChart {
   /** How axis values are written, e.g. as a percentage. */
   readonly format?: (value: number) => string;
   readonly color?: string;
+  /** Width of the drawing in px (default 560, half a row of the page; 1120 for a whole row). */
+  readonly width?: number;
 }
 
-const width = 560;
+const halfRow = 560;
 const height = 220;
 const left = 56;
 const bottom = 40;
@@ -42,6 +46,7 @@ const top = 12;
 export function barChart(chart: BarChart): string {
   const format = chart.format ?? ((v: number) => (Number.isInteger(v) ? v.toString() : v.toFixed(1)));
   const max = Math.max(chart.max ?? 0, ...chart.bars.map((b) => b.value), 1e-9);
+  const width = chart.width ?? halfRow;
   const plotWidth = width - left - 8;
   const plotHeight = height - top - bottom;
   // At least 8 slots, so two bars are not each half the chart wide.
@@ -54,9 +59,10 @@ export function barChart(chart: BarChart): string {
       `<text class="tick" x="${left - 6}" y="${(y(tick) + 4).toFixed(1)}" text-anchor="end">${escapeXml(format(tick))}</text>`,
     );
   }
-  // As many labels under the bars as fit side by side (about 6.5 px a character), always the first and the last.
-  const longest = Math.max(1, ...chart.bars.map((b) => b.label.length));
-  const every = Math.max(1, Math.ceil((longest * 6.5 + 12) / step));
+  // As many labels under the bars as fit side by side (11 px text, about 7 px a character, 8 px
+  // apart), always the first and the last.
+  const longest = Math.max(1, ...chart.bars.map((b) => Math.max(b.label.length, b.sublabel?.length ?? 0)));
+  const every = Math.max(1, Math.ceil((longest * 7 + 8) / step));
   chart.bars.forEach((b, i) => {
     const x = left + i * step + step * 0.1;
     const h = Math.max(0, y(0) - y(b.value));
@@ -65,9 +71,11 @@ export function barChart(chart: BarChart): string {
     );
     const last = i === chart.bars.length - 1;
     if ((i % every === 0 && (last || chart.bars.length - 1 - i >= every)) || last) {
-      parts.push(
-        `<text class="label" x="${(x + step * 0.4).toFixed(1)}" y="${height - bottom + 16}" text-anchor="middle">${escapeXml(b.label)}</text>`,
-      );
+      const at = (x + step * 0.4).toFixed(1);
+      parts.push(`<text class="label" x="${at}" y="${height - bottom + 16}" text-anchor="middle">${escapeXml(b.label)}</text>`);
+      if (b.sublabel !== undefined) {
+        parts.push(`<text class="sublabel" x="${at}" y="${height - bottom + 30}" text-anchor="middle">${escapeXml(b.sublabel)}</text>`);
+      }
     }
   });
   if (chart.bars.length === 0) parts.push(`<text class="empty" x="${width / 2}" y="${height / 2}" text-anchor="middle">no data</text>`);

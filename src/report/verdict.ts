@@ -3,20 +3,22 @@
  * what the report collected and the configured thresholds, so every rule is tested without a
  * database clock:
  * - FAIL: no successful nightly run recorded, or the last one finished longer ago than
- *   AGG_REPORT_MAX_AGE_HOURS (a missed night); the newest writing run of a shard failed (its
+ *   AGG_REPORT_MAX_AGE_HOURS (a missed night); the expected night (yesterday, after
+ *   AGG_REPORT_NIGHT_GRACE_HOURS) covered by no successful run (report/night.ts); the newest writing run of a shard failed (its
  *   failed combinations or error); the last verify found drift after the last successful run.
  * - WARN: a day's users or attempts fell below AGG_REPORT_DROP_PERCENT of the median of the
  *   AGG_REPORT_BASELINE_DAYS days before it; theta coverage below AGG_REPORT_MIN_THETA_PERCENT
  *   (theta enabled only); drift found by a verify that ran before the last successful run.
  */
 import type { ReportThresholds } from '../config.js';
+import { judgeNight, type NightInput } from './night.js';
 
 export type Status = 'OK' | 'WARN' | 'FAIL';
 
 /** One finding: what is wrong (or, for OK, what was checked) in a sentence. */
 export interface Reason {
   readonly status: Status;
-  /** A stable name for monitoring: stale, no_success, run_failed, drop, theta, drift. */
+  /** A stable name for monitoring: stale, night, no_success, run_failed, drop, theta, drift. */
   readonly check: string;
   readonly message: string;
 }
@@ -67,6 +69,8 @@ export interface VerdictInput {
   /** Days of the period, newest first. */
   readonly days: readonly DayTrend[];
   readonly theta: { readonly enabled: boolean; readonly rows: number; readonly withTheta: number };
+  /** The newest night each shard covered and the one expected (report/night.ts); no check without it. */
+  readonly night?: NightInput | undefined;
 }
 
 const rank: Record<Status, number> = { OK: 0, WARN: 1, FAIL: 2 };
@@ -91,6 +95,7 @@ export function judge(input: VerdictInput, thresholds: ReportThresholds): Verdic
   judgeDays(input, thresholds, newest.anchor, add);
   judgeTheta(input, thresholds, add);
   judgeVerify(input, newest.finishedAt, add);
+  for (const finding of judgeNight(input.night)) add(finding.status, finding.check, finding.message);
   const status = reasons.reduce<Status>((worst, r) => (rank[r.status] > rank[worst] ? r.status : worst), 'OK');
   return { status, reasons };
 }

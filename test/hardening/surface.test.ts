@@ -123,7 +123,7 @@ describe('a CLI that helps', () => {
     for (const [args, message] of [
       [['--lookback-days', 'x'], '--lookback-days "x" is not accepted: use a whole number from 0 to 366'],
       [['verify', '--timezone', 'Mars/Olympus'], '--timezone "Mars/Olympus" is not a time zone'],
-      [['report', '--lookback-days', '400'], '--lookback-days "400" is not accepted'],
+      [['run', '--lookback-days', '400'], '--lookback-days "400" is not accepted'],
     ] as const) {
       const result = await runCli([...args], { DATABASE_URL: 'postgres://x@127.0.0.1:1/db' });
       expect(result.code).toBe(2);

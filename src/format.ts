@@ -24,17 +24,46 @@ export function visible(text: string): string {
   });
 }
 
+/**
+ * A value with every text in it (strings at any depth of arrays and plain objects) passed
+ * through `visible`: a report or an explanation made inert once, before it is laid out, so the
+ * widths it is fitted to are those of what is printed. Numbers, booleans, null and dates stay.
+ */
+export function visibleDeep<T>(value: T): T {
+  const walk = (v: unknown): unknown =>
+    typeof v === 'string'
+      ? visible(v)
+      : Array.isArray(v)
+        ? v.map(walk)
+        : typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [visible(k), walk(x)]))
+          : v;
+  return walk(value) as T;
+}
+
+/**
+ * `value` as JSON (JSON.stringify, `indent` spaces) in which the characters `visible` writes
+ * out are `\uXXXX` escapes: JSON.stringify escapes the C0 controls but leaves DEL, the C1
+ * controls, the line separators and the bidirectional controls as they are, and a terminal acts
+ * on them. Still valid JSON that parses to the same values: outside strings JSON has none of
+ * these characters.
+ */
+export function inertJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(invisible, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. `columns` names them when there may be no rows. */
 export function formatTable(rows: Record<string, unknown>[], columns: string[] = rows.length === 0 ? [] : Object.keys(rows[0]!)): string[] {
   if (columns.length === 0) return ['(no rows)'];
   const cells = rows.map((row) => columns.map((c) => visible(displayValue(row[c]))));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  const header = columns.map(visible);
+  const widths = header.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
   const line = (values: string[]) =>
     values
       .map((v, i) => v.padEnd(widths[i]!))
       .join('  ')
       .trimEnd();
-  return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)];
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)];
 }
 
 /** A duration for people: 850ms, 12s, 5m30s, 2h05m. */

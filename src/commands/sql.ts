@@ -1,7 +1,7 @@
 /** `sql "select …"`: one read-only statement, printed as an aligned table or JSON. */
 import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
-import { formatTable } from '../format.js';
+import { formatTable, inertJson } from '../format.js';
 import { runReadOnly } from '../read-only-query.js';
 
 export function registerSql(program: Command, ctx: CommandContext): void {
@@ -14,7 +14,7 @@ export function registerSql(program: Command, ctx: CommandContext): void {
       const config = ctx.config();
       const result = await runReadOnly(await ctx.session(config), config, statement);
       const count = `(${result.rows.length} ${result.rows.length === 1 ? 'row' : 'rows'})`;
-      if (opts.json) ctx.io.stdout(JSON.stringify(result.rows, null, 2) + '\n');
+      if (opts.json) ctx.io.stdout(inertJson(result.rows, 2) + '\n');
       else ctx.io.stdout([...formatTable(result.rows, result.columns), count].join('\n') + '\n');
     });
 }

@@ -8,8 +8,10 @@ export function displayValue(value: unknown): string {
 
 // C0 and C1 control characters (newline, carriage return, ESC that starts an ANSI sequence, …),
 // the Unicode line and paragraph separators, and the bidirectional controls that reorder text.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const invisible = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const beyondC0 = '\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069';
+const invisible = new RegExp(`[\\u0000-\\u001f${beyondC0}]`, 'g');
+// The same but tab, newline and carriage return: JSON's whitespace outside strings, escaped by JSON.stringify inside them.
+const invisibleInJson = new RegExp(`[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f${beyondC0}]`, 'g');
 const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /**
@@ -49,7 +51,7 @@ export function visibleDeep<T>(value: T): T {
  * these characters.
  */
 export function inertJson(value: unknown, indent?: number): string {
-  return JSON.stringify(value, null, indent).replace(invisible, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value, null, indent).replace(invisibleInJson, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. `columns` names them when there may be no rows. */

@@ -78,7 +78,13 @@ export async function runReadOnly(session: Session, config: Config, statement: s
  * connection's role may not become it, or it reaches beyond the database itself.
  */
 async function dropServerPrivileges(session: Session, reader: string): Promise<boolean> {
-  const found = await session.query<{ role: string; privileged: boolean; exists: boolean; member: boolean; reader_privileged: boolean }>(sql`
+  const found = await session.query<{
+    role: string;
+    privileged: boolean;
+    exists: boolean;
+    member: boolean;
+    reader_privileged: boolean;
+  }>(sql`
     select current_user as role, ${reachesBeyond(sql`current_user`)} as privileged,
            r.rolname is not null as exists,
            r.rolname is not null and pg_has_role(current_user, r.oid, 'member') as member,
@@ -94,7 +100,9 @@ async function dropServerPrivileges(session: Session, reader: string): Promise<b
     );
   }
   if (readerPrivileged) {
-    throw new ConfigError(`sql: ${why}, which can do the same: set AGG_SQL_ROLE to a role that may only read (sql/roles.sql creates one) ${see}`);
+    throw new ConfigError(
+      `sql: ${why}, which can do the same: set AGG_SQL_ROLE to a role that may only read (sql/roles.sql creates one) ${see}`,
+    );
   }
   if (!member) {
     throw new ConfigError(`sql: ${why}, which ${role} may not become: grant ${reader} to ${role}, or connect as ${reader} ${see}`);
@@ -107,7 +115,9 @@ async function dropServerPrivileges(session: Session, reader: string): Promise<b
 async function stillReader(session: Session, reader: string): Promise<void> {
   const now = await session.query<{ role: string }>(sql`select current_user as role`);
   if (now.rows[0]?.role !== reader) {
-    throw new ConfigError(`sql: the statement left the reader role ${reader} (it is ${now.rows[0]?.role ?? '?'} now): its result is not shown`);
+    throw new ConfigError(
+      `sql: the statement left the reader role ${reader} (it is ${now.rows[0]?.role ?? '?'} now): its result is not shown`,
+    );
   }
 }
 

@@ -27,14 +27,7 @@ const writingWords: Record<string, string> = {
 };
 
 /** Functions that could undo the role switch or run a query text the check never saw. */
-const escapingFunctions = [
-  /^set_config$/,
-  /^query_to_xml/,
-  /^cursor_to_xml/,
-  /^ts_stat$/,
-  /^ts_rewrite$/,
-  /^dblink/,
-];
+const escapingFunctions = [/^set_config$/, /^query_to_xml/, /^cursor_to_xml/, /^ts_stat$/, /^ts_rewrite$/, /^dblink/];
 
 interface Token {
   /** word: an unquoted word, lower-cased; name: a "quoted" name as written; symbol: one character. */
@@ -72,8 +65,8 @@ function tokenize(statement: string): { tokens: Token[]; statements: number } {
       i += 2;
       while (depth > 0) {
         if (i >= n) throw unterminated('a /* comment */');
-        if (statement.startsWith('/*', i)) (depth += 1), (i += 2);
-        else if (statement.startsWith('*/', i)) (depth -= 1), (i += 2);
+        if (statement.startsWith('/*', i)) ((depth += 1), (i += 2));
+        else if (statement.startsWith('*/', i)) ((depth -= 1), (i += 2));
         else i += 1;
       }
     } else if (c === "'") {
@@ -93,9 +86,9 @@ function tokenize(statement: string): { tokens: Token[]; statements: number } {
       i += 1;
       for (;;) {
         if (i >= n) throw unterminated('a quoted name');
-        if (statement[i] === '"' && statement[i + 1] === '"') (name += '"'), (i += 2);
+        if (statement[i] === '"' && statement[i + 1] === '"') ((name += '"'), (i += 2));
         else if (statement[i] === '"') break;
-        else (name += statement[i]), (i += 1);
+        else ((name += statement[i]), (i += 1));
       }
       i += 1;
       push({ kind: 'name', text: name });

@@ -65,9 +65,9 @@ function tokenize(statement: string): { tokens: Token[]; statements: number } {
       i += 2;
       while (depth > 0) {
         if (i >= n) throw unterminated('a /* comment */');
-        if (statement.startsWith('/*', i)) ((depth += 1), (i += 2));
-        else if (statement.startsWith('*/', i)) ((depth -= 1), (i += 2));
-        else i += 1;
+        const step = statement.startsWith('/*', i) ? 1 : statement.startsWith('*/', i) ? -1 : 0;
+        depth += step;
+        i += step === 0 ? 1 : 2;
       }
     } else if (c === "'") {
       const backslashes = /[eE]$/.test(statement.slice(0, i)) && !/[\w$]/.test(statement[i - 2] ?? ' ');
@@ -82,16 +82,10 @@ function tokenize(statement: string): { tokens: Token[]; statements: number } {
       i += 1;
       push({ kind: 'symbol', text: "'" });
     } else if (c === '"') {
-      let name = '';
-      i += 1;
-      for (;;) {
-        if (i >= n) throw unterminated('a quoted name');
-        if (statement[i] === '"' && statement[i + 1] === '"') ((name += '"'), (i += 2));
-        else if (statement[i] === '"') break;
-        else ((name += statement[i]), (i += 1));
-      }
-      i += 1;
-      push({ kind: 'name', text: name });
+      const quoted = /^"((?:[^"]|"")*)"/.exec(statement.slice(i));
+      if (quoted === null) throw unterminated('a quoted name');
+      i += quoted[0].length;
+      push({ kind: 'name', text: quoted[1]!.replace(/""/g, '"') });
     } else if (c === '$' && next !== undefined && /\d/.test(next)) {
       const digits = /^\$\d+/.exec(statement.slice(i))![0];
       push({ kind: 'parameter', text: digits });

@@ -293,7 +293,7 @@ describe.runIf(server && psqlAvailable)('sql/roles.sql on a fresh server databas
     const asDry = await runCli(['sql', '--json', query], env(dryUrl));
     const asAdmin = await runCli(['sql', '--json', query], { ...env(backend.url), AGG_SQL_ROLE: dryRole });
     const rows = expected.length;
-    expect([asJob, asDry, asAdmin].map((r) => [r.code, JSON.parse(r.stdout || '[]')])).toEqual([
+    expect([asJob, asDry, asAdmin].map((r) => [r.code, JSON.parse(r.stdout || '[]') as unknown])).toEqual([
       [0, [{ who: jobRole, rows }]],
       [0, [{ who: dryRole, rows }]],
       [0, [{ who: dryRole, rows }]],

@@ -55,6 +55,16 @@ export interface Config {
   readonly isolation: IsolationConfig;
   /** The thresholds of `report`'s verdict (docs/operations.md, "Report"). */
   readonly report: ReportThresholds;
+  /** How `sql` runs its one statement (docs/security.md, "The sql command"). */
+  readonly sql: SqlSettings;
+}
+
+/** The bounds of the `sql` command. */
+export interface SqlSettings {
+  /** AGG_SQL_TIMEOUT_MS: the statement's own timeout, in ms. */
+  readonly timeoutMs: number;
+  /** AGG_SQL_ROLE: the reader role a privileged connection switches to for the statement. */
+  readonly role: string;
 }
 
 /** The shrink guard's thresholds. */
@@ -187,6 +197,14 @@ const envSchema = z.object({
     default: '50',
     help: 'report, with theta on: WARN when fewer rows than this % have a theta estimate',
   }),
+  AGG_SQL_TIMEOUT_MS: integerVar('AGG_SQL_TIMEOUT_MS', 1, 86_400_000, {
+    default: '30000',
+    help: 'sql: bound on its one statement, in ms',
+  }),
+  AGG_SQL_ROLE: textVar('AGG_SQL_ROLE', {
+    default: 'aggregate_features_readonly',
+    help: "sql on a superuser's (or file-reading, program-running, signalling) connection: the reader role it switches to",
+  }),
 });
 
 /**
@@ -257,5 +275,6 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
       baselineDays: e.AGG_REPORT_BASELINE_DAYS,
       minThetaPercent: e.AGG_REPORT_MIN_THETA_PERCENT,
     }),
+    sql: Object.freeze({ timeoutMs: e.AGG_SQL_TIMEOUT_MS, role: e.AGG_SQL_ROLE }),
   });
 }

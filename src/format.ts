@@ -8,8 +8,10 @@ export function displayValue(value: unknown): string {
 
 // C0 and C1 control characters (newline, carriage return, ESC that starts an ANSI sequence, …),
 // the Unicode line and paragraph separators, and the bidirectional controls that reorder text.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const invisible = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const beyondC0 = '\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069';
+const invisible = new RegExp(`[\\u0000-\\u001f${beyondC0}]`, 'g');
+// The same but tab, newline and carriage return: JSON's whitespace outside strings, escaped by JSON.stringify inside them.
+const invisibleInJson = new RegExp(`[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f${beyondC0}]`, 'g');
 const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /**
@@ -24,17 +26,46 @@ export function visible(text: string): string {
   });
 }
 
+/**
+ * A value with every text in it (strings at any depth of arrays and plain objects) passed
+ * through `visible`: a report or an explanation made inert once, before it is laid out, so the
+ * widths it is fitted to are those of what is printed. Numbers, booleans, null and dates stay.
+ */
+export function visibleDeep<T>(value: T): T {
+  const walk = (v: unknown): unknown =>
+    typeof v === 'string'
+      ? visible(v)
+      : Array.isArray(v)
+        ? v.map(walk)
+        : typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [visible(k), walk(x)]))
+          : v;
+  return walk(value) as T;
+}
+
+/**
+ * `value` as JSON (JSON.stringify, `indent` spaces) in which the characters `visible` writes
+ * out are `\uXXXX` escapes: JSON.stringify escapes the C0 controls but leaves DEL, the C1
+ * controls, the line separators and the bidirectional controls as they are, and a terminal acts
+ * on them. Still valid JSON that parses to the same values: outside strings JSON has none of
+ * these characters.
+ */
+export function inertJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(invisibleInJson, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Rows as an aligned text table (header, rule, rows); NULL printed as NULL. `columns` names them when there may be no rows. */
 export function formatTable(rows: Record<string, unknown>[], columns: string[] = rows.length === 0 ? [] : Object.keys(rows[0]!)): string[] {
   if (columns.length === 0) return ['(no rows)'];
   const cells = rows.map((row) => columns.map((c) => visible(displayValue(row[c]))));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  const header = columns.map(visible);
+  const widths = header.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
   const line = (values: string[]) =>
     values
       .map((v, i) => v.padEnd(widths[i]!))
       .join('  ')
       .trimEnd();
-  return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)];
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)];
 }
 
 /** A duration for people: 850ms, 12s, 5m30s, 2h05m. */

@@ -107,7 +107,7 @@ export async function holdSchema(session: Session): Promise<() => Promise<void>>
   const taken = await session.query<{ locked: boolean }>('select pg_try_advisory_lock_shared($1, $2) as locked', [namespace, migrations]);
   if (!taken.rows[0]?.locked) {
     throw new LockHeldError(
-      'a migration is being applied to this database (`aggregate-features-daily migrate`); nothing was written. Re-run when it has finished',
+      `a migration is being applied to this database (\`aggregate-features-daily migrate\`); nothing was written.${await describeHolders(session, migrations)} Re-run when it has finished; if it is no migration of this job, end it with select pg_terminate_backend(pid) (docs/security.md, "The lock key")`,
     );
   }
   return async () => {

@@ -3,7 +3,7 @@
  * the text log of SPEC §8 (kept exactly, for existing alerts) or one JSON object per line.
  */
 import type { LogFormat } from './config.js';
-import { displayValue, formatDuration, visible } from './format.js';
+import { displayValue, formatDuration, inertJson, visible } from './format.js';
 import type { Difference, Emit, EventOf, RunEvent, RunEventMap, VerifySummary } from './events.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -193,7 +193,7 @@ function describeSummary(s: VerifySummary): Described {
  * A logger for one run. `redact` is applied to the message and to every text field (before
  * JSON escaping, which could otherwise hide a URL from it). In text format every control
  * character of the message is then made visible, so one event is always one line, whatever an
- * id, a topic, an error or a path holds; JSON escapes them itself.
+ * id, a topic, an error or a path holds; in JSON they are `\uXXXX` escapes (`inertJson`).
  */
 export function createLogger(options: {
   format: LogFormat;
@@ -210,7 +210,7 @@ export function createLogger(options: {
     const { level, message, fields } = described;
     const line =
       options.format === 'json'
-        ? JSON.stringify({
+        ? inertJson({
             level,
             time: now().toISOString(),
             run_id: options.runId,

@@ -19,6 +19,7 @@ import { registerRun } from './commands/run.js';
 import { registerSql } from './commands/sql.js';
 import { registerVerify } from './commands/verify.js';
 import { ExitCode, JobError } from './errors.js';
+import { visible } from './format.js';
 import { maskPasswords } from './redact.js';
 import { jobVersion } from './version.js';
 
@@ -84,7 +85,7 @@ function describeProgram(program: Command, ctx: CommandContext, fail: (message: 
       writeOut: ctx.io.stdout,
       // Usage errors are log lines too: with LOG_FORMAT=json, one JSON object per line.
       writeErr: (text) => {
-        if (ctx.format !== 'json') return ctx.io.stderr(text);
+        if (ctx.format !== 'json') return ctx.io.stderr(text.split('\n').map(visible).join('\n'));
         for (const line of text.split('\n')) if (line.trim() !== '') fail(line.trim());
       },
     });

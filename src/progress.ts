@@ -6,7 +6,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { BackfillProgress } from './pipeline/backfill.js';
-import { formatDuration } from './format.js';
+import { formatDuration, visible } from './format.js';
 import type { Emit } from './events.js';
 
 /** Where a bar is drawn: a TTY stream (process.stderr when it is one). */
@@ -35,7 +35,7 @@ export function barProgress(terminal: ProgressTerminal): ProgressReporter {
   let started = false;
   return {
     update(p) {
-      const payload = { day: p.day, elapsed: formatDuration(p.elapsedMs), left: formatDuration(p.etaMs) };
+      const payload = { day: visible(p.day), elapsed: formatDuration(p.elapsedMs), left: formatDuration(p.etaMs) };
       if (!started) {
         bar.start(p.total, p.done, payload);
         started = true;

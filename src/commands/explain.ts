@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
 import { settingOption } from '../cli/options.js';
 import { ExitCode } from '../errors.js';
+import { inertJson } from '../format.js';
 import { explainRow } from '../explain/explain.js';
 import { formatExplanation } from '../explain/text.js';
 
@@ -21,7 +22,7 @@ export function registerExplain(program: Command, ctx: CommandContext): void {
       const config = ctx.config({ date: opts.date });
       const session = await ctx.session(config);
       const explanation = await explainRow(session, config, { user: opts.user, topic: opts.topic, date: opts.date }, ctx.emit);
-      if (opts.json) ctx.io.stdout(JSON.stringify(explanation, null, 2) + '\n');
+      if (opts.json) ctx.io.stdout(inertJson(explanation, 2) + '\n');
       else ctx.io.stdout(formatExplanation(explanation).join('\n') + '\n');
       if (explanation.differences.length > 0) ctx.exitCode = ExitCode.failed;
     });

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { CommandContext } from '../cli/context.js';
 import { wholeNumber, wholeNumberOption, settingOption } from '../cli/options.js';
 import { ConfigError, ExitCode } from '../errors.js';
+import { inertJson } from '../format.js';
 import { collectReport } from '../report/collect.js';
 import { writeReportPage } from '../report/html.js';
 import { formatReport } from '../report/text.js';
@@ -39,7 +40,7 @@ export function registerReport(program: Command, ctx: CommandContext): void {
       const width = opts.width === undefined ? (ctx.io.columns ?? 100) : wholeNumber(opts.width, '--width', 40, 1000);
       if (opts.failOnWarn && !opts.check) throw new ConfigError('--fail-on-warn needs --check');
       const report = await collectReport(await ctx.session(config), config, { days, date: opts.date, limit });
-      if (opts.json) ctx.io.stdout(JSON.stringify(report, null, 2) + '\n');
+      if (opts.json) ctx.io.stdout(inertJson(report, 2) + '\n');
       else ctx.io.stdout(formatReport(report, width).join('\n') + '\n');
       if (opts.html !== undefined) {
         await writeReportPage(opts.html, report);

@@ -1,12 +1,13 @@
 /** `explain` as text: one section per step of the row's computation, then stored vs recomputed. */
 import type { ExplainEstimate, Explanation } from './explain.js';
-import { displayValue, formatTable } from '../format.js';
+import { displayValue, formatTable, visibleDeep } from '../format.js';
 
 const yes = (flag: boolean) => (flag ? 'yes' : '');
 const num = (value: number | null, digits = 6) => (value === null ? 'NULL' : Number(value.toFixed(digits)).toString());
 
-/** The explanation as lines of text. */
-export function formatExplanation(e: Explanation): string[] {
+/** The explanation as lines of text; every text from the data (the ids, theta table names) shown visibly. */
+export function formatExplanation(data: Explanation): string[] {
+  const e = visibleDeep(data);
   return [
     `explain user=${e.user_id} topic=${e.topic_id} date=${e.date} (AGG_TIMEZONE=${e.timezone})`,
     '',

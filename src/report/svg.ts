@@ -5,10 +5,14 @@
  * script; @observablehq/plot needs d3 and a DOM to render). Every value is escaped; every bar
  * carries a <title> so hovering shows its exact value.
  */
+import { visible } from '../format.js';
 
-/** Escapes text for HTML and SVG content and attribute values. */
+/**
+ * Escapes text for HTML and SVG content and attribute values; its control and bidirectional
+ * characters are written out first (`visible`), so an id cannot reorder the text of the page.
+ */
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return visible(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 export interface Bar {

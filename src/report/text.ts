@@ -4,6 +4,7 @@
  * last runs. Every line fits `width` characters; names are shortened with … (full in --json).
  */
 import type { Report } from './collect.js';
+import { visibleDeep } from '../format.js';
 import { bar, fitTable, shorten, sparkline, wrap } from './fit.js';
 
 const numeric = [
@@ -34,8 +35,12 @@ function percentOf(value: number, median: number | null): string {
   return `${change > 0 ? '+' : ''}${change}%`;
 }
 
-/** The report as lines of at most `width` characters. */
-export function formatReport(report: Report, width: number): string[] {
+/**
+ * The report as lines of at most `width` characters. Every text that came from the data (ids,
+ * errors, notes) is made visible first, so the lines are fitted to what is printed.
+ */
+export function formatReport(data: Report, width: number): string[] {
+  const report = visibleDeep(data);
   return [
     ...headLines(report, width),
     ...coverageLines(report, width),

@@ -287,6 +287,27 @@ describe.runIf(server && psqlAvailable)('sql/roles.sql on a fresh server databas
     }
   });
 
+  test('sql answers ordinary queries as the job role, the dry-run role, and a superuser switched to the dry-run role', async () => {
+    const query = 'select current_user as who, count(*)::int as rows from features_topic_daily';
+    const asJob = await runCli(['sql', '--json', query], env(jobUrl));
+    const asDry = await runCli(['sql', '--json', query], env(dryUrl));
+    const asAdmin = await runCli(['sql', '--json', query], { ...env(backend.url), AGG_SQL_ROLE: dryRole });
+    const rows = expected.length;
+    expect([asJob, asDry, asAdmin].map((r) => [r.code, JSON.parse(r.stdout || '[]') as unknown])).toEqual([
+      [0, [{ who: jobRole, rows }]],
+      [0, [{ who: dryRole, rows }]],
+      [0, [{ who: dryRole, rows }]],
+    ]);
+    // The superuser without a reader role by that name: refused, saying how to create one.
+    const missing = await runCli(['sql', query], { ...env(backend.url), AGG_SQL_ROLE: `${dryRole}_missing` });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/does not exist: create it with sql\/roles\.sql/);
+    // What the dry-run role cannot see, sql as the superuser cannot either.
+    const unrelated = await runCli(['sql', 'select * from unrelated'], { ...env(backend.url), AGG_SQL_ROLE: dryRole });
+    expect(unrelated.code).toBe(2);
+    expect(unrelated.stderr).toMatch(/permission denied for table unrelated/);
+  });
+
   test('migrate under the job role fails (it is the migrator’s job) and changes nothing', async () => {
     const result = await runCli(['migrate'], env(jobUrl));
     expectNoPassword(result.stdout + result.stderr);

@@ -294,4 +294,24 @@ describe.runIf(server)('against the PostgreSQL server', () => {
     }
     expect((await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: 'attempt' })).code).toBe(0);
   });
+
+  test('a squatted migrations key: exit 3 names the holder as the write lock does', async () => {
+    const squatter = await role('migsquat');
+    const client = new pg.Client({ connectionString: squatter.url, application_name: 'squatting-migrate' });
+    await client.connect();
+    try {
+      await client.query('select pg_advisory_lock($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
+      const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+      const result = await runCli(['--date', '2025-11-01'], env);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `^\\[ERROR\\] a migration is being applied to this database .*nothing was written\\. Held by pid ${pid} \\(role ${squatter.name}, application "squatting-migrate"`,
+        ),
+      );
+      expect(result.stderr).toMatch(/end it with select pg_terminate_backend\(pid\)/);
+    } finally {
+      await client.end();
+    }
+  });
 });

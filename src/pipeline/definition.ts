@@ -13,8 +13,10 @@ import {
   forgetAllDays,
   readDefinition,
   recordDefinition,
+  startOver,
   startRebuild,
   storedSpan,
+  tableIsEmpty,
   type DefinitionRow,
 } from '../sql/source-memory.js';
 import { inTransaction } from '../transaction.js';
@@ -31,35 +33,44 @@ function rebuildCommand(config: Config, from: string, to: string): string {
 
 /**
  * Checks the run's definition against the recorded one, and records it when none is (`record`:
- * the run's timestamp, inside the transaction that writes the first rows). ConfigError (exit 2)
- * when they differ, or when a rebuild is unfinished and this run is not that rebuild.
+ * the run's timestamp, inside the transaction that writes). ConfigError (exit 2) when they
+ * differ, or when a rebuild is unfinished and this run is not that rebuild. An empty table has
+ * no definition yet: a writing run records its own and forgets what was remembered of the
+ * source (a table emptied on purpose starts over). Returns whether the table is empty, so the
+ * judgement of the source can leave that memory out (the dry run, which forgets nothing).
  */
 export async function checkDefinition(
   session: Session,
   config: Config,
   options: { record?: string | undefined; rebuilding?: boolean } = {},
-): Promise<void> {
-  const stored = (await session.query<DefinitionRow>(readDefinition)).rows[0];
+): Promise<{ tableEmpty: boolean }> {
   const wanted = definitionOf(config);
+  if ((await session.query<{ empty: boolean }>(tableIsEmpty)).rows[0]!.empty) {
+    if (options.record !== undefined && !options.rebuilding) {
+      await session.query(startOver({ ...wanted, at: options.record }));
+      await session.query(forgetAllDays);
+    }
+    return { tableEmpty: true };
+  }
+  const stored = (await session.query<DefinitionRow>(readDefinition)).rows[0];
   if (stored === undefined) {
     if (options.record !== undefined) await session.query(recordDefinition({ ...wanted, at: options.record }));
-    return;
+    return { tableEmpty: false };
   }
   const differs: string[] = [];
-  if (stored.timezone !== wanted.timezone) differs.push(`AGG_TIMEZONE=${stored.timezone}`);
-  if (stored.improvement_mode !== wanted.improvementMode) differs.push(`AGG_IMPROVEMENT_MODE=${stored.improvement_mode}`);
+  const instead: string[] = [];
+  if (stored.timezone !== wanted.timezone) {
+    differs.push(`AGG_TIMEZONE=${stored.timezone}`);
+    instead.push(`AGG_TIMEZONE=${wanted.timezone}`);
+  }
+  if (stored.improvement_mode !== wanted.improvementMode) {
+    differs.push(`AGG_IMPROVEMENT_MODE=${stored.improvement_mode}`);
+    instead.push(`AGG_IMPROVEMENT_MODE=${wanted.improvementMode}`);
+  }
   if (differs.length > 0) {
-    const span = (await session.query<{ first: string | null; last: string | null }>(storedSpan)).rows[0]!;
-    const range = span.first === null ? '--from <first day> --to <last day>' : `--from ${span.first} --to ${span.last}`;
+    const span = (await session.query<{ first: string; last: string }>(storedSpan)).rows[0]!;
     throw new ConfigError(
-      `features_topic_daily was computed with ${differs.join(' and ')} (recorded ${stored.recorded_at}), not ${[
-        stored.timezone !== wanted.timezone ? `AGG_TIMEZONE=${wanted.timezone}` : '',
-        stored.improvement_mode !== wanted.improvementMode ? `AGG_IMPROVEMENT_MODE=${wanted.improvementMode}` : '',
-      ]
-        .filter((s) => s !== '')
-        .join(
-          ' and ',
-        )}; nothing was written. Set the recorded value${differs.length > 1 ? 's' : ''} back, or rebuild the history in the new definition: ${range.startsWith('--from <') ? `aggregate-features-daily backfill --redefine ${range}` : rebuildCommand(config, span.first!, span.last!)}`,
+      `features_topic_daily was computed with ${differs.join(' and ')} (recorded ${stored.recorded_at}), not ${instead.join(' and ')}; nothing was written. Set the recorded value${differs.length > 1 ? 's' : ''} back, or rebuild the history in the new definition: ${rebuildCommand(config, span.first, span.last)}`,
     );
   }
   if (stored.rebuild_from !== null && !options.rebuilding) {
@@ -67,6 +78,7 @@ export async function checkDefinition(
       `a rebuild of features_topic_daily in AGG_TIMEZONE=${stored.timezone}, AGG_IMPROVEMENT_MODE=${stored.improvement_mode} is unfinished; nothing was written. Finish it first: ${rebuildCommand(config, stored.rebuild_from, stored.rebuild_to!)}`,
     );
   }
+  return { tableEmpty: false };
 }
 
 /**

@@ -34,7 +34,7 @@ interface DryRunRow extends Omit<Counts, 'failed'> {
 export async function dryRunWindow(session: Session, config: Config, job: DryRun, emit: Emit): Promise<WindowCounts> {
   const { window, computation } = job;
   const work = workOf(computation, window, job.shard);
-  await checkDefinition(session, config);
+  const { tableEmpty } = await checkDefinition(session, config);
   const result = await session.query<DryRunRow>(work.distributed ? dryRunCountsDistributed(work) : dryRunCounts(work));
   if (work.distributed && work.theta) {
     // On Citus the skipped estimates are a statement of their own (the counts stay per shard).
@@ -59,7 +59,7 @@ export async function dryRunWindow(session: Session, config: Config, job: DryRun
     session,
     config,
     work,
-    { days, storedRows, sourceEmpty },
+    { days, storedRows, sourceEmpty, tableEmpty },
     { allowShrink: job.allowShrink, allowIncomplete: job.allowIncomplete ?? false },
     emit,
   );

@@ -73,14 +73,14 @@ export async function judgeSource(
   session: Session,
   config: Config,
   window: JudgedWindow,
-  input: { days: readonly DayAttempts[]; storedRows: number; sourceEmpty: boolean },
+  input: { days: readonly DayAttempts[]; storedRows: number; sourceEmpty: boolean; tableEmpty: boolean },
   overrides: Overrides,
   emit: Emit,
 ): Promise<SourceVerdict> {
   const shard = shardName(window.shard);
-  const highest = new Map(
-    (await session.query<{ date: string; highest: number }>(rememberedDays(shard, window))).rows.map((r) => [r.date, r.highest]),
-  );
+  // An empty table starts over (definition.ts): what was remembered before is left out.
+  const remembered = input.tableEmpty ? [] : (await session.query<{ date: string; highest: number }>(rememberedDays(shard, window))).rows;
+  const highest = new Map(remembered.map((r) => [r.date, r.highest]));
   const days = input.days.map((d) => ({ ...d, highest: highest.get(d.date) }));
   const accepted = new Set<string>();
   const shrinkRefusal = shrinkVerdict(
@@ -96,7 +96,7 @@ export async function judgeSource(
   );
   if (shrinkRefusal && overrides.allowShrink) for (const day of shrinkRefusal.days) accepted.add(day);
   const fresh = days.filter((d) => (d.rows ?? d.stored) === 0 && d.highest === undefined);
-  const newDays = await judgeNewDays(session, config, window.shard, fresh);
+  const newDays = input.tableEmpty ? [] : await judgeNewDays(session, config, window.shard, fresh);
   for (const day of newDays) emitJudgement(emit, config, day);
   const incomplete = newDays.filter((d) => d.verdict === 'incomplete');
   if (overrides.allowIncomplete) for (const day of incomplete) accepted.add(day.date);

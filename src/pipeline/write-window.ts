@@ -76,14 +76,14 @@ export async function writeWindowTransaction(
   const work = workOf(target.computation, target.window, target.shard);
   const checkpoint = () => throwIfStopped(target.signal);
   return inTransaction(session, async () => {
-    await checkDefinition(session, config, { record: target.runTimestamp, rebuilding: target.rebuilding ?? false });
+    const { tableEmpty } = await checkDefinition(session, config, { record: target.runTimestamp, rebuilding: target.rebuilding ?? false });
     const { computed, failures } = target.staged ? await fromStaged(session, work) : await stage(session, config, work, emit, checkpoint);
     const combinations = computed + failures.length;
     const { nothingStored, verdict } = await guardSource(
       session,
       config,
       work,
-      { computed, failures: failures.length },
+      { computed, failures: failures.length, tableEmpty },
       { allowShrink: target.allowShrink, allowIncomplete: target.allowIncomplete ?? false },
       emit,
     );
@@ -188,14 +188,21 @@ async function guardSource(
   session: Session,
   config: Config,
   work: Work,
-  staged: { computed: number; failures: number },
+  staged: { computed: number; failures: number; tableEmpty: boolean },
   overrides: Overrides,
   emit: Emit,
 ): Promise<{ nothingStored: boolean; verdict: SourceVerdict }> {
   const days = (await session.query<DayAttempts>(shrinkDays(stagingOf(work).computed, stagingOf(work).failed, work))).rows;
   const sourceEmpty = staged.computed === 0 && staged.failures === 0;
   const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored(work))).rows[0]!.stored : 0;
-  const verdict = await judgeSource(session, config, work, { days, storedRows, sourceEmpty }, overrides, emit);
+  const verdict = await judgeSource(
+    session,
+    config,
+    work,
+    { days, storedRows, sourceEmpty, tableEmpty: staged.tableEmpty },
+    overrides,
+    emit,
+  );
   if (verdict.refusal) throw verdict.refusal;
   return { nothingStored: days.every((d) => d.rows === 0), verdict };
 }

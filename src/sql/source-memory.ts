@@ -108,6 +108,18 @@ values (${definition.timezone}, ${definition.improvementMode}, ${definition.at}:
 on conflict (singleton) do nothing`;
 }
 
+/** An empty table takes the definition of the run that writes to it (whatever was recorded before). */
+export function startOver(definition: { timezone: string; improvementMode: string; at: string }): Sql {
+  return sql`
+insert into aggregate_features_definition (timezone, improvement_mode, recorded_at)
+values (${definition.timezone}, ${definition.improvementMode}, ${definition.at}::timestamptz)
+on conflict (singleton) do update set
+  timezone = excluded.timezone, improvement_mode = excluded.improvement_mode, recorded_at = excluded.recorded_at,
+  rebuild_from = null, rebuild_to = null
+where (aggregate_features_definition.timezone, aggregate_features_definition.improvement_mode, aggregate_features_definition.rebuild_from)
+      is distinct from (excluded.timezone, excluded.improvement_mode, null)`;
+}
+
 /** Starts a rebuild in a new definition over from..to: the definition is the new one from now on, marked unfinished. */
 export function startRebuild(definition: { timezone: string; improvementMode: string; at: string; from: string; to: string }): Sql {
   return sql`
@@ -121,5 +133,83 @@ on conflict (singleton) do update set
 /** Marks the rebuild finished. */
 export const finishRebuild = sql`update aggregate_features_definition set rebuild_from = null, rebuild_to = null`;
 
+/** Whether features_topic_daily holds no row at all (one row read at most). */
+export const tableIsEmpty = sql`select not exists (select 1 from features_topic_daily) as empty`;
+
 /** The first and last stored day (null, null for an empty table): a rebuild must cover them. */
 export const storedSpan = sql`select min(date)::text as first, max(date)::text as last from features_topic_daily`;
+
+/**
+ * `report`: each day of the period (newest first) with the attempts the source delivered at
+ * its last write (summed over the shards of the newest layout), whether an operator accepted
+ * it below its baseline, and the same weekday's attempts of the `weeks` weeks before (the
+ * highest remembered, else the stored rows'). Days the memory does not hold have no attempts.
+ */
+export function memoryAgainstBaseline(period: { readonly anchor: string; readonly days: number }, weeks: number): Sql {
+  const { anchor, days } = period;
+  return sql`
+with layout as (
+  select split_part(shard, '/', 2) as n from aggregate_features_source_days order by last_at desc, shard limit 1
+),
+mem as (
+  select m.date, sum(m.last_attempts)::float8 as last, sum(m.highest_attempts)::float8 as highest, bool_or(m.accepted) as accepted
+  from aggregate_features_source_days m
+  where split_part(m.shard, '/', 2) = (select n from layout)
+    and m.date between ${anchor}::date - (${days}::int - 1) - 7 * ${weeks}::int and ${anchor}::date
+  group by m.date
+),
+stored as (
+  select f.date, sum(f.attempts)::float8 as attempts
+  from features_topic_daily f
+  where f.date between ${anchor}::date - (${days}::int - 1) - 7 * ${weeks}::int and ${anchor}::date - 7
+  group by f.date
+),
+period as (
+  select ${anchor}::date - i as date from generate_series(0, ${days}::int - 1) i
+)
+select p.date::text as date, m.last as attempts, coalesce(m.accepted, false) as accepted,
+       array(select coalesce(pm.highest, ps.attempts)
+             from generate_series(1, ${weeks}::int) k
+             left join mem pm on pm.date = p.date - 7 * k
+             left join stored ps on ps.date = p.date - 7 * k
+             where coalesce(pm.highest, ps.attempts) is not null) as history
+from period p
+left join mem m on m.date = p.date
+order by p.date desc`;
+}
+
+/**
+ * `report`: the topics whose attempts on `day` fell more than `maxDrop` below the median of the
+ * same weekday of the `weeks` weeks before (at least `minWeeks` of them with attempts, a median
+ * of at least `minAttempts`), from the stored rows: one subject's ingestion broken within a day
+ * whose total looks normal. Nothing when the day holds no rows (then the whole day is missing).
+ */
+export function topicDrops(
+  day: string,
+  thresholds: { weeks: number; minWeeks: number; maxDrop: number; minAttempts: number },
+  limit: number,
+): Sql {
+  return sql`
+with hist as (
+  select f.topic_id, f.date, sum(f.attempts) as attempts
+  from features_topic_daily f
+  where f.date in (select ${day}::date - 7 * k from generate_series(1, ${thresholds.weeks}::int) k)
+  group by f.topic_id, f.date
+),
+base as (
+  select topic_id, percentile_cont(0.5) within group (order by attempts) as baseline, count(*) as weeks
+  from hist group by topic_id
+),
+today as (
+  select f.topic_id, sum(f.attempts) as attempts from features_topic_daily f where f.date = ${day}::date group by f.topic_id
+)
+select b.topic_id, coalesce(t.attempts, 0)::float8 as attempts, b.baseline::float8 as baseline, b.weeks::int as weeks
+from base b
+left join today t on t.topic_id = b.topic_id
+where exists (select 1 from today)
+  and b.weeks >= ${thresholds.minWeeks}::int
+  and b.baseline >= ${thresholds.minAttempts}::int
+  and coalesce(t.attempts, 0) < b.baseline * (1 - ${thresholds.maxDrop}::float8)
+order by b.topic_id collate "C"
+limit ${limit}::int`;
+}

@@ -99,14 +99,21 @@ export async function judgeSource(
   const newDays = input.tableEmpty ? [] : await judgeNewDays(session, config, window.shard, fresh);
   for (const day of newDays) emitJudgement(emit, config, day);
   const incomplete = newDays.filter((d) => d.verdict === 'incomplete');
-  if (overrides.allowIncomplete) for (const day of incomplete) accepted.add(day.date);
+  if (overrides.allowIncomplete) {
+    for (const day of incomplete) accepted.add(day.date);
+    // Days published before, below their baseline (a looser threshold let them through), are accepted too.
+    const published = days.filter((d) => !fresh.includes(d));
+    for (const day of await judgeNewDays(session, config, window.shard, published)) {
+      if (day.verdict === 'incomplete') accepted.add(day.date);
+    }
+  }
   const refusal =
     (overrides.allowShrink ? undefined : shrinkRefusal) ??
     (overrides.allowIncomplete || incomplete.length === 0 ? undefined : incompleteRefusal(config, incomplete));
   return { refusal, accepted, days, newDays };
 }
 
-/** Each new day against the median of the same weekday of the weeks before (memory, else stored rows). */
+/** Each day against the median of the same weekday of the weeks before (memory, else stored rows). */
 async function judgeNewDays(session: Session, config: Config, shard: Shard, fresh: readonly DayAttempts[]): Promise<NewDay[]> {
   if (fresh.length === 0) return [];
   const { weeks, minWeeks, maxDrop, maxRisePercent } = config.completeness;

@@ -22,7 +22,7 @@ import { HeldBackError, JobError } from '../src/errors.js';
 import type { RunEvent } from '../src/events.js';
 import { runBackfill } from '../src/pipeline/backfill.js';
 import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
-import { collectReport } from '../src/report/collect.js';
+import { collectReport, type Report } from '../src/report/collect.js';
 import { allBackends, useSession } from './support/backends.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 
@@ -85,6 +85,12 @@ async function memoryOf(
 async function snapshot(session: Session): Promise<unknown> {
   const memory = await session.query(`select * from aggregate_features_source_days order by shard, date`);
   return { features: await readFeatures(session), memory: memory.rows };
+}
+
+/** "STATUS message" of the report's reason `check`, if it has one. */
+function reasonOf(report: Report, check: string): string | undefined {
+  const reason = report.verdict.reasons.find((r) => r.check === check);
+  return reason && `${reason.status} ${reason.message}`;
 }
 
 const backends = await allBackends('source_memory');
@@ -177,13 +183,7 @@ describe.each(backends)('the source memory ($name)', (backend) => {
     // Published by loosening the threshold, the day is below its baseline in the memory: report fails.
     expect((await outcome(() => run('src_holiday', '2025-11-05', {}, { AGG_COMPLETENESS_MAX_DROP: '0.9' }))).code).toBe(0);
     const loose = await report('2025-11-05');
-    expect(loose.verdict.reasons).toContainEqual(
-      expect.objectContaining({
-        status: 'FAIL',
-        check: 'below_baseline',
-        message: expect.stringMatching(/^2025-11-05 has 198 attempts, 33% of its baseline 600/),
-      }),
-    );
+    expect(reasonOf(loose, 'below_baseline')).toMatch(/^FAIL 2025-11-05 has 198 attempts, 33% of its baseline 600/);
     expect(loose.baselines.days[0]).toEqual({ date: '2025-11-05', attempts: 198, baseline: 600, weeks: 4, accepted: false });
     // The documented override accepts it: report is green for it.
     expect((await outcome(() => run('src_holiday', '2025-11-05', { allowIncomplete: true }))).code).toBe(0);
@@ -196,37 +196,20 @@ describe.each(backends)('the source memory ($name)', (backend) => {
   test('a topic missing from a normal day is named by report', async () => {
     expect((await outcome(() => run('src_topic_missing', '2025-11-06'))).code).toBe(0);
     const r = await report('2025-11-06');
-    expect(r.verdict.reasons).toContainEqual(
-      expect.objectContaining({
-        status: 'WARN',
-        check: 'topic_drop',
-        message: expect.stringMatching(/^2025-11-06: 1 topic fell .*\(t1: 0 attempts, baseline 1\d\d\)/),
-      }),
-    );
+    expect(reasonOf(r, 'topic_drop')).toMatch(/^WARN 2025-11-06: 1 topic fell .*\(t1: 0 attempts, baseline 1\d\d\)/);
   });
 
   test('a double delivery: a WARN with its numbers in the run and in report', async () => {
     expect((await outcome(() => run('src_double', '2025-11-06'))).code).toBe(0);
     const r = await report('2025-11-06');
-    expect(r.verdict.reasons).toContainEqual(
-      expect.objectContaining({
-        status: 'WARN',
-        check: 'above_baseline',
-        message: expect.stringMatching(/^2025-11-06 has 1200 attempts, 200% of its baseline 600/),
-      }),
-    );
+    expect(reasonOf(r, 'above_baseline')).toMatch(/^WARN 2025-11-06 has 1200 attempts, 200% of its baseline 600/);
     // A new day delivered twice warns in the run's own log (and in the dry run's).
     const events: RunEvent[] = [];
     expect((await outcome(() => run('src_double_friday', '2025-11-07', { dryRun: true }, { AGG_LOOKBACK_DAYS: '0' }, events))).code).toBe(
       0,
     );
-    expect(events).toContainEqual(
-      expect.objectContaining({
-        type: 'message',
-        level: 'warn',
-        message: expect.stringMatching(/^Newest-day check: 2025-11-07 has 1200 attempts, 200% of its baseline 600 .*twice/),
-      }),
-    );
+    const warnings = events.flatMap((e) => (e.type === 'message' && e.level === 'warn' ? [e.message] : []));
+    expect(warnings.join('\n')).toMatch(/^Newest-day check: 2025-11-07 has 1200 attempts, 200% of its baseline 600 .*twice/m);
   });
 
   test('a memory younger than the table (an installation that gained it by migrate): the new day is judged against the stored rows', async () => {

@@ -69,13 +69,13 @@ export interface ShrinkConfig {
 
 /** The newest-day check's thresholds (docs/operations.md, "What the job remembers"). */
 export interface CompletenessConfig {
-  /** AGG_COMPLETENESS_MAX_DROP: a new day may fall at most this share (0 … 1) below its baseline. */
+  /** AGG_NEWEST_MAX_DROP: a new day may fall at most this share (0 … 1) below its baseline. */
   readonly maxDrop: number;
-  /** AGG_COMPLETENESS_MAX_RISE_PERCENT: a day above its baseline by more than this percentage is a warning. */
+  /** AGG_NEWEST_MAX_RISE_PERCENT: a day above its baseline by more than this percentage is a warning. */
   readonly maxRisePercent: number;
-  /** AGG_COMPLETENESS_WEEKS: the baseline is the median of the same weekday of this many weeks before. */
+  /** AGG_NEWEST_WEEKS: the baseline is the median of the same weekday of this many weeks before. */
   readonly weeks: number;
-  /** AGG_COMPLETENESS_MIN_WEEKS: with fewer of those weeks on record, the day is not judged. */
+  /** AGG_NEWEST_MIN_WEEKS: with fewer of those weeks on record, the day is not judged. */
   readonly minWeeks: number;
 }
 
@@ -166,19 +166,19 @@ const envSchema = z.object({
     default: '50',
     help: 'days with fewer stored attempts than this are not judged by the shrink guard',
   }),
-  AGG_COMPLETENESS_MAX_DROP: shareVar('AGG_COMPLETENESS_MAX_DROP', {
+  AGG_NEWEST_MAX_DROP: shareVar('AGG_NEWEST_MAX_DROP', {
     default: '0.4',
     help: 'a day with no stored rows yet is refused as incomplete when it falls more than this share below the same weekday of the weeks before (0 … 1)',
   }),
-  AGG_COMPLETENESS_MAX_RISE_PERCENT: integerVar('AGG_COMPLETENESS_MAX_RISE_PERCENT', 0, 100_000, {
+  AGG_NEWEST_MAX_RISE_PERCENT: integerVar('AGG_NEWEST_MAX_RISE_PERCENT', 0, 100_000, {
     default: '60',
     help: 'a day more than this % above the same weekday of the weeks before is a warning (double delivery)',
   }),
-  AGG_COMPLETENESS_WEEKS: integerVar('AGG_COMPLETENESS_WEEKS', 1, 26, {
+  AGG_NEWEST_WEEKS: integerVar('AGG_NEWEST_WEEKS', 1, 26, {
     default: '4',
     help: "how many weeks before a day its baseline is taken over (the median of the same weekday's attempts)",
   }),
-  AGG_COMPLETENESS_MIN_WEEKS: integerVar('AGG_COMPLETENESS_MIN_WEEKS', 1, 26, {
+  AGG_NEWEST_MIN_WEEKS: integerVar('AGG_NEWEST_MIN_WEEKS', 1, 26, {
     default: '2',
     help: 'with fewer of those weeks on record a day is not judged (said in the log)',
   }),
@@ -273,10 +273,10 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
     }),
     shrink: Object.freeze({ maxDrop: e.AGG_SHRINK_MAX_DROP, minAttempts: e.AGG_SHRINK_MIN_ATTEMPTS }),
     completeness: Object.freeze({
-      maxDrop: e.AGG_COMPLETENESS_MAX_DROP,
-      maxRisePercent: e.AGG_COMPLETENESS_MAX_RISE_PERCENT,
-      weeks: e.AGG_COMPLETENESS_WEEKS,
-      minWeeks: e.AGG_COMPLETENESS_MIN_WEEKS,
+      maxDrop: e.AGG_NEWEST_MAX_DROP,
+      maxRisePercent: e.AGG_NEWEST_MAX_RISE_PERCENT,
+      weeks: e.AGG_NEWEST_WEEKS,
+      minWeeks: e.AGG_NEWEST_MIN_WEEKS,
     }),
     sourceTimezone: e.AGG_SOURCE_TIMEZONE,
     isolation: Object.freeze({ maxFailed: e.AGG_MAX_FAILED, budgetMs: e.AGG_ISOLATION_BUDGET_MS }),

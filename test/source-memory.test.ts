@@ -144,14 +144,14 @@ describe.each(backends)('the source memory ($name)', (backend) => {
 
   test('too little history: no judgement, said in the log', async () => {
     const events: RunEvent[] = [];
-    const dry = await outcome(() => run('src_partition', '2025-11-05', { dryRun: true }, { AGG_COMPLETENESS_MIN_WEEKS: '7' }, events));
+    const dry = await outcome(() => run('src_partition', '2025-11-05', { dryRun: true }, { AGG_NEWEST_MIN_WEEKS: '7' }, events));
     expect(dry.code).toBe(0);
     expect(events).toContainEqual(
       expect.objectContaining({
         type: 'message',
         level: 'info',
         message:
-          'Newest-day check: 2025-11-05 not judged: 4 of the 4 weeks before hold that weekday, at least 7 needed (AGG_COMPLETENESS_MIN_WEEKS)',
+          'Newest-day check: 2025-11-05 not judged: 4 of the 4 weeks before hold that weekday, at least 7 needed (AGG_NEWEST_MIN_WEEKS)',
       }),
     );
   });
@@ -181,7 +181,7 @@ describe.each(backends)('the source memory ($name)', (backend) => {
     expect(refused.code).toBe(1);
     expect(refused.message).toMatch(/\(2025-11-05: 198 attempts, 33% of its baseline 600\)/);
     // Published by loosening the threshold, the day is below its baseline in the memory: report fails.
-    expect((await outcome(() => run('src_holiday', '2025-11-05', {}, { AGG_COMPLETENESS_MAX_DROP: '0.9' }))).code).toBe(0);
+    expect((await outcome(() => run('src_holiday', '2025-11-05', {}, { AGG_NEWEST_MAX_DROP: '0.9' }))).code).toBe(0);
     const loose = await report('2025-11-05');
     expect(reasonOf(loose, 'below_baseline')).toMatch(/^FAIL 2025-11-05 has 198 attempts, 33% of its baseline 600/);
     expect(loose.baselines.days[0]).toEqual({ date: '2025-11-05', attempts: 198, baseline: 600, weeks: 4, accepted: false });

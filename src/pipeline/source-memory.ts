@@ -145,14 +145,14 @@ function emitJudgement(emit: Emit, config: Config, day: NewDay): void {
   if (day.verdict === 'not_judged') {
     const why =
       day.baseline === undefined
-        ? `${day.weeks} of the ${weeks} weeks before hold that weekday, at least ${minWeeks} needed (AGG_COMPLETENESS_MIN_WEEKS)`
+        ? `${day.weeks} of the ${weeks} weeks before hold that weekday, at least ${minWeeks} needed (AGG_NEWEST_MIN_WEEKS)`
         : `its baseline ${day.baseline} is below ${config.shrink.minAttempts} attempts (AGG_SHRINK_MIN_ATTEMPTS)`;
     emit({ type: 'message', level: 'info', message: `Newest-day check: ${day.date} not judged: ${why}`, fields });
   } else if (day.verdict === 'surge') {
     emit({
       type: 'message',
       level: 'warn',
-      message: `Newest-day check: ${day.date} has ${day.attempts} attempts, ${percentOf(day.attempts, day.baseline!)} of its baseline ${day.baseline} (the same weekday of the ${day.weeks} weeks before), more than ${maxRisePercent}% above it (AGG_COMPLETENESS_MAX_RISE_PERCENT): is the source delivering attempts twice?`,
+      message: `Newest-day check: ${day.date} has ${day.attempts} attempts, ${percentOf(day.attempts, day.baseline!)} of its baseline ${day.baseline} (the same weekday of the ${day.weeks} weeks before), more than ${maxRisePercent}% above it (AGG_NEWEST_MAX_RISE_PERCENT): is the source delivering attempts twice?`,
       fields,
     });
   }
@@ -164,7 +164,7 @@ function incompleteRefusal(config: Config, incomplete: readonly NewDay[]): HeldB
     .join('; ');
   const percent = `${Math.round(config.completeness.maxDrop * 1000) / 10}%`;
   return new HeldBackError(
-    `the source ${config.source.sql} looks incomplete: ${incomplete.length === 1 ? 'the new day' : `${incomplete.length} new days`} fell more than ${percent} below the same weekday of the weeks before (${listed}); nothing was written. Wait until the source has delivered the day and re-run; if the day really was this quiet (a holiday), re-run with --allow-incomplete (thresholds: AGG_COMPLETENESS_MAX_DROP, AGG_COMPLETENESS_WEEKS)`,
+    `the source ${config.source.sql} looks incomplete: ${incomplete.length === 1 ? 'the new day' : `${incomplete.length} new days`} fell more than ${percent} below the same weekday of the weeks before (${listed}); nothing was written. Wait until the source has delivered the day and re-run; if the day really was this quiet (a holiday), re-run with --allow-incomplete (thresholds: AGG_NEWEST_MAX_DROP, AGG_NEWEST_WEEKS)`,
     incomplete.map((d) => d.date),
   );
 }

@@ -2,9 +2,9 @@
  * `report`'s reading of the source memory (migration 003): each day of the period against the
  * same weekday of the weeks before, and the topics of the newest day that fell far below
  * theirs. Its findings are reasons of their own, added to the verdict:
- * - FAIL `below_baseline`: a day the memory holds fell more than AGG_COMPLETENESS_MAX_DROP below
+ * - FAIL `below_baseline`: a day the memory holds fell more than AGG_NEWEST_MAX_DROP below
  *   its baseline, and no operator accepted it (--allow-incomplete, --allow-shrink);
- * - WARN `above_baseline`: a day more than AGG_COMPLETENESS_MAX_RISE_PERCENT above it (a double
+ * - WARN `above_baseline`: a day more than AGG_NEWEST_MAX_RISE_PERCENT above it (a double
  *   delivery looks like this);
  * - WARN `topic_drop`: a topic of the newest day far below its own baseline.
  */
@@ -73,13 +73,13 @@ export function memoryReasons(memory: MemoryReport, config: Config): Reason[] {
       reasons.push({
         status: 'FAIL',
         check: 'below_baseline',
-        message: `${day.date} has ${against}: below it by more than ${Math.round(maxDrop * 100)}% (AGG_COMPLETENESS_MAX_DROP); backfill the day once the source has it, or accept it with --allow-incomplete`,
+        message: `${day.date} has ${against}: below it by more than ${Math.round(maxDrop * 100)}% (AGG_NEWEST_MAX_DROP); backfill the day once the source has it, or accept it with --allow-incomplete`,
       });
     } else if (day.attempts > day.baseline * (1 + maxRisePercent / 100)) {
       reasons.push({
         status: 'WARN',
         check: 'above_baseline',
-        message: `${day.date} has ${against}: above it by more than ${maxRisePercent}% (AGG_COMPLETENESS_MAX_RISE_PERCENT); a source delivering attempts twice looks like this`,
+        message: `${day.date} has ${against}: above it by more than ${maxRisePercent}% (AGG_NEWEST_MAX_RISE_PERCENT); a source delivering attempts twice looks like this`,
       });
     }
   }

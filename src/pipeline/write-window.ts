@@ -76,7 +76,11 @@ export async function writeWindowTransaction(
   const work = workOf(target.computation, target.window, target.shard);
   const checkpoint = () => throwIfStopped(target.signal);
   return inTransaction(session, async () => {
-    const { tableEmpty } = await checkDefinition(session, config, { record: target.runTimestamp, rebuilding: target.rebuilding ?? false });
+    const { tableEmpty } = await checkDefinition(session, config, {
+      record: target.runTimestamp,
+      shard: target.shard,
+      rebuilding: target.rebuilding ?? false,
+    });
     const { computed, failures } = target.staged ? await fromStaged(session, work) : await stage(session, config, work, emit, checkpoint);
     const combinations = computed + failures.length;
     const { nothingStored, verdict } = await guardSource(

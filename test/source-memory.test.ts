@@ -16,10 +16,13 @@
  *   `backfill --redefine` has rebuilt the history, whose attempts then add up to the source's.
  */
 import { describe, expect, test } from 'vitest';
+import { ensureAttemptTable } from '../src/attempt-table.js';
 import { loadConfig } from '../src/config.js';
 import type { Session } from '../src/db.js';
 import { HeldBackError, JobError } from '../src/errors.js';
 import type { RunEvent } from '../src/events.js';
+import { parseQualifiedName } from '../src/identifiers.js';
+import { loadMigrations, migrate } from '../src/migrate.js';
 import { runBackfill } from '../src/pipeline/backfill.js';
 import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
 import { collectReport, type Report } from '../src/report/collect.js';
@@ -249,5 +252,36 @@ describe.each(backends)('the source memory ($name)', (backend) => {
     const back = await outcome(() => run('src_full', '2025-11-07'));
     expect(back.code).toBe(2);
     expect(back.message).toMatch(/computed with AGG_TIMEZONE=Asia\/Seoul/);
+  });
+});
+
+describe.each(await allBackends('source_memory_upgrade'))('an installation from before the memory ($name)', (backend) => {
+  const t = useSession(backend, async (session) => {
+    await migrate(session, loadMigrations().slice(0, 2));
+    await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
+    await session.query(generate('attempt', '2025-09-24', 43));
+    // Five weeks of rows, as the job before the memory left them.
+    await session.query(`
+      insert into features_topic_daily (user_id, topic_id, date, attempts)
+      select student_id, topic_id, (completed_at at time zone 'UTC')::date, count(*)
+      from attempt where completed_at < timestamptz '2025-11-05 00:00Z' group by 1, 2, 3`);
+    await session.query(`
+      create view attempt_partial as
+      select * from attempt where completed_at < timestamptz '2025-11-05 00:00Z' or substr(student_id, 2)::int % 5 = 0`);
+  });
+
+  test('gains it by migrate and judges at once, from the stored rows', async () => {
+    expect(await migrate(t.session)).toEqual(['003_source_memory']);
+    const refused = await outcome(() =>
+      runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_partial' }), { date: '2025-11-05' }, () => undefined),
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.message).toMatch(/\(2025-11-05: 120 attempts, 20% of its baseline 600\)/);
+    expect((await t.session.query(`select 1 from aggregate_features_source_days`)).rowCount).toBe(0);
+    await runDaily(t.session, loadConfig({}), { date: '2025-11-05' }, () => undefined);
+    expect(await memoryOf(t.session, '2025-11-05')).toEqual({ first: 600, highest: 600, last: 600, accepted: false });
+    expect((await t.session.query(`select 1 from aggregate_features_source_days`)).rowCount).toBe(8);
+    const definition = await t.session.query(`select timezone, improvement_mode from aggregate_features_definition`);
+    expect(definition.rows).toEqual([{ timezone: 'UTC', improvement_mode: 'accuracy' }]);
   });
 });

@@ -142,6 +142,8 @@ async function judgeNewDays(session: Session, config: Config, shard: Shard, fres
 function emitJudgement(emit: Emit, config: Config, day: NewDay): void {
   const { weeks, minWeeks, maxRisePercent } = config.completeness;
   const fields = { date: day.date, attempts: day.attempts, baseline: day.baseline ?? null, weeks: day.weeks };
+  // A day with no attempts and nothing on record before it (an empty source, a new installation) has nothing to say.
+  if (day.verdict === 'not_judged' && day.attempts === 0 && day.weeks === 0) return;
   if (day.verdict === 'not_judged') {
     const why =
       day.baseline === undefined

@@ -96,14 +96,14 @@ export async function judgeSource(
   );
   if (shrinkRefusal && overrides.allowShrink) for (const day of shrinkRefusal.days) accepted.add(day);
   const fresh = days.filter((d) => (d.rows ?? d.stored) === 0 && d.highest === undefined);
-  const newDays = input.tableEmpty ? [] : await judgeNewDays(session, config, window.shard, fresh);
+  const newDays = input.tableEmpty ? [] : await judgeAgainstWeekdays(session, config, window.shard, fresh);
   for (const day of newDays) emitJudgement(emit, config, day);
   const incomplete = newDays.filter((d) => d.verdict === 'incomplete');
   if (overrides.allowIncomplete) {
     for (const day of incomplete) accepted.add(day.date);
     // Days published before, below their baseline (a looser threshold let them through), are accepted too.
     const published = days.filter((d) => !fresh.includes(d));
-    for (const day of await judgeNewDays(session, config, window.shard, published)) {
+    for (const day of await judgeAgainstWeekdays(session, config, window.shard, published)) {
       if (day.verdict === 'incomplete') accepted.add(day.date);
     }
   }
@@ -114,7 +114,7 @@ export async function judgeSource(
 }
 
 /** Each day against the median of the same weekday of the weeks before (memory, else stored rows). */
-async function judgeNewDays(session: Session, config: Config, shard: Shard, fresh: readonly DayAttempts[]): Promise<NewDay[]> {
+async function judgeAgainstWeekdays(session: Session, config: Config, shard: Shard, fresh: readonly DayAttempts[]): Promise<NewDay[]> {
   if (fresh.length === 0) return [];
   const { weeks, minWeeks, maxDrop, maxRisePercent } = config.completeness;
   const history = (

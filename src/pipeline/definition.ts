@@ -11,7 +11,6 @@ import { ConfigError } from '../errors.js';
 import {
   finishRebuild,
   forgetAllDays,
-  forgetShard,
   readDefinition,
   recordDefinition,
   startOver,
@@ -21,7 +20,7 @@ import {
   type DefinitionRow,
 } from '../sql/source-memory.js';
 import { inTransaction } from '../transaction.js';
-import { shardName, unsharded, type Shard } from '../work.js';
+import type { Shard } from '../work.js';
 
 /** The definition a run computes in. */
 function definitionOf(config: Config): { timezone: string; improvementMode: string } {
@@ -34,26 +33,30 @@ function rebuildCommand(config: Config, from: string, to: string): string {
 
 /**
  * Checks the run's definition against the recorded one, and records it when none is (`record`:
- * the run's timestamp, inside the transaction that writes). ConfigError (exit 2) when they
+ * the run's timestamp; called right before the transaction that writes, so that the one row is
+ * not locked for the whole write). ConfigError (exit 2) when they
  * differ, or when a rebuild is unfinished and this run is not that rebuild. An empty table has
- * no definition yet: a writing run records its own and forgets what its shard remembered of the
- * source (a table emptied on purpose starts over). Returns whether the table is empty, so the
+ * no definition yet: a writing run records its own and forgets what was remembered of the source
+ * (a table emptied on purpose starts over; every shard's memory, since the table is every
+ * shard's: a shard whose first write commits meanwhile only loses its memory of that night). Returns whether the table is empty, so the
  * judgement of the source can leave that memory out (the dry run, which forgets nothing).
  */
 export async function checkDefinition(
   session: Session,
   config: Config,
-  options: { record?: string | undefined; shard?: Shard; rebuilding?: boolean } = {},
+  options: { record?: string | undefined; rebuilding?: boolean } = {},
 ): Promise<{ tableEmpty: boolean }> {
   const wanted = definitionOf(config);
+  const stored = (await session.query<DefinitionRow>(readDefinition)).rows[0];
   if ((await session.query<{ empty: boolean }>(tableIsEmpty)).rows[0]!.empty) {
     if (options.record !== undefined && !options.rebuilding) {
-      await session.query(startOver({ ...wanted, at: options.record }));
-      await session.query(forgetShard(shardName(options.shard ?? unsharded)));
+      const same =
+        stored?.timezone === wanted.timezone && stored.improvement_mode === wanted.improvementMode && stored.rebuild_from === null;
+      if (!same) await session.query(startOver({ ...wanted, at: options.record }));
+      await session.query(forgetAllDays);
     }
     return { tableEmpty: true };
   }
-  const stored = (await session.query<DefinitionRow>(readDefinition)).rows[0];
   if (stored === undefined) {
     if (options.record !== undefined) await session.query(recordDefinition({ ...wanted, at: options.record }));
     return { tableEmpty: false };

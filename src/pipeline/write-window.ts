@@ -75,12 +75,13 @@ export async function writeWindowTransaction(
 ): Promise<WindowCounts> {
   const work = workOf(target.computation, target.window, target.shard);
   const checkpoint = () => throwIfStopped(target.signal);
+  // Before the transaction, in statements of their own: recording the definition locks its one
+  // row, and held for the whole write it would make concurrent shards wait for each other.
+  const { tableEmpty } = await checkDefinition(session, config, {
+    record: target.runTimestamp,
+    rebuilding: target.rebuilding ?? false,
+  });
   return inTransaction(session, async () => {
-    const { tableEmpty } = await checkDefinition(session, config, {
-      record: target.runTimestamp,
-      shard: target.shard,
-      rebuilding: target.rebuilding ?? false,
-    });
     const { computed, failures } = target.staged ? await fromStaged(session, work) : await stage(session, config, work, emit, checkpoint);
     const combinations = computed + failures.length;
     const { nothingStored, verdict } = await guardSource(

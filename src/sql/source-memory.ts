@@ -86,14 +86,6 @@ on conflict (shard, date) do update set
 /** Forgets everything remembered (a rebuild in a new definition: the old days are not the new ones). */
 export const forgetAllDays = sql`delete from aggregate_features_source_days`;
 
-/**
- * Forgets what a shard remembered (its table was emptied: it starts over). Only its own rows:
- * another shard's first write may have committed meanwhile.
- */
-export function forgetShard(shard: string): Sql {
-  return sql`delete from aggregate_features_source_days where shard = ${shard}`;
-}
-
 /** The recorded definition, if any. */
 export interface DefinitionRow {
   readonly timezone: string;

@@ -1,3 +1,13 @@
+CREATE TABLE public.aggregate_features_definition (
+    singleton boolean DEFAULT true NOT NULL,
+    timezone text NOT NULL,
+    improvement_mode text NOT NULL,
+    recorded_at timestamp with time zone NOT NULL,
+    rebuild_from date,
+    rebuild_to date,
+    CONSTRAINT aggregate_features_definition_singleton_check CHECK (singleton)
+);
+
 CREATE TABLE public.aggregate_features_migrations (
     version integer NOT NULL,
     name text NOT NULL,
@@ -27,6 +37,18 @@ CREATE TABLE public.aggregate_features_runs (
     CONSTRAINT aggregate_features_runs_outcome_check CHECK ((outcome = ANY (ARRAY['running'::text, 'success'::text, 'failed'::text])))
 );
 
+CREATE TABLE public.aggregate_features_source_days (
+    shard text NOT NULL,
+    date date NOT NULL,
+    first_attempts bigint NOT NULL,
+    first_at timestamp with time zone NOT NULL,
+    highest_attempts bigint NOT NULL,
+    highest_at timestamp with time zone NOT NULL,
+    last_attempts bigint NOT NULL,
+    last_at timestamp with time zone NOT NULL,
+    accepted boolean DEFAULT false NOT NULL
+);
+
 CREATE TABLE public.features_topic_daily (
     user_id text NOT NULL,
     topic_id text NOT NULL,
@@ -43,11 +65,17 @@ CREATE TABLE public.features_topic_daily (
     computed_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+ALTER TABLE ONLY public.aggregate_features_definition
+    ADD CONSTRAINT aggregate_features_definition_pkey PRIMARY KEY (singleton);
+
 ALTER TABLE ONLY public.aggregate_features_migrations
     ADD CONSTRAINT aggregate_features_migrations_pkey PRIMARY KEY (version);
 
 ALTER TABLE ONLY public.aggregate_features_runs
     ADD CONSTRAINT aggregate_features_runs_pkey PRIMARY KEY (run_id);
+
+ALTER TABLE ONLY public.aggregate_features_source_days
+    ADD CONSTRAINT aggregate_features_source_days_pkey PRIMARY KEY (shard, date);
 
 ALTER TABLE ONLY public.features_topic_daily
     ADD CONSTRAINT features_topic_daily_pkey PRIMARY KEY (user_id, topic_id, date);

@@ -142,7 +142,7 @@ export async function measureCitus(ctx: {
     const workers = (await citus.query<{ n: string }>('select count(*)::text as n from pg_dist_node where groupid <> 0')).rows[0]!.n;
     log(`  citus: copying the attempts to the cluster (${workers} workers, ${shards} shards per table) …`);
     await citus.query(
-      'drop table if exists attempt, features_topic_daily, aggregate_features_runs, aggregate_features_migrations, aggregate_features_computed, aggregate_features_failed cascade',
+      'drop table if exists attempt, features_topic_daily, aggregate_features_runs, aggregate_features_migrations, aggregate_features_source_days, aggregate_features_definition, aggregate_features_computed, aggregate_features_failed cascade',
     );
     for (const target of [citus, client]) {
       await target.query(`create table attempt (student_id text, topic_id text, completed_at timestamptz not null, correct boolean,

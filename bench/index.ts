@@ -40,7 +40,9 @@ async function runSize(
     log(
       `${size.label}: ${info.attempts} attempts, ${info.students} students, ${info.tableMb} MB${info.generatedSeconds === undefined ? ' (reused)' : `, generated in ${info.generatedSeconds.toFixed(1)} s`}`,
     );
-    await client.query('drop table if exists features_topic_daily, aggregate_features_runs, aggregate_features_migrations cascade');
+    await client.query(
+      'drop table if exists features_topic_daily, aggregate_features_runs, aggregate_features_migrations, aggregate_features_source_days, aggregate_features_definition cascade',
+    );
     await runCli(options.cli, ['migrate'], jobEnv(url, { lookbackDays: 7, workMem: options.workMem }));
     const result = await runServerScenarios({ options, size, client, monitor, database, databaseUrl: url, computeSql, log });
     const citusUrl = citusBenchUrl(process.env);

@@ -2,7 +2,8 @@
 --
 -- Creates (or updates) two login roles:
 --   job_role     runs the daily job: reads the attempts source (and the theta tables if they
---                exist), reads and writes features_topic_daily and aggregate_features_runs,
+--                exist), reads and writes features_topic_daily, aggregate_features_runs and
+--                what the job remembers (aggregate_features_source_days, _definition),
 --                creates its temporary table. It cannot create, alter, drop or truncate tables.
 --   dryrun_role  can only run `--dry-run` (and read the job's tables): SELECT, nothing else,
 --                not even TEMP.
@@ -128,6 +129,17 @@ select format('grant select on %I.features_topic_daily, %I.aggregate_features_ru
               :'schema', :'schema', :'schema', :'dryrun_role') \gexec
 select format('revoke insert, update, delete, truncate, references, trigger on %I.features_topic_daily, %I.aggregate_features_runs, %I.aggregate_features_migrations from %I',
               :'schema', :'schema', :'schema', :'dryrun_role') \gexec
+
+-- What the job remembers (migration 003): the run reads and writes it in the transaction that
+-- writes the rows (a rebuild deletes it); the dry run reads it for the same verdict.
+select format('grant select, insert, update, delete on %I.aggregate_features_source_days, %I.aggregate_features_definition to %I',
+              :'schema', :'schema', :'job_role') \gexec
+select format('revoke truncate, references, trigger on %I.aggregate_features_source_days, %I.aggregate_features_definition from %I',
+              :'schema', :'schema', :'job_role') \gexec
+select format('grant select on %I.aggregate_features_source_days, %I.aggregate_features_definition to %I',
+              :'schema', :'schema', :'dryrun_role') \gexec
+select format('revoke insert, update, delete, truncate, references, trigger on %I.aggregate_features_source_days, %I.aggregate_features_definition from %I',
+              :'schema', :'schema', :'dryrun_role') \gexec
 
 -- On Citus, after `migrate --distribute`: the run stages its rows in three distributed tables
 -- instead of temporary ones (docs/scale-out.md); it inserts, reads and deletes its own rows.

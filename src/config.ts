@@ -49,6 +49,8 @@ export interface Config {
   readonly metrics: MetricsConfig;
   /** The shrink guard: what a run may lose of a day's stored attempts before it refuses. */
   readonly shrink: ShrinkConfig;
+  /** The newest-day check: how a day without stored rows is judged against the same weekday of the weeks before. */
+  readonly completeness: CompletenessConfig;
   /** The zone of a `timestamp without time zone` completed_at column; undefined: such a column is refused. */
   readonly sourceTimezone: string | undefined;
   /** The bound on narrowing failures down to combinations; past it the run fails wholesale. */
@@ -73,6 +75,18 @@ export interface ShrinkConfig {
   readonly maxDrop: number;
   /** AGG_SHRINK_MIN_ATTEMPTS: days with fewer stored attempts are too small to judge. */
   readonly minAttempts: number;
+}
+
+/** The newest-day check's thresholds (docs/operations.md, "What the job remembers"). */
+export interface CompletenessConfig {
+  /** AGG_NEWEST_MAX_DROP: a new day may fall at most this share (0 … 1) below its baseline. */
+  readonly maxDrop: number;
+  /** AGG_NEWEST_MAX_RISE_PERCENT: a day above its baseline by more than this percentage is a warning. */
+  readonly maxRisePercent: number;
+  /** AGG_NEWEST_WEEKS: the baseline is the median of the same weekday of this many weeks before. */
+  readonly weeks: number;
+  /** AGG_NEWEST_MIN_WEEKS: with fewer of those weeks on record, the day is not judged. */
+  readonly minWeeks: number;
 }
 
 /** The budget of failure isolation. */
@@ -163,6 +177,22 @@ const envSchema = z.object({
   AGG_SHRINK_MIN_ATTEMPTS: integerVar('AGG_SHRINK_MIN_ATTEMPTS', 0, 1_000_000_000, {
     default: '50',
     help: 'days with fewer stored attempts than this are not judged by the shrink guard',
+  }),
+  AGG_NEWEST_MAX_DROP: shareVar('AGG_NEWEST_MAX_DROP', {
+    default: '0.4',
+    help: 'a day with no stored rows yet is refused as incomplete when it falls more than this share below the same weekday of the weeks before (0 … 1)',
+  }),
+  AGG_NEWEST_MAX_RISE_PERCENT: integerVar('AGG_NEWEST_MAX_RISE_PERCENT', 0, 100_000, {
+    default: '60',
+    help: 'a day more than this % above the same weekday of the weeks before is a warning (double delivery)',
+  }),
+  AGG_NEWEST_WEEKS: integerVar('AGG_NEWEST_WEEKS', 1, 26, {
+    default: '4',
+    help: "how many weeks before a day its baseline is taken over (the median of the same weekday's attempts)",
+  }),
+  AGG_NEWEST_MIN_WEEKS: integerVar('AGG_NEWEST_MIN_WEEKS', 1, 26, {
+    default: '2',
+    help: 'with fewer of those weeks on record a day is not judged (said in the log)',
   }),
   AGG_SOURCE_TIMEZONE: setting(
     'AGG_SOURCE_TIMEZONE',
@@ -266,6 +296,12 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Flags
       textfile: e.METRICS_TEXTFILE === undefined ? undefined : parseTextfile(e.METRICS_TEXTFILE),
     }),
     shrink: Object.freeze({ maxDrop: e.AGG_SHRINK_MAX_DROP, minAttempts: e.AGG_SHRINK_MIN_ATTEMPTS }),
+    completeness: Object.freeze({
+      maxDrop: e.AGG_NEWEST_MAX_DROP,
+      maxRisePercent: e.AGG_NEWEST_MAX_RISE_PERCENT,
+      weeks: e.AGG_NEWEST_WEEKS,
+      minWeeks: e.AGG_NEWEST_MIN_WEEKS,
+    }),
     sourceTimezone: e.AGG_SOURCE_TIMEZONE,
     isolation: Object.freeze({ maxFailed: e.AGG_MAX_FAILED, budgetMs: e.AGG_ISOLATION_BUDGET_MS }),
     report: Object.freeze({

@@ -51,6 +51,20 @@ export class RunFailedError extends JobError {
   }
 }
 
+/**
+ * The run refused to publish days (exit 1): a newest day that looks incomplete, or a stored day
+ * whose source shrank. `days` names them, for the metrics (held_back_days).
+ */
+export class HeldBackError extends RunFailedError {
+  constructor(
+    message: string,
+    readonly days: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** The run was stopped by a signal (SIGTERM from Kubernetes) and rolled back (exit 1). */
 export class RunStoppedError extends JobError {
   constructor(message: string, options?: { cause?: unknown }) {

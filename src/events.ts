@@ -53,6 +53,8 @@ export interface RunOutcome {
   readonly window?: { readonly startsAt: number; readonly endsAt: number };
   /** Rows whose improvement a backfill's ripple changed. */
   readonly rippleUpdated?: number;
+  /** Days the run refused to publish (an incomplete new day, a shrunk day); 0 or undefined: none. */
+  readonly heldBackDays?: number;
 }
 
 /** One row that differs between the table and a fresh computation. */

@@ -39,6 +39,7 @@ const families = {
   window_start_timestamp_seconds: { help: 'Start of the first day of the last successful window, unix seconds.', labels: [] },
   window_end_timestamp_seconds: { help: 'End of the last day (anchor) of the last successful window, unix seconds.', labels: [] },
   ripple_rows_updated: { help: "Rows whose improvement the last backfill's ripple recomputed to a new value.", labels: [] },
+  held_back_days: { help: 'Days the last run refused to publish (incomplete newest day or shrunk day).', labels: [] },
 } as const satisfies Record<string, { help: string; labels: readonly string[] }>;
 type Family = keyof typeof families;
 
@@ -76,6 +77,7 @@ export function outcomeSamples(outcome: RunOutcome): Sample[] {
     add('window_end_timestamp_seconds', outcome.window.endsAt);
   }
   if (outcome.rippleUpdated !== undefined) add('ripple_rows_updated', outcome.rippleUpdated);
+  add('held_back_days', outcome.heldBackDays ?? 0);
   return samples;
 }
 

@@ -541,4 +541,65 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       await session.query('drop table student_topic_theta; drop table mirt_ability');
     });
   });
+  test('the source memory per shard: a newest day missing most of one shard is refused for that shard; a changed AGG_TIMEZONE exits 2', async () => {
+    await clear();
+    // Six weeks with a weekly pattern (200 students; all on weekdays, 80 at weekends), then 2025-11-05.
+    await withSession(cluster!, async (session) => {
+      await session.query('truncate attempt');
+      await session.query(`
+        insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+        select 's' || s, 't' || (s + d) % 5,
+               timestamptz '2025-09-24 00:00Z' + d * interval '1 day' + interval '8 hours' + (s % 12) * interval '1 hour' + i * interval '1 minute',
+               (s + i) % 3 > 0, 800 + (s * i) % 3000, i % 7 = 0
+        from generate_series(0, 42) d, generate_series(1, 200) s, generate_series(1, 3) i
+        where extract(isodow from date '2025-09-24' + d) < 6 or s % 5 < 2`);
+      await session.query(`
+        create or replace view attempt_partial as
+        select * from attempt where completed_at < timestamptz '2025-11-05 00:00Z' or substr(student_id, 2)::int % 5 = 0`);
+    });
+    for (const shard of ['1/2', '2/2']) {
+      const backfill = await runCli(['backfill', '--from', '2025-09-24', '--to', '2025-11-04', '--shard', shard], env(cluster!));
+      expect(backfill.code, backfill.stderr).toBe(0);
+    }
+    const remembered = () =>
+      withSession(cluster!, async (session) => {
+        const rows = await session.query<{ shard: string; days: number; wednesday: number }>(
+          `select shard, count(*)::int as days, sum(highest_attempts) filter (where date = '2025-10-29')::int as wednesday
+           from aggregate_features_source_days where shard in ('1/2', '2/2') group by shard order by shard`,
+        );
+        return rows.rows;
+      });
+    const before = await remembered();
+    expect(before.map((r) => [r.shard, r.days])).toEqual([
+      ['1/2', 42],
+      ['2/2', 42],
+    ]);
+    // Each shard remembers its own students: together a Wednesday's 600 attempts.
+    expect(before[0]!.wednesday + before[1]!.wednesday).toBe(600);
+    const rows = async () => withSession(cluster!, (session) => readFeatures(session));
+    const stored = await rows();
+    const partial = env(cluster!, { AGG_SOURCE: 'attempt_partial' });
+    const dry = await runCli(['run', '--date', '2025-11-05', '--shard', '1/2', '--dry-run'], partial);
+    const real = await runCli(['run', '--date', '2025-11-05', '--shard', '1/2'], partial);
+    expect(real.code).toBe(1);
+    const refusal = (r: CliResult) => r.lines.find((l) => l.startsWith('[ERROR]'));
+    expect(refusal(real)).toMatch(
+      new RegExp(`looks incomplete: .*\\(2025-11-05: \\d+ attempts, \\d+% of its baseline ${before[0]!.wednesday}\\); nothing was written`),
+    );
+    expect(dry.code).toBe(1);
+    expect(refusal(dry)).toEqual(refusal(real));
+    expect(await rows()).toEqual(stored);
+    // The other shard, with its whole day, is published and remembered.
+    const other = await runCli(['run', '--date', '2025-11-05', '--shard', '2/2'], env(cluster!));
+    expect(other.code, other.stderr).toBe(0);
+    expect((await remembered()).map((r) => [r.shard, r.days])).toEqual([
+      ['1/2', 42],
+      ['2/2', 43],
+    ]);
+    // Another time zone than the one recorded: exit 2, nothing written.
+    const seoul = await runCli(['run', '--date', '2025-11-05', '--shard', '1/2'], env(cluster!, { AGG_TIMEZONE: 'Asia/Seoul' }));
+    expect(seoul.code).toBe(2);
+    expect(refusal(seoul)).toMatch(/computed with AGG_TIMEZONE=UTC .*not AGG_TIMEZONE=Asia\/Seoul; nothing was written/);
+    await withSession(cluster!, (session) => session.query('drop view attempt_partial'));
+  });
 });

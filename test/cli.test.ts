@@ -109,7 +109,7 @@ describe.runIf(server)('against the PostgreSQL server', () => {
     // A SQLAlchemy-style URL with a driver suffix is accepted.
     const sqlalchemyUrl = backend.url.replace(/^postgres(ql)?:/, 'postgresql+psycopg2:');
     expect((await runMain(['migrate'], { DATABASE_URL: sqlalchemyUrl })).lines).toEqual([
-      '[INFO] Applied migrations: 001_features_topic_daily, 002_run_log',
+      '[INFO] Applied migrations: 001_features_topic_daily, 002_run_log, 003_source_memory',
     ]);
     expect((await runMain(['migrate'], env())).lines).toEqual(['[INFO] Schema is up to date; nothing to apply.']);
     const missing = await runMain(['--date', '2025-11-01'], env());

@@ -69,6 +69,7 @@ describe('the exposition of an outcome', () => {
     expect(value(samples, 'aggregate_features_rows', { result: 'deleted' })).toBe(3);
     expect(value(samples, 'aggregate_features_window_start_timestamp_seconds')).toBe(1_761_350_400);
     expect(value(samples, 'aggregate_features_window_end_timestamp_seconds')).toBe(1_762_041_600);
+    expect(value(samples, 'aggregate_features_held_back_days')).toBe(0);
   });
 
   test('a failure: no last success, no counts or window it does not have', async () => {
@@ -76,11 +77,27 @@ describe('the exposition of an outcome', () => {
       await exposition({ command: 'run', shard: { index: 1, count: 1 }, success: false, durationMs: 5, finishedAt: 0 }),
     );
     expect(samples.map((s) => s.name).sort()).toEqual([
+      'aggregate_features_held_back_days',
       'aggregate_features_last_run_timestamp_seconds',
       'aggregate_features_run_duration_seconds',
       'aggregate_features_run_success',
     ]);
     expect(value(samples, 'aggregate_features_run_success')).toBe(0);
+  });
+
+  test('a run that held days back says how many, with the HELP the alert is written against', async () => {
+    const text = await exposition({
+      command: 'run',
+      shard: { index: 1, count: 1 },
+      success: false,
+      durationMs: 5,
+      finishedAt: 0,
+      heldBackDays: 2,
+    });
+    expect(text).toMatch(
+      /^# HELP aggregate_features_held_back_days Days the last run refused to publish \(incomplete newest day or shrunk day\)\.$/m,
+    );
+    expect(value(parse(text), 'aggregate_features_held_back_days')).toBe(2);
   });
 
   test('a run with failed combinations is not a success', async () => {

@@ -28,7 +28,7 @@ describe.each(backends)('migrations ($name)', (backend) => {
       insert into features_topic_daily (user_id, topic_id, date, attempts, correct, avg_time_ms, theta_estimate, last_seen_at)
       select 'u' || i, 'algebra', date '2025-10-01' + i % 30, i, i / 2, 1000 + i, 0.5, now()
       from generate_series(1, 500) i`);
-    expect(await migrate(t.session)).toEqual(['001_features_topic_daily', '002_run_log']);
+    expect(await migrate(t.session)).toEqual(['001_features_topic_daily', '002_run_log', '003_source_memory']);
     await checkSchema(t.session);
     const rows = await t.session.query<{ n: number; attempts: number; hints: number; theta: string }>(
       `select count(*)::int as n, sum(attempts)::int as attempts, sum(hints)::int as hints, min(theta_estimate)::text as theta

@@ -2,7 +2,7 @@
  * The outcome of a writing command (run, backfill), on success and on failure alike, emitted
  * for the metrics (metrics.ts consumes it; a failure to publish is only a warning).
  */
-import { ExitCode } from '../errors.js';
+import { ExitCode, HeldBackError } from '../errors.js';
 import type { RunOutcome } from '../events.js';
 import { unsharded, type Shard } from '../work.js';
 import type { CommandContext } from './context.js';
@@ -28,7 +28,14 @@ export async function measured<T extends Measurable>(
   } catch (err) {
     ctx.emit({
       type: 'run_outcome',
-      outcome: { command: what.command, shard, success: false, durationMs: Date.now() - started, finishedAt: Date.now() },
+      outcome: {
+        command: what.command,
+        shard,
+        success: false,
+        durationMs: Date.now() - started,
+        finishedAt: Date.now(),
+        heldBackDays: err instanceof HeldBackError ? err.days.length : 0,
+      },
     });
     await ctx.settled();
     throw err;

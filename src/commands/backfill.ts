@@ -16,6 +16,8 @@ interface BackfillFlags {
   maxDays: number;
   allowShrink?: boolean;
   allowEmptySource?: boolean;
+  allowIncomplete?: boolean;
+  redefine?: boolean;
   progressInterval: number;
   chunkDays?: string;
 }
@@ -33,6 +35,11 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
     .addOption(wholeNumberOption('--max-days <n>', 'refuse ranges longer than n days', 1, 36_600, defaultMaxDays))
     .option('--allow-shrink', "let a day whose source lost most of its attempts (or all of them) delete that day's rows")
     .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
+    .option('--allow-incomplete', 'publish a new day that fell far below the same weekday of the weeks before (a holiday)')
+    .option(
+      '--redefine',
+      'rebuild the history in the current AGG_TIMEZONE and AGG_IMPROVEMENT_MODE when they differ from the recorded ones (the range must cover every stored day)',
+    )
     .option('--chunk-days <n>', 'days computed per statement (default: sized to the range and work_mem, 7 to 63)')
     .addOption(
       wholeNumberOption(
@@ -72,6 +79,8 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
                 maxDays,
                 allowShrink: opts.allowShrink ?? false,
                 allowEmptySource: opts.allowEmptySource ?? false,
+                allowIncomplete: opts.allowIncomplete ?? false,
+                redefine: opts.redefine ?? false,
                 runId: ctx.runId,
                 chunkDays,
                 signal: ctx.io.signal,

@@ -12,6 +12,7 @@ interface RunFlags {
   shard?: string;
   allowShrink?: boolean;
   allowEmptySource?: boolean;
+  allowIncomplete?: boolean;
   allowFuture?: boolean;
   maxCatchUpDays: number;
 }
@@ -28,6 +29,10 @@ export function registerRun(program: Command, ctx: CommandContext): void {
       "let a run whose source lost most of a day's attempts (or all of them) delete that day's rows: a deliberate correction",
     )
     .addOption(new Option('--allow-empty-source', 'the older name of --allow-shrink').hideHelp())
+    .option(
+      '--allow-incomplete',
+      'publish a new day that fell far below the same weekday of the weeks before (a holiday): refused otherwise as incomplete',
+    )
     .option('--allow-future', 'accept a --date after today in AGG_TIMEZONE (refused otherwise: such a day has no attempts yet)')
     .addOption(wholeNumberOption('--max-catch-up-days <n>', 'widen the window by at most n days to cover missed runs', 0, 366, 30))
     .addOption(settingOption('AGG_LOOKBACK_DAYS'))
@@ -47,6 +52,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
               shard,
               allowShrink: opts.allowShrink ?? false,
               allowEmptySource: opts.allowEmptySource ?? false,
+              allowIncomplete: opts.allowIncomplete ?? false,
               allowFuture: opts.allowFuture ?? false,
               maxCatchUpDays: opts.maxCatchUpDays,
               runId: ctx.runId,

@@ -20,6 +20,7 @@ import { sql } from '../sql/tag.js';
 import { dayWindows, planRange, type Window } from '../window.js';
 import { addCounts, noCounts, shardName, unsharded, workOf, type Computation, type Counts, type Shard } from '../work.js';
 import { allowsShrink } from './daily.js';
+import { beginRedefine, finishRedefine } from './definition.js';
 import { runEvents, setUp } from './setup.js';
 import { chunksOf, dropStaged, planChunkDays, spanOf, stageChunk, targetGrowth } from './range.js';
 import { writeWindowTransaction } from './write-window.js';
@@ -39,6 +40,13 @@ export interface BackfillOptions {
   readonly allowShrink?: boolean;
   /** The older name of allowShrink (--allow-empty-source). */
   readonly allowEmptySource?: boolean;
+  /** Publish a new day far below the same weekday of the weeks before (--allow-incomplete). */
+  readonly allowIncomplete?: boolean;
+  /**
+   * Rebuild the history in the configured definition (AGG_TIMEZONE, AGG_IMPROVEMENT_MODE) when
+   * it differs from the recorded one (--redefine): the range must cover every stored day.
+   */
+  readonly redefine?: boolean;
   readonly runId?: string;
   /** Aborted on SIGTERM: the day in flight rolls back; committed days stay (re-run to resume). */
   readonly signal?: AbortSignal | undefined;
@@ -116,13 +124,27 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     const days = await dayWindows(session, { from, to, timezone: config.timezone });
     const runTimestamp = new Date().toISOString();
     const events = runEvents(session, emit);
-    const flags = runFlags(config, { allow_future: options.allowFuture ?? false, allow_shrink: allowsShrink(options) });
+    const rebuilding = options.redefine ? await beginRedefine(session, config, { from, to, shard, at: runTimestamp }) : false;
+    if (rebuilding) {
+      emit({
+        type: 'message',
+        level: 'warn',
+        message: `Rebuilding ${from}..${to} in AGG_TIMEZONE=${config.timezone}, AGG_IMPROVEMENT_MODE=${config.improvementMode}: the daily run refuses until this backfill has finished`,
+      });
+    }
+    const flags = runFlags(config, {
+      allow_future: options.allowFuture ?? false,
+      allow_shrink: allowsShrink(options),
+      allow_incomplete: options.allowIncomplete ?? false,
+      ...(rebuilding ? { redefine: true } : {}),
+    });
     await events.publish({ type: 'run_opened', run: { runId, command: 'backfill', shard, window, flags, startedAt: runTimestamp } });
     emit({ type: 'backfill_started', from, to, days: days.length, shard: shardName(shard) });
     try {
       const job = { computation: setup.computation, range: window, days, shard, runTimestamp, options };
       const totals = await writeDays(session, config, job, events.emit);
       const ripple = await runRipple(session, config, { computation: setup.computation, to, shard, runTimestamp });
+      if (rebuilding && totals.failed === 0) await finishRedefine(session);
       if (ripple) emit({ type: 'ripple_finished', ...ripple });
       else emit({ type: 'message', level: 'info', message: `Ripple: no stored rows after ${to}; nothing to recompute` });
       emit({ type: 'rows_written', ...totals });
@@ -162,7 +184,15 @@ async function writeDays(
         const counts = await writeWindowTransaction(
           session,
           config,
-          { ...job, window: day, allowShrink: allowsShrink(options), signal: options.signal, staged },
+          {
+            ...job,
+            window: day,
+            allowShrink: allowsShrink(options),
+            allowIncomplete: options.allowIncomplete ?? false,
+            rebuilding: options.redefine ?? false,
+            signal: options.signal,
+            staged,
+          },
           emit,
         );
         totals = addCounts(totals, counts);

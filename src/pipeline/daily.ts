@@ -27,6 +27,8 @@ export interface RunOptions {
   readonly allowShrink?: boolean;
   /** The older name of allowShrink (--allow-empty-source); either allows it. */
   readonly allowEmptySource?: boolean;
+  /** Publish a new day far below the same weekday of the weeks before (--allow-incomplete). */
+  readonly allowIncomplete?: boolean;
   /** Accept a --date after today in AGG_TIMEZONE (refused otherwise, exit 2). */
   readonly allowFuture?: boolean;
   /** At most this many extra days are added to heal missed runs (0 = never widen). */
@@ -86,7 +88,13 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
         fields: { requested_since: window.requestedSince, since: window.since },
       });
     }
-    const job = { computation: setup.computation, window, shard, allowShrink: allowsShrink(options) };
+    const job = {
+      computation: setup.computation,
+      window,
+      shard,
+      allowShrink: allowsShrink(options),
+      allowIncomplete: options.allowIncomplete ?? false,
+    };
     const { skippedEstimates, ...counts } = dryRun
       ? await dryRunWindow(session, config, job, emit)
       : await writeWindow(session, config, { ...job, runId, signal: options.signal }, emit);
@@ -104,6 +112,7 @@ interface DailyWrite {
   readonly window: Window;
   readonly shard: Shard;
   readonly allowShrink: boolean;
+  readonly allowIncomplete: boolean;
   readonly runId: string;
   readonly signal: AbortSignal | undefined;
 }

@@ -1,7 +1,7 @@
 /**
  * The dry run: what a run would insert, update, leave and delete, from one read-only SELECT
- * (sql/write.ts, dryRunCounts), judged by the same shrink guard as a real run, so a dry run is
- * a true rehearsal. Writes nothing, not even the run log.
+ * (sql/write.ts, dryRunCounts), judged by the same shrink guard and newest-day check as a real
+ * run, against the same memory of the source, so a dry run is a true rehearsal. Writes nothing, not even the run log.
  */
 import type { Config } from '../config.js';
 import type { Session } from '../db.js';
@@ -9,7 +9,9 @@ import type { Emit } from '../events.js';
 import { dryRunCounts, dryRunCountsDistributed, dryRunSkipped } from '../sql/write.js';
 import type { Window } from '../window.js';
 import { workOf, type Computation, type Counts, type Shard } from '../work.js';
-import { shrinkVerdict, type DayAttempts } from './shrink.js';
+import { checkDefinition } from './definition.js';
+import type { DayAttempts } from './shrink.js';
+import { judgeSource } from './source-memory.js';
 import { emitSkipped, type WindowCounts } from './write-window.js';
 
 /** What a dry run reads: the window of a shard, and whether the shrink guard is let through. */
@@ -18,6 +20,7 @@ export interface DryRun {
   readonly window: Window;
   readonly shard: Shard;
   readonly allowShrink: boolean;
+  readonly allowIncomplete?: boolean;
 }
 
 interface DryRunRow extends Omit<Counts, 'failed'> {
@@ -31,6 +34,7 @@ interface DryRunRow extends Omit<Counts, 'failed'> {
 export async function dryRunWindow(session: Session, config: Config, job: DryRun, emit: Emit): Promise<WindowCounts> {
   const { window, computation } = job;
   const work = workOf(computation, window, job.shard);
+  const { tableEmpty } = await checkDefinition(session, config);
   const result = await session.query<DryRunRow>(work.distributed ? dryRunCountsDistributed(work) : dryRunCounts(work));
   if (work.distributed && work.theta) {
     // On Citus the skipped estimates are a statement of their own (the counts stay per shard).
@@ -51,9 +55,14 @@ export async function dryRunWindow(session: Session, config: Config, job: DryRun
   const skippedEstimates = work.theta ? { studentTopicTheta: studentTopicTheta ?? 0, mirtAbility: mirtAbility ?? 0 } : undefined;
   // The same verdict as a real run, from the same comparison: a dry run is a true rehearsal.
   const sourceEmpty = counts.combinations === 0;
-  const refusal = job.allowShrink
-    ? undefined
-    : shrinkVerdict({ source: config.source, since: window.since, anchor: window.anchor, days, storedRows, sourceEmpty }, config.shrink);
+  const { refusal } = await judgeSource(
+    session,
+    config,
+    work,
+    { days, storedRows, sourceEmpty, tableEmpty },
+    { allowShrink: job.allowShrink, allowIncomplete: job.allowIncomplete ?? false },
+    emit,
+  );
   if (counts.combinations === 0 && counts.deleted === 0) {
     emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
     return { ...counts, skippedEstimates };

@@ -7,14 +7,22 @@
  * all while rows are stored is refused whatever the thresholds.
  */
 import type { ShrinkConfig } from '../config.js';
-import { RunFailedError } from '../errors.js';
+import { HeldBackError } from '../errors.js';
 import type { QualifiedName } from '../identifiers.js';
 
-/** A stored day of the window: the attempts stored, and those the run would leave. */
+/** A day of the window: its stored rows and attempts, and the attempts the run would leave. */
 export interface DayAttempts {
   readonly date: string;
+  readonly rows?: number;
   readonly stored: number;
   readonly current: number;
+  /** The highest count the source memory holds for the day (source-memory.ts); undefined: none. */
+  readonly highest?: number | undefined;
+}
+
+/** What a day is judged against: its highest remembered count, or its stored attempts where that is more (or there is none). */
+export function shrinkBaseline(day: DayAttempts): number {
+  return Math.max(day.stored, day.highest ?? 0);
 }
 
 /** What a run reads to judge its window. */
@@ -29,27 +37,41 @@ export interface ShrinkInput {
   readonly sourceEmpty: boolean;
 }
 
-/** The days that lost more than `maxDrop` of at least `minAttempts` stored attempts. */
+/**
+ * The days that lost more than `maxDrop` of at least `minAttempts` attempts, counted from the
+ * highest the source ever delivered for them (so a loss spread over several nights adds up).
+ */
 export function shrunkDays(days: readonly DayAttempts[], config: ShrinkConfig): DayAttempts[] {
-  return days.filter((d) => d.stored > 0 && d.stored >= config.minAttempts && d.current < d.stored * (1 - config.maxDrop));
+  return days.filter((d) => {
+    const baseline = shrinkBaseline(d);
+    return baseline > 0 && baseline >= config.minAttempts && d.current < baseline * (1 - config.maxDrop);
+  });
+}
+
+/** "2025-11-01: stored 240, now 20", with the remembered highest when it is above what is stored. */
+function describeShrunk(d: DayAttempts): string {
+  const highest = d.highest !== undefined && d.highest > d.stored ? `, highest ${d.highest}` : '';
+  return `${d.date}: stored ${d.stored}${highest}, now ${d.current}`;
 }
 
 /**
- * The guard's verdict: a RunFailedError to throw (the same for a real run and a dry run), or
+ * The guard's verdict: a HeldBackError to throw (the same for a real run and a dry run), or
  * undefined when the run may write.
  */
-export function shrinkVerdict(input: ShrinkInput, config: ShrinkConfig): RunFailedError | undefined {
+export function shrinkVerdict(input: ShrinkInput, config: ShrinkConfig): HeldBackError | undefined {
   const { source, since, anchor } = input;
   if (input.sourceEmpty && input.storedRows > 0) {
-    return new RunFailedError(
+    return new HeldBackError(
       `the source ${source.sql} returned no attempts for ${since}..${anchor}, but features_topic_daily holds ${input.storedRows} rows there; nothing was deleted. If the source is really empty (not an upstream outage), re-run with --allow-shrink`,
+      input.days.filter((d) => (d.rows ?? d.stored) > 0).map((d) => d.date),
     );
   }
   const shrunk = shrunkDays(input.days, config);
   if (shrunk.length === 0) return undefined;
   const percent = `${Math.round(config.maxDrop * 1000) / 10}%`;
-  const listed = shrunk.map((d) => `${d.date}: stored ${d.stored}, now ${d.current}`).join('; ');
-  return new RunFailedError(
+  const listed = shrunk.map(describeShrunk).join('; ');
+  return new HeldBackError(
     `the source ${source.sql} looks broken: ${shrunk.length} ${shrunk.length === 1 ? 'day' : 'days'} of ${since}..${anchor} lost more than ${percent} of their stored attempts (${listed}); nothing was written. Fix the source and re-run; if the attempts were really removed, re-run with --allow-shrink (thresholds: AGG_SHRINK_MAX_DROP, AGG_SHRINK_MIN_ATTEMPTS)`,
+    shrunk.map((d) => d.date),
   );
 }

@@ -16,7 +16,9 @@ import { inTransaction } from '../transaction.js';
 import { workOf, type Computation, type Counts, type Shard, type SkippedEstimates, type Work } from '../work.js';
 import { computeIsolated } from './isolate/compute.js';
 import type { FailedCombination } from './isolate/narrowing.js';
-import { shrinkVerdict, type DayAttempts } from './shrink.js';
+import { checkDefinition } from './definition.js';
+import type { DayAttempts } from './shrink.js';
+import { judgeSource, rememberWindow, type Overrides, type SourceVerdict } from './source-memory.js';
 import { upsertIsolated } from './upsert.js';
 
 /** Where and how writeWindowTransaction writes. */
@@ -29,6 +31,10 @@ export interface WriteTarget {
   readonly runTimestamp: string;
   /** Let a source that shrank (or is empty) delete the window's stored rows (the shrink guard otherwise refuses). */
   readonly allowShrink: boolean;
+  /** Publish a new day far below the same weekday of the weeks before (the newest-day check otherwise refuses). */
+  readonly allowIncomplete?: boolean;
+  /** This write is part of `backfill --redefine`: an unfinished rebuild is not refused. */
+  readonly rebuilding?: boolean;
   /** Aborted on SIGTERM: the transaction stops at its next safe point and rolls back. */
   readonly signal?: AbortSignal | undefined;
   /** The window's rows are already computed in the session's staging table (a backfill's chunk, range.ts). */
@@ -69,14 +75,23 @@ export async function writeWindowTransaction(
 ): Promise<WindowCounts> {
   const work = workOf(target.computation, target.window, target.shard);
   const checkpoint = () => throwIfStopped(target.signal);
+  // Before the transaction, in statements of their own: recording the definition locks its one
+  // row, and held for the whole write it would make concurrent shards wait for each other.
+  const { tableEmpty } = await checkDefinition(session, config, {
+    record: target.runTimestamp,
+    rebuilding: target.rebuilding ?? false,
+  });
   return inTransaction(session, async () => {
     const { computed, failures } = target.staged ? await fromStaged(session, work) : await stage(session, config, work, emit, checkpoint);
     const combinations = computed + failures.length;
-    const nothingStored = await guardShrink(session, config, work, {
-      computed,
-      failures: failures.length,
-      allowShrink: target.allowShrink,
-    });
+    const { nothingStored, verdict } = await guardSource(
+      session,
+      config,
+      work,
+      { computed, failures: failures.length, tableEmpty },
+      { allowShrink: target.allowShrink, allowIncomplete: target.allowIncomplete ?? false },
+      emit,
+    );
     const emptyWindow = combinations === 0 && nothingStored;
     const skippedEstimates = await countSkipped(session, work);
     onStaged?.({ combinations, emptyWindow, skippedEstimates });
@@ -95,6 +110,7 @@ export async function writeWindowTransaction(
       checkpoint,
     );
     emitFailures(emit, written.failures);
+    await rememberWindow(session, target.shard, verdict, { allowShrink: target.allowShrink, runTimestamp: target.runTimestamp });
     const counts = {
       combinations,
       inserted: written.inserted,
@@ -168,24 +184,32 @@ async function fromStaged(session: Session, work: Work): Promise<{ computed: num
   return { computed, failures: [] };
 }
 
-/** The shrink guard: throws its refusal unless allowed. Returns whether the window held no stored rows of this shard. */
-async function guardShrink(
+/**
+ * The shrink guard and the newest-day check (source-memory.ts): throws the refusal unless
+ * allowed. Returns whether the window held no stored rows of this shard, and the verdict whose
+ * days are remembered after the write.
+ */
+async function guardSource(
   session: Session,
   config: Config,
   work: Work,
-  staged: { computed: number; failures: number; allowShrink: boolean },
-): Promise<boolean> {
+  staged: { computed: number; failures: number; tableEmpty: boolean },
+  overrides: Overrides,
+  emit: Emit,
+): Promise<{ nothingStored: boolean; verdict: SourceVerdict }> {
   const days = (await session.query<DayAttempts>(shrinkDays(stagingOf(work).computed, stagingOf(work).failed, work))).rows;
   const sourceEmpty = staged.computed === 0 && staged.failures === 0;
   const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored(work))).rows[0]!.stored : 0;
-  if (!staged.allowShrink) {
-    const refusal = shrinkVerdict(
-      { source: config.source, since: work.since, anchor: work.anchor, days, storedRows, sourceEmpty },
-      config.shrink,
-    );
-    if (refusal) throw refusal;
-  }
-  return days.length === 0;
+  const verdict = await judgeSource(
+    session,
+    config,
+    work,
+    { days, storedRows, sourceEmpty, tableEmpty: staged.tableEmpty },
+    overrides,
+    emit,
+  );
+  if (verdict.refusal) throw verdict.refusal;
+  return { nothingStored: days.every((d) => d.rows === 0), verdict };
 }
 
 /** With theta enabled, the invalid estimates skipped for the staged combinations. */

@@ -7,6 +7,7 @@
 import type { Config } from '../config.js';
 import type { Session } from '../db.js';
 import { checkSchema } from '../migrate.js';
+import { collectMemory, memoryReasons, withReasons, type MemoryReport } from './memory.js';
 import { judge, withTrend, type DayTrend, type ShardHealth, type Verdict, type VerifyRecord } from './verdict.js';
 import { coveragePerDay, improvementHistogram, lastRuns, lastVerify, latestDataDay, recentRows, runHealth } from '../sql/report.js';
 import { nightCoverage } from '../sql/night.js';
@@ -50,6 +51,8 @@ export interface Report {
   readonly last_verify: VerifyRecord | null;
   readonly recent_rows: Record<string, unknown>[];
   readonly runs: Record<string, unknown>[];
+  /** Each day's attempts as the source delivered them against the same weekday of the weeks before, and the newest day's topic drops. */
+  readonly baselines: MemoryReport;
 }
 
 /** Collects the report. */
@@ -92,8 +95,12 @@ export async function collectReport(session: Session, config: Config, options: R
     with_theta: withTheta,
     share: rows === 0 ? null : Number((withTheta / rows).toFixed(4)),
   };
+  const memory = await collectMemory(session, config, period);
   return {
-    verdict: judge({ shards, verify, days: trend, theta: { enabled: config.includeTheta, rows, withTheta }, night }, config.report),
+    verdict: withReasons(
+      judge({ shards, verify, days: trend, theta: { enabled: config.includeTheta, rows, withTheta }, night }, config.report),
+      memoryReasons(memory, config),
+    ),
     period: { from: window.since, to: window.anchor, days: options.days, timezone: config.timezone },
     notes,
     coverage,
@@ -104,5 +111,6 @@ export async function collectReport(session: Session, config: Config, options: R
     last_verify: verify ?? null,
     recent_rows: recent,
     runs,
+    baselines: memory,
   };
 }

@@ -44,6 +44,7 @@ export function formatReport(data: Report, width: number): string[] {
   return [
     ...headLines(report, width),
     ...coverageLines(report, width),
+    ...baselineLines(report, width),
     ...thetaLines(report, width),
     ...recentLines(report, width),
     ...runLines(report, width),
@@ -98,6 +99,23 @@ function coverageLines(report: Report, width: number): string[] {
   });
   out.push(...table(coverage, width, numeric));
   return out;
+}
+
+/** What the source delivered per day (the source memory) against the same weekday of the weeks before. */
+function baselineLines(report: Report, width: number): string[] {
+  const days = report.baselines.days.map((d) => ({
+    date: d.date,
+    attempts: d.attempts ?? '-',
+    baseline: d.baseline ?? '-',
+    vs_baseline: d.attempts === null ? '-' : percentOf(d.attempts, d.baseline),
+    weeks: d.weeks,
+    accepted: d.accepted ? 'yes' : '',
+  }));
+  return [
+    '',
+    shorten('Source per day (remembered) against the same weekday of the weeks before', width),
+    ...table(days, width, ['attempts', 'baseline', 'vs_baseline', 'weeks']),
+  ];
 }
 
 function thetaLines(report: Report, width: number): string[] {

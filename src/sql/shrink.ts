@@ -7,11 +7,13 @@ import { inDays, inShard } from './compute.js';
 import { sql, type Sql } from './tag.js';
 
 /**
- * One row per stored day of the window: `stored` = sum(attempts) of its stored rows, `current`
- * = sum(attempts) of the computed combinations (`computed`, a relation with the output
- * table's columns) plus the stored attempts of combinations that failed and are left as they
- * were (`failed`, agg_failed's shape, or none in a dry run, which does not narrow failures).
- * Days that hold no rows cannot shrink and are not listed.
+ * One row per day of the window: `rows` and `stored` = count(*) and sum(attempts) of its stored
+ * rows (0 when none), `current` = sum(attempts) of the computed combinations (`computed`, a
+ * relation with the output table's columns) plus the stored attempts of combinations that
+ * failed and are left as they were (`failed`, agg_failed's shape, or none in a dry run, which
+ * does not narrow failures). Every day is listed, also one with neither stored nor computed
+ * attempts: the source memory remembers what each written day held, and a newest day the
+ * source delivered nothing for is judged too.
  */
 export function shrinkDays(
   computed: Sql,
@@ -26,7 +28,7 @@ export function shrinkDays(
     : sql`0`;
   return sql`
 with stored as (
-  select f.date, sum(f.attempts) as stored, coalesce(${kept}, 0) as kept
+  select f.date, count(*) as rows, sum(f.attempts) as stored, coalesce(${kept}, 0) as kept
   from features_topic_daily f
   where ${inDays(sql`f.date`, range)}
     and ${inShard(sql`f.user_id`, range.shard)}
@@ -34,9 +36,14 @@ with stored as (
 ),
 computed_days as (
   select cd.date, sum(cd.attempts) as attempts from ${computed} cd group by cd.date
+),
+days as (
+  select ${range.since}::date + i as date from generate_series(0, ${range.anchor}::date - ${range.since}::date) i
 )
-select s.date::text as date, s.stored::float8 as stored, (coalesce(n.attempts, 0) + s.kept)::float8 as current
-from stored s
-left join computed_days n on n.date = s.date
-order by s.date`;
+select d.date::text as date, coalesce(s.rows, 0)::float8 as rows, coalesce(s.stored, 0)::float8 as stored,
+       (coalesce(n.attempts, 0) + coalesce(s.kept, 0))::float8 as current
+from days d
+left join stored s on s.date = d.date
+left join computed_days n on n.date = d.date
+order by d.date`;
 }

@@ -287,7 +287,7 @@ select count(*)::int                                          as combinations,
         from features_topic_daily f
         where ${inDays(sql`f.date`, work)}
           and ${inThisShard}) as stored_rows,
-       (select coalesce(json_agg(json_build_object('date', d.date, 'stored', d.stored, 'current', d.current) order by d.date), '[]')
+       (select coalesce(json_agg(json_build_object('date', d.date, 'rows', d.rows, 'stored', d.stored, 'current', d.current) order by d.date), '[]')
         from (${shrinkDays(c, undefined, work)}) d) as days
 from compared`;
 }
@@ -327,6 +327,9 @@ with per_day as (
          sum(c.attempts) as current
   from ${computedBesideStored(work)}
   group by 1
+),
+days as (
+  select ${work.since}::date + i as date from generate_series(0, ${work.anchor}::date - ${work.since}::date) i
 )
 select coalesce(sum(combinations), 0)::int as combinations,
        coalesce(sum(inserted), 0)::int     as inserted,
@@ -336,9 +339,10 @@ select coalesce(sum(combinations), 0)::int as combinations,
        null::int as skipped_student_topic_theta,
        null::int as skipped_mirt_ability,
        coalesce(sum(stored_rows), 0)::int  as stored_rows,
-       coalesce(json_agg(json_build_object('date', date, 'stored', stored::float8, 'current', coalesce(current, 0)::float8) order by date)
-                  filter (where stored_rows > 0), '[]') as days
-from per_day`;
+       json_agg(json_build_object('date', d.date, 'rows', coalesce(stored_rows, 0)::float8, 'stored', coalesce(stored, 0)::float8,
+                                  'current', coalesce(current, 0)::float8) order by d.date) as days
+from days d
+left join per_day p on p.date = d.date`;
 }
 
 /** With theta, on Citus: the invalid estimates a run of the window would skip (see skippedEstimatesSelect). */

@@ -150,16 +150,20 @@ describe.runIf(server && psqlAvailable)('sql/roles.sql on a fresh server databas
         )
       ).rows.filter((r) => r.privileges !== '');
     expect(await privileges(jobRole)).toEqual([
+      { object: 'aggregate_features_definition', privileges: 'SELECT,INSERT,UPDATE,DELETE' },
       { object: 'aggregate_features_migrations', privileges: 'SELECT' },
       { object: 'aggregate_features_runs', privileges: 'SELECT,INSERT,UPDATE,DELETE' },
+      { object: 'aggregate_features_source_days', privileges: 'SELECT,INSERT,UPDATE,DELETE' },
       { object: 'attempt', privileges: 'SELECT' },
       { object: 'features_topic_daily', privileges: 'SELECT,INSERT,UPDATE,DELETE' },
       { object: 'mirt_ability', privileges: 'SELECT' },
       { object: 'student_topic_theta', privileges: 'SELECT' },
     ]);
     expect(await privileges(dryRole)).toEqual([
+      { object: 'aggregate_features_definition', privileges: 'SELECT' },
       { object: 'aggregate_features_migrations', privileges: 'SELECT' },
       { object: 'aggregate_features_runs', privileges: 'SELECT' },
+      { object: 'aggregate_features_source_days', privileges: 'SELECT' },
       { object: 'attempt', privileges: 'SELECT' },
       { object: 'features_topic_daily', privileges: 'SELECT' },
       { object: 'mirt_ability', privileges: 'SELECT' },

@@ -44,6 +44,15 @@ export interface Shape {
   readonly perSession: readonly [number, number];
   /** Days of history, ending on the anchor. */
   readonly days: number;
+  /**
+   * How a student's 1–3 topics of a day are picked: `favourite`, near the student's favourite
+   * topic (about 15 topics per student over the history); `uniform`, anywhere among the 40
+   * (three distinct ones: a random start and a random step of 1–13), so a student touches most
+   * topics, each on few days.
+   */
+  readonly topicChoice?: 'favourite' | 'uniform';
+  /** Skewed activity: this share of the students makes `factor` times the attempts per (topic, day). */
+  readonly heavy?: { readonly share: number; readonly factor: number };
   readonly description: string;
 }
 
@@ -71,6 +80,21 @@ export const shapes: Record<string, Shape> = {
     perSession: [1, 2],
     description: 'many students with few attempts: 1–2 per (student, topic, day), 6.7× the students',
   }),
+  // The shapes of issue 23, where the job stood further from its floor than on the ones above.
+  'shape-a': shape('shape-a', {
+    idType: 'uuid',
+    topicChoice: 'uniform',
+    description:
+      'shape A: student_id uuid, about 8,000 students at 3M (attempts / 360), active about half the days, 1–3 of 40 topics a day picked uniformly, 5–15 attempts per (student, topic, day)',
+  }),
+  'shape-b': shape('shape-b', {
+    perSession: [1, 3],
+    description: 'shape B: student_id text, many students (attempts / 72) with 1–3 attempts per (student, topic, day)',
+  }),
+  skewed: shape('skewed', {
+    heavy: { share: 0.01, factor: 50 },
+    description: 'skewed activity: 1% of the students make 50× the attempts per (topic, day), a third of all attempts',
+  }),
 };
 
 /** A year of history (the 365-day backfill): the base shape over 365 days. */
@@ -78,7 +102,27 @@ export const yearShape: Shape = shape('year', { days: 365, description: 'a year 
 
 /** Attempts a student makes over the history, on average (active half the days, 2 topics a day). */
 export function attemptsPerStudentOf(s: Shape): number {
-  return s.days * 0.5 * 2 * ((s.perSession[0] + s.perSession[1]) / 2);
+  const skew = s.heavy ? 1 + s.heavy.share * (s.heavy.factor - 1) : 1;
+  return s.days * 0.5 * 2 * ((s.perSession[0] + s.perSession[1]) / 2) * skew;
+}
+
+/** Expressions of the generator that depend on the shape (`a` an active day, `se` a session). */
+function generatorParts(sh: Shape): { topic: string; attempts: string; stride: number; spacing: string } {
+  const base = `${sh.perSession[0]} + floor(${sh.perSession[1] - sh.perSession[0] + 1} * bench_u(a.sd * 4 + k, 6))::int`;
+  const topic =
+    sh.topicChoice === 'uniform'
+      ? '(floor(40 * bench_u(a.sd, 5))::int + k * (1 + floor(13 * bench_u(a.sd, 14))::int)) % 40 + 1'
+      : '(a.favourite + k * 7 + floor(5 * bench_u(a.sd, 5))::int) % 40 + 1';
+  if (!sh.heavy)
+    return { topic, attempts: base, stride: sh.perSession[1] < 16 ? 16 : 256, spacing: String(sh.perSession[1] > 20 ? 5 : 50) };
+  // The first share of the students (exactly, at least one) are heavy: their sessions are
+  // `factor` times longer, their attempts 5 s apart so a day holds them.
+  return {
+    topic,
+    attempts: `(${base}) * (case when a.s <= ceil(${sh.heavy.share} * $1::int) then ${sh.heavy.factor} else 1 end)`,
+    stride: 2 ** Math.ceil(Math.log2(sh.perSession[1] * sh.heavy.factor + 1)),
+    spacing: '(case when attempts > 20 then 5 else 50 end)',
+  };
 }
 
 const studentExpr: Record<Shape['idType'], string> = {
@@ -103,7 +147,7 @@ create table "${s.table}" (
 )`;
 
 /** $1 students, $2 first day of the history. */
-const insertAttempts = (sh: Shape) => `
+const insertAttempts = (sh: Shape, g = generatorParts(sh)) => `
 insert into "${sh.table}" (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
 with students as (
   select s,
@@ -119,20 +163,20 @@ active_days as (
 ),
 sessions as (
   select a.*, k, a.sd * 4 + k as sdk,
-         (a.favourite + k * 7 + floor(5 * bench_u(a.sd, 5))::int) % 40 + 1 as topic_n,
-         ${sh.perSession[0]} + floor(${sh.perSession[1] - sh.perSession[0] + 1} * bench_u(a.sd * 4 + k, 6))::int as attempts,
+         ${g.topic} as topic_n,
+         ${g.attempts} as attempts,
          floor(46800 * bench_u(a.sd, 7))::int                               as start_s
   from active_days a, generate_series(0, 2) k
   where k <= floor(3 * bench_u(a.sd, 8))
 ),
 attempt_rows as (
-  select se.*, i, bench_u(se.sdk::bigint * ${sh.perSession[1] < 16 ? 16 : 256} + i, 9) as r1, bench_u(se.sdk::bigint * ${sh.perSession[1] < 16 ? 16 : 256} + i, 10) as r2
+  select se.*, i, bench_u(se.sdk::bigint * ${g.stride} + i, 9) as r1, bench_u(se.sdk::bigint * ${g.stride} + i, 10) as r2
   from sessions se, generate_series(1, se.attempts) i
 )
 select case when r2 >= 0.8 and r2 < 0.801 then null else ${studentExpr[sh.idType]} end,
        case when r2 >= 0.7 and r2 < 0.702 then '' else ${topicExpr[sh.topics]} end,
        ($2::date + d)::timestamp at time zone 'UTC'
-         + make_interval(secs => 25200 + start_s + k * 900 + i * ${sh.perSession[1] > 20 ? 5 : 50} + floor(40 * r1)::int),
+         + make_interval(secs => 25200 + start_s + k * 900 + i * ${g.spacing} + floor(40 * r1)::int),
        case when r2 < 0.01 then null else r1 < skill + 0.15 * d / ${sh.days - 1}.0 end,
        case when r2 >= 0.01 and r2 < 0.03 then null
             when r2 >= 0.03 and r2 < 0.033 then -1

@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import { floorStatements } from './floor.js';
+import { forcedPlans } from './honest-floor.js';
 import { rawOf, sqlModule, statementText, symbolicWork } from './statements.js';
 
 const withSource = (sql: string) => sql.replaceAll('{{source}}', '"attempt"');
@@ -115,6 +116,18 @@ export async function explainRun(
       const f = floorStatements(window.since, window.anchor);
       parts.push(await explain(client, 'floor (b): window aggregates with median', f.b));
       parts.push(await explain(client, 'floor (c): answered/correct per day over since−27 … anchor', f.c));
+      // The honest floor's forced plans (honest-floor.ts), so the plan that won can be read.
+      for (const plan of forcedPlans) {
+        const before: [string, string][] = [];
+        for (const [name, value] of Object.entries(plan.settings)) {
+          const r = await client.query<{ old: string }>('select current_setting($1) as old', [name]);
+          before.push([name, r.rows[0]!.old]);
+          await client.query('select set_config($1, $2, true)', [name, value]);
+        }
+        parts.push(await explain(client, `floor (b), ${plan.label}`, f.b));
+        parts.push(await explain(client, `floor (c), ${plan.label}`, f.c));
+        for (const [name, old] of before) await client.query('select set_config($1, $2, true)', [name, old]);
+      }
     }
   } finally {
     await client.query('rollback');

@@ -31,9 +31,10 @@ function line(m: Measured, baselineRowsPerSecond: number | undefined): string {
   const isJob = m.scenario.startsWith('job');
   const ratio = m.floorMs !== undefined && m.wallMs !== undefined && m.scenario.startsWith('job') ? m.wallMs / m.floorMs : undefined;
   const speedUp = isJob && rowsPerSecond !== undefined && baselineRowsPerSecond ? rowsPerSecond / baselineRowsPerSecond : undefined;
+  const honestRatio = m.honestFloorMs !== undefined && m.wallMs !== undefined && isJob ? m.wallMs / m.honestFloorMs : undefined;
   const cpuRatio = isJob && m.cpuMs !== undefined && m.floorCpuMs !== undefined ? m.cpuMs / m.floorCpuMs : undefined;
   const s = (ms: number | undefined) => fmt(ms === undefined ? undefined : ms / 1000);
-  return `| ${m.size} | ${m.scenario} | ${int(m.windowAttempts)} | ${int(m.rows)} | ${s(m.wallMs)} | ${s(m.jobMs)} | ${int(rowsPerSecond)} | ${fmt(ratio)} | ${s(m.cpuMs)} | ${fmt(cpuRatio)} | ${speedUp === undefined ? '' : `${int(speedUp)}×`} | ${fmt(m.rssMb, 0)} | ${m.note ?? ''} |`;
+  return `| ${m.size} | ${m.scenario} | ${int(m.windowAttempts)} | ${int(m.rows)} | ${s(m.wallMs)} | ${s(m.jobMs)} | ${int(rowsPerSecond)} | ${fmt(ratio)} | ${fmt(honestRatio)} | ${s(m.cpuMs)} | ${fmt(cpuRatio)} | ${speedUp === undefined ? '' : `${int(speedUp)}×`} | ${fmt(m.rssMb, 0)} | ${m.note ?? ''} |`;
 }
 
 interface Target {
@@ -51,16 +52,21 @@ function targets(results: SizeResult[]): Target[] {
   const rerun = largest.rerun;
   const late = largest.late;
   const out: Target[] = [];
+  // The honest floor's ratio beside the old one (honest-floor.ts); the targets stay on the old floor.
+  const honest = (scenario: string, wallMs: number) => {
+    const h = largest.lines.find((m) => m.scenario === scenario)?.honestFloorMs;
+    return h === undefined ? '' : `; × honest floor ${(wallMs / h).toFixed(2)}`;
+  };
   if (first && floor)
     out.push({
       name: `first run at ${label} within 1.5× floor`,
-      measured: `${(first.wallMs / floor).toFixed(2)}× (${fmt(first.wallMs / 1000)} s vs ${fmt(floor / 1000)} s)`,
+      measured: `${(first.wallMs / floor).toFixed(2)}× (${fmt(first.wallMs / 1000)} s vs ${fmt(floor / 1000)} s)${honest('job: first run, empty target (lookback 7)', first.wallMs)}`,
       met: first.wallMs <= 1.5 * floor,
     });
   if (rerun && floor)
     out.push({
       name: `re-run, no new data, at ${label} within 1.2× floor`,
-      measured: `${(rerun.wallMs / floor).toFixed(2)}× (${fmt(rerun.wallMs / 1000)} s)`,
+      measured: `${(rerun.wallMs / floor).toFixed(2)}× (${fmt(rerun.wallMs / 1000)} s)${honest('job: re-run, no new data', rerun.wallMs)}`,
       met: rerun.wallMs <= 1.2 * floor,
     });
   if (late && first)
@@ -147,10 +153,12 @@ export function renderResults(results: SizeResult[], machine: Machine, command: 
       `(shared_buffers ${s.shared_buffers}, max_parallel_workers_per_gather ${s.max_parallel_workers_per_gather}, jit ${s.jit}, synchronous_commit ${s.synchronous_commit}); Node ${machine.node}. ` +
       `Job and floor session: work_mem ${workMem}. Wall time is the median of ${reps} runs, from spawning the CLI to its exit (warm cache); "job s" is the Summary line's duration_ms. ` +
       `Peak RSS: ${machine.rssMethod}. "CPU s" is the CPU time of the work (the job: its Node process plus its PostgreSQL backends and parallel workers, from /proc; the floor: its backends), the median; ` +
-      `other load on the machine inflates it far less than wall time. ${quietSummary()}`,
+      `other load on the machine inflates it far less than wall time. ` +
+      `"× floor" divides by the floor as PostgreSQL plans it (reads only); "× honest floor" by the honest floor: each floor statement under the fastest of PostgreSQL's plan, hash aggregation off and sorts off, ` +
+      `plus an INSERT of the job's rows into an empty copy of features_topic_daily with its indexes (first runs, backfills) or one scan of the window's stored rows (re-runs, verify). ${quietSummary()}`,
     '',
-    '| size | scenario | attempts in window | rows | wall s | job s | rows/s | × floor | CPU s | × floor CPU | × baseline rows/s | Node peak RSS MB | notes |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|',
+    '| size | scenario | attempts in window | rows | wall s | job s | rows/s | × floor | × honest floor | CPU s | × floor CPU | × baseline rows/s | Node peak RSS MB | notes |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|',
     ...rows,
     '',
     ...(t.length === 0

@@ -1,5 +1,5 @@
 /**
- * The one-writer lock (SPEC §7): a session-level PostgreSQL advisory lock held on the run's
+ * The one-writer lock: a session-level PostgreSQL advisory lock held on the run's
  * own connection for the whole run. Session locks need a real session: behind a
  * transaction-pooling proxy (PgBouncer in transaction mode) the lock and the work may land on
  * different server connections, so point the job at the server or a session-mode pool.

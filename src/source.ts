@@ -1,5 +1,5 @@
 /**
- * Checks on the attempts source before a run (SPEC §7, the source contract), so a missing
+ * Checks on the attempts source before a run (the source contract), so a missing
  * table, a missing column or a column of the wrong type is a one-line configuration error
  * (exit 2) instead of a failed statement halfway through, or worse, a run that succeeds with
  * days cut in the server's time zone.
@@ -41,7 +41,7 @@ function keyKind(row: ColumnRow): KeyKind {
   return 'cast';
 }
 
-/** True when a column of base type `base` (category `category`) is accepted for `column` (SPEC §2). */
+/** True when a column of base type `base` (category `category`) is accepted for `column`. */
 function accepted(column: SourceColumn, row: ColumnRow): boolean {
   switch (column) {
     case 'student_id':
@@ -68,10 +68,11 @@ const expectedType: Record<SourceColumn, string> = {
 };
 
 /**
- * Throws ConfigError unless the source exists, is readable and has the columns of SPEC §2 with
- * their types. A `timestamp without time zone` completed_at is accepted only with
- * `timezone` (AGG_SOURCE_TIMEZONE): the statements then read it through a wrapper that puts
- * it in that zone. Sets the session setting the wrapper reads.
+ * Throws ConfigError unless the source exists, is readable and has the attempt columns
+ * (student_id, topic_id, completed_at, correct, response_time_ms, hint_used) with their
+ * types. A `timestamp without time zone` completed_at is accepted only with `timezone`
+ * (AGG_SOURCE_TIMEZONE): the statements then read it through a wrapper that puts it in that
+ * zone. Sets the session setting the wrapper reads.
  */
 export async function checkSource(
   session: Session,

@@ -1,7 +1,7 @@
 /**
- * Checks on the ability-estimate tables before a run with AGG_INCLUDE_THETA=true (SPEC §2,
- * §5), so a missing table or column is a one-line configuration error (exit 2) instead of a
- * failed statement halfway through. `student_topic_theta` is required; `mirt_ability` is the
+ * Checks on the ability-estimate tables before a run with AGG_INCLUDE_THETA=true, so a missing
+ * table or column is a one-line configuration error (exit 2) instead of a failed statement
+ * halfway through. `student_topic_theta` is required; `mirt_ability` is the
  * optional user-level fallback, used when it exists. Both belong to another job: the job
  * only reads them (docs/theta.md recommends their indexes).
  */
@@ -41,8 +41,9 @@ function recommendedIndex(shape: TableShape): string {
 }
 
 /**
- * Throws ConfigError unless student_topic_theta exists with the columns of SPEC §2 and is
- * readable; does the same for mirt_ability if it exists. Returns what a run reads.
+ * Throws ConfigError unless student_topic_theta exists with its columns (user_id, topic_id,
+ * theta, se, updated_at) and is readable; does the same for mirt_ability if it exists. Returns
+ * what a run reads.
  */
 export async function checkThetaTables(session: Session): Promise<ThetaTables> {
   if (!(await exists(session, estimatesTable))) {

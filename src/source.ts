@@ -93,7 +93,7 @@ export async function checkSource(
         );
       }
       relation = zonedSource(source);
-      await session.query('select set_config($1, $2, false)', [sourceTimezoneSetting, options.timezone]);
+      await session.query(sql`select set_config(${sourceTimezoneSetting}, ${options.timezone}, false)`);
       continue;
     }
     if (!accepted(column, row)) {
@@ -111,7 +111,7 @@ export async function checkSource(
 
 /** Throws ConfigError when the source does not exist, naming a differently cased one that does. */
 async function checkExists(session: Session, source: QualifiedName, variable: string): Promise<void> {
-  const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [source.sql]);
+  const found = await session.query<{ present: boolean }>(sql`select to_regclass(${source.sql}) is not null as present`);
   if (found.rows[0]?.present) return;
   // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
   const similar = await session.query<{ name: string }>(
@@ -134,14 +134,13 @@ async function checkExists(session: Session, source: QualifiedName, variable: st
 /** The required columns of the source with their types; throws ConfigError naming those missing. */
 async function sourceColumns(session: Session, source: QualifiedName, variable: string): Promise<Map<SourceColumn, ColumnRow>> {
   const columns = await session.query<ColumnRow>(
-    `select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
+    sql`select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
             format_type(coalesce(nullif(t.typbasetype, 0), t.oid), null) as base,
             coalesce(b.typcategory, t.typcategory)::text as category
      from pg_attribute a
      join pg_type t on t.oid = a.atttypid
      left join pg_type b on b.oid = nullif(t.typbasetype, 0)
-     where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped and a.attname = any($2::text[])`,
-    [source.sql, [...requiredSourceColumns]],
+     where a.attrelid = to_regclass(${source.sql}) and a.attnum > 0 and not a.attisdropped and a.attname = any(${[...requiredSourceColumns]}::text[])`,
   );
   const byName = new Map(columns.rows.map((row) => [row.name, row]));
   const missing = requiredSourceColumns.filter((c) => !byName.has(c));

@@ -111,7 +111,7 @@ export async function dayWindows(session: Session, request: { from: string; to: 
 /** Today in the job's time zone (the day that has not ended yet). */
 export async function today(session: Session, timezone: string): Promise<string> {
   try {
-    const result = await session.query<{ today: string }>('select (now() at time zone $1::text)::date::text as today', [timezone]);
+    const result = await session.query<{ today: string }>(sql`select (now() at time zone ${timezone}::text)::date::text as today`);
     return result.rows[0]!.today;
   } catch (err) {
     throw timezoneError(err, timezone);

@@ -1,6 +1,7 @@
 /**
- * The `attempt` table of SPEC §2, for databases where the job owns it: the demo's embedded
- * database and `import-attempts`. A production source is the platform's own table or view.
+ * The `attempt` table (the default attempts source), for databases where the job owns it: the
+ * demo's embedded database and `import-attempts`. A production source is the platform's own
+ * table or view.
  */
 import type { Session } from './db.js';
 import type { QualifiedName } from './identifiers.js';

@@ -1,5 +1,5 @@
 /**
- * Configuration, read once: defaults, then the environment, then flags (SPEC §8). The result
+ * Configuration, read once: defaults, then the environment, then flags. The result
  * is a frozen, typed object; nothing else in the job reads `process.env`.
  */
 import { z } from 'zod';

@@ -1,6 +1,6 @@
 /**
  * One database interface, two implementations: a PostgreSQL server through `pg`, and the
- * embedded PGlite driven by the same `pg` client (STACK.md: `createPgConfig`), so the job's
+ * embedded PGlite driven by the same `pg` client (PGlite's `createPgConfig`), so the job's
  * code and result types are the same on both.
  */
 import { existsSync, mkdirSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { ConfigError, UnreachableError, isConnectionError, messageOf, sqlState }
 import { acquireDirectoryLock, type DirectoryLock } from './directory-lock.js';
 import { maskPasswords, passwordsOf } from './redact.js';
 
-// Calendar dates stay strings (STACK.md: a JS Date shifts them by the local offset), and
+// Calendar dates stay strings (a JS Date would shift them by the local offset), and
 // timestamps too: the job compares them in SQL and prints them as PostgreSQL does.
 pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (v) => v);
@@ -163,7 +163,7 @@ async function openPglite(directory: string, create: boolean): Promise<Database>
   let lock: DirectoryLock;
   try {
     mkdirSync(directory, { recursive: true });
-    // PGlite does not lock its data directory (STACK.md): two processes would corrupt it.
+    // PGlite does not lock its data directory: two processes would corrupt it.
     lock = acquireDirectoryLock(directory);
   } catch (err) {
     throw directoryError(err, directory) ?? err;

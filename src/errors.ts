@@ -1,5 +1,5 @@
 /**
- * Errors that the CLI maps to exit codes (SPEC §8). Everything below the CLI throws one of
+ * Errors that the CLI maps to exit codes. Everything below the CLI throws one of
  * these (or lets a database error propagate); nothing else decides an exit code.
  */
 export const ExitCode = {
@@ -96,8 +96,8 @@ export function isConnectionError(err: unknown): boolean {
 }
 
 /**
- * Transient failures worth retrying (STYLE.md: an allow-list by SQLSTATE): connection loss,
- * serialization failure, deadlock.
+ * Transient failures worth retrying (an allow-list by SQLSTATE, never by message text):
+ * connection loss, serialization failure, deadlock.
  */
 export function isTransient(err: unknown): boolean {
   const state = sqlState(err);

@@ -41,9 +41,10 @@ create temporary table agg_import (
   line int, student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean
 ) on commit drop`;
 
-const stageBatch = `
+/** Stages one batch: the lines and the six columns' values, one array each. */
+const stageBatch = (lines: number[], [studentIds, topicIds, completedAts, corrects, responseTimes, hintsUsed]: unknown[][]): Sql => sql`
 insert into agg_import
-select * from unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::boolean[], $6::int[], $7::boolean[])`;
+select * from unnest(${lines}::int[], ${studentIds}::text[], ${topicIds}::text[], ${completedAts}::timestamptz[], ${corrects}::boolean[], ${responseTimes}::int[], ${hintsUsed}::boolean[])`;
 
 /**
  * Staged rows equal in every column to a row already in the table: the count and the first
@@ -229,7 +230,7 @@ function batchStager(
   let columns: unknown[][] = [[], [], [], [], [], []];
   const stage = async (rows: number[], values: unknown[][]): Promise<unknown> => {
     try {
-      await inSavepoint(session, 'agg_import_batch', () => session.query(stageBatch, [rows, ...values]));
+      await inSavepoint(session, 'agg_import_batch', () => session.query(stageBatch(rows, values)));
       return undefined;
     } catch (err) {
       return err;

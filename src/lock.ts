@@ -1,11 +1,12 @@
 /**
- * The one-writer lock (SPEC §7): a session-level PostgreSQL advisory lock held on the run's
+ * The one-writer lock: a session-level PostgreSQL advisory lock held on the run's
  * own connection for the whole run. Session locks need a real session: behind a
  * transaction-pooling proxy (PgBouncer in transaction mode) the lock and the work may land on
  * different server connections, so point the job at the server or a session-mode pool.
  */
 import type { Session } from './db.js';
 import { LockHeldError } from './errors.js';
+import { sql } from './sql/tag.js';
 
 /** The advisory lock keys of this job: a namespace, then one key per purpose or shard. */
 export const lockKeys = {
@@ -42,22 +43,25 @@ export async function acquireWriterLock(session: Session, shardIndex = 1, shardC
     );
   };
   const first = await session.query<{ locked: boolean }>(
-    sharded ? 'select pg_try_advisory_lock_shared($1, $2) as locked' : 'select pg_try_advisory_lock($1, $2) as locked',
-    [namespace, writers],
+    sharded
+      ? sql`select pg_try_advisory_lock_shared(${namespace}, ${writers}) as locked`
+      : sql`select pg_try_advisory_lock(${namespace}, ${writers}) as locked`,
   );
   if (!first.rows[0]?.locked) throw await held(writers);
   const releaseWriters = async () => {
-    await session.query(sharded ? 'select pg_advisory_unlock_shared($1, $2)' : 'select pg_advisory_unlock($1, $2)', [namespace, writers]);
+    await session.query(
+      sharded ? sql`select pg_advisory_unlock_shared(${namespace}, ${writers})` : sql`select pg_advisory_unlock(${namespace}, ${writers})`,
+    );
   };
   if (!sharded) return releaseWriters;
   const key = shardKey(shardIndex, shardCount);
-  const second = await session.query<{ locked: boolean }>('select pg_try_advisory_lock($1, $2) as locked', [namespace, key]);
+  const second = await session.query<{ locked: boolean }>(sql`select pg_try_advisory_lock(${namespace}, ${key}) as locked`);
   if (!second.rows[0]?.locked) {
     await releaseWriters();
     throw await held(key);
   }
   return async () => {
-    await session.query('select pg_advisory_unlock($1, $2)', [namespace, key]);
+    await session.query(sql`select pg_advisory_unlock(${namespace}, ${key})`);
     await releaseWriters();
   };
 }
@@ -76,14 +80,13 @@ async function describeHolders(session: Session, key: number): Promise<string> {
       client: string | null;
       since: string | null;
     }>(
-      `select l.pid, a.usename as role, a.application_name as application, host(a.client_addr) as client,
+      sql`select l.pid, a.usename as role, a.application_name as application, host(a.client_addr) as client,
               to_char(a.backend_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as since
          from pg_locks l left join pg_stat_activity a on a.pid = l.pid
         where l.locktype = 'advisory' and l.granted and l.pid <> pg_backend_pid()
           and l.database = (select oid from pg_database where datname = current_database())
-          and l.classid = $1::int::oid and l.objid = $2::int::oid and l.objsubid = 2
+          and l.classid = ${lockKeys.namespace}::int::oid and l.objid = ${key}::int::oid and l.objsubid = 2
         order by a.backend_start limit 3`,
-      [lockKeys.namespace, key],
     );
     if (holders.rows.length === 0) return '';
     const described = holders.rows.map(
@@ -104,13 +107,13 @@ async function describeHolders(session: Session, key: number): Promise<string> {
  */
 export async function holdSchema(session: Session): Promise<() => Promise<void>> {
   const { namespace, migrations } = lockKeys;
-  const taken = await session.query<{ locked: boolean }>('select pg_try_advisory_lock_shared($1, $2) as locked', [namespace, migrations]);
+  const taken = await session.query<{ locked: boolean }>(sql`select pg_try_advisory_lock_shared(${namespace}, ${migrations}) as locked`);
   if (!taken.rows[0]?.locked) {
     throw new LockHeldError(
       `a migration is being applied to this database (\`aggregate-features-daily migrate\`); nothing was written.${await describeHolders(session, migrations)} Re-run when it has finished; if it is no migration of this job, end it with select pg_terminate_backend(pid) (docs/security.md, "The lock key")`,
     );
   }
   return async () => {
-    await session.query('select pg_advisory_unlock_shared($1, $2)', [namespace, migrations]);
+    await session.query(sql`select pg_advisory_unlock_shared(${namespace}, ${migrations})`);
   };
 }

@@ -1,6 +1,6 @@
 /**
  * Events, not scattered prints: the run emits typed events, and this module turns them into
- * the text log of SPEC §8 (kept exactly, for existing alerts) or one JSON object per line.
+ * the text log (its format kept exactly, for existing alerts) or one JSON object per line.
  */
 import type { LogFormat } from './config.js';
 import { displayValue, formatDuration, inertJson, visible } from './format.js';

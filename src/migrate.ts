@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Session } from './db.js';
 import { ConfigError } from './errors.js';
+import { sql } from './sql/tag.js';
 import { inTransaction } from './transaction.js';
 import { lockKeys } from './lock.js';
 
@@ -54,7 +55,7 @@ const createMigrationsTable = `
 /** Applies the pending migrations; returns the names of those it applied. */
 export async function migrate(session: Session, migrations = loadMigrations()): Promise<string[]> {
   return inTransaction(session, async () => {
-    await session.query('select pg_advisory_xact_lock($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
+    await session.query(sql`select pg_advisory_xact_lock(${lockKeys.namespace}, ${lockKeys.migrations})`);
     await session.query(createMigrationsTable);
     const applied = await readApplied(session);
     verifyApplied(applied, migrations);
@@ -63,11 +64,9 @@ export async function migrate(session: Session, migrations = loadMigrations()): 
     for (const migration of migrations) {
       if (done.has(migration.version)) continue;
       await session.query(migration.sql);
-      await session.query('insert into aggregate_features_migrations (version, name, checksum) values ($1, $2, $3)', [
-        migration.version,
-        migration.name,
-        migration.checksum,
-      ]);
+      await session.query(
+        sql`insert into aggregate_features_migrations (version, name, checksum) values (${migration.version}, ${migration.name}, ${migration.checksum})`,
+      );
       names.push(migration.name);
     }
     return names;

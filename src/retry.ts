@@ -1,7 +1,7 @@
 /**
- * Retries of a whole run after a transient failure (STYLE.md: an allow-list by SQLSTATE —
- * connection loss, serialization failure, deadlock), with jittered exponential backoff. A run
- * is one transaction, so a retry starts from a clean slate on a fresh session; its lock went
+ * Retries of a whole run after a transient failure (an allow-list by SQLSTATE, never by
+ * message text: connection loss, serialization failure, deadlock), with jittered exponential
+ * backoff. A run is one transaction, so a retry starts from a clean slate on a fresh session; its lock went
  * with the old session.
  */
 import { backoffMs, type Database, type Session } from './db.js';

@@ -6,6 +6,7 @@
  */
 import type { Config } from './config.js';
 import type { Session } from './db.js';
+import { sql } from './sql/tag.js';
 
 /**
  * The planner cost above which the job's statements are JIT-compiled (jit_above_cost and the
@@ -19,12 +20,12 @@ export const jitAboveCost = 5_000_000;
 
 /** Applies the settings to `session` for the rest of its life (set_config(…, false)). */
 export async function applySessionSettings(session: Session, config: Config): Promise<void> {
-  if (config.workMem !== undefined) await session.query("select set_config('work_mem', $1, false)", [config.workMem]);
-  await session.query("select set_config('statement_timeout', $1, false)", [String(config.statementTimeoutMs)]);
+  if (config.workMem !== undefined) await session.query(sql`select set_config('work_mem', ${config.workMem}, false)`);
+  await session.query(sql`select set_config('statement_timeout', ${String(config.statementTimeoutMs)}, false)`);
   await session.query("select set_config('extra_float_digits', '1', false)");
-  await session.query("select set_config('lock_timeout', $1, false)", [String(config.lockTimeoutMs)]);
+  await session.query(sql`select set_config('lock_timeout', ${String(config.lockTimeoutMs)}, false)`);
   for (const name of ['jit_above_cost', 'jit_inline_above_cost', 'jit_optimize_above_cost'])
-    await session.query('select set_config($1, $2, false)', [name, String(jitAboveCost)]);
+    await session.query(sql`select set_config(${name}, ${String(jitAboveCost)}, false)`);
   // A client killed mid-statement (kill -9) must not leave its statement, and with it the
   // writer lock, running on the server until it ends: check the client every 250 ms (PG 14+).
   await session.query(

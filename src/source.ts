@@ -1,5 +1,5 @@
 /**
- * Checks on the attempts source before a run (SPEC §7, the source contract), so a missing
+ * Checks on the attempts source before a run (the source contract), so a missing
  * table, a missing column or a column of the wrong type is a one-line configuration error
  * (exit 2) instead of a failed statement halfway through, or worse, a run that succeeds with
  * days cut in the server's time zone.
@@ -41,7 +41,7 @@ function keyKind(row: ColumnRow): KeyKind {
   return 'cast';
 }
 
-/** True when a column of base type `base` (category `category`) is accepted for `column` (SPEC §2). */
+/** True when a column of base type `base` (category `category`) is accepted for `column`. */
 function accepted(column: SourceColumn, row: ColumnRow): boolean {
   switch (column) {
     case 'student_id':
@@ -68,10 +68,11 @@ const expectedType: Record<SourceColumn, string> = {
 };
 
 /**
- * Throws ConfigError unless the source exists, is readable and has the columns of SPEC §2 with
- * their types. A `timestamp without time zone` completed_at is accepted only with
- * `timezone` (AGG_SOURCE_TIMEZONE): the statements then read it through a wrapper that puts
- * it in that zone. Sets the session setting the wrapper reads.
+ * Throws ConfigError unless the source exists, is readable and has the attempt columns
+ * (student_id, topic_id, completed_at, correct, response_time_ms, hint_used) with their
+ * types. A `timestamp without time zone` completed_at is accepted only with `timezone`
+ * (AGG_SOURCE_TIMEZONE): the statements then read it through a wrapper that puts it in that
+ * zone. Sets the session setting the wrapper reads.
  */
 export async function checkSource(
   session: Session,
@@ -92,7 +93,7 @@ export async function checkSource(
         );
       }
       relation = zonedSource(source);
-      await session.query('select set_config($1, $2, false)', [sourceTimezoneSetting, options.timezone]);
+      await session.query(sql`select set_config(${sourceTimezoneSetting}, ${options.timezone}, false)`);
       continue;
     }
     if (!accepted(column, row)) {
@@ -110,7 +111,7 @@ export async function checkSource(
 
 /** Throws ConfigError when the source does not exist, naming a differently cased one that does. */
 async function checkExists(session: Session, source: QualifiedName, variable: string): Promise<void> {
-  const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [source.sql]);
+  const found = await session.query<{ present: boolean }>(sql`select to_regclass(${source.sql}) is not null as present`);
   if (found.rows[0]?.present) return;
   // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
   const similar = await session.query<{ name: string }>(
@@ -133,14 +134,13 @@ async function checkExists(session: Session, source: QualifiedName, variable: st
 /** The required columns of the source with their types; throws ConfigError naming those missing. */
 async function sourceColumns(session: Session, source: QualifiedName, variable: string): Promise<Map<SourceColumn, ColumnRow>> {
   const columns = await session.query<ColumnRow>(
-    `select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
+    sql`select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
             format_type(coalesce(nullif(t.typbasetype, 0), t.oid), null) as base,
             coalesce(b.typcategory, t.typcategory)::text as category
      from pg_attribute a
      join pg_type t on t.oid = a.atttypid
      left join pg_type b on b.oid = nullif(t.typbasetype, 0)
-     where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped and a.attname = any($2::text[])`,
-    [source.sql, [...requiredSourceColumns]],
+     where a.attrelid = to_regclass(${source.sql}) and a.attnum > 0 and not a.attisdropped and a.attname = any(${[...requiredSourceColumns]}::text[])`,
   );
   const byName = new Map(columns.rows.map((row) => [row.name, row]));
   const missing = requiredSourceColumns.filter((c) => !byName.has(c));

@@ -1,7 +1,7 @@
 /**
- * Checks on the ability-estimate tables before a run with AGG_INCLUDE_THETA=true (SPEC §2,
- * §5), so a missing table or column is a one-line configuration error (exit 2) instead of a
- * failed statement halfway through. `student_topic_theta` is required; `mirt_ability` is the
+ * Checks on the ability-estimate tables before a run with AGG_INCLUDE_THETA=true, so a missing
+ * table or column is a one-line configuration error (exit 2) instead of a failed statement
+ * halfway through. `student_topic_theta` is required; `mirt_ability` is the
  * optional user-level fallback, used when it exists. Both belong to another job: the job
  * only reads them (docs/theta.md recommends their indexes).
  */
@@ -41,8 +41,9 @@ function recommendedIndex(shape: TableShape): string {
 }
 
 /**
- * Throws ConfigError unless student_topic_theta exists with the columns of SPEC §2 and is
- * readable; does the same for mirt_ability if it exists. Returns what a run reads.
+ * Throws ConfigError unless student_topic_theta exists with its columns (user_id, topic_id,
+ * theta, se, updated_at) and is readable; does the same for mirt_ability if it exists. Returns
+ * what a run reads.
  */
 export async function checkThetaTables(session: Session): Promise<ThetaTables> {
   if (!(await exists(session, estimatesTable))) {
@@ -73,15 +74,14 @@ export async function checkThetaTables(session: Session): Promise<ThetaTables> {
  */
 async function hasLookupIndex(session: Session, shape: TableShape): Promise<boolean> {
   const { rows } = await session.query<{ kind: string; indexes: string[] | null }>(
-    `select c.relkind::text as kind,
+    sql`select c.relkind::text as kind,
             (select array_agg(array_to_string(array(
                       select a.attname::text
                       from unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
                       join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
                       order by k.ord), ','))
              from pg_index i where i.indrelid = c.oid) as indexes
-     from pg_class c where c.oid = to_regclass($1)`,
-    [shape.table.sql],
+     from pg_class c where c.oid = to_regclass(${shape.table.sql})`,
   );
   const row = rows[0];
   if (row === undefined || !['r', 'p', 'm'].includes(row.kind)) return true;
@@ -94,7 +94,7 @@ async function hasLookupIndex(session: Session, shape: TableShape): Promise<bool
 }
 
 async function exists(session: Session, table: QualifiedName): Promise<boolean> {
-  const found = await session.query<{ present: boolean }>('select to_regclass($1) is not null as present', [table.sql]);
+  const found = await session.query<{ present: boolean }>(sql`select to_regclass(${table.sql}) is not null as present`);
   return found.rows[0]?.present ?? false;
 }
 
@@ -106,11 +106,10 @@ interface ColumnRow {
 
 async function checkShape(session: Session, shape: TableShape): Promise<void> {
   const { rows } = await session.query<ColumnRow>(
-    `select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type, t.typcategory::text as category
+    sql`select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type, t.typcategory::text as category
      from pg_attribute a
      join pg_type t on t.oid = a.atttypid
-     where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped`,
-    [shape.table.sql],
+     where a.attrelid = to_regclass(${shape.table.sql}) and a.attnum > 0 and not a.attisdropped`,
   );
   const columns = new Map(rows.map((row) => [row.name, row]));
   const wanted = [...shape.keys, 'theta', 'se', shape.at];

@@ -1,5 +1,5 @@
 /**
- * The window of a run (SPEC §3): anchor = --date or yesterday in the job's time zone,
+ * The window of a run: anchor = --date or yesterday in the job's time zone,
  * since = anchor − lookback, both ends included. Day arithmetic happens in SQL, so calendar
  * dates never pass through a JS Date.
  */
@@ -24,7 +24,7 @@ export interface WindowRequest {
   readonly date: string | undefined;
   readonly lookbackDays: number;
   readonly timezone: string;
-  /** The anchor of the last successful run of this shard, if any (SPEC §7: missed runs heal). */
+  /** The anchor of the last successful run of this shard, if any (missed runs heal). */
   readonly lastSuccessAnchor?: string | undefined;
   /** At most this many days are added to heal missed runs. */
   readonly maxCatchUpDays?: number;
@@ -111,7 +111,7 @@ export async function dayWindows(session: Session, request: { from: string; to: 
 /** Today in the job's time zone (the day that has not ended yet). */
 export async function today(session: Session, timezone: string): Promise<string> {
   try {
-    const result = await session.query<{ today: string }>('select (now() at time zone $1::text)::date::text as today', [timezone]);
+    const result = await session.query<{ today: string }>(sql`select (now() at time zone ${timezone}::text)::date::text as today`);
     return result.rows[0]!.today;
   } catch (err) {
     throw timezoneError(err, timezone);

@@ -20,7 +20,7 @@ export function shardName(shard: Shard): string {
   return `${shard.index}/${shard.count}`;
 }
 
-/** The theta tables a run reads and how it uses them (SPEC §5, §6); undefined: theta disabled. */
+/** The theta tables a run reads and how it uses them; undefined: theta disabled. */
 export interface ThetaPlan {
   /** student_topic_theta, the topic-level estimates. */
   readonly estimates: QualifiedName;
@@ -114,9 +114,10 @@ export function addCounts(a: Counts, b: Counts): Counts {
 }
 
 /**
- * With theta enabled: the invalid estimates (SPEC §5) in the history of the window's
- * (user, topic) pairs up to the end of the anchor day, by table (mirt_ability: of the
- * window's users; 0 when it does not exist).
+ * With theta enabled: the invalid estimates (theta NULL, not finite, or not fitting
+ * numeric(6,3) after rounding) in the history of the window's (user, topic) pairs up to the
+ * end of the anchor day, by table (mirt_ability: of the window's users; 0 when it does not
+ * exist).
  */
 export interface SkippedEstimates {
   readonly studentTopicTheta: number;

@@ -194,7 +194,7 @@ async function thetaTerms(session: Session, pair: PairDay, plan: ThetaPlan): Pro
   return { estimates, mirt, chosen };
 }
 
-/** The two 14-day halves of §6 from the pair's answered/correct counts per day. */
+/** The improvement index's two 14-day halves from the pair's answered/correct counts per day. */
 function halvesOf(
   perDay: readonly { day: string; answered: number; correct: number }[],
   bounds: { recent_from: string; recent_to: string; previous_from: string; previous_to: string },

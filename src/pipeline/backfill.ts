@@ -1,5 +1,5 @@
 /**
- * The backfill (issue 6, SPEC §7): computes the days from `from` to `to` a chunk of days per
+ * The backfill: computes the days from `from` to `to` a chunk of days per
  * statement (range.ts: each attempt read once, not once per day that reads it), then writes
  * them one by one, each day by the daily run's own transaction (guard → delete stale → upsert → commit),
  * under the same writer lock, recorded in the run log as command 'backfill'. Then the ripple:

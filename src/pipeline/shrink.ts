@@ -1,5 +1,5 @@
 /**
- * The shrink guard (SPEC §7): a run whose source suddenly holds much less than what is stored
+ * The shrink guard: a run whose source suddenly holds much less than what is stored
  * for a day is far more likely an upstream outage (a broken view, a lagging replica, a partial
  * load) than a correction, and writing it would delete that day's features. The run refuses
  * (exit 1, nothing written) and names the days; `--allow-shrink` lets a deliberate correction

@@ -1,6 +1,6 @@
 /**
  * The statements of a backfill beyond the daily write path (which it reuses day by day): the
- * end of the ripple and the ripple itself (SPEC §7).
+ * end of the ripple and the ripple itself.
  */
 import type { Shard, Work } from '../work.js';
 import { computeSelect, inDays, inShard } from './compute.js';
@@ -8,7 +8,7 @@ import { sql, type Sql } from './tag.js';
 
 /**
  * The last day the ripple of a backfill ending at `to` recomputes: to + 27 (the improvement
- * index of day d reads days d−27 … d, SPEC §6), but not beyond the latest stored day of the
+ * index of day d reads days d−27 … d), but not beyond the latest stored day of the
  * shard, so the ripple never reaches days the table does not hold yet. NULL when no row is
  * stored after `to`.
  */

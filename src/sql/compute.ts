@@ -1,5 +1,5 @@
 /**
- * The aggregation (SPEC §4, theta as of each day of §5, and the improvement index of §6) as
+ * The aggregation (the output columns, theta as of each day, and the improvement index) as
  * one SELECT over every (user, topic, day) combination of the window at once.
  *
  * A function of the work (work.ts): its source, window (since, anchor), time zone, shard and
@@ -8,7 +8,7 @@
  * Shape, and why (BENCHMARKS.md has the measurements):
  * - Two range scans of the source, both sargable on `completed_at` (an index on it is used);
  *   days are cut in the job's time zone. `window_days` groups the window's days with every
- *   aggregate of §4. percentile_cont can only be computed by a sorting GroupAggregate, so
+ *   output column's aggregate. percentile_cont can only be computed by a sorting GroupAggregate, so
  *   that sort is kept to the window's attempts. `earlier_days` gives the 27 days before the
  *   window only the answered/correct counts the improvement index reads, which a
  *   HashAggregate computes without sorting. (One GROUP BY over all 35 days sorted every
@@ -68,7 +68,7 @@ export function inDays(column: Sql, range: { readonly since: string; readonly an
   return sql`${column} between ${range.since}::date and ${range.anchor}::date`;
 }
 
-/** The improvement index of §6 by the accuracy formula, from a row `h` of `halves`. */
+/** The improvement index by the accuracy formula, from a row `h` of `halves`. */
 const accuracyImprovement = sql`case when h.n_r > 0 and h.n_p > 0 then
          round(greatest(-1, least(1,
            ((h.c_r * h.n_p - h.c_p * h.n_r) * least(h.n_r, 30)

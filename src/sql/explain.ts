@@ -52,7 +52,7 @@ group by 1
 order by 1`;
 }
 
-/** The first and last days of the two halves of §6 for `day`. */
+/** The first and last days of the improvement index's two 14-day halves for `day`. */
 export function halfBounds(day: string): Sql {
   return sql`
 select (${day}::date - 13)::text as recent_from, ${day}::date::text as recent_to,
@@ -64,7 +64,7 @@ const validSe = sql`(s.se::text::numeric >= 0 and round(s.se::text::numeric, 3) 
 /**
  * Every estimate of the pair in `table` (student_topic_theta by user and topic, or
  * mirt_ability by user), newest first, with why it is or is not used for the day: invalid (and why), after
- * the day, or valid; `chosen` marks the one §5 picks (latest valid before the end of the day;
+ * the day, or valid; `chosen` marks the one the day's theta takes (latest valid before the end of the day;
  * ties to the highest theta, then the highest valid se), `recent` and `previous` the latest
  * valid one updated on d−13 … d and d−27 … d−14 (the theta improvement's θ_recent and θ_prev).
  */

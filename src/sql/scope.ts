@@ -1,6 +1,6 @@
 /**
- * Statements that narrow a failing computation down to the combinations it comes from (SPEC
- * §7: a failure confined to some rows fails only those combinations). The attempts source is
+ * Statements that narrow a failing computation down to the combinations it comes from (a
+ * failure confined to some rows fails only those combinations). The attempts source is
  * replaced by a subquery filtered on students (and optionally topics); the filter is a scan
  * qual, so PostgreSQL evaluates it before computing a view's columns for a row, and a row that
  * raises outside the scope is never computed.

@@ -1,5 +1,5 @@
 /**
- * The shrink guard's comparison (SPEC §7): per day of the window (and shard), the attempts
+ * The shrink guard's comparison: per day of the window (and shard), the attempts
  * stored in features_topic_daily against the attempts a run would leave there.
  */
 import type { Shard } from '../work.js';

@@ -1,14 +1,15 @@
 /**
- * SQL fragments for theta (SPEC §5 and the theta mode of §6), composed into the one
- * computation of compute.ts only when theta is enabled: `student_topic_theta` and
- * `mirt_ability` belong to another job and may not exist otherwise. Tables come from the
- * theta plan (work.ts), quoted by `ident`; values, the time zone too, are bound parameters.
+ * SQL fragments for theta (the estimate as of each day and the theta mode of the improvement
+ * index), composed into the one computation of compute.ts only when theta is enabled:
+ * `student_topic_theta` and `mirt_ability` belong to another job and may not exist otherwise.
+ * Tables come from the theta plan (work.ts), quoted by `ident`; values, the time zone too, are
+ * bound parameters.
  *
  * Validity, in one place for every lookup and for the count of skipped estimates:
  * - theta and se are read as `col::text::numeric`, whatever their column type. For numeric
  *   that is the stored value; for double precision it is the shortest text that PostgreSQL
  *   prints for the double (extra_float_digits ≥ 1, which the run's session sets), so 1.0005
- *   stays 1.0005 and rounds to 1.001 as SPEC's decimal reading says. A direct
+ *   stays 1.0005 and rounds to 1.001, as its decimal reading should. A direct
  *   `double::numeric` cast would keep only 15 significant digits. NaN and ±Infinity are
  *   numeric values on PostgreSQL 14+.
  * - theta is valid when `abs(round(theta, 3)) < 1000`: false for NaN (NaN sorts above every
@@ -25,7 +26,10 @@ import { ident, join, raw, sql, type Sql } from './tag.js';
 const theta = (alias: Sql) => sql`${alias}.theta::text::numeric`;
 const se = (alias: Sql) => sql`${alias}.se::text::numeric`;
 
-/** True for a valid theta (SPEC §5); NULL (not true) when theta is NULL. `alias` names the estimates' row. */
+/**
+ * True for a valid theta (finite and fits numeric(6,3) after rounding to 3 decimals); NULL
+ * (not true) when theta is NULL. `alias` names the estimates' row.
+ */
 export function validTheta(alias: Sql): Sql {
   return sql`abs(round(${theta(alias)}, 3)) < 1000`;
 }
@@ -62,8 +66,8 @@ const s = sql`s`;
 
 /**
  * A LATERAL subquery: the latest valid estimate in a time range, for one outer row. Ties at
- * the same instant go to the highest theta, then to the highest valid se (NULL last), as
- * SPEC §5 says.
+ * the same instant go to the highest theta, then to the highest valid se (NULL last), so the
+ * choice is deterministic.
  *
  * Shaped for the recommended index on (user_id, topic_id, updated_at): the inner query reads
  * it backwards and `fetch first 1 rows with ties` stops after the latest valid instant (with
@@ -153,7 +157,7 @@ export function thetaColumns(plan: Pick<ThetaPlan, 'mirt'>): { estimate: Sql; sd
 }
 
 /**
- * The theta improvement of SPEC §6 where it applies (prev found), else `accuracy`:
+ * The theta improvement where it applies (prev found), else `accuracy`:
  *   clamp((θ_recent − θ_prev) · min(1, n_r/30) · (1 − min(½, 1.96·se_recent)), −1, 1)
  *   = clamp(x / 3000, −1, 1) with x = (θ_recent − θ_prev) · min(n_r, 30) · (100 − min(50, 196·se_recent))
  * (196·se_recent taken as 0 when se_recent is NULL). x is an exact product of decimals; the
@@ -171,11 +175,11 @@ export function thetaImprovement(accuracy: Sql): Sql {
 }
 
 /**
- * The invalid estimates a run skipped (SPEC §5: "the run's log counts how many were
- * skipped"): the invalid rows in the history of the window's (user, topic) pairs, up to the
- * end of the anchor day, i.e. the part of the history that the run's lookups may read; and,
- * when mirt_ability exists, its invalid rows of the window's users, likewise. `pairs` is a
- * relation with user_id and topic_id (the computed combinations).
+ * The invalid estimates a run skipped, which the run's log counts: the invalid rows in the
+ * history of the window's (user, topic) pairs, up to the end of the anchor day, i.e. the part
+ * of the history that the run's lookups may read; and, when mirt_ability exists, its invalid
+ * rows of the window's users, likewise. `pairs` is a relation with user_id and topic_id (the
+ * computed combinations).
  */
 export function skippedEstimatesSelect(pairs: Sql, plan: ThetaPlan, window: { anchor: string; timezone: string }): Sql {
   const end = sql`((${window.anchor}::date + 1)::timestamp at time zone ${window.timezone}::text)`;

@@ -1,5 +1,5 @@
 /**
- * The verification (issue 6): a fresh computation of a window compared with the stored rows,
+ * The verification: a fresh computation of a window compared with the stored rows,
  * in one read-only SELECT (no temporary table, no lock), so it works for a role that may only
  * SELECT and on a replica, like the dry run.
  */

@@ -112,7 +112,7 @@ export function countSkippedEstimates(
 }
 
 /**
- * Deletes the window's rows whose combination has no attempts any more (SPEC §7), only in this
+ * Deletes the window's rows whose combination has no attempts any more, only in this
  * run's shard. The stale keys are found by EXCEPT, which PostgreSQL computes by hashing or
  * sorting both sides once whatever it believes about their sizes. The anti join it replaced
  * (`not exists` per stored row) was planned, when features_topic_daily had no statistics yet

@@ -1,5 +1,5 @@
 /**
- * What the isolation's steps share (SPEC §7: a failure confined to some rows fails only those
+ * What the isolation's steps share (a failure confined to some rows fails only those
  * combinations): the failures they report, the errors that a smaller set of rows might not
  * raise, the savepointed runners of their statements, and the bound on how long and how far
  * they narrow before the source counts as broken wholesale.

@@ -108,6 +108,21 @@ export async function dayWindows(session: Session, request: { from: string; to: 
   }
 }
 
+/**
+ * The first day of the nightly window as of now: yesterday in the job's time zone minus
+ * `lookbackDays`. Days before it are history the source finished delivering long ago.
+ */
+export async function nightlyWindowStart(session: Session, timezone: string, lookbackDays: number): Promise<string> {
+  try {
+    const result = await session.query<{ since: string }>(
+      sql`select ((now() at time zone ${timezone}::text)::date - 1 - ${lookbackDays}::int)::text as since`,
+    );
+    return result.rows[0]!.since;
+  } catch (err) {
+    throw timezoneError(err, timezone);
+  }
+}
+
 /** Today in the job's time zone (the day that has not ended yet). */
 export async function today(session: Session, timezone: string): Promise<string> {
   try {

@@ -17,7 +17,7 @@ import type { Emit } from '../events.js';
 import { runFlags } from '../run-log.js';
 import { rippleEnd, rippleImprovement } from '../sql/backfill.js';
 import { sql } from '../sql/tag.js';
-import { dayWindows, planRange, type Window } from '../window.js';
+import { dayWindows, nightlyWindowStart, planRange, type Window } from '../window.js';
 import { addCounts, noCounts, shardName, unsharded, workOf, type Computation, type Counts, type Shard } from '../work.js';
 import { allowsShrink } from './daily.js';
 import { beginRedefine, finishRedefine } from './definition.js';
@@ -123,6 +123,8 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     const window = await planRange(session, { from, to, timezone: config.timezone });
     const days = await dayWindows(session, { from, to, timezone: config.timezone });
     const runTimestamp = new Date().toISOString();
+    // Only the days the nightly window still covers can be a delivery in progress: older days are judged by the shrink guard alone.
+    const judgeNewDaysFrom = await nightlyWindowStart(session, config.timezone, config.lookbackDays);
     const events = runEvents(session, emit);
     const rebuilding = options.redefine ? await beginRedefine(session, config, { from, to, shard, at: runTimestamp }) : false;
     if (rebuilding) {
@@ -141,7 +143,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     await events.publish({ type: 'run_opened', run: { runId, command: 'backfill', shard, window, flags, startedAt: runTimestamp } });
     emit({ type: 'backfill_started', from, to, days: days.length, shard: shardName(shard) });
     try {
-      const job = { computation: setup.computation, range: window, days, shard, runTimestamp, options };
+      const job = { computation: setup.computation, range: window, days, shard, runTimestamp, judgeNewDaysFrom, options };
       const totals = await writeDays(session, config, job, events.emit);
       const ripple = await runRipple(session, config, { computation: setup.computation, to, shard, runTimestamp });
       if (rebuilding && totals.failed === 0) await finishRedefine(session);
@@ -168,7 +170,15 @@ export async function runBackfill(session: Session, config: Config, options: Bac
 async function writeDays(
   session: Session,
   config: Config,
-  job: { computation: Computation; range: Window; days: Window[]; shard: Shard; runTimestamp: string; options: BackfillOptions },
+  job: {
+    computation: Computation;
+    range: Window;
+    days: Window[];
+    shard: Shard;
+    runTimestamp: string;
+    judgeNewDaysFrom: string;
+    options: BackfillOptions;
+  },
   emit: Emit,
 ): Promise<Counts> {
   const { days, options } = job;

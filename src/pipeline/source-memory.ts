@@ -31,6 +31,12 @@ export interface Overrides {
   readonly allowShrink: boolean;
   /** --allow-incomplete: a new day far below its baseline is published anyway. */
   readonly allowIncomplete: boolean;
+  /**
+   * New days before this one are not judged for completeness (a backfill's days older than the
+   * nightly window: history the source finished delivering, whose quiet days are its own shape,
+   * holidays and term breaks, not a delivery in progress). Undefined: every new day is judged.
+   */
+  readonly judgeNewDaysFrom?: string | undefined;
 }
 
 /** A new day against the same weekday of the weeks before. */
@@ -96,7 +102,9 @@ export async function judgeSource(
   );
   if (shrinkRefusal && overrides.allowShrink) for (const day of shrinkRefusal.days) accepted.add(day);
   const fresh = days.filter((d) => (d.rows ?? d.stored) === 0 && d.highest === undefined);
-  const newDays = input.tableEmpty ? [] : await judgeAgainstWeekdays(session, config, window.shard, fresh);
+  const from = overrides.judgeNewDaysFrom;
+  const judged = from === undefined ? fresh : fresh.filter((d) => d.date >= from);
+  const newDays = input.tableEmpty ? [] : await judgeAgainstWeekdays(session, config, window.shard, judged);
   for (const day of newDays) emitJudgement(emit, config, day);
   const incomplete = newDays.filter((d) => d.verdict === 'incomplete');
   if (overrides.allowIncomplete) {

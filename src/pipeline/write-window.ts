@@ -33,6 +33,8 @@ export interface WriteTarget {
   readonly allowShrink: boolean;
   /** Publish a new day far below the same weekday of the weeks before (the newest-day check otherwise refuses). */
   readonly allowIncomplete?: boolean;
+  /** New days before this one are not judged for completeness (a backfill's settled history); undefined: all are. */
+  readonly judgeNewDaysFrom?: string | undefined;
   /** This write is part of `backfill --redefine`: an unfinished rebuild is not refused. */
   readonly rebuilding?: boolean;
   /** Aborted on SIGTERM: the transaction stops at its next safe point and rolls back. */
@@ -89,7 +91,7 @@ export async function writeWindowTransaction(
       config,
       work,
       { computed, failures: failures.length, tableEmpty },
-      { allowShrink: target.allowShrink, allowIncomplete: target.allowIncomplete ?? false },
+      { allowShrink: target.allowShrink, allowIncomplete: target.allowIncomplete ?? false, judgeNewDaysFrom: target.judgeNewDaysFrom },
       emit,
     );
     const emptyWindow = combinations === 0 && nothingStored;

@@ -287,3 +287,35 @@ describe.each(await allBackends('source_memory_upgrade'))('an installation from 
     expect(definition.rows).toEqual([{ timezone: 'UTC', improvement_mode: 'accuracy' }]);
   });
 });
+
+describe.each(await allBackends('source_memory_recent'))('a backfill of the days the nightly window of today covers ($name)', (backend) => {
+  // Six weeks ending yesterday (dated from the server's clock); yesterday delivered for one student in five only.
+  let yesterday = '';
+  let first = '';
+  const t = useSession(backend, async (session) => {
+    await prepareSchema(session);
+    const days = await session.query<{ first: string; yesterday: string }>(
+      `select (current_date - 42)::text as first, (current_date - 1)::text as yesterday`,
+    );
+    ({ first, yesterday } = days.rows[0]!);
+    await session.query(generate('attempt', first, 42));
+    await session.query(`create view src_recent_partial as select * from attempt where not (${onDay(yesterday)}) or ${student} % 5 = 0`);
+  });
+
+  test('a new day inside the nightly window is judged: refused when incomplete, published by --allow-incomplete', async () => {
+    const config = loadConfig({ AGG_SOURCE: 'src_recent_partial' });
+    const dayBefore = (await t.session.query<{ d: string }>(`select ($1::date - 1)::text as d`, [yesterday])).rows[0]!.d;
+    // The history up to the day before: the last days (within the nightly window) are judged and normal.
+    await runBackfill(t.session, config, { from: first, to: dayBefore }, () => undefined);
+    const refused = await outcome(() => runBackfill(t.session, config, { from: yesterday, to: yesterday }, () => undefined));
+    expect(refused.code).toBe(1);
+    expect(refused.heldBack).toEqual([yesterday]);
+    expect(refused.message).toMatch(new RegExp(`looks incomplete: .*\\(${yesterday}: \\d+ attempts, \\d+% of its baseline \\d+\\)`));
+    expect(await memoryOf(t.session, yesterday)).toBeUndefined();
+    expect(
+      (await outcome(() => runBackfill(t.session, config, { from: yesterday, to: yesterday, allowIncomplete: true }, () => undefined)))
+        .code,
+    ).toBe(0);
+    expect((await memoryOf(t.session, yesterday))?.accepted).toBe(true);
+  });
+});

@@ -2,7 +2,8 @@
  * The night `report` expects to be written, and the newest night each shard's successful
  * writing runs have covered. Read-only; the verdict (report/night.ts) compares the two.
  */
-import { sql, type Sql } from './tag.js';
+import { currentShards } from './report.js';
+import { raw, sql, type Sql } from './tag.js';
 
 /** What the newest-night check needs to know. */
 export interface NightRequest {
@@ -25,15 +26,7 @@ export interface NightRequest {
  */
 export function nightCoverage(request: NightRequest): Sql {
   return sql`
-with current_layout as (
-  select split_part(shard, '/', 2) as count
-  from aggregate_features_runs where command = 'run'
-  order by started_at desc limit 1
-),
-shards as (
-  select distinct r.shard from aggregate_features_runs r, current_layout c
-  where r.command in ('run', 'backfill') and split_part(r.shard, '/', 2) = c.count
-),
+with ${raw(currentShards)},
 expected as (
   select least(((now() - make_interval(hours => ${request.graceHours}::int)) at time zone ${request.timezone})::date - 1,
                coalesce(${request.date ?? null}::date, 'infinity'::date)) as night

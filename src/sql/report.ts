@@ -64,14 +64,8 @@ limit ${limit}::int`;
 /** The newest day that holds rows, or NULL for an empty table (where a default report should look). */
 export const latestDataDay = `select max(date)::text as day from features_topic_daily`;
 
-/**
- * The run log's health, one row per shard of the current shard count (the count of the newest
- * nightly run; shards of an earlier layout are ignored): the last successful nightly run (its
- * anchor, when it finished, hours since) and the newest writing run (run or backfill) with its
- * outcome. Ages are measured by the database's clock, as the run log's timestamps are.
- */
-export const runHealth = `
-with current_layout as (
+/** The CTEs `current_layout` and `shards`: the shards of the newest nightly run's shard count (an earlier layout's are ignored). */
+export const currentShards = `current_layout as (
   select split_part(shard, '/', 2) as count
   from aggregate_features_runs where command = 'run'
   order by started_at desc limit 1
@@ -79,7 +73,16 @@ with current_layout as (
 shards as (
   select distinct r.shard from aggregate_features_runs r, current_layout c
   where r.command in ('run', 'backfill') and split_part(r.shard, '/', 2) = c.count
-)
+)`;
+
+/**
+ * The run log's health, one row per shard of the current shard count (the count of the newest
+ * nightly run; shards of an earlier layout are ignored): the last successful nightly run (its
+ * anchor, when it finished, hours since) and the newest writing run (run or backfill) with its
+ * outcome. Ages are measured by the database's clock, as the run log's timestamps are.
+ */
+export const runHealth = `
+with ${currentShards}
 select s.shard,
        ok.anchor::text as success_anchor, ok.finished_at::text as success_finished_at,
        round((extract(epoch from (now() - ok.finished_at)) / 3600)::numeric, 1)::float8 as success_age_hours,

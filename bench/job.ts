@@ -49,7 +49,7 @@ function readHwmKb(pid: number): number | undefined {
   }
 }
 
-/** The application_name the job's CLI gives its connections (src/db.ts). */
+/** The application_name the job's CLI gives its connections (src/database/db.ts). */
 export const jobApplicationName = 'aggregate-features-daily';
 
 /**

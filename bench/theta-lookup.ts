@@ -17,9 +17,9 @@
  * BENCH_PLANS=1 prints the plans.
  */
 import pg from 'pg';
-import { ensureAttemptTable } from '../src/attempt-table.js';
-import { parseQualifiedName } from '../src/identifiers.js';
-import { migrate } from '../src/migrate.js';
+import { ensureAttemptTable } from '../src/source/attempt-table.js';
+import { parseQualifiedName } from '../src/sql/identifiers.js';
+import { migrate } from '../src/database/migrate.js';
 import { computeSelect } from '../src/sql/compute.js';
 import {
   createDemoHash,

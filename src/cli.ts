@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The executable: runs main() with the process's arguments, environment, streams and signals.
-import { main } from './main.js';
+import { main } from './program/main.js';
 
 // SIGTERM (what Kubernetes sends) and SIGINT stop the run at its next safe point: the open
 // transaction is rolled back, the run log says so, and the exit code is 1. A second signal

@@ -3,7 +3,7 @@
  * since = anchor − lookback, both ends included. Day arithmetic happens in SQL, so calendar
  * dates never pass through a JS Date.
  */
-import type { Session } from './db.js';
+import type { Session } from './database/db.js';
 import { ConfigError, sqlState } from './errors.js';
 import { sql } from './sql/tag.js';
 

@@ -3,7 +3,7 @@
  * is computed and read (the source, the time zone, the theta plan), over which window, for
  * which shard. Statements (sql/) are functions of it; nothing passes parameters by position.
  */
-import type { QualifiedName } from './identifiers.js';
+import type { QualifiedName } from './sql/identifiers.js';
 import type { Sql } from './sql/tag.js';
 
 /** Shard `index` of `count` (1-based); 1 of 1 is an unsharded run. */

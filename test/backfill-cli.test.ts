@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { acquireWriterLock } from '../src/lock.js';
+import { acquireWriterLock } from '../src/database/lock.js';
 import { oracle } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, withSession } from './support/backends.js';

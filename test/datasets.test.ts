@@ -9,9 +9,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { loadConfig } from '../src/config.js';
-import { parseQualifiedName } from '../src/identifiers.js';
-import { importAttempts } from '../src/import-attempts.js';
+import { loadConfig } from '../src/config/index.js';
+import { parseQualifiedName } from '../src/sql/identifiers.js';
+import { importAttempts } from '../src/source/import-attempts.js';
 import { runDaily } from '../src/pipeline/daily.js';
 import { oracle, type OracleOptions } from './oracle/oracle.js';
 import { readAttempts } from './support/datasets.js';

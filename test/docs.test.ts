@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { variables } from '../src/config.js';
+import { variables } from '../src/config/index.js';
 import { runMain } from './support/cli.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

@@ -6,7 +6,7 @@
  * checked in test/datasets.test.ts, which has them imported already.
  */
 import { describe, expect, test } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { explainRow, type Explanation } from '../src/explain/explain.js';
 import { runDaily } from '../src/pipeline/daily.js';
 import { oracle, type OracleEstimate, type OracleOptions, type OracleRow } from './oracle/oracle.js';

@@ -6,11 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadConfig } from '../src/config.js';
-import type { Database, Session } from '../src/db.js';
+import { loadConfig } from '../src/config/index.js';
+import type { Database, Session } from '../src/database/db.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import { lockKeys, shardKey } from '../src/lock.js';
-import type { RunEvent } from '../src/events.js';
+import { lockKeys, shardKey } from '../src/database/lock.js';
+import type { RunEvent } from '../src/observe/events.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, serverBackend, useSession } from './support/backends.js';

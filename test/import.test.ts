@@ -2,8 +2,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { parseQualifiedName } from '../src/identifiers.js';
-import { importAttempts } from '../src/import-attempts.js';
+import { parseQualifiedName } from '../src/sql/identifiers.js';
+import { importAttempts } from '../src/source/import-attempts.js';
 import { allBackends, useSession } from './support/backends.js';
 import { testTempDir } from './support/resources.js';
 

@@ -7,9 +7,9 @@
  * source is broken wholesale, with nothing written.
  */
 import { describe, expect, test } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/events.js';
+import type { RunEvent } from '../src/observe/events.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';

@@ -5,9 +5,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/events.js';
+import type { RunEvent } from '../src/observe/events.js';
 import { oracle } from './oracle/oracle.js';
 import { scenarioArbitrary, byKey, type Scenario } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';

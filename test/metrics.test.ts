@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { exposition, type RunOutcome } from '../src/metrics.js';
+import { exposition, type RunOutcome } from '../src/observe/metrics.js';
 import { allBackends, withSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';

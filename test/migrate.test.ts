@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { checkSchema, loadMigrations, migrate } from '../src/migrate.js';
+import { checkSchema, loadMigrations, migrate } from '../src/database/migrate.js';
 import { allBackends, useSession } from './support/backends.js';
 import { testTempDir } from './support/resources.js';
 

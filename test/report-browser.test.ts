@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { describe, expect, test } from 'vitest';
 import { runBackfill } from '../src/pipeline/backfill.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { runDaily } from '../src/pipeline/daily.js';
 import { collectReport } from '../src/report/collect.js';
 import { reportPage } from '../src/report/html.js';

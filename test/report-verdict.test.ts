@@ -4,7 +4,7 @@
  * (after or before the last success), low theta coverage, and the thresholds moving them.
  */
 import { describe, expect, test } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { judge, median, withTrend, type ShardHealth, type VerdictInput } from '../src/report/verdict.js';
 
 const thresholds = loadConfig({}).report;

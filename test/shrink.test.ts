@@ -5,10 +5,10 @@
  * deliberate shrink through; the empty-source guard is its special case.
  */
 import { describe, expect, test } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { JobError } from '../src/errors.js';
 import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/events.js';
+import type { RunEvent } from '../src/observe/events.js';
 import { allBackends, useSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';

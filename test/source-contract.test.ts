@@ -4,7 +4,7 @@
  * same rows as the timestamptz source; columns of the wrong type are refused naming them.
  */
 import { describe, expect, test } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
 import { runVerify } from '../src/pipeline/verify.js';

@@ -19,13 +19,13 @@
  *   `backfill --redefine` has rebuilt the history, whose attempts then add up to the source's.
  */
 import { describe, expect, test } from 'vitest';
-import { ensureAttemptTable } from '../src/attempt-table.js';
-import { loadConfig } from '../src/config.js';
-import type { Session } from '../src/db.js';
+import { ensureAttemptTable } from '../src/source/attempt-table.js';
+import { loadConfig } from '../src/config/index.js';
+import type { Session } from '../src/database/db.js';
 import { HeldBackError, JobError } from '../src/errors.js';
-import type { RunEvent } from '../src/events.js';
-import { parseQualifiedName } from '../src/identifiers.js';
-import { loadMigrations, migrate } from '../src/migrate.js';
+import type { RunEvent } from '../src/observe/events.js';
+import { parseQualifiedName } from '../src/sql/identifiers.js';
+import { loadMigrations, migrate } from '../src/database/migrate.js';
 import { runBackfill } from '../src/pipeline/backfill.js';
 import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
 import { collectReport, type Report } from '../src/report/collect.js';

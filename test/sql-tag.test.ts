@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { parseQualifiedName } from '../src/identifiers.js';
+import { parseQualifiedName } from '../src/sql/identifiers.js';
 import { ident, join, raw, sql } from '../src/sql/tag.js';
 
 describe('the sql tag', () => {

@@ -11,10 +11,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
-import { loadConfig } from '../src/config.js';
-import type { Session } from '../src/db.js';
+import { loadConfig } from '../src/config/index.js';
+import type { Session } from '../src/database/db.js';
 import { runDaily, type RunResult } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/events.js';
+import type { RunEvent } from '../src/observe/events.js';
 import { oracle, oracleSkipped, type OracleEstimate, type OracleMirt, type OracleRow } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';

@@ -7,11 +7,11 @@
  * histories of theta.property.test.ts reach only by luck are pinned here.
  */
 import { beforeAll, describe, expect, test } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/events.js';
-import { createLogger } from '../src/log.js';
+import type { RunEvent } from '../src/observe/events.js';
+import { createLogger } from '../src/observe/log.js';
 import { oracle, type OracleAttempt, type OracleEstimate, type OracleMirt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';

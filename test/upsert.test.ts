@@ -5,9 +5,9 @@
  * upsertIsolated, with the statements the run uses.
  */
 import { describe, expect, test } from 'vitest';
-import type { Session } from '../src/db.js';
+import type { Session } from '../src/database/db.js';
 import { upsertIsolated } from '../src/pipeline/upsert.js';
-import { inTransaction } from '../src/transaction.js';
+import { inTransaction } from '../src/database/transaction.js';
 import { allBackends, withSession } from './support/backends.js';
 import { prepareSchema } from './support/data.js';
 

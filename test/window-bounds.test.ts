@@ -7,7 +7,7 @@
  * table is large next to the window): every read of the table is bounded by the window's days.
  */
 import { describe, expect, test } from 'vitest';
-import type { Session } from '../src/db.js';
+import type { Session } from '../src/database/db.js';
 import { rippleImprovement } from '../src/sql/backfill.js';
 import { raw, type Sql } from '../src/sql/tag.js';
 import { deleteStale, dryRunCounts, upsertComputed } from '../src/sql/write.js';

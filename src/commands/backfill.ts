@@ -1,12 +1,12 @@
 /** `backfill`: recompute the days --from..--to, each in its own transaction, then the ripple. */
 import { Option, type Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
-import { measured } from '../cli/measured.js';
-import { optionalChunkDays, optionalShard, wholeNumberOption, settingOption } from '../cli/options.js';
-import { parseDay } from '../config.js';
+import type { CommandContext } from '../program/context.js';
+import { measured } from '../program/measured.js';
+import { optionalChunkDays, optionalShard, wholeNumberOption, settingOption } from '../program/options.js';
+import { parseDay } from '../config/index.js';
 import { checkBackfillRange, defaultMaxDays, runBackfill } from '../pipeline/backfill.js';
-import { barProgress, lineProgress } from '../progress.js';
-import { withRunRetries } from '../retry.js';
+import { barProgress, lineProgress } from '../observe/progress.js';
+import { withRunRetries } from '../database/retry.js';
 
 interface BackfillFlags {
   from: string;

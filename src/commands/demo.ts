@@ -1,9 +1,9 @@
 /** `demo`: generated attempts in an embedded database, the job run on them, the result shown. */
 import type { Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
-import { wholeNumberOption } from '../cli/options.js';
-import { parseDay } from '../config.js';
-import { demoNextCommands, demoSummary, runDemo } from '../demo.js';
+import type { CommandContext } from '../program/context.js';
+import { wholeNumberOption } from '../program/options.js';
+import { parseDay } from '../config/index.js';
+import { demoNextCommands, demoSummary, runDemo } from '../source/demo.js';
 
 interface DemoFlags {
   dir: string;

@@ -1,7 +1,7 @@
 /** `explain`: how one row is made, term by term; exit 1 when the stored row differs from a recomputation. */
 import type { Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
-import { settingOption } from '../cli/options.js';
+import type { CommandContext } from '../program/context.js';
+import { settingOption } from '../program/options.js';
 import { ExitCode } from '../errors.js';
 import { inertJson } from '../format.js';
 import { explainRow } from '../explain/explain.js';

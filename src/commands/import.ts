@@ -1,7 +1,7 @@
 /** `import-attempts FILE.csv`: load a CSV into the attempts table. */
 import type { Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
-import { importAttempts } from '../import-attempts.js';
+import type { CommandContext } from '../program/context.js';
+import { importAttempts } from '../source/import-attempts.js';
 
 export function registerImport(program: Command, ctx: CommandContext): void {
   program

@@ -1,8 +1,8 @@
 /** `migrate`: create or upgrade the job's tables. */
 import type { Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
-import { distribute, distributeHint } from '../citus.js';
-import { migrate } from '../migrate.js';
+import type { CommandContext } from '../program/context.js';
+import { distribute, distributeHint } from '../database/citus.js';
+import { migrate } from '../database/migrate.js';
 
 export function registerMigrate(program: Command, ctx: CommandContext): void {
   program

@@ -1,7 +1,7 @@
 /** `report`: the verdict, coverage, theta, recent rows and last runs (text, --json or --html). */
 import type { Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
-import { wholeNumber, wholeNumberOption, settingOption } from '../cli/options.js';
+import type { CommandContext } from '../program/context.js';
+import { wholeNumber, wholeNumberOption, settingOption } from '../program/options.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { inertJson } from '../format.js';
 import { collectReport } from '../report/collect.js';

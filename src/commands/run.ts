@@ -1,10 +1,10 @@
 /** `run` (the default command): the daily job for the window ending at --date. */
 import { Option, type Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
-import { measured } from '../cli/measured.js';
-import { optionalShard, settingOption, wholeNumberOption } from '../cli/options.js';
+import type { CommandContext } from '../program/context.js';
+import { measured } from '../program/measured.js';
+import { optionalShard, settingOption, wholeNumberOption } from '../program/options.js';
 import { runDaily } from '../pipeline/daily.js';
-import { withRunRetries } from '../retry.js';
+import { withRunRetries } from '../database/retry.js';
 
 interface RunFlags {
   date?: string;

@@ -1,9 +1,9 @@
 /** `sql "select …"`: one reading statement, printed as an aligned table or JSON. */
 import type { Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
+import type { CommandContext } from '../program/context.js';
 import { formatTable, inertJson } from '../format.js';
-import { runReadOnly } from '../read-only-query.js';
-import { checkReadingStatement } from '../reading-statement.js';
+import { runReadOnly } from '../query/read-only-query.js';
+import { checkReadingStatement } from '../query/reading-statement.js';
 
 export function registerSql(program: Command, ctx: CommandContext): void {
   program

@@ -1,11 +1,11 @@
 /** `verify`: recompute a window without writing and compare it with the table; exit 1 on drift. */
 import type { Command } from 'commander';
-import type { CommandContext } from '../cli/context.js';
-import { optionalChunkDays, optionalShard, wholeNumberOption, settingOption } from '../cli/options.js';
-import { parseDay } from '../config.js';
+import type { CommandContext } from '../program/context.js';
+import { optionalChunkDays, optionalShard, wholeNumberOption, settingOption } from '../program/options.js';
+import { parseDay } from '../config/index.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import { runVerify } from '../pipeline/verify.js';
-import { withRunRetries } from '../retry.js';
+import { withRunRetries } from '../database/retry.js';
 
 interface VerifyFlags {
   date?: string;

@@ -3,7 +3,7 @@
  * zones. Each returns the value or throws a ConfigError that says what is accepted.
  */
 import { ConfigError } from '../errors.js';
-import { redactUrl } from '../redact.js';
+import { redactUrl } from '../database/redact.js';
 
 /** Where the job's database is: a PostgreSQL server, or an embedded PGlite directory. */
 export type DatabaseTarget =

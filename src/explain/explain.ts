@@ -5,11 +5,11 @@
  * formula with its terms, and the stored row beside the job's own recomputation of it.
  * Read-only; the CLI prints it as text (explain/text.ts) or JSON.
  */
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { ConfigError } from '../errors.js';
-import type { Emit } from '../events.js';
-import { checkSchema } from '../migrate.js';
+import type { Emit } from '../observe/events.js';
+import { checkSchema } from '../database/migrate.js';
 import { setUp } from '../pipeline/setup.js';
 import {
   dayAttempts,

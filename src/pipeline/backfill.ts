@@ -10,11 +10,11 @@
  * again; it skips nothing and duplicates nothing.
  */
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { ConfigError, messageOf } from '../errors.js';
-import type { Emit } from '../events.js';
-import { runFlags } from '../run-log.js';
+import type { Emit } from '../observe/events.js';
+import { runFlags } from '../observe/run-log.js';
 import { rippleEnd, rippleImprovement } from '../sql/backfill.js';
 import { sql } from '../sql/tag.js';
 import { dayWindows, nightlyWindowStart, planRange, type Window } from '../window.js';

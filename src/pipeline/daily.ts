@@ -5,11 +5,11 @@
  * on one session.
  */
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { messageOf } from '../errors.js';
-import type { Emit } from '../events.js';
-import { lastSuccessAnchor, runFlags } from '../run-log.js';
+import type { Emit } from '../observe/events.js';
+import { lastSuccessAnchor, runFlags } from '../observe/run-log.js';
 import { planWindow, type Window } from '../window.js';
 import { unsharded, type Computation, type Counts, type Shard, type SkippedEstimates } from '../work.js';
 import { dryRunWindow } from './dry-run.js';

@@ -5,8 +5,8 @@
  * exit 2 and nothing written. Changing the definition on purpose is a rebuild of the history:
  * `backfill --redefine` over every stored day (docs/operations.md, "Changing the time zone").
  */
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { ConfigError } from '../errors.js';
 import {
   finishRebuild,
@@ -19,7 +19,7 @@ import {
   tableIsEmpty,
   type DefinitionRow,
 } from '../sql/source-memory.js';
-import { inTransaction } from '../transaction.js';
+import { inTransaction } from '../database/transaction.js';
 import type { Shard } from '../work.js';
 
 /** The definition a run computes in. */

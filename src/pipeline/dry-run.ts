@@ -3,9 +3,9 @@
  * (sql/write.ts, dryRunCounts), judged by the same shrink guard and newest-day check as a real
  * run, against the same memory of the source, so a dry run is a true rehearsal. Writes nothing, not even the run log.
  */
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
-import type { Emit } from '../events.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
+import type { Emit } from '../observe/events.js';
 import { dryRunCounts, dryRunCountsDistributed, dryRunSkipped } from '../sql/write.js';
 import type { Window } from '../window.js';
 import { workOf, type Computation, type Counts, type Shard } from '../work.js';

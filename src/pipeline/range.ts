@@ -13,7 +13,7 @@
  * each chunk stay a fraction of it), at most 63 (a chunk's staging table, and the work an
  * interruption loses, stay bounded). Node holds no rows.
  */
-import type { Session } from '../db.js';
+import type { Session } from '../database/db.js';
 import { sql } from '../sql/tag.js';
 import { stagingOf } from '../sql/staging.js';
 import { clearRange, stageRange } from '../sql/write.js';

@@ -3,17 +3,17 @@
  * check the source and the theta tables, apply the session settings, refuse a day after today,
  * take the writer lock (writers). run, backfill, verify and explain go through it.
  */
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { ConfigError } from '../errors.js';
-import { createEventStream, type Emit, type EventStream } from '../events.js';
-import { acquireWriterLock, holdSchema } from '../lock.js';
-import { checkSchema } from '../migrate.js';
-import { runLogConsumer } from '../run-log.js';
-import { applySessionSettings } from '../session-settings.js';
-import { checkJoinable, detectDistributed } from '../citus.js';
-import { checkSource } from '../source.js';
-import { checkThetaTables } from '../theta-tables.js';
+import { createEventStream, type Emit, type EventStream } from '../observe/events.js';
+import { acquireWriterLock, holdSchema } from '../database/lock.js';
+import { checkSchema } from '../database/migrate.js';
+import { runLogConsumer } from '../observe/run-log.js';
+import { applySessionSettings } from '../database/session-settings.js';
+import { checkJoinable, detectDistributed } from '../database/citus.js';
+import { checkSource } from '../source/source.js';
+import { checkThetaTables } from '../source/theta-tables.js';
 import { today } from '../window.js';
 import type { Computation, Shard } from '../work.js';
 

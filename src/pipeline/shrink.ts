@@ -6,9 +6,9 @@
  * through. The empty-source guard is its special case: a window whose source holds nothing at
  * all while rows are stored is refused whatever the thresholds.
  */
-import type { ShrinkConfig } from '../config.js';
+import type { ShrinkConfig } from '../config/index.js';
 import { HeldBackError } from '../errors.js';
-import type { QualifiedName } from '../identifiers.js';
+import type { QualifiedName } from '../sql/identifiers.js';
 
 /** A day of the window: its stored rows and attempts, and the attempts the run would leave. */
 export interface DayAttempts {

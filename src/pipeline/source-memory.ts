@@ -10,10 +10,10 @@
  * - after the write, in the same transaction, the days' counts are remembered.
  * The dry run reaches the same verdict from the same reads; it remembers nothing.
  */
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { HeldBackError } from '../errors.js';
-import type { Emit } from '../events.js';
+import type { Emit } from '../observe/events.js';
 import { rememberDays, rememberedDays, weekdayHistory } from '../sql/source-memory.js';
 import { shardName, type Shard } from '../work.js';
 import { shrinkVerdict, type DayAttempts } from './shrink.js';

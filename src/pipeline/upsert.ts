@@ -2,7 +2,7 @@
  * Writes the staged combinations (agg_computed) into features_topic_daily, isolating the rows
  * the table refuses the same way isolate.ts isolates the rows the source cannot compute.
  */
-import type { Session } from '../db.js';
+import type { Session } from '../database/db.js';
 import { messageOf, sqlState } from '../errors.js';
 import { stagingOf } from '../sql/staging.js';
 import { sql } from '../sql/tag.js';

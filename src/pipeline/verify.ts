@@ -10,10 +10,10 @@
  * shown are the first `limit` by date.
  */
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
-import type { Difference, Emit, VerifySummary } from '../events.js';
-import { verifyFlags } from '../run-log.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
+import type { Difference, Emit, VerifySummary } from '../observe/events.js';
+import { verifyFlags } from '../observe/run-log.js';
 import { valueColumns, verifyCountsDistributed, verifySampleDistributed, verifyWindow, type ValueColumn } from '../sql/verify.js';
 import { dayWindows, planRange, planWindow, type Window } from '../window.js';
 import { unsharded, workOf, type Computation, type Shard, type Work } from '../work.js';

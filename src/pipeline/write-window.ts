@@ -4,15 +4,15 @@
  * on any error, so each window (the daily run's, or one day of a backfill) is written entirely
  * or not at all.
  */
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { RunStoppedError } from '../errors.js';
-import type { Emit } from '../events.js';
+import type { Emit } from '../observe/events.js';
 import { shrinkDays } from '../sql/shrink.js';
 import { clearStaging, stagingOf, type Staging } from '../sql/staging.js';
 import { sql } from '../sql/tag.js';
 import { computedFromStaged, countSkippedEstimates, countStored, createFailedTable, deleteStale } from '../sql/write.js';
-import { inTransaction } from '../transaction.js';
+import { inTransaction } from '../database/transaction.js';
 import { workOf, type Computation, type Counts, type Shard, type SkippedEstimates, type Work } from '../work.js';
 import { computeIsolated } from './isolate/compute.js';
 import type { FailedCombination } from './isolate/narrowing.js';

@@ -4,9 +4,9 @@
  * recently changed rows and the last runs of the run log. Read-only; the CLI prints it as
  * text (report/text.ts), JSON or an HTML page (report/html.ts).
  */
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
-import { checkSchema } from '../migrate.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
+import { checkSchema } from '../database/migrate.js';
 import { collectMemory, memoryReasons, withReasons, type MemoryReport } from './memory.js';
 import { judge, withTrend, type DayTrend, type ShardHealth, type Verdict, type VerifyRecord } from './verdict.js';
 import { coveragePerDay, improvementHistogram, lastRuns, lastVerify, latestDataDay, recentRows, runHealth } from '../sql/report.js';

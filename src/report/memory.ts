@@ -8,8 +8,8 @@
  *   delivery looks like this);
  * - WARN `topic_drop`: a topic of the newest day far below its own baseline.
  */
-import type { Config } from '../config.js';
-import type { Session } from '../db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { memoryAgainstBaseline, topicDrops } from '../sql/source-memory.js';
 import { median, type Reason, type Status, type Verdict } from './verdict.js';
 

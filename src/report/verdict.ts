@@ -10,7 +10,7 @@
  *   AGG_REPORT_BASELINE_DAYS days before it; theta coverage below AGG_REPORT_MIN_THETA_PERCENT
  *   (theta enabled only); drift found by a verify that ran before the last successful run.
  */
-import type { ReportThresholds } from '../config.js';
+import type { ReportThresholds } from '../config/index.js';
 import { judgeNight, type NightInput } from './night.js';
 
 export type Status = 'OK' | 'WARN' | 'FAIL';

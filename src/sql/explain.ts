@@ -3,7 +3,7 @@
  * for one (user, topic, day). All read-only and bound to one pair, so they cost a lookup, not
  * a scan of the window. Each is a function of the pair and its day (`PairDay`).
  */
-import type { QualifiedName } from '../identifiers.js';
+import type { QualifiedName } from './identifiers.js';
 import type { Work } from '../work.js';
 import { computeSelect } from './compute.js';
 import { ident, raw, sql, type Sql } from './tag.js';

@@ -12,7 +12,7 @@
  * project's dependencies and quotes no identifiers, and kysely's `sql` needs kysely's query
  * executor to compile; what the job needs (bind, quote, compose, number) is these few lines.
  */
-import { quoteIdent, type QualifiedName } from '../identifiers.js';
+import { quoteIdent, type QualifiedName } from './identifiers.js';
 
 /** A statement or a fragment of one: text with `$n` placeholders, and their values in order. */
 export class Sql {

@@ -19,7 +19,7 @@
  *   so it neither fills theta_sd nor wins a tie (NaN would otherwise rank first in
  *   `order by se desc`).
  */
-import type { QualifiedName } from '../identifiers.js';
+import type { QualifiedName } from './identifiers.js';
 import type { ThetaPlan } from '../work.js';
 import { ident, join, raw, sql, type Sql } from './tag.js';
 

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { outcomeSamples } from '../../src/metrics.js';
+import { outcomeSamples } from '../../src/observe/metrics.js';
 import { testTempDir } from '../support/resources.js';
 import { parseYaml, repoRoot } from './kubernetes.js';
 import type { IPrometheusRule, IRuleGroup } from './prometheus-rule.js';

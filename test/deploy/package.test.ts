@@ -119,7 +119,7 @@ describe('the Dockerfile', () => {
         expect(inBuildContext(dockerignore, source), `.dockerignore keeps ${source}`).toBe(true);
       }
     }
-    expect(inBuildContext(dockerignore, 'src/main.ts')).toBe(true);
+    expect(inBuildContext(dockerignore, 'src/program/main.ts')).toBe(true);
     expect(inBuildContext(dockerignore, 'migrations/001_features_topic_daily.sql')).toBe(true);
     for (const local of ['node_modules', 'dist/cli.js', '.git', '.data', 'test/cli.test.ts', '.env']) {
       expect(inBuildContext(dockerignore, local), `.dockerignore drops ${local}`).toBe(false);

@@ -186,7 +186,7 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
   test('while the lock is held (here by the test itself): a run exits 3 at once, writing nothing; a dry run succeeds', async () => {
     const holder = await serverClient(backend.url);
     try {
-      // The job's key: namespace 'afd1' as an int4, key 1 for an unsharded writer (src/lock.ts).
+      // The job's key: namespace 'afd1' as an int4, key 1 for an unsharded writer (src/database/lock.ts).
       expect((await holder.query<{ ok: boolean }>('select pg_try_advisory_lock($1, 1) as ok', [0x61666431])).rows[0]!.ok).toBe(true);
       const before = await runLog(db);
       const rowsBefore = texts(await readRows(db, range));

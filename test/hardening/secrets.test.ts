@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { maskCredentials, maskPasswords } from '../../src/redact.js';
+import { maskCredentials, maskPasswords } from '../../src/database/redact.js';
 import { serverBackend } from '../support/backends.js';
 import { runCli, runMain, type CliResult } from '../support/cli.js';
 import { testTempDir } from '../support/resources.js';

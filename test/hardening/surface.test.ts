@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadConfig, parseDay, variables } from '../../src/config.js';
-import { directoryError } from '../../src/db.js';
-import { lockKeys } from '../../src/lock.js';
-import { closest } from '../../src/suggest.js';
+import { loadConfig, parseDay, variables } from '../../src/config/index.js';
+import { directoryError } from '../../src/database/db.js';
+import { lockKeys } from '../../src/database/lock.js';
+import { closest } from '../../src/program/suggest.js';
 import { serverBackend } from '../support/backends.js';
 import { runCli } from '../support/cli.js';
 

@@ -6,9 +6,9 @@
  */
 import { cpSync } from 'node:fs';
 import pg from 'pg';
-import { parseDatabaseUrl } from '../../src/config.js';
+import { parseDatabaseUrl } from '../../src/config/index.js';
 import { afterAll, beforeAll } from 'vitest';
-import { openDatabase, type Database, type Session } from '../../src/db.js';
+import { openDatabase, type Database, type Session } from '../../src/database/db.js';
 import { databaseName, namedTempDir, pgliteTemplate, registerDatabase } from './resources.js';
 
 export interface Backend {

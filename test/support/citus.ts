@@ -11,8 +11,8 @@
  */
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import { parseDatabaseUrl } from '../../src/config.js';
-import { openDatabase } from '../../src/db.js';
+import { parseDatabaseUrl } from '../../src/config/index.js';
+import { openDatabase } from '../../src/database/db.js';
 import type { Backend } from './backends.js';
 import { databaseName, keepTestData } from './resources.js';
 

@@ -1,8 +1,8 @@
 /** Helpers that load attempts and read features_topic_daily in the oracle's shapes. */
-import { ensureAttemptTable } from '../../src/attempt-table.js';
-import type { Session } from '../../src/db.js';
-import { parseQualifiedName } from '../../src/identifiers.js';
-import { migrate } from '../../src/migrate.js';
+import { ensureAttemptTable } from '../../src/source/attempt-table.js';
+import type { Session } from '../../src/database/db.js';
+import { parseQualifiedName } from '../../src/sql/identifiers.js';
+import { migrate } from '../../src/database/migrate.js';
 import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
 
 /** One attempt without a hint, for hand-written fixtures: student, topic, instant, response time, correctness. */

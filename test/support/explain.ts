@@ -1,7 +1,7 @@
 /** Checks `explain` term by term against the oracle's own terms (test/oracle/terms.ts). */
 import { expect } from 'vitest';
-import type { Config } from '../../src/config.js';
-import type { Session } from '../../src/db.js';
+import type { Config } from '../../src/config/index.js';
+import type { Session } from '../../src/database/db.js';
 import { explainRow, type Explanation } from '../../src/explain/explain.js';
 import { oracle, parseInstant, type OracleAttempt, type OracleOptions } from '../oracle/oracle.js';
 import { oracleTerms } from '../oracle/terms.js';

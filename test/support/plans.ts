@@ -1,5 +1,5 @@
 /** Reading the plans PostgreSQL chooses (EXPLAIN, nothing run), for tests that check a plan's shape. */
-import type { Session } from '../../src/db.js';
+import type { Session } from '../../src/database/db.js';
 import type { Sql } from '../../src/sql/tag.js';
 
 /** One node of EXPLAIN (FORMAT JSON), with the fields the tests read. */

@@ -1,5 +1,5 @@
 /** Helpers that create and fill student_topic_theta and mirt_ability, and read them back as the oracle takes them. */
-import type { Session } from '../../src/db.js';
+import type { Session } from '../../src/database/db.js';
 import type { OracleEstimate, OracleMirt } from '../oracle/oracle.js';
 import type { ThetaTablesShape } from './theta-arbitraries.js';
 

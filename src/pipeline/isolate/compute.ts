@@ -6,8 +6,8 @@
  * student, by day, topic and instant first (unattributable.ts): O(k · log n) statements for k
  * bad rows.
  */
-import type { Config } from '../../config.js';
-import type { Session } from '../../db.js';
+import type { Config } from '../../config/index.js';
+import type { Session } from '../../database/db.js';
 import { RunFailedError, messageOf } from '../../errors.js';
 import { excludedSource, listStudents } from '../../sql/scope.js';
 import { createComputedTable, insertComputed, stageComputed } from '../../sql/write.js';

@@ -4,11 +4,11 @@
  * raise, the savepointed runners of their statements, and the bound on how long and how far
  * they narrow before the source counts as broken wholesale.
  */
-import type { Config } from '../../config.js';
-import type { Session } from '../../db.js';
+import type { Config } from '../../config/index.js';
+import type { Session } from '../../database/db.js';
 import { RunFailedError, messageOf, sqlState } from '../../errors.js';
 import type { Sql } from '../../sql/tag.js';
-import { inSavepoint } from '../../transaction.js';
+import { inSavepoint } from '../../database/transaction.js';
 import type { Work } from '../../work.js';
 
 export interface FailedCombination {

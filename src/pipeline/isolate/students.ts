@@ -8,7 +8,7 @@ import { messageOf } from '../../errors.js';
 import { listStudentCombinations, listStudentDays, scopedSource, type Scope } from '../../sql/scope.js';
 import { sql, type Sql } from '../../sql/tag.js';
 import { insertComputed } from '../../sql/write.js';
-import { inSavepoint } from '../../transaction.js';
+import { inSavepoint } from '../../database/transaction.js';
 import { probes, type FailedCombination, type Narrowing } from './narrowing.js';
 
 /** A part of the window's work: some days, some students, maybe some topics. */

@@ -15,10 +15,10 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Gauge, Pushgateway, Registry } from 'prom-client';
-import type { MetricsConfig } from './config.js';
-import { messageOf } from './errors.js';
+import type { MetricsConfig } from '../config/index.js';
+import { messageOf } from '../errors.js';
 import type { Consumer, RunOutcome } from './events.js';
-import type { Shard } from './work.js';
+import type { Shard } from '../work.js';
 
 export type { RunOutcome };
 

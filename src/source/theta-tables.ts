@@ -5,10 +5,10 @@
  * optional user-level fallback, used when it exists. Both belong to another job: the job
  * only reads them (docs/theta.md recommends their indexes).
  */
-import type { Session } from './db.js';
-import { ConfigError, sqlState } from './errors.js';
-import { parseQualifiedName, type QualifiedName } from './identifiers.js';
-import { ident, join, raw, sql } from './sql/tag.js';
+import type { Session } from '../database/db.js';
+import { ConfigError, sqlState } from '../errors.js';
+import { parseQualifiedName, type QualifiedName } from '../sql/identifiers.js';
+import { ident, join, raw, sql } from '../sql/tag.js';
 
 /** The topic-level estimates: one row per re-estimation of (user, topic). */
 export const estimatesTable = parseQualifiedName('student_topic_theta', 'table');

@@ -13,13 +13,13 @@ import { constants, createReadStream } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { parse } from 'csv-parse';
-import type { Session } from './db.js';
-import { ConfigError, messageOf, sqlState } from './errors.js';
-import { isDistributed } from './citus.js';
+import type { Session } from '../database/db.js';
+import { ConfigError, messageOf, sqlState } from '../errors.js';
+import { isDistributed } from '../database/citus.js';
 import { ensureAttemptTable } from './attempt-table.js';
-import type { QualifiedName } from './identifiers.js';
-import { ident, sql, type Sql } from './sql/tag.js';
-import { inSavepoint, inTransaction } from './transaction.js';
+import type { QualifiedName } from '../sql/identifiers.js';
+import { ident, sql, type Sql } from '../sql/tag.js';
+import { inSavepoint, inTransaction } from '../database/transaction.js';
 
 export const csvHeader = ['student_id', 'topic_id', 'completed_at', 'correct', 'response_time_ms', 'hint_used'] as const;
 

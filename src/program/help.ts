@@ -1,8 +1,8 @@
 /** What the CLI says about itself: the variables in --help, and a word that is no command. */
 import { Command } from 'commander';
-import { variables } from '../config.js';
+import { variables } from '../config/index.js';
 import { ConfigError } from '../errors.js';
-import { closest } from '../suggest.js';
+import { closest } from './suggest.js';
 
 /**
  * A first word that is no command would otherwise reach the default command as an argument

@@ -12,13 +12,13 @@ import {
   parseTimezone,
   parseWorkMem,
   type DatabaseTarget,
-} from './config/values.js';
-import { booleanVar, enumVar, integerVar, parsers, setting, shareVar, textVar, variables } from './config/variables.js';
-import { ConfigError } from './errors.js';
-import { parseQualifiedName, type QualifiedName } from './identifiers.js';
+} from './values.js';
+import { booleanVar, enumVar, integerVar, parsers, setting, shareVar, textVar, variables } from './variables.js';
+import { ConfigError } from '../errors.js';
+import { parseQualifiedName, type QualifiedName } from '../sql/identifiers.js';
 
-export { parseDatabaseUrl, parseDay, workMemLimitsKb, type DatabaseTarget } from './config/values.js';
-export { variables, type Variable } from './config/variables.js';
+export { parseDatabaseUrl, parseDay, workMemLimitsKb, type DatabaseTarget } from './values.js';
+export { variables, type Variable } from './variables.js';
 
 export type ImprovementMode = 'accuracy' | 'theta';
 export type LogFormat = 'text' | 'json';

@@ -5,8 +5,8 @@
  * statement runs, so nothing could be drawn during one anyway.
  */
 import cliProgress from 'cli-progress';
-import type { BackfillProgress } from './pipeline/backfill.js';
-import { formatDuration, visible } from './format.js';
+import type { BackfillProgress } from '../pipeline/backfill.js';
+import { formatDuration, visible } from '../format.js';
 import type { Emit } from './events.js';
 
 /** Where a bar is drawn: a TTY stream (process.stderr when it is one). */

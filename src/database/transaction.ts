@@ -4,7 +4,7 @@
  * path can leave a transaction open or a savepoint half-released.
  */
 import type { Session } from './db.js';
-import { ident } from './sql/tag.js';
+import { ident } from '../sql/tag.js';
 
 /** How a transaction begins, e.g. `begin transaction isolation level repeatable read read only`. */
 export type BeginStatement = 'begin' | 'begin transaction isolation level repeatable read read only';

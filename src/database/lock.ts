@@ -5,8 +5,8 @@
  * different server connections, so point the job at the server or a session-mode pool.
  */
 import type { Session } from './db.js';
-import { LockHeldError } from './errors.js';
-import { sql } from './sql/tag.js';
+import { LockHeldError } from '../errors.js';
+import { sql } from '../sql/tag.js';
 
 /** The advisory lock keys of this job: a namespace, then one key per purpose or shard. */
 export const lockKeys = {

@@ -4,11 +4,11 @@
  * (exit 2) instead of a failed statement halfway through, or worse, a run that succeeds with
  * days cut in the server's time zone.
  */
-import type { Session } from './db.js';
-import { ConfigError, sqlState } from './errors.js';
-import type { QualifiedName } from './identifiers.js';
-import type { KeyKind, Keys } from './work.js';
-import { ident, join, raw, sql, type Sql } from './sql/tag.js';
+import type { Session } from '../database/db.js';
+import { ConfigError, sqlState } from '../errors.js';
+import type { QualifiedName } from '../sql/identifiers.js';
+import type { KeyKind, Keys } from '../work.js';
+import { ident, join, raw, sql, type Sql } from '../sql/tag.js';
 
 export const requiredSourceColumns = ['student_id', 'topic_id', 'completed_at', 'correct', 'response_time_ms', 'hint_used'] as const;
 type SourceColumn = (typeof requiredSourceColumns)[number];

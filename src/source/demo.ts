@@ -4,15 +4,15 @@
  * them up. Zero setup: README's first command. With AGG_INCLUDE_THETA=true the theta columns
  * are filled from the generated estimates.
  */
-import type { Config } from './config.js';
-import type { Session } from './db.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
 import { ensureAttemptTable } from './attempt-table.js';
-import { formatTable } from './format.js';
-import { sql } from './sql/tag.js';
-import { parseQualifiedName } from './identifiers.js';
-import type { Emit } from './events.js';
-import { runDaily, type RunResult } from './pipeline/daily.js';
-import { migrate } from './migrate.js';
+import { formatTable } from '../format.js';
+import { sql } from '../sql/tag.js';
+import { parseQualifiedName } from '../sql/identifiers.js';
+import type { Emit } from '../observe/events.js';
+import { runDaily, type RunResult } from '../pipeline/daily.js';
+import { migrate } from '../database/migrate.js';
 import {
   createDemoHash,
   createDemoThetaTables,
@@ -21,7 +21,7 @@ import {
   insertDemoEstimates,
   insertDemoMirt,
   insertLateAttempts,
-} from './sql/demo-data.js';
+} from '../sql/demo-data.js';
 
 export interface DemoOptions {
   readonly students: number;

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Session } from './db.js';
-import { ConfigError } from './errors.js';
-import { sql } from './sql/tag.js';
+import { ConfigError } from '../errors.js';
+import { sql } from '../sql/tag.js';
 import { inTransaction } from './transaction.js';
 import { lockKeys } from './lock.js';
 
@@ -20,7 +20,7 @@ export interface Migration {
   readonly checksum: string;
 }
 
-const migrationsDirectory = fileURLToPath(new URL('../migrations/', import.meta.url));
+const migrationsDirectory = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 /** The migrations shipped with this version of the job, in order. */
 export function loadMigrations(directory = migrationsDirectory): Migration[] {

@@ -1,6 +1,6 @@
 /** Parsing of the flags several commands share: usage errors (exit 2) that name the flag. */
 import { Option } from 'commander';
-import { variables } from '../config.js';
+import { variables } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import type { Shard } from '../work.js';
 

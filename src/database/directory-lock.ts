@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { LockHeldError } from './errors.js';
+import { LockHeldError } from '../errors.js';
 
 export interface DirectoryLock {
   release(): void;

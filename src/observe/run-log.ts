@@ -5,13 +5,13 @@
  * outcome and counts are filled in when it closes (`run_closed`), with the first failed
  * combinations (`combination_failed`) named, so `report` can show them.
  */
-import type { Config } from './config.js';
-import type { Session } from './db.js';
-import { sqlState } from './errors.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
+import { sqlState } from '../errors.js';
 import type { Consumer, RunClosed, RunOpened, VerifyRecorded } from './events.js';
-import { sql } from './sql/tag.js';
-import { jobVersion } from './version.js';
-import { shardName, type Shard } from './work.js';
+import { sql } from '../sql/tag.js';
+import { jobVersion } from '../version.js';
+import { shardName, type Shard } from '../work.js';
 
 /** The settings a writing run records in its row's flags. */
 export function runFlags(config: Config, extra: Record<string, unknown> = {}): Record<string, unknown> {

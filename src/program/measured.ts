@@ -3,7 +3,7 @@
  * for the metrics (metrics.ts consumes it; a failure to publish is only a warning).
  */
 import { ExitCode, HeldBackError } from '../errors.js';
-import type { RunOutcome } from '../events.js';
+import type { RunOutcome } from '../observe/events.js';
 import { unsharded, type Shard } from '../work.js';
 import type { CommandContext } from './context.js';
 

@@ -1,4 +1,4 @@
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 
 /** A validated, possibly schema-qualified table or view name. */
 export interface QualifiedName {

@@ -5,8 +5,8 @@
  * with the old session.
  */
 import { backoffMs, type Database, type Session } from './db.js';
-import { isTransient, messageOf, sqlState } from './errors.js';
-import type { Emit } from './events.js';
+import { isTransient, messageOf, sqlState } from '../errors.js';
+import type { Emit } from '../observe/events.js';
 
 /** Runs `work` on a session of `db`, again on a new session after a transient failure. */
 export async function withRunRetries<T>(

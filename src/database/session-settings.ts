@@ -4,9 +4,9 @@
  * 12+ default; set because theta read from double precision columns is taken as that text,
  * see sql/theta.ts).
  */
-import type { Config } from './config.js';
+import type { Config } from '../config/index.js';
 import type { Session } from './db.js';
-import { sql } from './sql/tag.js';
+import { sql } from '../sql/tag.js';
 
 /**
  * The planner cost above which the job's statements are JIT-compiled (jit_above_cost and the

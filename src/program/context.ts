@@ -4,14 +4,14 @@
  * (closed by main in `finally`), and the exit code it ends with.
  */
 import { randomUUID } from 'node:crypto';
-import { loadConfig, logFormatOf, type Config, type Flags, type LogFormat } from '../config.js';
-import { openDatabase, type Database, type Session } from '../db.js';
+import { loadConfig, logFormatOf, type Config, type Flags, type LogFormat } from '../config/index.js';
+import { openDatabase, type Database, type Session } from '../database/db.js';
 import { ConfigError, ExitCode } from '../errors.js';
-import { createEventStream, type Emit } from '../events.js';
-import { createLogger } from '../log.js';
-import type { ProgressTerminal } from '../progress.js';
-import { metricsConsumer } from '../metrics.js';
-import { maskPasswords, passwordsOf } from '../redact.js';
+import { createEventStream, type Emit } from '../observe/events.js';
+import { createLogger } from '../observe/log.js';
+import type { ProgressTerminal } from '../observe/progress.js';
+import { metricsConsumer } from '../observe/metrics.js';
+import { maskPasswords, passwordsOf } from '../database/redact.js';
 
 export interface Io {
   readonly env: Record<string, string | undefined>;

@@ -17,12 +17,12 @@
  * so `set transaction read write` can no longer undo it).
  */
 import type pg from 'pg';
-import type { Config } from './config.js';
-import type { Session } from './db.js';
-import { ConfigError, sqlState } from './errors.js';
+import type { Config } from '../config/index.js';
+import type { Session } from '../database/db.js';
+import { ConfigError, sqlState } from '../errors.js';
 import { checkReadingStatement } from './reading-statement.js';
-import { ident, sql, type Sql } from './sql/tag.js';
-import { inTransaction } from './transaction.js';
+import { ident, sql, type Sql } from '../sql/tag.js';
+import { inTransaction } from '../database/transaction.js';
 
 export interface QueryResult {
   readonly columns: string[];

@@ -13,9 +13,9 @@
  * or another job's theta tables) it refuses, naming the statement to run.
  */
 import type { Session } from './db.js';
-import { ConfigError } from './errors.js';
-import type { QualifiedName } from './identifiers.js';
-import { raw, sql } from './sql/tag.js';
+import { ConfigError } from '../errors.js';
+import type { QualifiedName } from '../sql/identifiers.js';
+import { raw, sql } from '../sql/tag.js';
 
 /** The staging tables on Citus: distributed by user_id, colocated with features_topic_daily. */
 export const citusStaging = {

@@ -2,8 +2,8 @@
  * Events, not scattered prints: the run emits typed events, and this module turns them into
  * the text log (its format kept exactly, for existing alerts) or one JSON object per line.
  */
-import type { LogFormat } from './config.js';
-import { displayValue, formatDuration, inertJson, visible } from './format.js';
+import type { LogFormat } from '../config/index.js';
+import { displayValue, formatDuration, inertJson, visible } from '../format.js';
 import type { Difference, Emit, EventOf, RunEvent, RunEventMap, VerifySummary } from './events.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';

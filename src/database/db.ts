@@ -5,8 +5,8 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import pg from 'pg';
-import type { DatabaseTarget } from './config.js';
-import { ConfigError, UnreachableError, isConnectionError, messageOf, sqlState } from './errors.js';
+import type { DatabaseTarget } from '../config/index.js';
+import { ConfigError, UnreachableError, isConnectionError, messageOf, sqlState } from '../errors.js';
 import { acquireDirectoryLock, type DirectoryLock } from './directory-lock.js';
 import { maskPasswords, passwordsOf } from './redact.js';
 

@@ -3,9 +3,9 @@
  * demo's embedded database and `import-attempts`. A production source is the platform's own
  * table or view.
  */
-import type { Session } from './db.js';
-import type { QualifiedName } from './identifiers.js';
-import { ident, sql, type Sql } from './sql/tag.js';
+import type { Session } from '../database/db.js';
+import type { QualifiedName } from '../sql/identifiers.js';
+import { ident, sql, type Sql } from '../sql/tag.js';
 
 const createAttemptTable = (table: QualifiedName): Sql => sql`
 create table if not exists ${ident(table)} (

@@ -3,9 +3,9 @@
  * that every output consumes. Commands and steps only emit; the text or JSON log (log.ts), the
  * metrics (metrics.ts) and the run log (run-log.ts) subscribe. Neutral: it imports no step.
  */
-import type { ValueColumn } from './sql/verify.js';
-import type { Window } from './window.js';
-import type { Counts, RowCounts, Shard } from './work.js';
+import type { ValueColumn } from '../sql/verify.js';
+import type { Window } from '../window.js';
+import type { Counts, RowCounts, Shard } from '../work.js';
 
 /** A writing run's row in the run log, as it starts. */
 export interface RunOpened {

@@ -5,23 +5,23 @@
  * injected streams.
  */
 import { CommanderError, type Command } from 'commander';
-import { createContext, type CommandContext, type Io } from './cli/context.js';
-import { describeError, exitCodeOf } from './cli/exit.js';
-import { CliCommand, environmentHelp, rejectUnknownCommand } from './cli/help.js';
-import { settingValues } from './cli/options.js';
-import { registerBackfill } from './commands/backfill.js';
-import { registerDemo } from './commands/demo.js';
-import { registerExplain } from './commands/explain.js';
-import { registerImport } from './commands/import.js';
-import { registerMigrate } from './commands/migrate.js';
-import { registerReport } from './commands/report.js';
-import { registerRun } from './commands/run.js';
-import { registerSql } from './commands/sql.js';
-import { registerVerify } from './commands/verify.js';
-import { ExitCode, JobError } from './errors.js';
-import { visible } from './format.js';
-import { maskPasswords } from './redact.js';
-import { jobVersion } from './version.js';
+import { createContext, type CommandContext, type Io } from './context.js';
+import { describeError, exitCodeOf } from './exit.js';
+import { CliCommand, environmentHelp, rejectUnknownCommand } from './help.js';
+import { settingValues } from './options.js';
+import { registerBackfill } from '../commands/backfill.js';
+import { registerDemo } from '../commands/demo.js';
+import { registerExplain } from '../commands/explain.js';
+import { registerImport } from '../commands/import.js';
+import { registerMigrate } from '../commands/migrate.js';
+import { registerReport } from '../commands/report.js';
+import { registerRun } from '../commands/run.js';
+import { registerSql } from '../commands/sql.js';
+import { registerVerify } from '../commands/verify.js';
+import { ExitCode, JobError } from '../errors.js';
+import { visible } from '../format.js';
+import { maskPasswords } from '../database/redact.js';
+import { jobVersion } from '../version.js';
 
 export type { Io };
 

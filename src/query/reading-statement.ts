@@ -11,7 +11,7 @@
  * also when named inside a string. The read-only transaction and the reader role stay the
  * bounds that hold whatever this check misses; this one makes the refusal early and clear.
  */
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 
 const readingKinds = new Set(['select', 'with', 'values', 'table']);
 

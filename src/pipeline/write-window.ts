@@ -19,6 +19,7 @@ import type { FailedCombination } from './isolate/narrowing.js';
 import { checkDefinition } from './definition.js';
 import type { DayAttempts } from './shrink.js';
 import { judgeSource, rememberWindow, type Overrides, type SourceVerdict } from './source-memory.js';
+import { refreshStatisticsFor } from './statistics.js';
 import { upsertIsolated } from './upsert.js';
 
 /** Where and how writeWindowTransaction writes. */
@@ -83,6 +84,7 @@ export async function writeWindowTransaction(
     record: target.runTimestamp,
     rebuilding: target.rebuilding ?? false,
   });
+  await refreshStatisticsFor(session, target.window);
   return inTransaction(session, async () => {
     const { computed, failures } = target.staged ? await fromStaged(session, work) : await stage(session, config, work, emit, checkpoint);
     const combinations = computed + failures.length;

@@ -60,8 +60,8 @@ describe.each(backends)('backfill ($name)', (backend) => {
     expect(result.ripple).toBeUndefined(); // nothing stored after the range
     expect(result.window).toMatchObject({ since: from, anchor: to, days: 20 });
 
-    // Progress after every committed day, with an estimate of the time left.
-    expect(progress.map((p) => p.done)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // Progress after every committed chunk (20 days in one, planned from the data's size), with an estimate of the time left.
+    expect(progress.map((p) => p.done)).toEqual([20]);
     expect(progress.at(-1)).toMatchObject({ done: 20, total: 20, day: to, etaMs: 0 });
     expect(progress.every((p) => p.etaMs >= 0 && p.elapsedMs >= 0)).toBe(true);
 
@@ -102,8 +102,9 @@ describe.each(backends)('backfill ($name)', (backend) => {
     const oracleRows = expected(attempts, from, to);
     expect(byKey(await readFeatures(t.session))).toEqual(byKey(oracleRows));
     expect(result).toMatchObject({ combinations: oracleRows.length, inserted: oracleRows.length, failed: 0 });
-    // Still committed and reported day by day.
-    expect(progress.map((p) => p.day)).toEqual(Array.from({ length: 18 }, (_, i) => addDays(from, i)));
+    // Committed and reported chunk by chunk: 4 + 4 + 4 + 4 + 2 days.
+    expect(progress.map((p) => p.day)).toEqual(['2025-03-02', '2025-03-06', '2025-03-10', '2025-03-14', '2025-03-16']);
+    expect(progress.map((p) => p.done)).toEqual([4, 8, 12, 16, 18]);
     // Chunks of one day take the daily path; a changed attempt is picked up either way.
     const changed = attempts.map((a) =>
       a.completed_at >= '2025-03-10T12:00' && a.completed_at < '2025-03-10T18:00' && a.correct !== null ? { ...a, correct: !a.correct } : a,
@@ -227,18 +228,18 @@ describe.each(backends)('backfill ($name)', (backend) => {
     });
   });
 
-  test('a day whose source is empty but holds rows stops the backfill there (earlier days stay committed)', async () => {
+  test('a day whose source is empty but holds rows stops the backfill at its chunk (earlier chunks stay committed)', async () => {
     await reset(attempts);
     await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
     // An upstream outage: the attempts of 2025-03-05 (New York) are gone.
     const outage = attempts.filter((a) => !(a.completed_at >= '2025-03-05T05:00' && a.completed_at < '2025-03-06T05:00'));
     await loadAttempts(t.session, outage);
     await t.session.query("update features_topic_daily set correct = correct + 100 where date between '2025-03-01' and '2025-03-10'");
-    const failing = runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
+    // In chunks of 4 days: 03-01..03-04 is written, 03-05..03-08 refused (the day's few attempts
+    // are below the shrink guard's threshold, but a backfill refuses an emptied day whatever they are).
+    const failing = runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10', chunkDays: 4 }, emit);
     await expect(failing).rejects.toBeInstanceOf(RunFailedError);
-    await expect(failing).rejects.toThrow(
-      /returned no attempts for 2025-03-05\.\.2025-03-05, but features_topic_daily holds \d+ rows there/,
-    );
+    await expect(failing).rejects.toThrow(/returned no attempts for 2025-03-05, but features_topic_daily holds \d+ rows there/);
     const rows = await readFeatures(t.session);
     const truth = expected(outage, '2025-03-01', '2025-03-04');
     expect(byKey(rows.filter((r) => r.date < '2025-03-05'))).toEqual(byKey(truth)); // repaired, committed

@@ -93,7 +93,7 @@ const lines: { [K in keyof RunEventMap]: (event: EventOf<K>) => Described | unde
   backfill_started: (event) => {
     return {
       level: 'info',
-      message: `Backfilling ${event.from}..${event.to}: ${event.days} days, shard ${event.shard}, one transaction per day`,
+      message: `Backfilling ${event.from}..${event.to}: ${event.days} days, shard ${event.shard}, each chunk of days in one transaction`,
       fields: { from: event.from, to: event.to, days: event.days, shard: event.shard },
     };
   },

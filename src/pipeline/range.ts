@@ -1,25 +1,20 @@
 /**
- * Ranges in one pass (the backfill): the days of a range are computed a chunk of days at a
- * time by the daily run's own compute statement, with the chunk as its window, into the range
- * staging table (a temporary table; on Citus the distributed aggregate_features_range, where
- * the run keeps only its own shard's rows); the days are then written and committed one by one
- * from it. The statement reads the chunk's attempts and the 27 days before it once, where
- * computing each day on its own read every attempt up to 28 times.
+ * Ranges in one pass (the backfill): the days of a range are computed and written a chunk of
+ * days at a time, each chunk as one window of the daily run's own transaction. Its compute
+ * statement reads the chunk's attempts and the 27 days before it once, where computing each
+ * day on its own read every attempt up to 28 times.
  *
  * The chunk's size bounds the server's memory for the median's sort: the planner's estimate
  * of the range's attempts per day against work_mem (times the processes a parallel sort may
  * use), at about 120 bytes a sorted attempt (measured: 117 MB for 1.0M). A chunk that does not
  * fit anyway spills to disk, slower but bounded. At least 7 days (the 27 days re-read before
- * each chunk stay a fraction of it), at most 63 (a chunk's staging table, and the work an
+ * each chunk stay a fraction of it), at most 63 (a chunk's transaction, and the work an
  * interruption loses, stay bounded). Node holds no rows.
  */
 import type { Session } from '../database/db.js';
 import { sql } from '../sql/tag.js';
-import { stagingOf } from '../sql/staging.js';
-import { clearRange, stageRange } from '../sql/write.js';
 import type { Window } from '../window.js';
-import { workOf, type Computation, type Shard, type Work } from '../work.js';
-import { isRowError } from './isolate/narrowing.js';
+import type { Computation } from '../work.js';
 
 /** Bytes a window attempt takes in the median's sort (117 MB for 1.0M attempts, BENCHMARKS.md). */
 export const sortBytesPerAttempt = 120;
@@ -62,35 +57,6 @@ export async function planChunkDays(session: Session, computation: Computation, 
              * (1 + least(current_setting('max_parallel_workers_per_gather')::int, 2)))::text as bytes`,
   );
   return chunkDays(rows / Math.max(1, range.days), Number(memory.rows[0]!.bytes));
-}
-
-/**
- * Computes the chunk `span` into the staging table (replacing an earlier one). Returns false,
- * with nothing staged, when a row of the source raises: the caller then computes those days
- * one by one, where failures are narrowed down to the combinations they touch.
- */
-export async function stageChunk(
-  session: Session,
-  computation: Computation,
-  span: { since: string; anchor: string },
-  shard: Shard,
-): Promise<boolean> {
-  const work = workOf(computation, span, shard);
-  await dropStaged(session, work);
-  try {
-    await session.query(stageRange(work));
-  } catch (err) {
-    if (isRowError(err)) return false;
-    throw err;
-  }
-  const staging = stagingOf(work);
-  if (staging.temporary) await session.query(sql`create index on ${staging.range} (date)`);
-  return true;
-}
-
-/** Empties the range staging table of this run's shard (see clearRange). */
-export async function dropStaged(session: Session, work: Pick<Work, 'shard' | 'distributed'>): Promise<void> {
-  await session.query(clearRange(work));
 }
 
 /**

@@ -35,6 +35,12 @@ export interface ShrinkInput {
   readonly storedRows: number;
   /** True when the source returned no combination at all (and none failed). */
   readonly sourceEmpty: boolean;
+  /**
+   * Judge each day as the empty-source guard judges a window: a day the source returned nothing
+   * for while it holds stored rows is refused whatever the thresholds (a backfill, which writes
+   * days of history a chunk at a time; the nightly window leaves such a day to the thresholds).
+   */
+  readonly emptyDaysRefused?: boolean;
 }
 
 /**
@@ -64,6 +70,14 @@ export function shrinkVerdict(input: ShrinkInput, config: ShrinkConfig): HeldBac
     return new HeldBackError(
       `the source ${source.sql} returned no attempts for ${since}..${anchor}, but features_topic_daily holds ${input.storedRows} rows there; nothing was deleted. If the source is really empty (not an upstream outage), re-run with --allow-shrink`,
       input.days.filter((d) => (d.rows ?? d.stored) > 0).map((d) => d.date),
+    );
+  }
+  const emptied = input.emptyDaysRefused ? input.days.filter((d) => d.current === 0 && (d.rows ?? d.stored) > 0) : [];
+  if (emptied.length > 0) {
+    const rows = emptied.reduce((sum, d) => sum + (d.rows ?? 0), 0);
+    return new HeldBackError(
+      `the source ${source.sql} returned no attempts for ${emptied.map((d) => d.date).join(', ')}, but features_topic_daily holds ${rows} rows there; nothing was written. If the source is really empty there (not an upstream outage), re-run with --allow-shrink`,
+      emptied.map((d) => d.date),
     );
   }
   const shrunk = shrunkDays(input.days, config);

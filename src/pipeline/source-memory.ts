@@ -37,6 +37,8 @@ export interface Overrides {
    * holidays and term breaks, not a delivery in progress). Undefined: every new day is judged.
    */
   readonly judgeNewDaysFrom?: string | undefined;
+  /** A day whose source is empty while it holds stored rows is refused whatever the thresholds (a backfill; see ShrinkInput). */
+  readonly emptyDaysRefused?: boolean;
 }
 
 /** A new day against the same weekday of the weeks before. */
@@ -97,6 +99,7 @@ export async function judgeSource(
       days,
       storedRows: input.storedRows,
       sourceEmpty: input.sourceEmpty,
+      emptyDaysRefused: overrides.emptyDaysRefused ?? false,
     },
     config.shrink,
   );

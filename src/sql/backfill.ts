@@ -1,5 +1,5 @@
 /**
- * The statements of a backfill beyond the daily write path (which it reuses day by day): the
+ * The statements of a backfill beyond the daily write path (which it reuses chunk by chunk): the
  * end of the ripple and the ripple itself.
  */
 import type { Shard, Work } from '../work.js';

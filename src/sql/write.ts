@@ -46,43 +46,6 @@ ${computeSelect(work)}`;
 }
 
 /**
- * Computes a chunk of a range into the range staging table (staging.ts): the daily run's
- * computation with the chunk as its window, kept while its days are written one by one. On a
- * plain server a temporary table for the session; on Citus the shards insert into the
- * distributed one (rows of this run's shard only; clearRange emptied them first).
- */
-export function stageRange(work: Work): Sql {
-  const staging = stagingOf(work);
-  if (!staging.temporary) {
-    return sql`insert into ${staging.range}
-${computeSelect(work)}`;
-  }
-  return sql`
-create temporary table ${staging.range} as
-${computeSelect(work)}`;
-}
-
-/** Removes this run's shard's rows from the range staging table (on a plain server: drops it). */
-export function clearRange(work: Pick<Work, 'shard' | 'distributed'>): Sql {
-  const staging = stagingOf(work);
-  if (staging.temporary) return sql`drop table if exists ${staging.range}`;
-  return sql`delete from ${staging.range} where ${inShard(sql`user_id`, work.shard)}`;
-}
-
-/** The days since..anchor of the range staging table as the window's computed rows (agg_computed). */
-export function computedFromStaged(work: Work): Sql {
-  const staging = stagingOf(work);
-  const days = inDays(sql`date`, work);
-  if (!staging.temporary) {
-    return sql`insert into ${staging.computed}
-select * from ${staging.range} where ${days} and ${inShard(sql`user_id`, work.shard)}`;
-  }
-  return sql`
-create temporary table ${staging.computed} on commit drop as
-select * from ${staging.range} where ${days}`;
-}
-
-/**
  * Creates agg_computed empty (the computation's columns, planned, not run), for the narrowing
  * path that fills it piece by piece.
  */

@@ -35,7 +35,7 @@ import {
   testApplicationName,
   withDb,
   type Queryable,
-} from './support.js';
+} from '../support/hardening.js';
 
 const anchor = '2025-11-04';
 const since = '2025-10-28';

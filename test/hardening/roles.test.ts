@@ -14,7 +14,7 @@ import { oracle } from '../oracle/oracle.js';
 import { serverBackend } from '../support/backends.js';
 import { registerRole } from '../support/resources.js';
 import { runCli } from '../support/cli.js';
-import { generateAttemptsSql, readAttempts, readRows, rowText, serverClient, sortRows, type Queryable } from './support.js';
+import { generateAttemptsSql, readAttempts, readRows, rowText, serverClient, sortRows, type Queryable } from '../support/hardening.js';
 
 const script = fileURLToPath(new URL('../../sql/roles.sql', import.meta.url));
 const psqlAvailable = spawnSync('psql', ['--version']).status === 0;

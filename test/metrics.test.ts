@@ -163,121 +163,127 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
     ...extra,
   });
 
-  test('a daily run: pushed (POST, grouped by command and shard) and written, equal to its log', async () => {
-    const before = Date.now() / 1000;
-    const result = await runMain(['--date', '2025-05-15'], env());
-    expect(result.code).toBe(0);
-    const rows = /Rows: inserted=(\d+), updated=(\d+), unchanged=(\d+), deleted=(\d+)/.exec(result.stderr)!.slice(1).map(Number);
-    const processed = Number(/processed=(\d+)/.exec(result.stderr)![1]);
-    const duration = Number(/duration_ms=(\d+)/.exec(result.stderr)![1]);
+  describe('what a run publishes', () => {
+    test('a daily run: pushed (POST, grouped by command and shard) and written, equal to its log', async () => {
+      const before = Date.now() / 1000;
+      const result = await runMain(['--date', '2025-05-15'], env());
+      expect(result.code).toBe(0);
+      const rows = /Rows: inserted=(\d+), updated=(\d+), unchanged=(\d+), deleted=(\d+)/.exec(result.stderr)!.slice(1).map(Number);
+      const processed = Number(/processed=(\d+)/.exec(result.stderr)![1]);
+      const duration = Number(/duration_ms=(\d+)/.exec(result.stderr)![1]);
 
-    expect(pushes).toHaveLength(1);
-    expect(pushes[0]).toMatchObject({ method: 'POST', url: '/metrics/job/aggregate_features_daily/command/run/shard/1of1' });
-    const pushed = parse(pushes[0]!.body);
-    const written = parse(readFileSync(textfile, 'utf8'));
-    for (const samples of [pushed, written]) {
-      const labels = { command: 'run', shard: '1of1' };
-      expect(value(samples, 'aggregate_features_rows', { ...labels, result: 'inserted' })).toBe(rows[0]);
-      expect(value(samples, 'aggregate_features_rows', { ...labels, result: 'updated' })).toBe(rows[1]);
-      expect(value(samples, 'aggregate_features_rows', { ...labels, result: 'unchanged' })).toBe(rows[2]);
-      expect(value(samples, 'aggregate_features_rows', { ...labels, result: 'deleted' })).toBe(rows[3]);
+      expect(pushes).toHaveLength(1);
+      expect(pushes[0]).toMatchObject({ method: 'POST', url: '/metrics/job/aggregate_features_daily/command/run/shard/1of1' });
+      const pushed = parse(pushes[0]!.body);
+      const written = parse(readFileSync(textfile, 'utf8'));
+      for (const samples of [pushed, written]) {
+        const labels = { command: 'run', shard: '1of1' };
+        expect(value(samples, 'aggregate_features_rows', { ...labels, result: 'inserted' })).toBe(rows[0]);
+        expect(value(samples, 'aggregate_features_rows', { ...labels, result: 'updated' })).toBe(rows[1]);
+        expect(value(samples, 'aggregate_features_rows', { ...labels, result: 'unchanged' })).toBe(rows[2]);
+        expect(value(samples, 'aggregate_features_rows', { ...labels, result: 'deleted' })).toBe(rows[3]);
+        expect(value(samples, 'aggregate_features_combinations_processed', labels)).toBe(processed);
+        expect(value(samples, 'aggregate_features_combinations_failed', labels)).toBe(0);
+        expect(value(samples, 'aggregate_features_run_duration_seconds', labels)).toBe(duration / 1000);
+        expect(value(samples, 'aggregate_features_run_success', labels)).toBe(1);
+        const success = value(samples, 'aggregate_features_last_success_timestamp_seconds', labels)!;
+        expect(success).toBeGreaterThanOrEqual(Math.floor(before));
+        expect(success).toBeLessThanOrEqual(Date.now() / 1000);
+        // The window 2025-05-08 .. 2025-05-15 in UTC: from its first midnight to the end of the anchor.
+        expect(value(samples, 'aggregate_features_window_start_timestamp_seconds', labels)).toBe(Date.UTC(2025, 4, 8) / 1000);
+        expect(value(samples, 'aggregate_features_window_end_timestamp_seconds', labels)).toBe(Date.UTC(2025, 4, 16) / 1000);
+      }
+      // Written atomically: no temporary file is left beside it.
+      expect(readdirSync(directory)).toEqual(['aggregate_features_daily.prom']);
+    });
+
+    test('a failed run: success 0, and the last success of before is kept (Pushgateway POST semantics; textfile merge)', async () => {
+      const before = parse(readFileSync(textfile, 'utf8'));
+      const lastSuccess = value(before, 'aggregate_features_last_success_timestamp_seconds', { command: 'run' });
+      expect(lastSuccess).toBeGreaterThan(0);
+      // An empty source for a window that holds rows: the guard fails the run (exit 1).
+      await withSession(backend, (s) =>
+        s.query('alter table attempt rename to attempt_hidden; create table attempt (like attempt_hidden)'),
+      );
+      try {
+        const failed = await runMain(['--date', '2025-05-15'], env());
+        expect(failed.code).toBe(1);
+        expect(failed.stderr).toMatch(/returned no attempts/);
+      } finally {
+        await withSession(backend, (s) => s.query('drop table attempt; alter table attempt_hidden rename to attempt'));
+      }
+      expect(pushes).toHaveLength(1);
+      const pushed = parse(pushes[0]!.body);
+      expect(value(pushed, 'aggregate_features_run_success')).toBe(0);
+      expect(value(pushed, 'aggregate_features_last_success_timestamp_seconds')).toBeUndefined();
+      expect(value(pushed, 'aggregate_features_rows', { result: 'inserted' })).toBeUndefined();
+      const after = parse(readFileSync(textfile, 'utf8'));
+      expect(value(after, 'aggregate_features_run_success', { command: 'run' })).toBe(0);
+      expect(value(after, 'aggregate_features_last_success_timestamp_seconds', { command: 'run' })).toBe(lastSuccess);
+      expect(value(after, 'aggregate_features_combinations_processed', { command: 'run' })).toBe(
+        value(before, 'aggregate_features_combinations_processed', { command: 'run' }),
+      );
+    });
+
+    test('a sharded backfill: its own group and series, next to the daily run in the textfile', async () => {
+      const result = await runMain(['backfill', '--from', '2025-05-01', '--to', '2025-05-05', '--shard', '2/3'], env());
+      expect(result.code).toBe(0);
+      expect(pushes.map((p) => p.url)).toEqual(['/metrics/job/aggregate_features_daily/command/backfill/shard/2of3']);
+      const processed = Number(/processed=(\d+)/.exec(result.stderr)![1]);
+      const samples = parse(readFileSync(textfile, 'utf8'));
+      const labels = { command: 'backfill', shard: '2of3' };
       expect(value(samples, 'aggregate_features_combinations_processed', labels)).toBe(processed);
-      expect(value(samples, 'aggregate_features_combinations_failed', labels)).toBe(0);
-      expect(value(samples, 'aggregate_features_run_duration_seconds', labels)).toBe(duration / 1000);
-      expect(value(samples, 'aggregate_features_run_success', labels)).toBe(1);
-      const success = value(samples, 'aggregate_features_last_success_timestamp_seconds', labels)!;
-      expect(success).toBeGreaterThanOrEqual(Math.floor(before));
-      expect(success).toBeLessThanOrEqual(Date.now() / 1000);
-      // The window 2025-05-08 .. 2025-05-15 in UTC: from its first midnight to the end of the anchor.
-      expect(value(samples, 'aggregate_features_window_start_timestamp_seconds', labels)).toBe(Date.UTC(2025, 4, 8) / 1000);
-      expect(value(samples, 'aggregate_features_window_end_timestamp_seconds', labels)).toBe(Date.UTC(2025, 4, 16) / 1000);
-    }
-    // Written atomically: no temporary file is left beside it.
-    expect(readdirSync(directory)).toEqual(['aggregate_features_daily.prom']);
-  });
-
-  test('a failed run: success 0, and the last success of before is kept (Pushgateway POST semantics; textfile merge)', async () => {
-    const before = parse(readFileSync(textfile, 'utf8'));
-    const lastSuccess = value(before, 'aggregate_features_last_success_timestamp_seconds', { command: 'run' });
-    expect(lastSuccess).toBeGreaterThan(0);
-    // An empty source for a window that holds rows: the guard fails the run (exit 1).
-    await withSession(backend, (s) => s.query('alter table attempt rename to attempt_hidden; create table attempt (like attempt_hidden)'));
-    try {
-      const failed = await runMain(['--date', '2025-05-15'], env());
-      expect(failed.code).toBe(1);
-      expect(failed.stderr).toMatch(/returned no attempts/);
-    } finally {
-      await withSession(backend, (s) => s.query('drop table attempt; alter table attempt_hidden rename to attempt'));
-    }
-    expect(pushes).toHaveLength(1);
-    const pushed = parse(pushes[0]!.body);
-    expect(value(pushed, 'aggregate_features_run_success')).toBe(0);
-    expect(value(pushed, 'aggregate_features_last_success_timestamp_seconds')).toBeUndefined();
-    expect(value(pushed, 'aggregate_features_rows', { result: 'inserted' })).toBeUndefined();
-    const after = parse(readFileSync(textfile, 'utf8'));
-    expect(value(after, 'aggregate_features_run_success', { command: 'run' })).toBe(0);
-    expect(value(after, 'aggregate_features_last_success_timestamp_seconds', { command: 'run' })).toBe(lastSuccess);
-    expect(value(after, 'aggregate_features_combinations_processed', { command: 'run' })).toBe(
-      value(before, 'aggregate_features_combinations_processed', { command: 'run' }),
-    );
-  });
-
-  test('a sharded backfill: its own group and series, next to the daily run in the textfile', async () => {
-    const result = await runMain(['backfill', '--from', '2025-05-01', '--to', '2025-05-05', '--shard', '2/3'], env());
-    expect(result.code).toBe(0);
-    expect(pushes.map((p) => p.url)).toEqual(['/metrics/job/aggregate_features_daily/command/backfill/shard/2of3']);
-    const processed = Number(/processed=(\d+)/.exec(result.stderr)![1]);
-    const samples = parse(readFileSync(textfile, 'utf8'));
-    const labels = { command: 'backfill', shard: '2of3' };
-    expect(value(samples, 'aggregate_features_combinations_processed', labels)).toBe(processed);
-    expect(value(samples, 'aggregate_features_ripple_rows_updated', labels)).toBeGreaterThanOrEqual(0);
-    expect(value(samples, 'aggregate_features_window_start_timestamp_seconds', labels)).toBe(Date.UTC(2025, 4, 1) / 1000);
-    expect(value(samples, 'aggregate_features_window_end_timestamp_seconds', labels)).toBe(Date.UTC(2025, 4, 6) / 1000);
-    expect(value(samples, 'aggregate_features_last_success_timestamp_seconds', { command: 'run', shard: '1of1' })).toBeGreaterThan(0);
-    // One HELP and TYPE per family, however many series it has.
-    const text = readFileSync(textfile, 'utf8');
-    expect(text.match(/^# TYPE aggregate_features_run_success gauge$/gm)).toHaveLength(1);
-  });
-
-  test('PUSHGATEWAY_JOB names the job; basic auth from the URL, its password never printed', async () => {
-    const url = new URL(gateway);
-    url.username = 'pusher';
-    url.password = 's3cret-push';
-    const result = await runMain(['--date', '2025-05-15'], env({ PUSHGATEWAY_URL: url.toString(), PUSHGATEWAY_JOB: 'features_nightly' }));
-    expect(result.code).toBe(0);
-    expect(pushes[0]).toMatchObject({
-      url: '/metrics/job/features_nightly/command/run/shard/1of1',
-      authorization: `Basic ${Buffer.from('pusher:s3cret-push').toString('base64')}`,
+      expect(value(samples, 'aggregate_features_ripple_rows_updated', labels)).toBeGreaterThanOrEqual(0);
+      expect(value(samples, 'aggregate_features_window_start_timestamp_seconds', labels)).toBe(Date.UTC(2025, 4, 1) / 1000);
+      expect(value(samples, 'aggregate_features_window_end_timestamp_seconds', labels)).toBe(Date.UTC(2025, 4, 6) / 1000);
+      expect(value(samples, 'aggregate_features_last_success_timestamp_seconds', { command: 'run', shard: '1of1' })).toBeGreaterThan(0);
+      // One HELP and TYPE per family, however many series it has.
+      const text = readFileSync(textfile, 'utf8');
+      expect(text.match(/^# TYPE aggregate_features_run_success gauge$/gm)).toHaveLength(1);
     });
   });
 
-  test('a push that fails is a warning, never a failed run', async () => {
-    status = 500;
-    const refused = await runMain(['--date', '2025-05-15'], env({ PUSHGATEWAY_URL: 'http://pusher:s3cret-push@127.0.0.1:1' }));
-    expect(refused.code).toBe(0);
-    expect(refused.lines).toContainEqual(expect.stringMatching(/^\[WARN\] could not push metrics to the Pushgateway: .*ECONNREFUSED/));
-    expect(refused.stdout + refused.stderr).not.toMatch(/s3cret-push/);
-    const broken = await runMain(['--date', '2025-05-15'], env());
-    expect(broken.code).toBe(0);
-    expect(broken.lines).toContain('[WARN] could not push metrics to the Pushgateway: push failed with status 500, ');
-    expect(broken.lines.at(-2)).toMatch(/^\[INFO\] Summary: processed=\d+, failed=0/);
-  });
+  describe('failed pushes and textfiles, the dry run', () => {
+    test('PUSHGATEWAY_JOB names the job; basic auth from the URL, its password never printed', async () => {
+      const url = new URL(gateway);
+      url.username = 'pusher';
+      url.password = 's3cret-push';
+      const result = await runMain(['--date', '2025-05-15'], env({ PUSHGATEWAY_URL: url.toString(), PUSHGATEWAY_JOB: 'features_nightly' }));
+      expect(result.code).toBe(0);
+      expect(pushes[0]).toMatchObject({
+        url: '/metrics/job/features_nightly/command/run/shard/1of1',
+        authorization: `Basic ${Buffer.from('pusher:s3cret-push').toString('base64')}`,
+      });
+    });
 
-  test('a textfile that cannot be written is a warning too', async () => {
-    // The directory is node_exporter's and must exist: the job does not create it.
-    const missing = join(directory, 'no-such-dir', 'x.prom');
-    const result = await runMain(['--date', '2025-05-15'], env({ METRICS_TEXTFILE: missing }));
-    expect(result.code).toBe(0);
-    const warning = result.lines.find((l) => l.startsWith('[WARN] could not write the metrics textfile'));
-    expect(warning).toContain(`could not write the metrics textfile ${missing}: ENOENT`);
-  });
+    test('a push that fails is a warning, never a failed run', async () => {
+      status = 500;
+      const refused = await runMain(['--date', '2025-05-15'], env({ PUSHGATEWAY_URL: 'http://pusher:s3cret-push@127.0.0.1:1' }));
+      expect(refused.code).toBe(0);
+      expect(refused.lines).toContainEqual(expect.stringMatching(/^\[WARN\] could not push metrics to the Pushgateway: .*ECONNREFUSED/));
+      expect(refused.stdout + refused.stderr).not.toMatch(/s3cret-push/);
+      const broken = await runMain(['--date', '2025-05-15'], env());
+      expect(broken.code).toBe(0);
+      expect(broken.lines).toContain('[WARN] could not push metrics to the Pushgateway: push failed with status 500, ');
+      expect(broken.lines.at(-2)).toMatch(/^\[INFO\] Summary: processed=\d+, failed=0/);
+    });
 
-  test('a dry run publishes nothing', async () => {
-    const mtime = readFileSync(textfile, 'utf8');
-    const result = await runMain(['--date', '2025-05-15', '--dry-run'], env());
-    expect(result.code).toBe(0);
-    expect(pushes).toHaveLength(0);
-    expect(readFileSync(textfile, 'utf8')).toBe(mtime);
+    test('a textfile that cannot be written is a warning too', async () => {
+      // The directory is node_exporter's and must exist: the job does not create it.
+      const missing = join(directory, 'no-such-dir', 'x.prom');
+      const result = await runMain(['--date', '2025-05-15'], env({ METRICS_TEXTFILE: missing }));
+      expect(result.code).toBe(0);
+      const warning = result.lines.find((l) => l.startsWith('[WARN] could not write the metrics textfile'));
+      expect(warning).toContain(`could not write the metrics textfile ${missing}: ENOENT`);
+    });
+
+    test('a dry run publishes nothing', async () => {
+      const mtime = readFileSync(textfile, 'utf8');
+      const result = await runMain(['--date', '2025-05-15', '--dry-run'], env());
+      expect(result.code).toBe(0);
+      expect(pushes).toHaveLength(0);
+      expect(readFileSync(textfile, 'utf8')).toBe(mtime);
+    });
   });
 });
 

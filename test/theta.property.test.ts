@@ -82,140 +82,144 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
     return { rows, skipped: oracleSkipped(rows, options) };
   }
 
-  test(`${runs} histories: theta columns, improvement in both modes, skipped count, re-run, theta disabled, dry run`, async () => {
-    await fc.assert(
-      fc.asyncProperty(thetaScenarioArbitrary, fc.array(fc.nat(), { maxLength: 10 }), async (scenario, dropped) => {
-        await setUp(scenario);
-        const first = await run(scenario);
-        const want = await expected(scenario, first.result, scenario.anchor);
-        const stored = await readFeatures(t.session);
-        expect(byKey(stored)).toEqual(byKey(want.rows));
-        expect(first.result.inserted).toBe(want.rows.length);
-        expect(first.result.skippedEstimates).toEqual(want.skipped);
-        if (want.rows.length > 0) {
-          expect(first.events).toContainEqual({
-            type: 'theta_skipped',
-            ...want.skipped,
-            mirtFallback: scenario.tables.mirt !== undefined,
+  describe('theta columns and improvement', () => {
+    test(`${runs} histories: theta columns, improvement in both modes, skipped count, re-run, theta disabled, dry run`, async () => {
+      await fc.assert(
+        fc.asyncProperty(thetaScenarioArbitrary, fc.array(fc.nat(), { maxLength: 10 }), async (scenario, dropped) => {
+          await setUp(scenario);
+          const first = await run(scenario);
+          const want = await expected(scenario, first.result, scenario.anchor);
+          const stored = await readFeatures(t.session);
+          expect(byKey(stored)).toEqual(byKey(want.rows));
+          expect(first.result.inserted).toBe(want.rows.length);
+          expect(first.result.skippedEstimates).toEqual(want.skipped);
+          if (want.rows.length > 0) {
+            expect(first.events).toContainEqual({
+              type: 'theta_skipped',
+              ...want.skipped,
+              mirtFallback: scenario.tables.mirt !== undefined,
+            });
+          }
+
+          const again = await run(scenario);
+          expect(again.result).toMatchObject({ inserted: 0, updated: 0, deleted: 0, unchanged: want.rows.length });
+
+          // Theta disabled, source changed: values the job owns follow the source; theta columns of
+          // existing rows stay as stored, new rows get NULL.
+          const changed = scenario.attempts
+            .filter((_, i) => !dropped.includes(i))
+            .map((a, i) => (i % 3 === 0 ? { ...a, completed_at: new Date(Date.parse(a.completed_at) - 86_400_000).toISOString() } : a));
+          await loadAttempts(t.session, changed);
+          // With theta disabled the improvement mode is accuracy: a table computed in theta mode
+          // refuses such a run (exit 2) unless its definition is changed on purpose; here the
+          // recorded definition is cleared instead, around each change of mode.
+          const clearDefinition = () => t.session.query('delete from aggregate_features_definition');
+          await clearDefinition();
+          const disabled = await run(scenario, { includeTheta: false });
+          await clearDefinition();
+          const before = new Map(stored.map((r) => [JSON.stringify([r.user_id, r.topic_id, r.date]), r]));
+          const plain = oracle(changed, {
+            since: disabled.result.window.since,
+            anchor: scenario.anchor,
+            timezone: scenario.timezone,
+            includeTheta: false,
+            improvementMode: 'accuracy',
+          }).map((r) => {
+            const old = before.get(JSON.stringify([r.user_id, r.topic_id, r.date]));
+            return { ...r, theta_estimate: old?.theta_estimate ?? null, theta_sd: old?.theta_sd ?? null };
           });
-        }
+          expect(byKey(await readFeatures(t.session))).toEqual(byKey(plain));
+          expect(disabled.result.skippedEstimates).toBeUndefined();
+          expect(disabled.events.some((e) => e.type === 'theta_skipped')).toBe(false);
 
-        const again = await run(scenario);
-        expect(again.result).toMatchObject({ inserted: 0, updated: 0, deleted: 0, unchanged: want.rows.length });
-
-        // Theta disabled, source changed: values the job owns follow the source; theta columns of
-        // existing rows stay as stored, new rows get NULL.
-        const changed = scenario.attempts
-          .filter((_, i) => !dropped.includes(i))
-          .map((a, i) => (i % 3 === 0 ? { ...a, completed_at: new Date(Date.parse(a.completed_at) - 86_400_000).toISOString() } : a));
-        await loadAttempts(t.session, changed);
-        // With theta disabled the improvement mode is accuracy: a table computed in theta mode
-        // refuses such a run (exit 2) unless its definition is changed on purpose; here the
-        // recorded definition is cleared instead, around each change of mode.
-        const clearDefinition = () => t.session.query('delete from aggregate_features_definition');
-        await clearDefinition();
-        const disabled = await run(scenario, { includeTheta: false });
-        await clearDefinition();
-        const before = new Map(stored.map((r) => [JSON.stringify([r.user_id, r.topic_id, r.date]), r]));
-        const plain = oracle(changed, {
-          since: disabled.result.window.since,
-          anchor: scenario.anchor,
-          timezone: scenario.timezone,
-          includeTheta: false,
-          improvementMode: 'accuracy',
-        }).map((r) => {
-          const old = before.get(JSON.stringify([r.user_id, r.topic_id, r.date]));
-          return { ...r, theta_estimate: old?.theta_estimate ?? null, theta_sd: old?.theta_sd ?? null };
-        });
-        expect(byKey(await readFeatures(t.session))).toEqual(byKey(plain));
-        expect(disabled.result.skippedEstimates).toBeUndefined();
-        expect(disabled.events.some((e) => e.type === 'theta_skipped')).toBe(false);
-
-        // A dry run with theta predicts exactly what the next run does.
-        const dry = await run(scenario, { dryRun: true });
-        const wet = await run(scenario);
-        expect(dry.result).toMatchObject({
-          combinations: wet.result.combinations,
-          inserted: wet.result.inserted,
-          updated: wet.result.updated,
-          unchanged: wet.result.unchanged,
-          deleted: wet.result.deleted,
-          skippedEstimates: wet.result.skippedEstimates,
-        });
-        const wantChanged = await expected(scenario, wet.result, scenario.anchor, changed);
-        expect(byKey(await readFeatures(t.session))).toEqual(byKey(wantChanged.rows));
-      }),
-      { numRuns: runs, endOnFailure },
-    );
+          // A dry run with theta predicts exactly what the next run does.
+          const dry = await run(scenario, { dryRun: true });
+          const wet = await run(scenario);
+          expect(dry.result).toMatchObject({
+            combinations: wet.result.combinations,
+            inserted: wet.result.inserted,
+            updated: wet.result.updated,
+            unchanged: wet.result.unchanged,
+            deleted: wet.result.deleted,
+            skippedEstimates: wet.result.skippedEstimates,
+          });
+          const wantChanged = await expected(scenario, wet.result, scenario.anchor, changed);
+          expect(byKey(await readFeatures(t.session))).toEqual(byKey(wantChanged.rows));
+        }),
+        { numRuns: runs, endOnFailure },
+      );
+    });
   });
 
-  test(`${leakRuns} histories: estimates dated after day d never change d's row, also in a backfill of an old day`, async () => {
-    const leak = thetaScenarioArbitrary.chain((scenario) =>
-      fc.record({
-        scenario: fc.constant(scenario),
-        // A backfill: the run's anchor up to 20 days before the scenario's (0 = the nightly run).
-        backfillDays: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 20 })),
-        // Which day of the window is d, counted back from the run's anchor.
-        dayBack: fc.nat({ max: 10 }),
-        future: fc.array(
-          fc.record({
-            user_id: fc.constantFrom('s1', 's2', 's3'),
-            topic_id: fc.constantFrom('algebra', 'geometry'),
-            theta: thetaText,
-            se: seText,
-            // Milliseconds after the start of d+1: 0 is exactly local midnight.
-            afterMs: fc.oneof(fc.constant(0), fc.constant(1), fc.integer({ min: 0, max: 40 * 86_400_000 })),
-          }),
-          { minLength: 1, maxLength: 30 },
-        ),
-        futureMirt: fc.array(
-          fc.record({ user_id: fc.constantFrom('s1', 's2', 's3'), theta: thetaText, se: seText, afterMs: fc.nat({ max: 86_400_000 }) }),
-          {
-            maxLength: 5,
-          },
-        ),
-      }),
-    );
-    await fc.assert(
-      fc.asyncProperty(leak, async ({ scenario, backfillDays, dayBack, future, futureMirt }) => {
-        await setUp(scenario);
-        const date = (await t.session.query<{ d: string }>('select ($1::date - $2::int)::text as d', [scenario.anchor, backfillDays]))
-          .rows[0]!.d;
-        const first = await run(scenario, { date });
-        const d = (
-          await t.session.query<{ d: string }>('select greatest($1::date, $2::date - $3::int)::text as d', [
-            first.result.window.since,
-            date,
-            dayBack,
-          ])
-        ).rows[0]!.d;
-        const startOfNext = (
-          await t.session.query<{ at: string }>(
-            `select to_char((($1::date + 1)::timestamp at time zone $2::text) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at`,
-            [d, scenario.timezone],
-          )
-        ).rows[0]!.at;
-        const snapshot = await readFeaturesWithComputedAt(t.session, d);
+  describe('no leakage from later estimates', () => {
+    test(`${leakRuns} histories: estimates dated after day d never change d's row, also in a backfill of an old day`, async () => {
+      const leak = thetaScenarioArbitrary.chain((scenario) =>
+        fc.record({
+          scenario: fc.constant(scenario),
+          // A backfill: the run's anchor up to 20 days before the scenario's (0 = the nightly run).
+          backfillDays: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 20 })),
+          // Which day of the window is d, counted back from the run's anchor.
+          dayBack: fc.nat({ max: 10 }),
+          future: fc.array(
+            fc.record({
+              user_id: fc.constantFrom('s1', 's2', 's3'),
+              topic_id: fc.constantFrom('algebra', 'geometry'),
+              theta: thetaText,
+              se: seText,
+              // Milliseconds after the start of d+1: 0 is exactly local midnight.
+              afterMs: fc.oneof(fc.constant(0), fc.constant(1), fc.integer({ min: 0, max: 40 * 86_400_000 })),
+            }),
+            { minLength: 1, maxLength: 30 },
+          ),
+          futureMirt: fc.array(
+            fc.record({ user_id: fc.constantFrom('s1', 's2', 's3'), theta: thetaText, se: seText, afterMs: fc.nat({ max: 86_400_000 }) }),
+            {
+              maxLength: 5,
+            },
+          ),
+        }),
+      );
+      await fc.assert(
+        fc.asyncProperty(leak, async ({ scenario, backfillDays, dayBack, future, futureMirt }) => {
+          await setUp(scenario);
+          const date = (await t.session.query<{ d: string }>('select ($1::date - $2::int)::text as d', [scenario.anchor, backfillDays]))
+            .rows[0]!.d;
+          const first = await run(scenario, { date });
+          const d = (
+            await t.session.query<{ d: string }>('select greatest($1::date, $2::date - $3::int)::text as d', [
+              first.result.window.since,
+              date,
+              dayBack,
+            ])
+          ).rows[0]!.d;
+          const startOfNext = (
+            await t.session.query<{ at: string }>(
+              `select to_char((($1::date + 1)::timestamp at time zone $2::text) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at`,
+              [d, scenario.timezone],
+            )
+          ).rows[0]!.at;
+          const snapshot = await readFeaturesWithComputedAt(t.session, d);
 
-        const at = (ms: number) => new Date(Date.parse(startOfNext) + ms).toISOString();
-        await insertEstimates(
-          t.session,
-          future.map(({ afterMs, ...e }) => ({ ...e, updated_at: at(afterMs) })),
-        );
-        if (scenario.tables.mirt)
-          await insertMirt(
+          const at = (ms: number) => new Date(Date.parse(startOfNext) + ms).toISOString();
+          await insertEstimates(
             t.session,
-            futureMirt.map(({ afterMs, ...m }) => ({ ...m, fitted_at: at(afterMs) })),
+            future.map(({ afterMs, ...e }) => ({ ...e, updated_at: at(afterMs) })),
           );
+          if (scenario.tables.mirt)
+            await insertMirt(
+              t.session,
+              futureMirt.map(({ afterMs, ...m }) => ({ ...m, fitted_at: at(afterMs) })),
+            );
 
-        const second = await run(scenario, { date });
-        expect(await readFeaturesWithComputedAt(t.session, d)).toEqual(snapshot);
-        // And the whole window still equals the oracle (days after d may change, correctly).
-        const want = await expected(scenario, second.result, date);
-        expect(byKey(await readFeatures(t.session, { since: second.result.window.since, anchor: date }))).toEqual(byKey(want.rows));
-      }),
-      { numRuns: leakRuns, endOnFailure },
-    );
+          const second = await run(scenario, { date });
+          expect(await readFeaturesWithComputedAt(t.session, d)).toEqual(snapshot);
+          // And the whole window still equals the oracle (days after d may change, correctly).
+          const want = await expected(scenario, second.result, date);
+          expect(byKey(await readFeatures(t.session, { since: second.result.window.since, anchor: date }))).toEqual(byKey(want.rows));
+        }),
+        { numRuns: leakRuns, endOnFailure },
+      );
+    });
   });
 });
 

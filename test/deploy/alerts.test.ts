@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { outcomeSamples } from '../../src/observe/metrics.js';
 import { testTempDir } from '../support/resources.js';
-import { parseYaml, repoRoot } from './kubernetes.js';
-import type { IPrometheusRule, IRuleGroup } from './prometheus-rule.js';
+import { parseYaml, repoRoot } from '../support/kubernetes.js';
+import type { IPrometheusRule, IRuleGroup } from '../support/prometheus-rule.js';
 
 const rulesFile = join(repoRoot, 'deploy/prometheus/aggregate-features-daily.rules.yml');
 const unitTests = join(repoRoot, 'test/deploy/alerts.promtool.yml');

@@ -17,7 +17,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
-import { entrypoint, lastIn, parseDockerfile, stages } from './dockerfile.js';
+import { entrypoint, lastIn, parseDockerfile, stages } from '../support/dockerfile.js';
 import {
   isKustomization,
   kindOf,
@@ -30,7 +30,7 @@ import {
   validateObject,
   yamlFiles,
   type Manifest,
-} from './kubernetes.js';
+} from '../support/kubernetes.js';
 
 const mainContainerName = 'aggregate-features-daily';
 const secretName = 'aggregate-features-daily-db';

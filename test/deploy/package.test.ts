@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IJob } from 'kubernetes-models/batch/v1/Job';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { copies, entrypoint, inBuildContext, lastIn, parseDockerfile, stages, type Instruction } from './dockerfile.js';
-import { k8sDir, parseYaml, repoRoot } from './kubernetes.js';
+import { copies, entrypoint, inBuildContext, lastIn, parseDockerfile, stages, type Instruction } from '../support/dockerfile.js';
+import { k8sDir, parseYaml, repoRoot } from '../support/kubernetes.js';
 import { testTempDir } from '../support/resources.js';
 
 const dockerfile: Instruction[] = parseDockerfile(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'));

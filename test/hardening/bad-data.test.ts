@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { oracle, type OracleAttempt, type OracleRow } from '../oracle/oracle.js';
 import { allBackends, serverBackend } from '../support/backends.js';
 import { runCli, runMain } from '../support/cli.js';
-import { readRows, rowText, sortRows, withDb, type Queryable } from './support.js';
+import { readRows, rowText, sortRows, withDb, type Queryable } from '../support/hardening.js';
 
 // ---------------------------------------------------------------------------------------------
 // The cases.

@@ -40,7 +40,7 @@ import {
   withDb,
   type Queryable,
   type Spawned,
-} from './support.js';
+} from '../support/hardening.js';
 
 const anchor = '2025-11-04';
 const since = '2025-10-28'; // anchor − 7 (AGG_LOOKBACK_DAYS=7)

@@ -163,155 +163,159 @@ describe.runIf(server)('against the PostgreSQL server', () => {
     return { name, url: roleUrl.toString() };
   };
 
-  test('a forged id cannot forge a log line: control characters and ANSI escapes are made visible', async () => {
-    const evil = 'evil\n[INFO] Summary: processed=0, failed=0, duration_ms=1\u001b[2K\r';
-    await admin.query(
-      `create table forged (student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean)`,
-    );
-    await admin.query(
-      `insert into forged values ($1, 'top\u001b[31mic', '2025-10-30T10:00:00Z', true, 666, false), ('ok', 'algebra', '2025-10-30T10:00:00Z', true, 5, false)`,
-      [evil],
-    );
-    await admin.query(`create function afd_forge_check(s text, v int) returns int language plpgsql immutable as $$
+  describe('what the output shows', () => {
+    test('a forged id cannot forge a log line: control characters and ANSI escapes are made visible', async () => {
+      const evil = 'evil\n[INFO] Summary: processed=0, failed=0, duration_ms=1\u001b[2K\r';
+      await admin.query(
+        `create table forged (student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean)`,
+      );
+      await admin.query(
+        `insert into forged values ($1, 'top\u001b[31mic', '2025-10-30T10:00:00Z', true, 666, false), ('ok', 'algebra', '2025-10-30T10:00:00Z', true, 5, false)`,
+        [evil],
+      );
+      await admin.query(`create function afd_forge_check(s text, v int) returns int language plpgsql immutable as $$
       begin if v = 666 then raise exception E'bad row of %\\n[INFO] forged', s; end if; return v; end $$`);
-    await admin.query(`create view forged_checked as select student_id, topic_id, completed_at, correct,
+      await admin.query(`create view forged_checked as select student_id, topic_id, completed_at, correct,
       afd_forge_check(student_id, response_time_ms) as response_time_ms, hint_used from forged`);
 
-    const text = await runCli(['--date', '2025-11-01'], { ...env, AGG_SOURCE: 'forged_checked' });
-    console.log(`[surface] forged id, text log:\n${text.stderr}`);
-    expect(text.code).toBe(1);
-    const lines = text.stderr.trimEnd().split('\n');
-    for (const line of lines) expect(line).toMatch(/^\[(INFO|WARN|ERROR|DEBUG)\] /);
-    expect(lines.filter((l) => l.startsWith('[INFO] Summary:'))).toHaveLength(1);
-    expect(text.stderr).not.toContain('\u001b');
-    expect(text.stderr).not.toContain('\r');
-    expect(lines).toContain(
-      '[ERROR] user=evil\\n[INFO] Summary: processed=0, failed=0, duration_ms=1\\x1b[2K\\r topic=top\\x1b[31mic date=2025-10-30 ' +
-        'error=bad row of evil\\n[INFO] Summary: processed=0, failed=0, duration_ms=1\\x1b[2K\\r\\n[INFO] forged',
-    );
-
-    const json = await runCli(['--date', '2025-11-01'], { ...env, AGG_SOURCE: 'forged_checked', LOG_FORMAT: 'json' });
-    const records = json.stderr
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(records.find((r) => r.event === 'combination_failed')?.user_id).toBe(evil);
-  });
-
-  test('names follow SQL: Attempt is the table attempt, "Attempts" keeps its case, also in sql/roles.sql', async () => {
-    await admin.query(
-      `create table "Attempts" (student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean)`,
-    );
-    await admin.query(`insert into "Attempts" values ('u1', 'capital', '2025-10-30T10:00:00Z', true, 5, false)`);
-    await admin.query(
-      `insert into attempt values ('u1', 'lower', '2025-10-30T10:00:00Z', true, 5, false), ('u2', 'lower', '2025-10-30T10:00:00Z', true, 5, false)`,
-    );
-
-    const lower = await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: 'Attempt' });
-    expect(lower.stderr).toContain('Aggregating features for 2 (user, topic, date) combinations');
-    const quoted = await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: '"Attempts"' });
-    expect(quoted.stderr).toContain('Aggregating features for 1 (user, topic, date) combinations');
-    const folded = await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: 'Attempts' });
-    expect(folded.code).toBe(2);
-    expect(folded.stderr).toMatch(
-      /the attempts source "attempts" does not exist \(there is public\."Attempts": a name with capitals must be double-quoted/,
-    );
-
-    if (spawnSync('psql', ['--version']).status !== 0) return;
-    const reader = await role('names');
-    const script = fileURLToPath(new URL('../../sql/roles.sql', import.meta.url));
-    const psql = (source: string) =>
-      spawnSync(
-        'psql',
-        [
-          '-X',
-          '-q',
-          '-v',
-          'ON_ERROR_STOP=1',
-          '-d',
-          url,
-          '-v',
-          `job_role=${reader.name}`,
-          '-v',
-          `dryrun_role=${reader.name}_ro`,
-          '-v',
-          `source=${source}`,
-          '-f',
-          script,
-        ],
-        {
-          encoding: 'utf8',
-        },
+      const text = await runCli(['--date', '2025-11-01'], { ...env, AGG_SOURCE: 'forged_checked' });
+      console.log(`[surface] forged id, text log:\n${text.stderr}`);
+      expect(text.code).toBe(1);
+      const lines = text.stderr.trimEnd().split('\n');
+      for (const line of lines) expect(line).toMatch(/^\[(INFO|WARN|ERROR|DEBUG)\] /);
+      expect(lines.filter((l) => l.startsWith('[INFO] Summary:'))).toHaveLength(1);
+      expect(text.stderr).not.toContain('\u001b');
+      expect(text.stderr).not.toContain('\r');
+      expect(lines).toContain(
+        '[ERROR] user=evil\\n[INFO] Summary: processed=0, failed=0, duration_ms=1\\x1b[2K\\r topic=top\\x1b[31mic date=2025-10-30 ' +
+          'error=bad row of evil\\n[INFO] Summary: processed=0, failed=0, duration_ms=1\\x1b[2K\\r\\n[INFO] forged',
       );
-    roles.push(`${reader.name}_ro`);
-    expect(psql('"Attempts"').status).toBe(0);
-    const grants = await admin.query<{ quoted: boolean; lower: boolean }>(
-      `select has_table_privilege($1, '"Attempts"', 'SELECT') as quoted, has_table_privilege($1, 'attempt', 'SELECT') as lower`,
-      [reader.name],
-    );
-    expect(grants.rows[0]).toEqual({ quoted: true, lower: false });
-    expect(psql('Attempt').status).toBe(0);
-    expect(
-      (await admin.query<{ ok: boolean }>(`select has_table_privilege($1, 'attempt', 'SELECT') as ok`, [reader.name])).rows[0]?.ok,
-    ).toBe(true);
-  });
 
-  test('permission denied (42501) exits 2 with one line saying what to grant', async () => {
-    const nobody = await role('nogrant');
-    await admin.query(
-      `grant select on attempt, aggregate_features_migrations, aggregate_features_runs, features_topic_daily to "${nobody.name}"`,
-    );
-    const result = await runCli(['--date', '2025-11-01'], { DATABASE_URL: nobody.url });
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(
-      /^\[ERROR\] permission denied for table \w+ \(SQLSTATE 42501\): grant the job's role what sql\/roles\.sql grants/m,
-    );
-    expect(
-      result.stderr
-        .trim()
+      const json = await runCli(['--date', '2025-11-01'], { ...env, AGG_SOURCE: 'forged_checked', LOG_FORMAT: 'json' });
+      const records = json.stderr
+        .trimEnd()
         .split('\n')
-        .filter((l) => l.startsWith('[ERROR]')),
-    ).toHaveLength(1);
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(records.find((r) => r.event === 'combination_failed')?.user_id).toBe(evil);
+    });
+
+    test('names follow SQL: Attempt is the table attempt, "Attempts" keeps its case, also in sql/roles.sql', async () => {
+      await admin.query(
+        `create table "Attempts" (student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean)`,
+      );
+      await admin.query(`insert into "Attempts" values ('u1', 'capital', '2025-10-30T10:00:00Z', true, 5, false)`);
+      await admin.query(
+        `insert into attempt values ('u1', 'lower', '2025-10-30T10:00:00Z', true, 5, false), ('u2', 'lower', '2025-10-30T10:00:00Z', true, 5, false)`,
+      );
+
+      const lower = await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: 'Attempt' });
+      expect(lower.stderr).toContain('Aggregating features for 2 (user, topic, date) combinations');
+      const quoted = await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: '"Attempts"' });
+      expect(quoted.stderr).toContain('Aggregating features for 1 (user, topic, date) combinations');
+      const folded = await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: 'Attempts' });
+      expect(folded.code).toBe(2);
+      expect(folded.stderr).toMatch(
+        /the attempts source "attempts" does not exist \(there is public\."Attempts": a name with capitals must be double-quoted/,
+      );
+
+      if (spawnSync('psql', ['--version']).status !== 0) return;
+      const reader = await role('names');
+      const script = fileURLToPath(new URL('../../sql/roles.sql', import.meta.url));
+      const psql = (source: string) =>
+        spawnSync(
+          'psql',
+          [
+            '-X',
+            '-q',
+            '-v',
+            'ON_ERROR_STOP=1',
+            '-d',
+            url,
+            '-v',
+            `job_role=${reader.name}`,
+            '-v',
+            `dryrun_role=${reader.name}_ro`,
+            '-v',
+            `source=${source}`,
+            '-f',
+            script,
+          ],
+          {
+            encoding: 'utf8',
+          },
+        );
+      roles.push(`${reader.name}_ro`);
+      expect(psql('"Attempts"').status).toBe(0);
+      const grants = await admin.query<{ quoted: boolean; lower: boolean }>(
+        `select has_table_privilege($1, '"Attempts"', 'SELECT') as quoted, has_table_privilege($1, 'attempt', 'SELECT') as lower`,
+        [reader.name],
+      );
+      expect(grants.rows[0]).toEqual({ quoted: true, lower: false });
+      expect(psql('Attempt').status).toBe(0);
+      expect(
+        (await admin.query<{ ok: boolean }>(`select has_table_privilege($1, 'attempt', 'SELECT') as ok`, [reader.name])).rows[0]?.ok,
+      ).toBe(true);
+    });
   });
 
-  test('a squatted lock key: exit 3 names the holder (pid, role, application)', async () => {
-    const squatter = await role('squatter');
-    const client = new pg.Client({ connectionString: squatter.url, application_name: 'squatting-psql' });
-    await client.connect();
-    try {
-      await client.query('select pg_advisory_lock($1, $2)', [lockKeys.namespace, lockKeys.writers]);
-      const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
-      const result = await runCli(['--date', '2025-11-01'], env);
-      expect(result.code).toBe(3);
-      expect(result.stderr).toMatch(
-        new RegExp(
-          `^\\[ERROR\\] another session holds the write lock; nothing was written\\. Held by pid ${pid} \\(role ${squatter.name}, application "squatting-psql"`,
-        ),
+  describe('permissions and squatted keys', () => {
+    test('permission denied (42501) exits 2 with one line saying what to grant', async () => {
+      const nobody = await role('nogrant');
+      await admin.query(
+        `grant select on attempt, aggregate_features_migrations, aggregate_features_runs, features_topic_daily to "${nobody.name}"`,
       );
-      expect(result.stderr).toMatch(/end it with select pg_terminate_backend\(pid\)/);
-    } finally {
-      await client.end();
-    }
-    expect((await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: 'attempt' })).code).toBe(0);
-  });
+      const result = await runCli(['--date', '2025-11-01'], { DATABASE_URL: nobody.url });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(
+        /^\[ERROR\] permission denied for table \w+ \(SQLSTATE 42501\): grant the job's role what sql\/roles\.sql grants/m,
+      );
+      expect(
+        result.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('[ERROR]')),
+      ).toHaveLength(1);
+    });
 
-  test('a squatted migrations key: exit 3 names the holder as the write lock does', async () => {
-    const squatter = await role('migsquat');
-    const client = new pg.Client({ connectionString: squatter.url, application_name: 'squatting-migrate' });
-    await client.connect();
-    try {
-      await client.query('select pg_advisory_lock($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
-      const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
-      const result = await runCli(['--date', '2025-11-01'], env);
-      expect(result.code).toBe(3);
-      expect(result.stderr).toMatch(
-        new RegExp(
-          `^\\[ERROR\\] a migration is being applied to this database .*nothing was written\\. Held by pid ${pid} \\(role ${squatter.name}, application "squatting-migrate"`,
-        ),
-      );
-      expect(result.stderr).toMatch(/end it with select pg_terminate_backend\(pid\)/);
-    } finally {
-      await client.end();
-    }
+    test('a squatted lock key: exit 3 names the holder (pid, role, application)', async () => {
+      const squatter = await role('squatter');
+      const client = new pg.Client({ connectionString: squatter.url, application_name: 'squatting-psql' });
+      await client.connect();
+      try {
+        await client.query('select pg_advisory_lock($1, $2)', [lockKeys.namespace, lockKeys.writers]);
+        const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+        const result = await runCli(['--date', '2025-11-01'], env);
+        expect(result.code).toBe(3);
+        expect(result.stderr).toMatch(
+          new RegExp(
+            `^\\[ERROR\\] another session holds the write lock; nothing was written\\. Held by pid ${pid} \\(role ${squatter.name}, application "squatting-psql"`,
+          ),
+        );
+        expect(result.stderr).toMatch(/end it with select pg_terminate_backend\(pid\)/);
+      } finally {
+        await client.end();
+      }
+      expect((await runCli(['--date', '2025-11-01', '--dry-run'], { ...env, AGG_SOURCE: 'attempt' })).code).toBe(0);
+    });
+
+    test('a squatted migrations key: exit 3 names the holder as the write lock does', async () => {
+      const squatter = await role('migsquat');
+      const client = new pg.Client({ connectionString: squatter.url, application_name: 'squatting-migrate' });
+      await client.connect();
+      try {
+        await client.query('select pg_advisory_lock($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
+        const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+        const result = await runCli(['--date', '2025-11-01'], env);
+        expect(result.code).toBe(3);
+        expect(result.stderr).toMatch(
+          new RegExp(
+            `^\\[ERROR\\] a migration is being applied to this database .*nothing was written\\. Held by pid ${pid} \\(role ${squatter.name}, application "squatting-migrate"`,
+          ),
+        );
+        expect(result.stderr).toMatch(/end it with select pg_terminate_backend\(pid\)/);
+      } finally {
+        await client.end();
+      }
+    });
   });
 });

@@ -468,14 +468,34 @@ function roundedMedian(values: number[]): number | null {
   return Number((lower + upper + 1n) / 2n); // (lower+upper)/2 rounded half up; values ≥ 0
 }
 
-export function oracle(attempts: OracleAttempt[], options: OracleOptions): OracleRow[] {
-  const tz = options.timezone;
-  new Intl.DateTimeFormat('en-US', { timeZone: tz }); // throws RangeError for an unknown time zone
-  const sinceDay = parseDate(options.since);
-  const anchorDay = parseDate(options.anchor);
+/** The attempts of one (user, topic) pair, or of one (user, topic, day), in the order read. */
+type AttemptList = ParsedAttempt[];
 
-  // 1. Keep attempts with a usable key, on or before the anchor day.
-  const used: ParsedAttempt[] = [];
+/** The valid estimates the theta columns and the theta improvement choose from. */
+interface ValidThetas {
+  /** student_topic_theta, by (user, topic). */
+  readonly byPair: Map<string, ValidEstimate[]>;
+  /** mirt_ability, by user (empty when the table does not exist). */
+  readonly mirtByUser: Map<string, ValidEstimate[]>;
+}
+
+/** Appends `item` to the list of `key`, starting the list when it is the first. */
+function pushTo<T>(map: Map<string, T[]>, key: string, item: T): void {
+  let list = map.get(key);
+  if (list === undefined) {
+    list = [];
+    map.set(key, list);
+  }
+  list.push(item);
+}
+
+/**
+ * Window: "Attempts after the anchor are never used. Attempts with a NULL or empty
+ * `student_id` or `topic_id` are ignored." Each kept attempt carries its day, cut in the
+ * job's time zone. Days before the window stay: the improvement index reads them.
+ */
+function usableAttempts(attempts: OracleAttempt[], anchorDay: number, tz: string): AttemptList {
+  const used: AttemptList = [];
   for (const a of attempts) {
     if (a.student_id === null || a.student_id === '' || a.topic_id === null || a.topic_id === '') continue;
     const at = parseInstant(a.completed_at);
@@ -494,143 +514,203 @@ export function oracle(attempts: OracleAttempt[], options: OracleOptions): Oracl
       hint_used: a.hint_used,
     });
   }
+  return used;
+}
 
-  // 2. Group the attempts in the window by (user, topic, day).
-  const groups = new Map<string, ParsedAttempt[]>();
+/**
+ * "For every (user, topic, day) with at least one attempt in the window": the window is every
+ * day from `since` to the anchor, both included. One list of attempts per row to write.
+ */
+function attemptsPerRow(used: AttemptList, sinceDay: number, anchorDay: number): AttemptList[] {
+  const groups = new Map<string, AttemptList>();
   for (const a of used) {
     if (a.day < sinceDay || a.day > anchorDay) continue;
-    const key = JSON.stringify([a.user_id, a.topic_id, a.day]);
-    let list = groups.get(key);
-    if (list === undefined) {
-      list = [];
-      groups.set(key, list);
-    }
-    list.push(a);
+    pushTo(groups, JSON.stringify([a.user_id, a.topic_id, a.day]), a);
   }
+  return [...groups.values()];
+}
 
-  // 3. All attempts of each (user, topic), for the improvement halves (days before `since` included).
-  const byPair = new Map<string, ParsedAttempt[]>();
-  for (const a of used) {
-    const key = pairKey(a.user_id, a.topic_id);
-    let list = byPair.get(key);
-    if (list === undefined) {
-      list = [];
-      byPair.set(key, list);
-    }
-    list.push(a);
-  }
+/** All usable attempts of each (user, topic), days before the window included: the improvement halves read them. */
+function historyPerPair(used: AttemptList): Map<string, AttemptList> {
+  const byPair = new Map<string, AttemptList>();
+  for (const a of used) pushTo(byPair, pairKey(a.user_id, a.topic_id), a);
+  return byPair;
+}
 
-  // 4. Valid estimates, by (user, topic); valid mirt rows, by user.
-  const estimatesByPair = new Map<string, ValidEstimate[]>();
+/**
+ * Theta's validity (docs/theta.md): an invalid estimate (theta NULL, NaN, ±Infinity, or not
+ * fitting numeric(6,3)) is skipped everywhere as if it did not exist. None is read when theta
+ * is disabled.
+ */
+function validThetas(options: OracleOptions): ValidThetas {
+  const byPair = new Map<string, ValidEstimate[]>();
   const mirtByUser = new Map<string, ValidEstimate[]>();
-  if (options.includeTheta) {
-    for (const e of options.estimates ?? []) {
-      const v = validateEstimate(e.user_id, e.topic_id, e.theta, e.se, e.updated_at, tz);
-      if (v === null) continue;
-      const key = pairKey(v.user_id, v.topic_id);
-      let list = estimatesByPair.get(key);
-      if (list === undefined) {
-        list = [];
-        estimatesByPair.set(key, list);
-      }
-      list.push(v);
-    }
-    for (const r of options.mirt ?? []) {
-      const v = validateEstimate(r.user_id, '', r.theta, r.se, r.fitted_at, tz);
-      if (v === null) continue;
-      let list = mirtByUser.get(v.user_id);
-      if (list === undefined) {
-        list = [];
-        mirtByUser.set(v.user_id, list);
-      }
-      list.push(v);
-    }
+  if (!options.includeTheta) return { byPair, mirtByUser };
+  for (const e of options.estimates ?? []) {
+    const v = validateEstimate(e.user_id, e.topic_id, e.theta, e.se, e.updated_at, options.timezone);
+    if (v !== null) pushTo(byPair, pairKey(v.user_id, v.topic_id), v);
   }
-  const mirtExists = options.mirt !== undefined;
+  for (const r of options.mirt ?? []) {
+    const v = validateEstimate(r.user_id, '', r.theta, r.se, r.fitted_at, options.timezone);
+    if (v !== null) pushTo(mirtByUser, v.user_id, v);
+  }
+  return { byPair, mirtByUser };
+}
+
+/** `attempts`: "attempts that day". */
+function attemptCount(day: AttemptList): number {
+  return day.length;
+}
+
+/** `correct`: "attempts with `correct IS TRUE`". */
+function correctCount(day: AttemptList): number {
+  return day.filter((a) => a.correct === true).length;
+}
+
+/** `hints`: "attempts with `hint_used IS TRUE`". */
+function hintCount(day: AttemptList): number {
+  return day.filter((a) => a.hint_used === true).length;
+}
+
+/** `last_seen_at`: "the last attempt's `completed_at`". */
+function lastSeen(day: AttemptList): bigint {
+  let last = day[0]!.at;
+  for (const a of day) if (a.at > last) last = a.at;
+  return last;
+}
+
+/** The valid response times of `avg_time_ms` and `rt_median`: "not NULL, ≥ 0". */
+function validResponseTimes(day: AttemptList): number[] {
+  const times: number[] = [];
+  for (const a of day) if (a.response_time_ms !== null && a.response_time_ms >= 0) times.push(a.response_time_ms);
+  return times;
+}
+
+/** `avg_time_ms`: "mean of the valid response times (not NULL, ≥ 0), rounded half away from zero; NULL if none". */
+function meanResponseTime(day: AttemptList): number | null {
+  return roundedMean(validResponseTimes(day));
+}
+
+/**
+ * `rt_median`: "median of the valid response times (mean of the two middle ones for an even
+ * count), rounded half away from zero"; NULL if none.
+ */
+function medianResponseTime(day: AttemptList): number | null {
+  return roundedMedian(validResponseTimes(day));
+}
+
+/**
+ * `theta_estimate`, `theta_sd`: "the IRT ability estimate as of the end of that day (never a
+ * later one)". docs/theta.md: the latest valid estimate of (u, t) before the end of d; else,
+ * when mirt_ability exists, the latest valid one of u; NULL if neither exists. `theta_sd` is
+ * that estimate's se, NULL when it is NULL or invalid. Both NULL with theta disabled.
+ */
+function thetaAsOf(
+  d: number,
+  pairEstimates: ValidEstimate[],
+  userEstimates: ValidEstimate[],
+  includeTheta: boolean,
+): { theta_estimate: string | null; theta_sd: string | null } {
+  if (!includeTheta) return { theta_estimate: null, theta_sd: null };
   const VERY_EARLY = Number.MIN_SAFE_INTEGER;
+  let chosen = latest(pairEstimates, VERY_EARLY, d);
+  if (chosen === null) chosen = latest(userEstimates, VERY_EARLY, d);
+  if (chosen === null) return { theta_estimate: null, theta_sd: null };
+  return { theta_estimate: formatMilli(chosen.thetaMilli), theta_sd: chosen.seMilli === null ? null : formatMilli(chosen.seMilli) };
+}
 
-  // 5. One row per group.
-  const rows: OracleRow[] = [];
-  for (const list of groups.values()) {
-    const first = list[0] as ParsedAttempt;
-    const u = first.user_id;
-    const t = first.topic_id;
-    const d = first.day;
+/** The two halves of the improvement index for day d: counts of answered and correct attempts. */
+interface Halves {
+  nR: number;
+  cR: number;
+  nP: number;
+  cP: number;
+}
 
-    let correct = 0;
-    let hints = 0;
-    let lastSeen = first.at;
-    const times: number[] = [];
-    for (const a of list) {
-      if (a.correct === true) correct += 1;
-      if (a.hint_used === true) hints += 1;
-      if (a.at > lastSeen) lastSeen = a.at;
-      if (a.response_time_ms !== null && a.response_time_ms >= 0) times.push(a.response_time_ms);
+/**
+ * Improvement index: "R = the (user, topic)'s attempts with a non-NULL `correct` on days
+ * d−13…d, P = those on d−27…d−14". Days before the window are read for it.
+ */
+function improvementHalves(history: AttemptList, d: number): Halves {
+  const halves: Halves = { nR: 0, cR: 0, nP: 0, cP: 0 };
+  for (const a of history) {
+    if (a.correct === null) continue;
+    if (a.day >= d - 13 && a.day <= d) {
+      halves.nR += 1;
+      if (a.correct) halves.cR += 1;
+    } else if (a.day >= d - 27 && a.day <= d - 14) {
+      halves.nP += 1;
+      if (a.correct) halves.cP += 1;
     }
-
-    // Theta as of day d.
-    let thetaEstimate: string | null = null;
-    let thetaSd: string | null = null;
-    const pairEstimates = estimatesByPair.get(pairKey(u, t)) ?? [];
-    if (options.includeTheta) {
-      let chosen = latest(pairEstimates, VERY_EARLY, d);
-      if (chosen === null && mirtExists) chosen = latest(mirtByUser.get(u) ?? [], VERY_EARLY, d);
-      if (chosen !== null) {
-        thetaEstimate = formatMilli(chosen.thetaMilli);
-        thetaSd = chosen.seMilli === null ? null : formatMilli(chosen.seMilli);
-      }
-    }
-
-    // Improvement: halves R = d−13…d and P = d−27…d−14, attempts with non-NULL correct.
-    let nR = 0;
-    let cR = 0;
-    let nP = 0;
-    let cP = 0;
-    for (const a of byPair.get(pairKey(u, t)) ?? []) {
-      if (a.correct === null) continue;
-      if (a.day >= d - 13 && a.day <= d) {
-        nR += 1;
-        if (a.correct) cR += 1;
-      } else if (a.day >= d - 27 && a.day <= d - 14) {
-        nP += 1;
-        if (a.correct) cP += 1;
-      }
-    }
-    let improvementMilli: bigint | null = null;
-    let done = false;
-    if (options.includeTheta && options.improvementMode === 'theta' && nR >= 5) {
-      const recent = latest(pairEstimates, d - 13, d);
-      const prev = latest(pairEstimates, d - 27, d - 14);
-      if (recent !== null && prev !== null) {
-        improvementMilli = thetaImprovementMilli(nR, recent, prev);
-        done = true;
-      }
-    }
-    if (!done) improvementMilli = accuracyImprovementMilli(nR, cR, nP, cP);
-
-    rows.push({
-      user_id: u,
-      topic_id: t,
-      date: formatDate(d),
-      attempts: list.length,
-      correct,
-      avg_time_ms: roundedMean(times),
-      rt_median: roundedMedian(times),
-      hints,
-      last_seen_at: formatInstant(lastSeen),
-      theta_estimate: thetaEstimate,
-      theta_sd: thetaSd,
-      improvement: improvementMilli === null ? null : formatMilli(improvementMilli),
-    });
   }
+  return halves;
+}
 
-  rows.sort((x, y) => {
-    if (x.user_id !== y.user_id) return x.user_id < y.user_id ? -1 : 1;
-    if (x.topic_id !== y.topic_id) return x.topic_id < y.topic_id ? -1 : 1;
-    if (x.date !== y.date) return x.date < y.date ? -1 : 1;
-    return 0;
-  });
-  return rows;
+/**
+ * `improvement`, in thousandths. Accuracy mode: "NULL if either [half] is empty, else
+ * clamp((p_R − p_P) · min(1, n_R/30) · (1 − min(0.5, 1.96·√(p_R(1−p_R)/n_R))), −1, 1)", exact.
+ * Theta mode (docs/theta.md): if n_R ≥ 5 and both θ_recent (latest valid estimate of days
+ * d−13…d) and θ_prev (of d−27…d−14) exist, clamp((θ_recent − θ_prev) · exposure ·
+ * (1 − min(0.5, 1.96·se_recent)), −1, 1); otherwise the accuracy formula.
+ */
+function improvementMilli(halves: Halves, d: number, pairEstimates: ValidEstimate[], options: OracleOptions): bigint | null {
+  const { nR, cR, nP, cP } = halves;
+  if (options.includeTheta && options.improvementMode === 'theta' && nR >= 5) {
+    const recent = latest(pairEstimates, d - 13, d);
+    const prev = latest(pairEstimates, d - 27, d - 14);
+    if (recent !== null && prev !== null) return thetaImprovementMilli(nR, recent, prev);
+  }
+  return accuracyImprovementMilli(nR, cR, nP, cP);
+}
+
+/** The row of one (user, topic, day): each column by its definition above. */
+function featureRow(day: AttemptList, history: Map<string, AttemptList>, thetas: ValidThetas, options: OracleOptions): OracleRow {
+  const first = day[0]!;
+  const d = first.day;
+  const pair = pairKey(first.user_id, first.topic_id);
+  const pairEstimates = thetas.byPair.get(pair) ?? [];
+  const theta = thetaAsOf(d, pairEstimates, thetas.mirtByUser.get(first.user_id) ?? [], options.includeTheta);
+  const improvement = improvementMilli(improvementHalves(history.get(pair) ?? [], d), d, pairEstimates, options);
+  return {
+    user_id: first.user_id,
+    topic_id: first.topic_id,
+    date: formatDate(d),
+    attempts: attemptCount(day),
+    correct: correctCount(day),
+    avg_time_ms: meanResponseTime(day),
+    rt_median: medianResponseTime(day),
+    hints: hintCount(day),
+    last_seen_at: formatInstant(lastSeen(day)),
+    theta_estimate: theta.theta_estimate,
+    theta_sd: theta.theta_sd,
+    improvement: improvement === null ? null : formatMilli(improvement),
+  };
+}
+
+/** Orders rows by (user_id, topic_id, date), comparing code units. */
+function byKey(x: OracleRow, y: OracleRow): number {
+  if (x.user_id !== y.user_id) return x.user_id < y.user_id ? -1 : 1;
+  if (x.topic_id !== y.topic_id) return x.topic_id < y.topic_id ? -1 : 1;
+  if (x.date !== y.date) return x.date < y.date ? -1 : 1;
+  return 0;
+}
+
+/**
+ * The rows of features_topic_daily for the window `options.since`…`options.anchor`, computed
+ * from `attempts` (and the theta tables of `options`) by the README's definitions, sorted by
+ * (user_id, topic_id, date).
+ */
+export function oracle(attempts: OracleAttempt[], options: OracleOptions): OracleRow[] {
+  const tz = options.timezone;
+  new Intl.DateTimeFormat('en-US', { timeZone: tz }); // throws RangeError for an unknown time zone
+  const sinceDay = parseDate(options.since);
+  const anchorDay = parseDate(options.anchor);
+  const used = usableAttempts(attempts, anchorDay, tz);
+  const history = historyPerPair(used);
+  const thetas = validThetas(options);
+  return attemptsPerRow(used, sinceDay, anchorDay)
+    .map((day) => featureRow(day, history, thetas, options))
+    .sort(byKey);
 }
 
 // ---------------------------------------------------------------------------------------------

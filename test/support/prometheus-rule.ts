@@ -3,7 +3,7 @@
  * deployment uses it: a TypeScript type for the strict field check of kubernetes.ts and a
  * validator with the CRD's required fields and types. kubernetes-models ships no model of it (the
  * operator's models are a separate package built for a newer kubernetes-models); the rules
- * themselves are checked by promtool (alerts.test.ts).
+ * themselves are checked by promtool (test/deploy/alerts.test.ts).
  */
 import type { INamespace } from 'kubernetes-models/v1/Namespace';
 

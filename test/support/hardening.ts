@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import pg from 'pg';
-import { cliPath } from '../support/cli.js';
+import { cliPath } from './cli.js';
 import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
 
 /** What the test's own connections call themselves in pg_stat_activity. */
@@ -24,7 +24,7 @@ export async function serverClient(url: string): Promise<pg.Client> {
 }
 
 /** Runs `fn` on a fresh session of `backend`, closed afterwards (for PGlite: the directory lock is released). */
-export { withSession as withDb } from '../support/backends.js';
+export { withSession as withDb } from './backends.js';
 
 export interface Spawned {
   readonly child: ChildProcess;
@@ -51,7 +51,7 @@ export function spawnCli(args: string[], env: Record<string, string | undefined>
 
 /**
  * A pause of a random length chosen by the caller: the moment of a random kill. Never for
- * waiting until something happened: that is test/support/wait.ts's waitFor, with a deadline.
+ * waiting until something happened: that is wait.ts's waitFor, with a deadline.
  */
 export function randomPause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -115,7 +115,7 @@ export function isKustomization(object: Record<string, unknown>): boolean {
 /** Validates one Kubernetes object against the schema of its kind; throws with the schema's errors. */
 export function validateObject(object: Record<string, unknown>): void {
   const kind = kinds[kindOf(object)];
-  if (!kind) throw new Error(`no schema registered for ${kindOf(object)}: add it to test/deploy/kubernetes.ts`);
+  if (!kind) throw new Error(`no schema registered for ${kindOf(object)}: add it to test/support/kubernetes.ts`);
   kind.validate(object);
 }
 

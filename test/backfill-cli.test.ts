@@ -3,6 +3,7 @@
  * progress (plain lines, JSON, a bar on a terminal), exit codes for bad flags, a range in the
  * future and a held lock, and resuming after the process is killed in the middle.
  */
+import { sql } from '../src/sql/tag.js';
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -73,15 +74,15 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
       // The same attempts behind a view that sleeps once per statement, for as long as
       // slow_attempt_pause says: at 0.25 s a day takes ≥ 0.25 s, so the process can be killed in
       // the middle of a backfill; at 0 the same command then resumes at full speed.
-      await session.query('create table slow_attempt_pause (seconds float8 not null); insert into slow_attempt_pause values (0.25)');
+      await session.query(sql`create table slow_attempt_pause (seconds float8 not null); insert into slow_attempt_pause values (0.25)`);
       await session.query(
-        'create view slow_attempt as select a.* from attempt a, (select pg_sleep((select seconds from slow_attempt_pause))) s',
+        sql`create view slow_attempt as select a.* from attempt a, (select pg_sleep((select seconds from slow_attempt_pause))) s`,
       );
     });
   });
 
   test('log lines: start, first and last progress with an ETA, ripple, rows, summary; the run log', async () => {
-    await withSession(backend, (s) => s.query('truncate features_topic_daily; truncate aggregate_features_runs'));
+    await withSession(backend, (s) => s.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`));
     const result = await runMain(['backfill', '--from', '2025-02-01', '--to', '2025-02-14'], env());
     expect(result.code).toBe(0);
     const truth = oracle(attempts, {
@@ -130,7 +131,7 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
     expect(records[2]).toMatchObject({ done: 3, total: 3, day: '2025-02-12', eta_ms: 0 });
     const [runId] = [...runIds];
     await withSession(backend, async (session) => {
-      const log = await session.query('select command, outcome from aggregate_features_runs where run_id = $1', [runId]);
+      const log = await session.query(sql`select command, outcome from aggregate_features_runs where run_id = ${runId}`);
       expect(log.rows).toEqual([{ command: 'backfill', outcome: 'success' }]);
     });
   });
@@ -155,7 +156,7 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
   test('refuses a range that ends in the future (exit 2) unless --allow-future', async () => {
     const today = await withSession(
       backend,
-      async (s) => (await s.query<{ d: string }>("select (now() at time zone 'UTC')::date::text as d")).rows[0]!.d,
+      async (s) => (await s.query<{ d: string }>(sql`select (now() at time zone 'UTC')::date::text as d`)).rows[0]!.d,
     );
     const future = addDays(today, 2);
     const refused = await runMain(['backfill', '--from', today, '--to', future], env());
@@ -168,7 +169,7 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
   });
 
   test('killed in the middle, the same command resumes: nothing skipped, nothing duplicated', async () => {
-    await withSession(backend, (s) => s.query('truncate features_topic_daily; truncate aggregate_features_runs'));
+    await withSession(backend, (s) => s.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`));
     const from = '2025-01-20';
     const to = '2025-02-18'; // 30 days, ≥ 7.5 s through the slow view
     const args = [cliPath, 'backfill', '--from', from, '--to', to, '--progress-interval', '0'];
@@ -196,9 +197,9 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
 
     const partial = await withSession(backend, async (session) => {
       const rows = await readFeatures(session);
-      const log = await session.query<{ outcome: string }>("select outcome from aggregate_features_runs where command = 'backfill'");
+      const log = await session.query<{ outcome: string }>(sql`select outcome from aggregate_features_runs where command = 'backfill'`);
       const stamps = await session.query<{ key: string; computed_at: string }>(
-        'select user_id || topic_id || date as key, computed_at::text as computed_at from features_topic_daily order by 1',
+        sql`select user_id || topic_id || date as key, computed_at::text as computed_at from features_topic_daily order by 1`,
       );
       return { rows, outcomes: log.rows.map((r) => r.outcome), stamps: stamps.rows };
     });
@@ -211,7 +212,7 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
     // Every committed day is whole: exactly the oracle's rows of those days.
     expect(byKey(partial.rows)).toEqual(byKey(truth.filter((r) => days.has(r.date))));
 
-    await withSession(backend, (s) => s.query('update slow_attempt_pause set seconds = 0'));
+    await withSession(backend, (s) => s.query(sql`update slow_attempt_pause set seconds = 0`));
     const resumed = await runMain(['backfill', '--from', from, '--to', to], { ...env(), AGG_SOURCE: 'slow_attempt' });
     expect(resumed.code).toBe(0);
     expect(resumed.lines.at(-2)).toBe(
@@ -221,13 +222,13 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
       expect(byKey(await readFeatures(session))).toEqual(byKey(truth));
       // The days written before the kill were not rewritten.
       const stamps = await session.query<{ key: string; computed_at: string }>(
-        'select user_id || topic_id || date as key, computed_at::text as computed_at from features_topic_daily order by 1',
+        sql`select user_id || topic_id || date as key, computed_at::text as computed_at from features_topic_daily order by 1`,
       );
       const before = new Map(partial.stamps.map((s) => [s.key, s.computed_at]));
       expect(stamps.rows.filter((s) => before.has(s.key)).every((s) => before.get(s.key) === s.computed_at)).toBe(true);
       // The killed run's record is closed as abandoned by the run that resumed.
       const log = await session.query<{ outcome: string; error: string | null }>(
-        "select outcome, error from aggregate_features_runs where command = 'backfill' order by started_at",
+        sql`select outcome, error from aggregate_features_runs where command = 'backfill' order by started_at`,
       );
       expect(log.rows).toEqual([
         { outcome: 'failed', error: 'abandoned: the process ended without recording an outcome' },

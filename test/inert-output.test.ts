@@ -9,6 +9,7 @@
  * JSON outputs stay valid JSON that gives the ids back exactly, with those characters escaped,
  * and the HTML page holds none of them raw either.
  */
+import { sql } from '../src/sql/tag.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -49,9 +50,9 @@ describe.each(backends)('hostile ids in every output ($name)', (backend) => {
         attempt('other', topic, '2025-03-03T12:00:00Z', 666, true),
       ]);
       // A source that fails one combination, with an error that quotes its ids.
-      await session.query(`create function afd_hostile_check(s text, t text, v int) returns int language plpgsql immutable as $$
+      await session.query(sql`create function afd_hostile_check(s text, t text, v int) returns int language plpgsql immutable as $$
         begin if v = 666 then raise exception 'bad row of % %', s, t; end if; return v; end $$`);
-      await session.query(`create view failing as select student_id, topic_id, completed_at, correct,
+      await session.query(sql`create view failing as select student_id, topic_id, completed_at, correct,
         afd_hostile_check(student_id, topic_id, response_time_ms) as response_time_ms, hint_used from attempt`);
     });
     if (backend.name === 'postgres') {

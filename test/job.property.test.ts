@@ -3,6 +3,7 @@
  * row of the window must equal the oracle's, after a first run and after the source changed
  * (late rows, deleted rows), and a re-run with no change must rewrite nothing.
  */
+import { sql } from '../src/sql/tag.js';
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
@@ -42,7 +43,7 @@ describe.each(backends)('job = oracle on generated data ($name)', (backend) => {
   test(`${runs} scenarios: first run, re-run, changed source`, async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArbitrary, fc.array(fc.nat(), { maxLength: 10 }), async (scenario, dropped) => {
-        await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+        await t.session.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`);
         const first = await runAndCompare(scenario, scenario.attempts);
         expect(first.inserted).toBe(first.combinations);
 

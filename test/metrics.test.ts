@@ -5,6 +5,7 @@
  * across a failure), the textfile merged across commands and written atomically, a push that
  * fails is a warning, and nothing for a dry run.
  */
+import { sql } from '../src/sql/tag.js';
 import { createServer, type Server } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -201,13 +202,15 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
     const lastSuccess = value(before, 'aggregate_features_last_success_timestamp_seconds', { command: 'run' });
     expect(lastSuccess).toBeGreaterThan(0);
     // An empty source for a window that holds rows: the guard fails the run (exit 1).
-    await withSession(backend, (s) => s.query('alter table attempt rename to attempt_hidden; create table attempt (like attempt_hidden)'));
+    await withSession(backend, (s) =>
+      s.query(sql`alter table attempt rename to attempt_hidden; create table attempt (like attempt_hidden)`),
+    );
     try {
       const failed = await runMain(['--date', '2025-05-15'], env());
       expect(failed.code).toBe(1);
       expect(failed.stderr).toMatch(/returned no attempts/);
     } finally {
-      await withSession(backend, (s) => s.query('drop table attempt; alter table attempt_hidden rename to attempt'));
+      await withSession(backend, (s) => s.query(sql`drop table attempt; alter table attempt_hidden rename to attempt`));
     }
     expect(pushes).toHaveLength(1);
     const pushed = parse(pushes[0]!.body);

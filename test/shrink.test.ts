@@ -4,6 +4,7 @@
  * ordinary correction (one topic of ten removed) goes through; --allow-shrink lets a
  * deliberate shrink through; the empty-source guard is its special case.
  */
+import { raw, sql } from '../src/sql/tag.js';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { JobError } from '../src/errors.js';
@@ -41,8 +42,8 @@ const backends = await allBackends('shrink');
 describe.each(backends)('the shrink guard ($name)', (backend) => {
   const t = useSession(backend, async (session) => {
     await prepareSchema(session);
-    await session.query(generate);
-    await session.query(views);
+    await session.query(raw(generate));
+    await session.query(raw(views));
     await runDaily(session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
   });
 
@@ -114,7 +115,7 @@ describe.each(backends)('the shrink guard ($name)', (backend) => {
   });
 
   test('an empty source is the special case: refused whatever the thresholds, in both runs', async () => {
-    await t.session.query(`create or replace view attempt_empty as select * from attempt where false`);
+    await t.session.query(sql`create or replace view attempt_empty as select * from attempt where false`);
     const tiny = { AGG_SHRINK_MIN_ATTEMPTS: '100000' };
     const { real, dry } = runs('attempt_empty', {}, tiny);
     const realOutcome = await outcome(real);

@@ -14,7 +14,7 @@
  * interruption loses, stay bounded). Node holds no rows.
  */
 import type { Session } from '../database/db.js';
-import { sql } from '../sql/tag.js';
+import { analyzeTarget, estimateSourceRows, indexRangeByDay, knownTargetRows, sortMemory } from '../sql/chunk.js';
 import { stagingOf } from '../sql/staging.js';
 import { clearRange, stageRange } from '../sql/write.js';
 import type { Window } from '../window.js';
@@ -50,17 +50,11 @@ export function spanOf(chunk: readonly Window[]): { since: string; anchor: strin
  * read) per day, against the session's work_mem and parallel workers.
  */
 export async function planChunkDays(session: Session, computation: Computation, range: Window): Promise<number> {
-  const estimate = await session.query<{ 'QUERY PLAN': unknown }>(
-    sql`explain (format json) select 1 from ${computation.source}
-        where completed_at >= to_timestamp(${range.startsAt}::float8) and completed_at < to_timestamp(${range.endsAt}::float8)`,
-  );
+  const estimate = await session.query<{ 'QUERY PLAN': unknown }>(estimateSourceRows(computation.source, range));
   const plan = estimate.rows[0]?.['QUERY PLAN'];
   const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as [{ Plan: { 'Plan Rows': number } }] | undefined;
   const rows = parsed?.[0]?.Plan['Plan Rows'] ?? 0;
-  const memory = await session.query<{ bytes: string }>(
-    `select (pg_size_bytes(current_setting('work_mem'))
-             * (1 + least(current_setting('max_parallel_workers_per_gather')::int, 2)))::text as bytes`,
-  );
+  const memory = await session.query<{ bytes: string }>(sortMemory);
   return chunkDays(rows / Math.max(1, range.days), Number(memory.rows[0]!.bytes));
 }
 
@@ -84,7 +78,7 @@ export async function stageChunk(
     throw err;
   }
   const staging = stagingOf(work);
-  if (staging.temporary) await session.query(sql`create index on ${staging.range} (date)`);
+  if (staging.temporary) await session.query(indexRangeByDay(staging.range));
   return true;
 }
 
@@ -103,16 +97,14 @@ export async function dropStaged(session: Session, work: Pick<Work, 'shard' | 'd
  * backfill. Without the right to analyze the table PostgreSQL only warns, and nothing changes.
  */
 export async function targetGrowth(session: Session): Promise<{ written(inserted: number): Promise<void> }> {
-  const known = await session.query<{ rows: number }>(
-    "select greatest(reltuples, 0)::float8 as rows from pg_class where oid = to_regclass('features_topic_daily')",
-  );
+  const known = await session.query<{ rows: number }>(knownTargetRows);
   let rows = known.rows[0]?.rows ?? 0;
   let pending = 0;
   return {
     async written(inserted: number) {
       pending += inserted;
       if (pending <= Math.max(rows, 10_000)) return;
-      await session.query('analyze features_topic_daily');
+      await session.query(analyzeTarget);
       rows += pending;
       pending = 0;
     },

@@ -3,7 +3,6 @@
  * progress (plain lines, JSON, a bar on a terminal), exit codes for bad flags, a range in the
  * future and a held lock, and resuming after the process is killed in the middle.
  */
-import { sql } from '../src/sql/tag.js';
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -14,6 +13,7 @@ import { allBackends, withSession } from './support/backends.js';
 import { cliPath, runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { addDays, history } from './support/history.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('backfill_cli');
 const attempts = history({ first: '2025-01-01', days: 60, seed: 7 });

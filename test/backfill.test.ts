@@ -4,7 +4,6 @@
  * brings the improvement of the 27 following days to the oracle's values (and touches nothing
  * else), the empty-source guard holds per day, and ranges in the future or too long are refused.
  */
-import { sql } from '../src/sql/tag.js';
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
 import { runBackfill, type BackfillProgress } from '../src/pipeline/backfill.js';
@@ -20,6 +19,7 @@ import { allBackends, useSession } from './support/backends.js';
 import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { addDays, history } from './support/history.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('backfill');
 const timezone = 'America/New_York';

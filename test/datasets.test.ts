@@ -6,7 +6,6 @@
  * (CI=true: a CI that lost the data must not pass with zero comparisons) and are skipped,
  * visibly, elsewhere (each one reported as a skipped test naming the missing file).
  */
-import { sql } from '../src/sql/tag.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -21,6 +20,7 @@ import { allBackends, useSession } from './support/backends.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 import { explainAll } from './support/explain.js';
 import { addDays } from './support/history.js';
+import { sql } from '../src/sql/tag.js';
 
 const datasetsDirectory = fileURLToPath(new URL('../../shared/datasets/', import.meta.url));
 

@@ -5,7 +5,6 @@
  * stored row differs, exit 2 for a row that does not exist). On the two real datasets it is
  * checked in test/datasets.test.ts, which has them imported already.
  */
-import { sql } from '../src/sql/tag.js';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { explainRow, type Explanation } from '../src/explain/explain.js';
@@ -18,6 +17,7 @@ import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history, prng } from './support/history.js';
 import { insertEstimates } from './support/theta.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('explain');
 const attempts = history({ first: '2025-02-01', days: 40, seed: 11, activity: 0.5 });

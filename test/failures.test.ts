@@ -4,7 +4,6 @@
  * retried; a lock held too long ends the run; an empty source deletes nothing; missed nights
  * widen the window.
  */
-import { raw, sql } from '../src/sql/tag.js';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
@@ -18,6 +17,7 @@ import { allBackends, serverBackend, useSession } from './support/backends.js';
 import { cliPath, runMain } from './support/cli.js';
 import { attempt, insertBusyAttempts, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { waitFor } from './support/wait.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const attempts: OracleAttempt[] = [
   attempt('u1', 'algebra', '2025-10-20T10:00:00Z', 1000),

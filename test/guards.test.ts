@@ -4,7 +4,6 @@
  * process's own pid (pid 1 in containers) is taken over; a mistyped pglite: directory and a
  * daily run for a future day are refused.
  */
-import { sql } from '../src/sql/tag.js';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -21,6 +20,7 @@ import { cliPath, runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 import { testTempDir } from './support/resources.js';
 import { waitFor } from './support/wait.js';
+import { sql } from '../src/sql/tag.js';
 
 const generate = (students: number) => sql`
   insert into attempt

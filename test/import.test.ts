@@ -1,5 +1,4 @@
 /** import-attempts: quoted fields, NULLs, and all-or-nothing with the bad line named. */
-import { sql } from '../src/sql/tag.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -7,6 +6,7 @@ import { parseQualifiedName } from '../src/sql/identifiers.js';
 import { importAttempts } from '../src/source/import-attempts.js';
 import { allBackends, useSession } from './support/backends.js';
 import { testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('import');
 const header = 'student_id,topic_id,completed_at,correct,response_time_ms,hint_used';

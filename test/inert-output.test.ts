@@ -9,7 +9,6 @@
  * JSON outputs stay valid JSON that gives the ids back exactly, with those characters escaped,
  * and the HTML page holds none of them raw either.
  */
-import { sql } from '../src/sql/tag.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -18,6 +17,7 @@ import { allBackends, withSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { attempt, loadAttempts, prepareSchema } from './support/data.js';
 import { databaseName, registerRole, testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 const student = 'stu\u001b[2J\u001b[31m\u0007\u2028dent';
 const topic = 'top\u001b]0;owned\u0007\u202eic\u0085\u2029\u2066x\u2069\u200f\u061c\u009b\u007f\r\nend';

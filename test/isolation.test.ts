@@ -6,7 +6,6 @@
  * fails; one that raises on every row of a large source ends quickly, saying the
  * source is broken wholesale, with nothing written.
  */
-import { raw, sql } from '../src/sql/tag.js';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { runDaily } from '../src/pipeline/daily.js';
@@ -15,6 +14,7 @@ import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
 import { attempt, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const attempts: OracleAttempt[] = [
   attempt('u1', 'algebra', '2025-10-20T10:00:00Z', 1000),

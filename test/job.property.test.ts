@@ -3,7 +3,6 @@
  * row of the window must equal the oracle's, after a first run and after the source changed
  * (late rows, deleted rows), and a re-run with no change must rewrite nothing.
  */
-import { sql } from '../src/sql/tag.js';
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
@@ -14,6 +13,7 @@ import { scenarioArbitrary, byKey, type Scenario } from './support/arbitraries.j
 import { allBackends, useSession } from './support/backends.js';
 import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('job_property');
 const runs = propertyRuns;

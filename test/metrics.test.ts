@@ -5,7 +5,6 @@
  * across a failure), the textfile merged across commands and written atomically, a push that
  * fails is a warning, and nothing for a dry run.
  */
-import { sql } from '../src/sql/tag.js';
 import { createServer, type Server } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +16,7 @@ import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 import { testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 /** One sample of the text exposition format, parsed here independently of src/. */
 interface Sample {

@@ -3,13 +3,13 @@
  * (missing columns, no primary key) without losing a row, and refusal of edited or unknown
  * applied migrations. On PGlite and the server.
  */
-import { sql } from '../src/sql/tag.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { checkSchema, loadMigrations, migrate } from '../src/database/migrate.js';
 import { allBackends, useSession } from './support/backends.js';
 import { testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('migrate');
 

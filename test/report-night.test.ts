@@ -5,7 +5,6 @@
  * when a night is expected; `--date` checks that night instead. On PGlite and the server, with
  * the database's clock.
  */
-import { raw, sql } from '../src/sql/tag.js';
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { Report } from '../src/report/collect.js';
 import { judgeNight, type ShardNight } from '../src/report/night.js';
@@ -13,6 +12,7 @@ import { allBackends, withSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('report_night');
 

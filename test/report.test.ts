@@ -4,7 +4,6 @@
  * and `--check` exit codes on a healthy window, a missed night, a failed run and a drop; the
  * width limit with long names; the default period when yesterday is empty; `--html`.
  */
-import { sql } from '../src/sql/tag.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -14,6 +13,7 @@ import { testTempDir } from './support/resources.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('report');
 const longTopic = 'Unit 12: Solving systems of linear equations by substitution and by elimination, Section 4 (review)';

@@ -4,7 +4,6 @@
  * ordinary correction (one topic of ten removed) goes through; --allow-shrink lets a
  * deliberate shrink through; the empty-source guard is its special case.
  */
-import { raw, sql } from '../src/sql/tag.js';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { JobError } from '../src/errors.js';
@@ -13,6 +12,7 @@ import type { RunEvent } from '../src/observe/events.js';
 import { allBackends, useSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 // 12 students × 10 topics × 10 days (2025-10-23 … 2025-11-01) × 2 attempts: 240 attempts a day.
 const generate = `

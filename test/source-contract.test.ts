@@ -3,7 +3,6 @@
  * zone` is refused (exit 2) unless AGG_SOURCE_TIMEZONE names its zone, and then gives the
  * same rows as the timestamptz source; columns of the wrong type are refused naming them.
  */
-import { raw, sql } from '../src/sql/tag.js';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
@@ -12,6 +11,7 @@ import { runVerify } from '../src/pipeline/verify.js';
 import { allBackends, useSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 // Attempts around local midnights in New York, so a wrong zone moves them to other days.
 const generate = `

@@ -18,7 +18,6 @@
  * - AGG_TIMEZONE changed after a UTC backfill is refused (exit 2, nothing written) until
  *   `backfill --redefine` has rebuilt the history, whose attempts then add up to the source's.
  */
-import { raw, sql } from '../src/sql/tag.js';
 import { describe, expect, test } from 'vitest';
 import { ensureAttemptTable } from '../src/source/attempt-table.js';
 import { loadConfig } from '../src/config/index.js';
@@ -32,6 +31,7 @@ import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
 import { collectReport, type Report } from '../src/report/collect.js';
 import { allBackends, useSession } from './support/backends.js';
 import { prepareSchema, readFeatures } from './support/data.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 /** Attempts of the days first + 0 … first + count − 1 into `table`: a weekday has all 200 students, a weekend day 80. */
 const generate = (table: string, first: string, count: number) => `

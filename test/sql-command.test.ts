@@ -11,7 +11,6 @@
  * session all fail, a statement past AGG_SQL_TIMEOUT_MS is cancelled, and without a reader role
  * it refuses with exit 2.
  */
-import { sql } from '../src/sql/tag.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -21,6 +20,7 @@ import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 import { databaseName, registerRole, testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('sql_command');
 

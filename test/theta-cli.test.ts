@@ -4,13 +4,13 @@
  * skipped estimates; and a backfill of an old day (--date) that estimates made later cannot
  * change.
  */
-import { sql } from '../src/sql/tag.js';
 import { describe, expect, test } from 'vitest';
 import type { OracleAttempt, OracleEstimate } from './oracle/oracle.js';
 import { allBackends, withSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { createThetaTables, insertEstimates } from './support/theta.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('theta_cli');
 

@@ -9,7 +9,6 @@
  * - no leakage: estimates dated after day d never change d's row, also in a backfill of an
  *   old day (--date).
  */
-import { sql } from '../src/sql/tag.js';
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
@@ -23,6 +22,7 @@ import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { seText, thetaScenarioArbitrary, thetaText, type ThetaScenario } from './support/theta-arbitraries.js';
 import { createThetaTables, insertEstimates, insertMirt, readEstimates, readMirt } from './support/theta.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('theta_property');
 const runs = propertyRuns;

@@ -6,7 +6,6 @@
  * fallback) with theta and se stored as numeric and as double precision. Values the random
  * histories of theta.property.test.ts reach only by luck are pinned here.
  */
-import { raw, sql } from '../src/sql/tag.js';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
@@ -19,6 +18,7 @@ import { allBackends, useSession } from './support/backends.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import type { NumberType } from './support/theta-arbitraries.js';
 import { createThetaTables, insertEstimates, insertMirt, readEstimates, readMirt } from './support/theta.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('theta');
 

@@ -4,13 +4,13 @@
  * rolled back and the upsert writes the rows as it always did. On both databases, through
  * upsertIsolated, with the statements the run uses.
  */
-import { sql } from '../src/sql/tag.js';
 import { describe, expect, test } from 'vitest';
 import type { Session } from '../src/database/db.js';
 import { upsertIsolated } from '../src/pipeline/upsert.js';
 import { inTransaction } from '../src/database/transaction.js';
 import { allBackends, withSession } from './support/backends.js';
 import { prepareSchema } from './support/data.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('upsert');
 

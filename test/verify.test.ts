@@ -4,13 +4,13 @@
  * table is corrupted; explicit ranges, shards, JSON lines, usage errors; and a role that may
  * only SELECT (it writes nothing, not even to the run log).
  */
-import { raw, sql } from '../src/sql/tag.js';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { allBackends, withSession } from './support/backends.js';
 import { registerRole } from './support/resources.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('verify');
 const attempts = history({ first: '2025-01-01', days: 50, seed: 11 });

@@ -6,13 +6,13 @@
  * case, a bigint in decimal). And whatever fails, no output ever contains the password of
  * DATABASE_URL (the first command of each case as a process, `node dist/cli.js`).
  */
-import { raw, sql } from '../../src/sql/tag.js';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { oracle, type OracleAttempt, type OracleRow } from '../oracle/oracle.js';
 import { allBackends, serverBackend } from '../support/backends.js';
 import { runCli, runMain } from '../support/cli.js';
 import { readRows, rowText, sortRows, withDb, type Queryable } from './support.js';
+import { raw, sql } from '../../src/sql/tag.js';
 
 // ---------------------------------------------------------------------------------------------
 // The cases.

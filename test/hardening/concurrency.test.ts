@@ -14,7 +14,6 @@
  * the test lets it go; on PGlite it stops the first process (SIGSTOP) once its lock file names
  * it. Every wait is for a condition with a deadline (test/support/wait.ts), never a sleep.
  */
-import { sessionOf } from '../../src/database/db.js';
 import { raw, sql } from '../../src/sql/tag.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,6 +37,7 @@ import {
   withDb,
   type Queryable,
 } from './support.js';
+import { sessionOf } from '../../src/database/db.js';
 
 const anchor = '2025-11-04';
 const since = '2025-10-28';

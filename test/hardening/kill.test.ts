@@ -16,7 +16,6 @@
  * Every wait is for a condition with a deadline (test/support/wait.ts); the only fixed delays
  * are the random kill moments themselves.
  */
-import { raw, sql } from '../../src/sql/tag.js';
 import { sessionOf } from '../../src/database/db.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,6 +42,7 @@ import {
   type Queryable,
   type Spawned,
 } from './support.js';
+import { raw, sql } from '../../src/sql/tag.js';
 
 const anchor = '2025-11-04';
 const since = '2025-10-28'; // anchor − 7 (AGG_LOOKBACK_DAYS=7)

@@ -6,7 +6,6 @@
  * The dry-run role's normal run fails clearly, and the job role cannot create tables or touch
  * anything beyond its grants.
  */
-import { sessionOf } from '../../src/database/db.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -16,6 +15,7 @@ import { serverBackend } from '../support/backends.js';
 import { registerRole } from '../support/resources.js';
 import { runCli } from '../support/cli.js';
 import { generateAttemptsSql, readAttempts, readRows, rowText, serverClient, sortRows } from './support.js';
+import { sessionOf } from '../../src/database/db.js';
 
 const script = fileURLToPath(new URL('../../sql/roles.sql', import.meta.url));
 const psqlAvailable = spawnSync('psql', ['--version']).status === 0;

@@ -3,12 +3,12 @@
  * for the test's own queries (its own application_name, so it is never mistaken for the job),
  * attempts generated inside PostgreSQL, and rows grouped per day for the atomicity checks.
  */
-import { raw, sql } from '../../src/sql/tag.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { cliPath } from '../support/cli.js';
 import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
 import type { Session } from '../../src/database/db.js';
+import { raw, sql } from '../../src/sql/tag.js';
 
 /** What the test's own connections call themselves in pg_stat_activity. */
 export const testApplicationName = 'afd-hardening-test';

@@ -1,10 +1,10 @@
 /** Helpers that load attempts and read features_topic_daily in the oracle's shapes. */
-import { raw, sql } from '../../src/sql/tag.js';
 import { ensureAttemptTable } from '../../src/source/attempt-table.js';
 import type { Session } from '../../src/database/db.js';
 import { parseQualifiedName } from '../../src/sql/identifiers.js';
 import { migrate } from '../../src/database/migrate.js';
 import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
+import { raw, sql } from '../../src/sql/tag.js';
 
 /** One attempt without a hint, for hand-written fixtures: student, topic, instant, response time, correctness. */
 export function attempt(student: string, topic: string, at: string, rt: number, correct = true): OracleAttempt {

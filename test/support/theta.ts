@@ -1,8 +1,8 @@
 /** Helpers that create and fill student_topic_theta and mirt_ability, and read them back as the oracle takes them. */
-import { raw, sql } from '../../src/sql/tag.js';
 import type { Session } from '../../src/database/db.js';
 import type { OracleEstimate, OracleMirt } from '../oracle/oracle.js';
 import type { ThetaTablesShape } from './theta-arbitraries.js';
+import { raw, sql } from '../../src/sql/tag.js';
 
 /** (Re)creates the theta tables in the given shape; mirt_ability is dropped when shape.mirt is undefined. */
 export async function createThetaTables(session: Session, shape: ThetaTablesShape): Promise<void> {

@@ -20,6 +20,7 @@ import pg from 'pg';
 import { ensureAttemptTable } from '../src/source/attempt-table.js';
 import { parseQualifiedName } from '../src/sql/identifiers.js';
 import { migrate } from '../src/database/migrate.js';
+import { sessionOf } from '../src/database/db.js';
 import { computeSelect } from '../src/sql/compute.js';
 import {
   createDemoHash,
@@ -165,9 +166,9 @@ async function main(): Promise<void> {
 async function generate(client: pg.Client): Promise<void> {
   const t0 = Date.now();
   console.log(`generating ${students} students × ${days} days …`);
-  await migrate(client as unknown as pg.PoolClient);
+  await migrate(sessionOf(client));
   await client.query('drop table if exists attempt');
-  await ensureAttemptTable(client as unknown as pg.PoolClient, source);
+  await ensureAttemptTable(sessionOf(client), source);
   await client.query(createDemoHash);
   for (let to = days - 1; to >= 0; to -= 7) {
     await client.query(insertDemoAttempts(demo, { from: Math.max(0, to - 6), to }));

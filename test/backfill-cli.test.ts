@@ -13,6 +13,7 @@ import { allBackends, withSession } from './support/backends.js';
 import { cliPath, runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { addDays, history } from './support/history.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('backfill_cli');
 const attempts = history({ first: '2025-01-01', days: 60, seed: 7 });
@@ -73,17 +74,17 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
       // The same attempts behind a view that sleeps once per statement, for as long as
       // slow_attempt_pause says: at 0.25 s a chunk takes ≥ 0.25 s, so the process can be killed in
       // the middle of a backfill; at 0 the same command then resumes at full speed.
-      await session.query('create table slow_attempt_pause (seconds float8 not null); insert into slow_attempt_pause values (0.25)');
+      await session.query(sql`create table slow_attempt_pause (seconds float8 not null); insert into slow_attempt_pause values (0.25)`);
       await session.query(
         // Materialized, so that a plan that rescans the view (a nested loop over it) sleeps once, not per row.
-        'create view slow_attempt as with s as materialized (select pg_sleep((select seconds from slow_attempt_pause))) select a.* from attempt a, s',
+        sql`create view slow_attempt as with s as materialized (select pg_sleep((select seconds from slow_attempt_pause))) select a.* from attempt a, s`,
       );
     });
   });
 
   describe('the log and the terminal', () => {
     test('log lines: start, first and last progress with an ETA, ripple, rows, summary; the run log', async () => {
-      await withSession(backend, (s) => s.query('truncate features_topic_daily; truncate aggregate_features_runs'));
+      await withSession(backend, (s) => s.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`));
       const result = await runMain(['backfill', '--from', '2025-02-01', '--to', '2025-02-14', '--chunk-days', '7'], env());
       expect(result.code).toBe(0);
       const truth = oracle(attempts, {
@@ -136,7 +137,7 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
       expect(records[1]).toMatchObject({ done: 3, total: 3, day: '2025-02-12', eta_ms: 0 });
       const [runId] = [...runIds];
       await withSession(backend, async (session) => {
-        const log = await session.query('select command, outcome from aggregate_features_runs where run_id = $1', [runId]);
+        const log = await session.query(sql`select command, outcome from aggregate_features_runs where run_id = ${runId}`);
         expect(log.rows).toEqual([{ command: 'backfill', outcome: 'success' }]);
       });
     });
@@ -163,7 +164,7 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
     test('refuses a range that ends in the future (exit 2) unless --allow-future', async () => {
       const today = await withSession(
         backend,
-        async (s) => (await s.query<{ d: string }>("select (now() at time zone 'UTC')::date::text as d")).rows[0]!.d,
+        async (s) => (await s.query<{ d: string }>(sql`select (now() at time zone 'UTC')::date::text as d`)).rows[0]!.d,
       );
       const future = addDays(today, 2);
       const refused = await runMain(['backfill', '--from', today, '--to', future], env());
@@ -176,7 +177,7 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
     });
 
     test('killed in the middle, the same command resumes: nothing skipped, nothing duplicated', async () => {
-      await withSession(backend, (s) => s.query('truncate features_topic_daily; truncate aggregate_features_runs'));
+      await withSession(backend, (s) => s.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`));
       const from = '2025-01-20';
       const to = '2025-02-18'; // 30 days in chunks of 3, ≥ 2.5 s through the slow view
       const args = [cliPath, 'backfill', '--from', from, '--to', to, '--progress-interval', '0', '--chunk-days', '3'];
@@ -204,9 +205,9 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
 
       const partial = await withSession(backend, async (session) => {
         const rows = await readFeatures(session);
-        const log = await session.query<{ outcome: string }>("select outcome from aggregate_features_runs where command = 'backfill'");
+        const log = await session.query<{ outcome: string }>(sql`select outcome from aggregate_features_runs where command = 'backfill'`);
         const stamps = await session.query<{ key: string; computed_at: string }>(
-          'select user_id || topic_id || date as key, computed_at::text as computed_at from features_topic_daily order by 1',
+          sql`select user_id || topic_id || date as key, computed_at::text as computed_at from features_topic_daily order by 1`,
         );
         return { rows, outcomes: log.rows.map((r) => r.outcome), stamps: stamps.rows };
       });
@@ -219,7 +220,7 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
       // Every committed day is whole: exactly the oracle's rows of those days.
       expect(byKey(partial.rows)).toEqual(byKey(truth.filter((r) => days.has(r.date))));
 
-      await withSession(backend, (s) => s.query('update slow_attempt_pause set seconds = 0'));
+      await withSession(backend, (s) => s.query(sql`update slow_attempt_pause set seconds = 0`));
       const resumed = await runMain(['backfill', '--from', from, '--to', to], { ...env(), AGG_SOURCE: 'slow_attempt' });
       expect(resumed.code).toBe(0);
       expect(resumed.lines.at(-2)).toBe(
@@ -229,13 +230,13 @@ describe.each(backends)('backfill from the command line ($name)', (backend) => {
         expect(byKey(await readFeatures(session))).toEqual(byKey(truth));
         // The days written before the kill were not rewritten.
         const stamps = await session.query<{ key: string; computed_at: string }>(
-          'select user_id || topic_id || date as key, computed_at::text as computed_at from features_topic_daily order by 1',
+          sql`select user_id || topic_id || date as key, computed_at::text as computed_at from features_topic_daily order by 1`,
         );
         const before = new Map(partial.stamps.map((s) => [s.key, s.computed_at]));
         expect(stamps.rows.filter((s) => before.has(s.key)).every((s) => before.get(s.key) === s.computed_at)).toBe(true);
         // The killed run's record is closed as abandoned by the run that resumed.
         const log = await session.query<{ outcome: string; error: string | null }>(
-          "select outcome, error from aggregate_features_runs where command = 'backfill' order by started_at",
+          sql`select outcome, error from aggregate_features_runs where command = 'backfill' order by started_at`,
         );
         expect(log.rows).toEqual([
           { outcome: 'failed', error: 'abandoned: the process ended without recording an outcome' },

@@ -19,6 +19,7 @@ import { allBackends, useSession } from './support/backends.js';
 import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { addDays, history } from './support/history.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('backfill');
 const timezone = 'America/New_York';
@@ -41,7 +42,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
   const emit = (e: RunEvent) => events.push(e);
 
   async function reset(source: OracleAttempt[]) {
-    await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+    await t.session.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`);
     await loadAttempts(t.session, source);
     events.length = 0;
   }
@@ -68,7 +69,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
 
       // The run log: one row, command 'backfill', the range, the counts.
       const log = await t.session.query<Record<string, unknown>>(
-        'select command, shard, since::text as since, anchor::text as anchor, outcome, combinations, inserted from aggregate_features_runs',
+        sql`select command, shard, since::text as since, anchor::text as anchor, outcome, combinations, inserted from aggregate_features_runs`,
       );
       expect(log.rows).toEqual([
         {
@@ -88,7 +89,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
       expect(byKey(await readFeatures(t.session))).toEqual(byKey(oracleRows));
 
       // The same days written by N daily runs (lookback 0, one per day) give the same rows.
-      await t.session.query('truncate features_topic_daily');
+      await t.session.query(sql`truncate features_topic_daily`);
       const daily = loadConfig({ AGG_TIMEZONE: timezone, AGG_LOOKBACK_DAYS: '0' });
       for (let d = 0; d < 20; d++) await runDaily(t.session, daily, { date: addDays(from, d) }, () => undefined);
       expect(byKey(await readFeatures(t.session))).toEqual(byKey(rows));
@@ -183,22 +184,17 @@ describe.each(backends)('backfill ($name)', (backend) => {
       // inserts rows nor changes columns other than improvement.
       const victim = before.find((r) => r.date === addDays(to, 3))!;
       const tampered = before.find((r) => r.date === addDays(to, 5))!;
-      await t.session.query('delete from features_topic_daily where user_id = $1 and topic_id = $2 and date = $3', [
-        victim.user_id,
-        victim.topic_id,
-        victim.date,
-      ]);
-      await t.session.query('update features_topic_daily set attempts = 999 where user_id = $1 and topic_id = $2 and date = $3', [
-        tampered.user_id,
-        tampered.topic_id,
-        tampered.date,
-      ]);
+      await t.session.query(
+        sql`delete from features_topic_daily where user_id = ${victim.user_id} and topic_id = ${victim.topic_id} and date = ${victim.date}`,
+      );
+      await t.session.query(
+        sql`update features_topic_daily set attempts = 999 where user_id = ${tampered.user_id} and topic_id = ${tampered.topic_id} and date = ${tampered.date}`,
+      );
       const computedAt = async (since: string, until: string) =>
         (
           await t.session.query<{ key: string; computed_at: string }>(
-            `select user_id || '|' || topic_id || '|' || date as key, computed_at::text as computed_at
-           from features_topic_daily where date between $1 and $2 order by 1`,
-            [since, until],
+            sql`select user_id || '|' || topic_id || '|' || date as key, computed_at::text as computed_at
+           from features_topic_daily where date between ${since} and ${until} order by 1`,
           )
         ).rows;
       const untouchedBefore = await computedAt(addDays(rippleEnd, 1), last);
@@ -239,7 +235,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
       // An upstream outage: the attempts of 2025-03-05 (New York) are gone.
       const outage = attempts.filter((a) => !(a.completed_at >= '2025-03-05T05:00' && a.completed_at < '2025-03-06T05:00'));
       await loadAttempts(t.session, outage);
-      await t.session.query("update features_topic_daily set correct = correct + 100 where date between '2025-03-01' and '2025-03-10'");
+      await t.session.query(sql`update features_topic_daily set correct = correct + 100 where date between '2025-03-01' and '2025-03-10'`);
       // In chunks of 4 days: 03-01..03-04 is written, 03-05..03-08 refused (the day's few attempts
       // are below the shrink guard's threshold, but a backfill refuses an emptied day whatever they are).
       const failing = runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10', chunkDays: 4 }, emit);
@@ -250,7 +246,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
       expect(byKey(rows.filter((r) => r.date < '2025-03-05'))).toEqual(byKey(truth)); // repaired, committed
       expect(rows.filter((r) => r.date >= '2025-03-05').every((r) => r.correct >= 100)).toBe(true); // untouched
       const outcome = await t.session.query<{ outcome: string; error: string }>(
-        "select outcome, error from aggregate_features_runs where command = 'backfill' order by started_at desc limit 1",
+        sql`select outcome, error from aggregate_features_runs where command = 'backfill' order by started_at desc limit 1`,
       );
       expect(outcome.rows[0]).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/returned no attempts/) as unknown });
 
@@ -265,7 +261,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
   describe('refusals and the lock', () => {
     test('refuses a range that ends after today, one longer than the bound, and one that runs backwards', async () => {
       await reset(attempts);
-      const today = (await t.session.query<{ d: string }>('select (now() at time zone $1)::date::text as d', [timezone])).rows[0]!.d;
+      const today = (await t.session.query<{ d: string }>(sql`select (now() at time zone ${timezone})::date::text as d`)).rows[0]!.d;
       const tomorrow = addDays(today, 1);
       await expect(runBackfill(t.session, config, { from: today, to: tomorrow }, emit)).rejects.toThrow(
         new RegExp(`--to ${tomorrow} is in the future \\(today is ${today} in America/New_York\\)`),

@@ -54,14 +54,14 @@ describe.runIf(!cluster)('the job on a Citus cluster: no cluster', () => {
 
 /** Distributes a table of the test's own (what an operator runs once for the source and the theta tables). */
 async function distribute(session: Session, table: string, column: string): Promise<void> {
-  await session.query(`select create_distributed_table($1, $2, colocate_with => 'attempt')`, [table, column]);
+  await session.query(sql`select create_distributed_table(${table}, ${column}, colocate_with => 'attempt')`);
 }
 
 /** Creates the attempt table, distributes it by student_id, then migrates with --distribute. */
 async function prepareCluster(backend: Backend): Promise<CliResult> {
   await withSession(backend, async (session) => {
     await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
-    await session.query(`select create_distributed_table('attempt', 'student_id')`);
+    await session.query(sql`select create_distributed_table('attempt', 'student_id')`);
   });
   return runCli(['migrate', '--distribute'], { DATABASE_URL: backend.url });
 }
@@ -70,7 +70,7 @@ async function prepareCluster(backend: Backend): Promise<CliResult> {
 async function stamps(backend: Backend): Promise<Map<string, string>> {
   return withSession(backend, async (session) => {
     const result = await session.query<{ key: string; computed_at: string }>(
-      `select user_id || '|' || topic_id || '|' || date as key, computed_at::text as computed_at from features_topic_daily`,
+      sql`select user_id || '|' || topic_id || '|' || date as key, computed_at::text as computed_at from features_topic_daily`,
     );
     return new Map(result.rows.map((r) => [r.key, r.computed_at]));
   });
@@ -89,7 +89,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       backends.map((b) => withSession(b, (s) => loadAttempts(s, b === cluster ? attempts.filter((a) => a.student_id !== null) : attempts))),
     );
   const clear = () =>
-    Promise.all(backends.map((b) => withSession(b, (s) => s.query('truncate features_topic_daily; truncate aggregate_features_runs'))));
+    Promise.all(backends.map((b) => withSession(b, (s) => s.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`))));
   /** Every stored row, equal on both backends and to `expected`. */
   async function expectRows(expected: OracleRow[], range?: { since: string; anchor: string }) {
     const stored = await Promise.all(backends.map((b) => withSession(b, (s) => readFeatures(s, range))));
@@ -109,7 +109,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       }
       await withSession(cluster!, async (session) => {
         const colocated = await session.query<{ table: string }>(
-          `select logicalrelid::text as table from pg_dist_partition
+          sql`select logicalrelid::text as table from pg_dist_partition
          where colocationid = (select colocationid from pg_dist_partition where logicalrelid = 'attempt'::regclass)
          order by 1`,
         );
@@ -124,7 +124,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
         );
         // The run log and the migrations stay local tables of the coordinator.
         const local = await session.query(
-          `select 1 from pg_dist_partition where logicalrelid in ('aggregate_features_runs'::regclass, 'aggregate_features_migrations'::regclass)`,
+          sql`select 1 from pg_dist_partition where logicalrelid in ('aggregate_features_runs'::regclass, 'aggregate_features_migrations'::regclass)`,
         );
         expect(local.rowCount).toBe(0);
       });
@@ -259,7 +259,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
         anchor: '2025-09-30',
       });
       await withSession(cluster!, async (session) => {
-        const left = await session.query<{ n: number }>('select count(*)::int as n from aggregate_features_range');
+        const left = await session.query<{ n: number }>(sql`select count(*)::int as n from aggregate_features_range`);
         expect(left.rows[0]!.n).toBe(0);
       });
       await load(late);
@@ -271,7 +271,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       for (const result of clean) expect(result.code, result.stderr).toBe(0);
       for (const backend of backends) {
         await withSession(backend, (s) =>
-          s.query(`update features_topic_daily set hints = hints + 1 where user_id = 'u7' and topic_id = 't1' and date = '2025-09-25'`),
+          s.query(sql`update features_topic_daily set hints = hints + 1 where user_id = 'u7' and topic_id = 't1' and date = '2025-09-25'`),
         );
       }
       const drift = await both(['verify', '--from', '2025-09-20', '--to', '2025-09-30'], config);
@@ -306,13 +306,13 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       // One malformed row behind a view: only the combinations it touches fail, on both.
       for (const backend of backends) {
         await withSession(backend, async (session) => {
-          await session.query(`
+          await session.query(sql`
           create or replace function checked_time(ms int) returns int language plpgsql immutable as $$
           begin
             if ms = 1250 then raise exception 'malformed response time %', ms; end if;
             return ms;
           end $$`);
-          await session.query(`
+          await session.query(sql`
           create or replace view attempt_checked as
           select student_id, topic_id, completed_at, correct, checked_time(response_time_ms) as response_time_ms, hint_used
           from attempt`);
@@ -377,7 +377,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
         for (const result of verify) expect(result.code, result.stderr).toBe(0);
       }
       for (const backend of backends) {
-        await withSession(backend, (s) => s.query('drop table if exists student_topic_theta; drop table if exists mirt_ability'));
+        await withSession(backend, (s) => s.query(sql`drop table if exists student_topic_theta; drop table if exists mirt_ability`));
       }
     });
 
@@ -401,7 +401,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       expect(results.map((r) => r.lines)).toEqual(results.map(() => results[0]!.lines));
       const counts = await Promise.all(
         backends.map((b) =>
-          withSession(b, async (s) => (await s.query<{ n: number }>('select count(*)::int as n from attempt')).rows[0]!.n),
+          withSession(b, async (s) => (await s.query<{ n: number }>(sql`select count(*)::int as n from attempt`)).rows[0]!.n),
         ),
       );
       expect(counts).toEqual(backends.map(() => 2));
@@ -434,7 +434,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
     test('killed with SIGKILL in the middle of a write: nothing of it is stored, the next run is exact', async () => {
       await clear();
       await withSession(cluster!, async (session) => {
-        await session.query('truncate attempt');
+        await session.query(sql`truncate attempt`);
         await insertBusyAttempts(session, 600, 6);
       });
       const child = spawn(process.execPath, [cliPath, 'run', '--date', '2025-11-01'], {
@@ -447,7 +447,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
           async () =>
             (
               await session.query(
-                `select 1 from pg_stat_activity
+                sql`select 1 from pg_stat_activity
                where datname = current_database() and state = 'active' and pid <> pg_backend_pid()
                  and (query like '%insert into aggregate_features_computed%' or query like '%features_topic_daily as f%')`,
               )
@@ -461,13 +461,13 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
           async () =>
             (
               await session.query(
-                `select 1 from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend' and application_name not like 'citus%'`,
+                sql`select 1 from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend' and application_name not like 'citus%'`,
               )
             ).rowCount === 0,
           { what: 'the killed run to end on the coordinator' },
         );
-        expect((await session.query('select 1 from features_topic_daily')).rowCount).toBe(0);
-        expect((await session.query('select 1 from aggregate_features_computed')).rowCount).toBe(0);
+        expect((await session.query(sql`select 1 from features_topic_daily`)).rowCount).toBe(0);
+        expect((await session.query(sql`select 1 from aggregate_features_computed`)).rowCount).toBe(0);
       });
       const again = await runCli(['run', '--date', '2025-11-01'], env(cluster!));
       expect(again.code, again.stderr).toBe(0);
@@ -475,9 +475,9 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       const verify = await runCli(['verify', '--date', '2025-11-01'], env(cluster!));
       expect(verify.code, verify.stderr).toBe(0);
       await withSession(cluster!, async (session) => {
-        expect((await session.query('select 1 from aggregate_features_computed')).rowCount).toBe(0);
+        expect((await session.query(sql`select 1 from aggregate_features_computed`)).rowCount).toBe(0);
         const log = await session.query<{ outcome: string }>(
-          "select outcome from aggregate_features_runs where command = 'run' order by started_at",
+          sql`select outcome from aggregate_features_runs where command = 'run' order by started_at`,
         );
         expect(log.rows.map((r) => r.outcome)).toEqual(['failed', 'success']);
       });
@@ -549,22 +549,22 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
           expect(text, name).not.toMatch(/remote_scan\.(user_id|student_id|topic_id)/);
           if (name === 'compute into the staging table') expect(text).not.toMatch(/Distributed Subplan/);
         }
-        await session.query('drop table student_topic_theta; drop table mirt_ability');
+        await session.query(sql`drop table student_topic_theta; drop table mirt_ability`);
       });
     });
     test('the source memory per shard: a newest day missing most of one shard is refused for that shard; a changed AGG_TIMEZONE exits 2', async () => {
       await clear();
       // Six weeks with a weekly pattern (200 students; all on weekdays, 80 at weekends), then 2025-11-05.
       await withSession(cluster!, async (session) => {
-        await session.query('truncate attempt');
-        await session.query(`
+        await session.query(sql`truncate attempt`);
+        await session.query(sql`
         insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
         select 's' || s, 't' || (s + d) % 5,
                timestamptz '2025-09-24 00:00Z' + d * interval '1 day' + interval '8 hours' + (s % 12) * interval '1 hour' + i * interval '1 minute',
                (s + i) % 3 > 0, 800 + (s * i) % 3000, i % 7 = 0
         from generate_series(0, 42) d, generate_series(1, 200) s, generate_series(1, 3) i
         where extract(isodow from date '2025-09-24' + d) < 6 or s % 5 < 2`);
-        await session.query(`
+        await session.query(sql`
         create or replace view attempt_partial as
         select * from attempt where completed_at < timestamptz '2025-11-05 00:00Z' or substr(student_id, 2)::int % 5 = 0`);
       });
@@ -575,7 +575,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       const remembered = () =>
         withSession(cluster!, async (session) => {
           const rows = await session.query<{ shard: string; days: number; wednesday: number }>(
-            `select shard, count(*)::int as days, sum(highest_attempts) filter (where date = '2025-10-29')::int as wednesday
+            sql`select shard, count(*)::int as days, sum(highest_attempts) filter (where date = '2025-10-29')::int as wednesday
            from aggregate_features_source_days where shard in ('1/2', '2/2') group by shard order by shard`,
           );
           return rows.rows;
@@ -613,7 +613,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
       const seoul = await runCli(['run', '--date', '2025-11-05', '--shard', '1/2'], env(cluster!, { AGG_TIMEZONE: 'Asia/Seoul' }));
       expect(seoul.code).toBe(2);
       expect(refusal(seoul)).toMatch(/computed with AGG_TIMEZONE=UTC .*not AGG_TIMEZONE=Asia\/Seoul; nothing was written/);
-      await withSession(cluster!, (session) => session.query('drop view attempt_partial'));
+      await withSession(cluster!, (session) => session.query(sql`drop view attempt_partial`));
     });
   });
 });

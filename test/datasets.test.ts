@@ -20,6 +20,7 @@ import { allBackends, useSession } from './support/backends.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 import { explainAll } from './support/explain.js';
 import { addDays } from './support/history.js';
+import { sql } from '../src/sql/tag.js';
 
 const datasetsDirectory = fileURLToPath(new URL('../../shared/datasets/', import.meta.url));
 
@@ -69,7 +70,7 @@ describe.each(backends)('job = oracle on the real datasets ($name)', (backend) =
     beforeAll(() => importAttempts(t.session, { file, table: parseQualifiedName('attempt', 'table'), replace: true }));
 
     test.each(dataset.windows)('anchor $anchor, lookback $lookbackDays, $timezone', async (window) => {
-      await t.session.query('truncate features_topic_daily');
+      await t.session.query(sql`truncate features_topic_daily`);
       const config = loadConfig({ AGG_TIMEZONE: window.timezone, AGG_LOOKBACK_DAYS: String(window.lookbackDays) });
       const result = await runDaily(t.session, config, { date: window.anchor }, () => undefined);
       const expected = oracle(attempts, {
@@ -88,7 +89,7 @@ describe.each(backends)('job = oracle on the real datasets ($name)', (backend) =
 
     test(`explain: the first 40 rows of ${dataset.explain.anchor} (${dataset.explain.timezone}), every term equal`, async () => {
       const { anchor, timezone } = dataset.explain;
-      await t.session.query('truncate features_topic_daily');
+      await t.session.query(sql`truncate features_topic_daily`);
       const config = loadConfig({ AGG_TIMEZONE: timezone, AGG_LOOKBACK_DAYS: '3' });
       await runDaily(t.session, config, { date: anchor }, () => undefined);
       const options: OracleOptions = { since: addDays(anchor, -3), anchor, timezone, includeTheta: false, improvementMode: 'accuracy' };

@@ -17,6 +17,7 @@ import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history, prng } from './support/history.js';
 import { insertEstimates } from './support/theta.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('explain');
 const attempts = history({ first: '2025-02-01', days: 40, seed: 11, activity: 0.5 });
@@ -57,9 +58,9 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
     await prepareSchema(session);
     await loadAttempts(session, attempts);
     await session.query(
-      'create table student_topic_theta (user_id text, topic_id text, theta numeric, se numeric, updated_at timestamptz)',
+      sql`create table student_topic_theta (user_id text, topic_id text, theta numeric, se numeric, updated_at timestamptz)`,
     );
-    await session.query('create index on student_topic_theta (user_id, topic_id, updated_at)');
+    await session.query(sql`create index on student_topic_theta (user_id, topic_id, updated_at)`);
     await insertEstimates(session, thetaHistory);
   });
 
@@ -69,7 +70,7 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
     { mode: 'theta', theta: 'true' },
   ])('generated history, AGG_IMPROVEMENT_MODE=$mode, AGG_INCLUDE_THETA=$theta: every term equal', async ({ mode, theta }) => {
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9', AGG_INCLUDE_THETA: theta, AGG_IMPROVEMENT_MODE: mode });
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`truncate features_topic_daily`);
     await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
     const options: OracleOptions = {
       since: '2025-03-03',
@@ -88,10 +89,10 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
   });
 
   test('a source whose completed_at is a timestamp, with AGG_SOURCE_TIMEZONE: explain reads it as the run does', async () => {
-    await t.session.query(`create or replace view attempt_local as
+    await t.session.query(sql`create or replace view attempt_local as
       select student_id, topic_id, completed_at at time zone 'Asia/Tokyo' as completed_at, correct, response_time_ms, hint_used from attempt`);
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9', AGG_SOURCE: 'attempt_local', AGG_SOURCE_TIMEZONE: 'Asia/Tokyo' });
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`truncate features_topic_daily`);
     await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
     const row = firstRowOfAnchorDay();
     const e = await explainRow(t.session, config, { user: row.user_id, topic: row.topic_id, date: row.date }, () => undefined);
@@ -101,14 +102,12 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
 
   test('a stored row that differs is flagged; the CLI exits 1, and 2 for a row that does not exist', async () => {
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9' });
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`truncate features_topic_daily`);
     await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
     const row = firstRowOfAnchorDay();
-    await t.session.query('update features_topic_daily set attempts = attempts + 5 where user_id = $1 and topic_id = $2 and date = $3', [
-      row.user_id,
-      row.topic_id,
-      row.date,
-    ]);
+    await t.session.query(
+      sql`update features_topic_daily set attempts = attempts + 5 where user_id = ${row.user_id} and topic_id = ${row.topic_id} and date = ${row.date}`,
+    );
     const e = await explainRow(t.session, config, { user: row.user_id, topic: row.topic_id, date: row.date }, () => undefined);
     expect(e.differences).toEqual(['attempts']);
     expect(e.stored?.attempts).toBe(row.attempts + 5);
@@ -119,8 +118,8 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
 describe.each(backends)('explain from the command line ($name)', (backend) => {
   test('text and --json; exit 1 on a difference, exit 2 for a row that does not exist', async () => {
     await withSession(backend, async (session) => {
-      await session.query('truncate features_topic_daily');
-      await session.query('update features_topic_daily set attempts = 0 where false');
+      await session.query(sql`truncate features_topic_daily`);
+      await session.query(sql`update features_topic_daily set attempts = 0 where false`);
     });
     const env = { DATABASE_URL: backend.url, AGG_LOOKBACK_DAYS: '9' };
     expect((await runMain(['--date', '2025-03-12'], env)).code).toBe(0);
@@ -135,11 +134,9 @@ describe.each(backends)('explain from the command line ($name)', (backend) => {
     expect(json.recomputed?.improvement).toBe(row.improvement);
 
     await withSession(backend, (s) =>
-      s.query('update features_topic_daily set hints = hints + 1 where user_id = $1 and topic_id = $2 and date = $3', [
-        row.user_id,
-        row.topic_id,
-        row.date,
-      ]),
+      s.query(
+        sql`update features_topic_daily set hints = hints + 1 where user_id = ${row.user_id} and topic_id = ${row.topic_id} and date = ${row.date}`,
+      ),
     );
     const differs = await runMain(args, env);
     expect(differs.code).toBe(1);

@@ -17,6 +17,7 @@ import { allBackends, serverBackend, useSession } from './support/backends.js';
 import { cliPath, runMain } from './support/cli.js';
 import { attempt, insertBusyAttempts, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { waitFor } from './support/wait.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const attempts: OracleAttempt[] = [
   attempt('u1', 'algebra', '2025-10-20T10:00:00Z', 1000),
@@ -44,15 +45,15 @@ const backends = await allBackends('failures');
 describe.each(backends)('failure isolation and guards ($name)', (backend) => {
   const t = useSession(backend, async (session) => {
     await prepareSchema(session);
-    await t.session.query(raisingView);
+    await t.session.query(raw(raisingView));
   });
 
   test('a view that raises on one row fails only the combinations that read it', async () => {
     await loadAttempts(t.session, attempts);
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`truncate features_topic_daily`);
     // An old value of a combination that will fail must survive untouched.
     await t.session.query(
-      `insert into features_topic_daily (user_id, topic_id, date, attempts) values ('u2', 'algebra', '2025-10-30', 42)`,
+      sql`insert into features_topic_daily (user_id, topic_id, date, attempts) values ('u2', 'algebra', '2025-10-30', 42)`,
     );
     const events: RunEvent[] = [];
     const config = loadConfig({ AGG_SOURCE: 'attempt_checked' });
@@ -78,8 +79,7 @@ describe.each(backends)('failure isolation and guards ($name)', (backend) => {
     expect(stored.filter((r) => !isFailed(r))).toEqual(byKey(expected));
     expect(stored.find(isFailed)?.attempts).toBe(42);
     const run = await t.session.query<{ outcome: string; failed: number; error: string }>(
-      `select outcome, failed, error from aggregate_features_runs where run_id = $1`,
-      [result.runId],
+      sql`select outcome, failed, error from aggregate_features_runs where run_id = ${result.runId}`,
     );
     // The run log names the failed combinations, for `report`.
     expect(run.rows[0]).toEqual({ outcome: 'failed', failed: 1, error: 'failed: user=u2 topic=algebra date=2025-10-30' });
@@ -103,11 +103,11 @@ describe.each(backends)('failure isolation and guards ($name)', (backend) => {
 
   test('missed nights widen the window back to the day after the last success, bounded', async () => {
     await loadAttempts(t.session, attempts);
-    await t.session.query('truncate features_topic_daily, aggregate_features_runs');
+    await t.session.query(sql`truncate features_topic_daily, aggregate_features_runs`);
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '1' });
     await runDaily(t.session, config, { date: '2025-10-20' }, () => undefined);
     // The last success anchored 2025-10-20; a run for 2025-11-01 would start at 2025-10-31.
-    const planned = await t.session.query<{ since: string }>(`select ((now() at time zone 'UTC')::date - 1 - 1)::text as since`);
+    const planned = await t.session.query<{ since: string }>(sql`select ((now() at time zone 'UTC')::date - 1 - 1)::text as since`);
     const events: RunEvent[] = [];
     const result = await runDaily(t.session, config, { maxCatchUpDays: 3650 }, (e) => events.push(e));
     expect(result.window.requestedSince).toBe(planned.rows[0]!.since);
@@ -130,7 +130,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     await prepareSchema(session);
     // Enough attempts that a run takes a while: 3000 students on every other day of 35, 8 attempts a day.
     await insertBusyAttempts(session, 3000, 8);
-    await session.query('analyze attempt');
+    await session.query(sql`analyze attempt`);
   });
   afterAll(async () => {
     session?.release();
@@ -149,7 +149,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
         async () =>
           (
             await session.query<{ pid: number }>(
-              `select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
+              sql`select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
             )
           ).rows[0]?.pid,
         { what: 'the run to start its statement', intervalMs: 25 },
@@ -158,7 +158,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
   }
 
   test('SIGTERM during the write rolls back, logs it and exits 1', async () => {
-    await session.query('truncate features_topic_daily, aggregate_features_runs');
+    await session.query(sql`truncate features_topic_daily, aggregate_features_runs`);
     const run = startRun({ AGG_WORK_MEM: '64MB' });
     await run.waitForStatement();
     run.child.kill('SIGTERM');
@@ -166,16 +166,16 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     expect(run.stderr()).toMatch(
       /^\[ERROR\] stopped by SIGTERM: the unfinished window was rolled back, nothing of it was written; re-run the job$/m,
     );
-    expect((await session.query('select 1 from features_topic_daily')).rowCount).toBe(0);
-    const log = await session.query<{ outcome: string }>('select outcome from aggregate_features_runs');
+    expect((await session.query(sql`select 1 from features_topic_daily`)).rowCount).toBe(0);
+    const log = await session.query<{ outcome: string }>(sql`select outcome from aggregate_features_runs`);
     expect(log.rows).toEqual([{ outcome: 'failed' }]);
   });
 
   test('a backend terminated mid-run is retried and the run succeeds', async () => {
-    await session.query('truncate features_topic_daily');
+    await session.query(sql`truncate features_topic_daily`);
     const run = startRun({});
     const pid = await run.waitForStatement();
-    await session.query('select pg_terminate_backend($1)', [pid]);
+    await session.query(sql`select pg_terminate_backend(${pid})`);
     expect(await run.done).toBe(0);
     // The backend's parallel workers may report the termination first: "terminating
     // background worker "parallel worker" due to administrator command".
@@ -191,22 +191,20 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     const holder = await db.connect();
     try {
       // As an unsharded run holds it: the shared writers key, exclusively.
-      await holder.query('select pg_advisory_lock($1, $2)', [lockKeys.namespace, lockKeys.writers]);
+      await holder.query(sql`select pg_advisory_lock(${lockKeys.namespace}, ${lockKeys.writers})`);
       const shard = await runMain(['--date', '2025-11-01', '--shard', '1/2'], { DATABASE_URL: url });
       expect(shard.code).toBe(3);
       expect(shard.stderr).toMatch(/holds the write lock for shard 1\/2; nothing was written/);
-      await holder.query('select pg_advisory_unlock($1, $2)', [lockKeys.namespace, lockKeys.writers]);
+      await holder.query(sql`select pg_advisory_unlock(${lockKeys.namespace}, ${lockKeys.writers})`);
       // As shard 2/2 holds them: writers shared, its own key exclusively.
-      await holder.query('select pg_advisory_lock_shared($1, $2), pg_advisory_lock($1, $3)', [
-        lockKeys.namespace,
-        lockKeys.writers,
-        shardKey(2, 2),
-      ]);
+      await holder.query(
+        sql`select pg_advisory_lock_shared(${lockKeys.namespace}, ${lockKeys.writers}), pg_advisory_lock(${lockKeys.namespace}, ${shardKey(2, 2)})`,
+      );
       expect((await runMain(['--date', '2025-11-01'], { DATABASE_URL: url })).code).toBe(3);
       expect((await runMain(['--date', '2025-11-01', '--shard', '2/2'], { DATABASE_URL: url })).code).toBe(3);
       expect((await runMain(['--date', '2025-11-01', '--shard', '1/2'], { DATABASE_URL: url })).code).toBe(0);
     } finally {
-      await holder.query('select pg_advisory_unlock_all()');
+      await holder.query(sql`select pg_advisory_unlock_all()`);
       holder.release();
     }
   });
@@ -214,13 +212,13 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
   test('a table lock held by someone else ends the run after AGG_LOCK_TIMEOUT_MS, exit 1', async () => {
     const blocker = await db.connect();
     try {
-      await blocker.query('begin');
-      await blocker.query('lock table features_topic_daily in exclusive mode');
+      await blocker.query(sql`begin`);
+      await blocker.query(sql`lock table features_topic_daily in exclusive mode`);
       const result = await runMain(['--date', '2025-11-01'], { DATABASE_URL: url, AGG_LOCK_TIMEOUT_MS: '300' });
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/\[ERROR\] run failed: .*lock.* \(SQLSTATE 55P03\); another session held a lock/);
     } finally {
-      await blocker.query('rollback');
+      await blocker.query(sql`rollback`);
       blocker.release();
     }
   });
@@ -234,7 +232,7 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     try {
       await prepareSchema(s);
       await loadAttempts(s, attempts);
-      await s.query(raisingView);
+      await s.query(raw(raisingView));
     } finally {
       s.release();
       await other.close();

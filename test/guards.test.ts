@@ -20,12 +20,13 @@ import { cliPath, runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 import { testTempDir } from './support/resources.js';
 import { waitFor } from './support/wait.js';
+import { sql } from '../src/sql/tag.js';
 
-const generate = `
+const generate = (students: number) => sql`
   insert into attempt
   select 'u' || s, 't' || (s + d) % 7, date '2025-11-01' - d + interval '9 hours' + i * interval '1 minute',
          (s + i) % 3 > 0, 1000 + (s * i) % 5000, i % 9 = 0
-  from generate_series(1, $1::int) s, generate_series(0, 34) d, generate_series(1, 8) i
+  from generate_series(1, ${students}::int) s, generate_series(0, 34) d, generate_series(1, 8) i
   where (s + d) % 2 = 0`;
 
 const backends = await allBackends('guards');
@@ -33,11 +34,11 @@ const backends = await allBackends('guards');
 describe.each(backends)('refusals ($name)', (backend) => {
   const t = useSession(backend, async (session) => {
     await prepareSchema(session);
-    await session.query(generate, [20]);
+    await session.query(generate(20));
   });
 
   test('a daily run whose --date is after today is refused (exit 2) unless allowFuture', async () => {
-    const future = (await t.session.query<{ d: string }>(`select ((now() at time zone 'UTC')::date + 2)::text as d`)).rows[0]!.d;
+    const future = (await t.session.query<{ d: string }>(sql`select ((now() at time zone 'UTC')::date + 2)::text as d`)).rows[0]!.d;
     await expect(runDaily(t.session, loadConfig({}), { date: future }, () => undefined)).rejects.toThrow(
       new RegExp(`^--date ${future} is in the future \\(today is \\d{4}-\\d\\d-\\d\\d in UTC\\): .*use --allow-future if you mean it$`),
     );
@@ -126,8 +127,8 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
     db = await server!.open();
     session = await db.connect();
     await prepareSchema(session);
-    await session.query(generate, [3000]);
-    await session.query('analyze attempt');
+    await session.query(generate(3000));
+    await session.query(sql`analyze attempt`);
   });
   afterAll(async () => {
     session?.release();
@@ -138,10 +139,10 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
     const migrator = await db.connect();
     const runner = await db.connect();
     try {
-      await session.query('truncate features_topic_daily');
+      await session.query(sql`truncate features_topic_daily`);
       // A migration of a newer version that lasts until the test lets it finish (it waits for an
       // advisory lock the test holds): meanwhile it holds the migrations key exclusively.
-      await session.query('select pg_advisory_lock($1, 1)', [testLockNamespace]);
+      await session.query(sql`select pg_advisory_lock(${testLockNamespace}, 1)`);
       const newer = [
         ...loadMigrations(),
         { version: 999, name: '999_newer', sql: `select pg_advisory_xact_lock(${testLockNamespace}, 1)`, checksum: 'x' },
@@ -152,9 +153,8 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
           (
             await session.query(
               // This database only: runs of other databases on the same server hold the same key.
-              `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and granted and pid <> pg_backend_pid()
+              sql`select 1 from pg_locks where locktype = 'advisory' and classid = ${lockKeys.namespace} and objid = ${lockKeys.migrations} and granted and pid <> pg_backend_pid()
                  and database = (select oid from pg_database where datname = current_database())`,
-              [lockKeys.namespace, lockKeys.migrations],
             )
           ).rowCount,
         { what: 'the migration to hold the migrations key', intervalMs: 20 },
@@ -162,15 +162,15 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
       await expect(runDaily(runner, loadConfig({}), { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
         /^a migration is being applied to this database .*nothing was written/,
       );
-      await session.query('select pg_advisory_unlock($1, 1)', [testLockNamespace]);
+      await session.query(sql`select pg_advisory_unlock(${testLockNamespace}, 1)`);
       await migrating;
       await expect(runDaily(runner, loadConfig({}), { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
         /has migration 999_newer, which this version of the job does not know/,
       );
       expect(await readFeatures(session)).toEqual([]);
     } finally {
-      await session.query('select pg_advisory_unlock_all()');
-      await session.query('delete from aggregate_features_migrations where version = 999');
+      await session.query(sql`select pg_advisory_unlock_all()`);
+      await session.query(sql`delete from aggregate_features_migrations where version = 999`);
       migrator.release();
       runner.release();
     }
@@ -180,22 +180,21 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
     const writer = await db.connect();
     const migrator = await db.connect();
     try {
-      await writer.query('select pg_advisory_lock_shared($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
+      await writer.query(sql`select pg_advisory_lock_shared(${lockKeys.namespace}, ${lockKeys.migrations})`);
       let done = false;
       const migrating = migrate(migrator).then(() => (done = true));
       await waitFor(
         async () =>
           (
             await session.query(
-              `select 1 from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2 and not granted
+              sql`select 1 from pg_locks where locktype = 'advisory' and classid = ${lockKeys.namespace} and objid = ${lockKeys.migrations} and not granted
                  and database = (select oid from pg_database where datname = current_database())`,
-              [lockKeys.namespace, lockKeys.migrations],
             )
           ).rowCount,
         { what: 'the migration to wait for the writer', intervalMs: 20 },
       );
       expect(done).toBe(false);
-      await writer.query('select pg_advisory_unlock_shared($1, $2)', [lockKeys.namespace, lockKeys.migrations]);
+      await writer.query(sql`select pg_advisory_unlock_shared(${lockKeys.namespace}, ${lockKeys.migrations})`);
       await migrating;
       expect(done).toBe(true);
     } finally {
@@ -205,7 +204,7 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
   });
 
   test('a connection killed during a backfill is retried and the backfill succeeds', async () => {
-    await session.query('truncate features_topic_daily');
+    await session.query(sql`truncate features_topic_daily`);
     const child = spawn(process.execPath, [cliPath, 'backfill', '--from', '2025-10-05', '--to', '2025-11-01'], {
       env: { PATH: process.env.PATH, DATABASE_URL: server!.url },
     });
@@ -218,13 +217,13 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
       async () =>
         (
           await session.query<{ pid: number }>(
-            `select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
+            sql`select pid from pg_stat_activity where datname = current_database() and query like '%agg_computed%' and state = 'active' and pid <> pg_backend_pid()`,
           )
         ).rows[0]?.pid,
       { what: 'the backfill to run its statement', intervalMs: 10, until: () => exited },
     );
     expect(pid, `the backfill ended before its statement was seen: ${stderr}`).toBeDefined();
-    await session.query('select pg_terminate_backend($1)', [pid]);
+    await session.query(sql`select pg_terminate_backend(${pid})`);
     expect(await done, stderr).toBe(0);
     expect(stderr).toMatch(/^\[WARN\] Transient failure \(.*\); retrying in \d+ ms \(attempt 2 of 3\)$/m);
     const verify = await runMain(['verify', '--from', '2025-10-05', '--to', '2025-11-01'], { DATABASE_URL: server!.url });

@@ -6,6 +6,7 @@ import { parseQualifiedName } from '../src/sql/identifiers.js';
 import { importAttempts } from '../src/source/import-attempts.js';
 import { allBackends, useSession } from './support/backends.js';
 import { testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('import');
 const header = 'student_id,topic_id,completed_at,correct,response_time_ms,hint_used';
@@ -24,7 +25,7 @@ describe.each(backends)('import-attempts ($name)', (backend) => {
 
   async function rows() {
     const result = await t.session.query<Record<string, unknown>>(
-      `select student_id, topic_id, to_char(completed_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') as at, correct, response_time_ms, hint_used
+      sql`select student_id, topic_id, to_char(completed_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') as at, correct, response_time_ms, hint_used
        from attempt order by completed_at, student_id`,
     );
     return result.rows;
@@ -80,15 +81,15 @@ describe.each(backends)('import-attempts ($name)', (backend) => {
       /line 31 was rejected by the database: .*; nothing was loaded/,
     ],
   ])('%s: one clear error naming the line, nothing loaded', async (name, lines, message) => {
-    await t.session.query('truncate attempt');
-    await t.session.query(`insert into attempt values ('keep', 'me', now(), true, 1, false)`);
+    await t.session.query(sql`truncate attempt`);
+    await t.session.query(sql`insert into attempt values ('keep', 'me', now(), true, 1, false)`);
     const file = csvFile(name, lines);
     await expect(importAttempts(t.session, { file, table, replace: true })).rejects.toThrow(message);
     expect((await rows()).map((r) => r.student_id)).toEqual(['keep']);
   });
 
   test('the same file imported twice is refused, naming the first line already present; --allow-duplicates appends', async () => {
-    await t.session.query('truncate attempt');
+    await t.session.query(sql`truncate attempt`);
     const file = csvFile('twice', [header, 'u1,a,2025-11-01T10:00:00Z,true,1,false', 'u2,a,2025-11-01T11:00:00+01:00,,,']);
     expect(await importAttempts(t.session, { file, table, replace: false })).toBe(2);
     await expect(importAttempts(t.session, { file, table, replace: false })).rejects.toThrow(
@@ -117,6 +118,6 @@ describe.each(backends)('import-attempts ($name)', (backend) => {
       lines.push(`u${i % 97},t${i % 13},2025-11-01T${String(i % 24).padStart(2, '0')}:00:00Z,${i % 2 === 0},${i},false`);
     const file = csvFile('big', lines);
     expect(await importAttempts(t.session, { file, table, replace: true, batchSize: 1000 })).toBe(12_345);
-    expect((await t.session.query<{ n: number }>('select count(*)::int as n from attempt')).rows[0]!.n).toBe(12_345);
+    expect((await t.session.query<{ n: number }>(sql`select count(*)::int as n from attempt`)).rows[0]!.n).toBe(12_345);
   });
 });

@@ -17,6 +17,7 @@ import { allBackends, withSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { attempt, loadAttempts, prepareSchema } from './support/data.js';
 import { databaseName, registerRole, testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 const student = 'stu\u001b[2J\u001b[31m\u0007\u2028dent';
 const topic = 'top\u001b]0;owned\u0007\u202eic\u0085\u2029\u2066x\u2069\u200f\u061c\u009b\u007f\r\nend';
@@ -49,9 +50,9 @@ describe.each(backends)('hostile ids in every output ($name)', (backend) => {
         attempt('other', topic, '2025-03-03T12:00:00Z', 666, true),
       ]);
       // A source that fails one combination, with an error that quotes its ids.
-      await session.query(`create function afd_hostile_check(s text, t text, v int) returns int language plpgsql immutable as $$
+      await session.query(sql`create function afd_hostile_check(s text, t text, v int) returns int language plpgsql immutable as $$
         begin if v = 666 then raise exception 'bad row of % %', s, t; end if; return v; end $$`);
-      await session.query(`create view failing as select student_id, topic_id, completed_at, correct,
+      await session.query(sql`create view failing as select student_id, topic_id, completed_at, correct,
         afd_hostile_check(student_id, topic_id, response_time_ms) as response_time_ms, hint_used from attempt`);
     });
     if (backend.name === 'postgres') {

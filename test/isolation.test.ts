@@ -14,6 +14,7 @@ import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
 import { attempt, loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const attempts: OracleAttempt[] = [
   attempt('u1', 'algebra', '2025-10-20T10:00:00Z', 1000),
@@ -58,15 +59,15 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
   const t = useSession(backend, async (session) => {
     await prepareSchema(session);
     await loadAttempts(session, attempts);
-    await session.query(`create table big (like attempt)`);
-    await session.query(views);
+    await session.query(sql`create table big (like attempt)`);
+    await session.query(raw(views));
   });
 
   test('a view raising on topic_id fails that student’s combinations that read the row; failed = rows left unrefreshed', async () => {
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`truncate features_topic_daily`);
     await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
     // Mark every stored row, so the ones left unrefreshed can be counted.
-    await t.session.query('update features_topic_daily set hints = hints + 1000');
+    await t.session.query(sql`update features_topic_daily set hints = hints + 1000`);
     const events: RunEvent[] = [];
     const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_topic' }), { date: '2025-11-01' }, (e) =>
       events.push(e),
@@ -83,9 +84,9 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
   });
 
   test('a view raising on student_id: the row could be anyone’s, so every combination of its topic that reads its day fails, the rest is written', async () => {
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`truncate features_topic_daily`);
     await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
-    await t.session.query('update features_topic_daily set hints = hints + 1000');
+    await t.session.query(sql`update features_topic_daily set hints = hints + 1000`);
     const events: RunEvent[] = [];
     const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_student' }), { date: '2025-11-01' }, (e) =>
       events.push(e),
@@ -116,10 +117,10 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
   });
 
   test('a view raising on student_id of a row whose topic cannot be read either fails every topic of that day', async () => {
-    await t.session.query(`create or replace view attempt_bad_both as
+    await t.session.query(sql`create or replace view attempt_bad_both as
       select afd_bad_text(student_id, response_time_ms) as student_id, afd_bad_text(topic_id, response_time_ms) as topic_id,
              completed_at, correct, response_time_ms, hint_used from attempt`);
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`truncate features_topic_daily`);
     const events: RunEvent[] = [];
     const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_both' }), { date: '2025-11-01' }, (e) => events.push(e));
     const failed = events.filter((e) => e.type === 'combination_failed').map((e) => `${e.userId}/${e.topicId}/${e.date}`);
@@ -144,15 +145,14 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
   test('every row raising on a large source ends, bounded, as broken wholesale', async () => {
     const students = backend.name === 'postgres' ? 20_000 : 2_000;
     await t.session.query(
-      `insert into big
+      sql`insert into big
        select 's' || s, 't' || (s + d) % 10, date '2025-10-25' + d + interval '7 hours' + (s % 600) * interval '1 minute',
               (s + d) % 3 > 0, 100 + (s * 7 + d) % 3000, false
-       from generate_series(1, $1::int) s, generate_series(0, 7) d, generate_series(1, 8) i`,
-      [students],
+       from generate_series(1, ${students}::int) s, generate_series(0, 7) d, generate_series(1, 8) i`,
     );
-    await t.session.query('analyze big');
-    const rows = (await t.session.query<{ n: number }>('select count(*)::int as n from big')).rows[0]!.n;
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`analyze big`);
+    const rows = (await t.session.query<{ n: number }>(sql`select count(*)::int as n from big`)).rows[0]!.n;
+    await t.session.query(sql`truncate features_topic_daily`);
     let started = Date.now();
     await runDaily(t.session, loadConfig({ AGG_SOURCE: 'big' }), { date: '2025-11-01', dryRun: true }, () => undefined);
     const normalMs = Date.now() - started;
@@ -172,7 +172,9 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
     console.log(`[${backend.name}] every student_id raising, ${rows} attempts: ${Date.now() - started} ms`);
     expect(await readFeatures(t.session)).toEqual([]);
     // With fewer students than it probes, the narrowing runs and the time budget bounds it.
-    await t.session.query(`create or replace view big_broken_few as select * from big_broken where student_id in ('s1', 's2', 's3', 's4')`);
+    await t.session.query(
+      sql`create or replace view big_broken_few as select * from big_broken where student_id in ('s1', 's2', 's3', 's4')`,
+    );
     await expect(
       runDaily(
         t.session,

@@ -13,6 +13,7 @@ import { scenarioArbitrary, byKey, type Scenario } from './support/arbitraries.j
 import { allBackends, useSession } from './support/backends.js';
 import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('job_property');
 const runs = propertyRuns;
@@ -42,7 +43,7 @@ describe.each(backends)('job = oracle on generated data ($name)', (backend) => {
   test(`${runs} scenarios: first run, re-run, changed source`, async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArbitrary, fc.array(fc.nat(), { maxLength: 10 }), async (scenario, dropped) => {
-        await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+        await t.session.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`);
         const first = await runAndCompare(scenario, scenario.attempts);
         expect(first.inserted).toBe(first.combinations);
 

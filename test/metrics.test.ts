@@ -16,6 +16,7 @@ import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 import { testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 /** One sample of the text exposition format, parsed here independently of src/. */
 interface Sample {
@@ -203,14 +204,14 @@ describe.each(backends)('the CLI publishes metrics ($name)', (backend) => {
       expect(lastSuccess).toBeGreaterThan(0);
       // An empty source for a window that holds rows: the guard fails the run (exit 1).
       await withSession(backend, (s) =>
-        s.query('alter table attempt rename to attempt_hidden; create table attempt (like attempt_hidden)'),
+        s.query(sql`alter table attempt rename to attempt_hidden; create table attempt (like attempt_hidden)`),
       );
       try {
         const failed = await runMain(['--date', '2025-05-15'], env());
         expect(failed.code).toBe(1);
         expect(failed.stderr).toMatch(/returned no attempts/);
       } finally {
-        await withSession(backend, (s) => s.query('drop table attempt; alter table attempt_hidden rename to attempt'));
+        await withSession(backend, (s) => s.query(sql`drop table attempt; alter table attempt_hidden rename to attempt`));
       }
       expect(pushes).toHaveLength(1);
       const pushed = parse(pushes[0]!.body);

@@ -12,6 +12,7 @@ import { allBackends, withSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('report_night');
 
@@ -62,9 +63,11 @@ describe.each(backends)('report --check and the newest night ($name)', (backend)
 
   const setRuns = (values: string) =>
     withSession(backend, async (s) => {
-      await s.query('delete from aggregate_features_runs');
+      await s.query(sql`delete from aggregate_features_runs`);
       await s.query(
-        `insert into aggregate_features_runs (run_id, job_version, command, since, anchor, started_at, finished_at, outcome) values ${values}`,
+        raw(
+          `insert into aggregate_features_runs (run_id, job_version, command, since, anchor, started_at, finished_at, outcome) values ${values}`,
+        ),
       );
     });
   const check = async (args: string[] = [], extra: Record<string, string> = {}) => {
@@ -78,7 +81,7 @@ describe.each(backends)('report --check and the newest night ($name)', (backend)
       await prepareSchema(session);
       await loadAttempts(session, history({ first: '2025-10-20', days: 13, seed: 3 }));
       const days = await session.query<{ today: string; yesterday: string }>(
-        "select (now() at time zone 'UTC')::date::text as today, ((now() at time zone 'UTC')::date - 1)::text as yesterday",
+        sql`select (now() at time zone 'UTC')::date::text as today, ((now() at time zone 'UTC')::date - 1)::text as yesterday`,
       );
       ({ today, yesterday } = days.rows[0]!);
     });

@@ -13,6 +13,7 @@ import { testTempDir } from './support/resources.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('report');
 const longTopic = 'Unit 12: Solving systems of linear equations by substitution and by elimination, Section 4 (review)';
@@ -42,7 +43,7 @@ describe.each(backends)('report ($name)', (backend) => {
     expect((await runMain(['--date', '2025-03-18'], env)).code).toBe(0);
     // Theta from another job on a few rows of one day.
     await withSession(backend, (s) =>
-      s.query("update features_topic_daily set theta_estimate = 0.5 where date = '2025-03-17' and user_id in ('s1', 's2')"),
+      s.query(sql`update features_topic_daily set theta_estimate = 0.5 where date = '2025-03-17' and user_id in ('s1', 's2')`),
     );
   });
 
@@ -59,7 +60,7 @@ describe.each(backends)('report ($name)', (backend) => {
         async (s) =>
           (
             await s.query<{ date: string; users: number; rows: number; attempts: number; theta_rows: number }>(
-              `select date::text as date, count(distinct user_id)::int as users, count(*)::int as rows,
+              sql`select date::text as date, count(distinct user_id)::int as users, count(*)::int as rows,
                   sum(attempts)::int as attempts, count(theta_estimate)::int as theta_rows
            from features_topic_daily where date between '2025-03-13' and '2025-03-19' group by date`,
             )
@@ -97,7 +98,7 @@ describe.each(backends)('report ($name)', (backend) => {
         async (s) =>
           (
             await s.query<{ t: string }>(
-              "select max(computed_at)::text as t from features_topic_daily where date between '2025-03-13' and '2025-03-19'",
+              sql`select max(computed_at)::text as t from features_topic_daily where date between '2025-03-13' and '2025-03-19'`,
             )
           ).rows[0]!.t,
       );
@@ -114,7 +115,7 @@ describe.each(backends)('report ($name)', (backend) => {
         async (s) =>
           (
             await s.query<{ with: number; without: number }>(
-              "select count(improvement)::int as with, count(*) filter (where improvement is null)::int as without from features_topic_daily where date between '2025-03-13' and '2025-03-19'",
+              sql`select count(improvement)::int as with, count(*) filter (where improvement is null)::int as without from features_topic_daily where date between '2025-03-13' and '2025-03-19'`,
             )
           ).rows[0]!,
       );
@@ -188,7 +189,7 @@ describe.each(backends)('report ($name)', (backend) => {
       expect((await check()).code).toBe(0);
 
       // A sharp drop on one day: WARN.
-      await withSession(backend, (s) => s.query("delete from features_topic_daily where date = '2025-03-16' and user_id not in ('s1')"));
+      await withSession(backend, (s) => s.query(sql`delete from features_topic_daily where date = '2025-03-16' and user_id not in ('s1')`));
       const warn = await check();
       expect(warn.code).toBe(0);
       expect(warn.stdout.split('\n')[0]).toMatch(/^WARN: 2025-03-16 has \d+ users \(median [\d.]+\)/);
@@ -197,7 +198,7 @@ describe.each(backends)('report ($name)', (backend) => {
       // The last success 3 days ago: a missed night, FAIL.
       await withSession(backend, (s) =>
         s.query(
-          "update aggregate_features_runs set started_at = started_at - interval '3 days', finished_at = finished_at - interval '3 days'",
+          sql`update aggregate_features_runs set started_at = started_at - interval '3 days', finished_at = finished_at - interval '3 days'`,
         ),
       );
       const stale = await check();
@@ -208,7 +209,7 @@ describe.each(backends)('report ($name)', (backend) => {
       // A newer run that failed: FAIL with its failed combinations.
       await withSession(backend, (s) =>
         s.query(
-          `insert into aggregate_features_runs (run_id, job_version, command, since, anchor, started_at, finished_at, outcome, failed)
+          sql`insert into aggregate_features_runs (run_id, job_version, command, since, anchor, started_at, finished_at, outcome, failed)
          values ('failed-run', 'test', 'run', '2025-03-11', '2025-03-18', now(), now(), 'failed', 2)`,
         ),
       );
@@ -219,7 +220,7 @@ describe.each(backends)('report ($name)', (backend) => {
       expect(report.verdict.reasons.find((r) => r.check === 'run_failed')?.message).toMatch(/failed: 2 combinations failed$/);
 
       // Drift found by verify is recorded in the run log and read by the report.
-      await withSession(backend, (s) => s.query("delete from aggregate_features_runs where run_id = 'failed-run'"));
+      await withSession(backend, (s) => s.query(sql`delete from aggregate_features_runs where run_id = 'failed-run'`));
       expect((await runMain(['verify', '--date', '2025-03-18'], env)).code).toBe(1);
       const drift = JSON.parse((await check(['--json'])).stdout) as Report;
       expect(drift.last_verify).toMatchObject({ outcome: 'failed', anchor: '2025-03-18' });

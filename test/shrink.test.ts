@@ -12,6 +12,7 @@ import type { RunEvent } from '../src/observe/events.js';
 import { allBackends, useSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 // 12 students × 10 topics × 10 days (2025-10-23 … 2025-11-01) × 2 attempts: 240 attempts a day.
 const generate = `
@@ -41,8 +42,8 @@ const backends = await allBackends('shrink');
 describe.each(backends)('the shrink guard ($name)', (backend) => {
   const t = useSession(backend, async (session) => {
     await prepareSchema(session);
-    await session.query(generate);
-    await session.query(views);
+    await session.query(raw(generate));
+    await session.query(raw(views));
     await runDaily(session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
   });
 
@@ -114,7 +115,7 @@ describe.each(backends)('the shrink guard ($name)', (backend) => {
   });
 
   test('an empty source is the special case: refused whatever the thresholds, in both runs', async () => {
-    await t.session.query(`create or replace view attempt_empty as select * from attempt where false`);
+    await t.session.query(sql`create or replace view attempt_empty as select * from attempt where false`);
     const tiny = { AGG_SHRINK_MIN_ATTEMPTS: '100000' };
     const { real, dry } = runs('attempt_empty', {}, tiny);
     const realOutcome = await outcome(real);

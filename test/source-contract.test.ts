@@ -11,6 +11,7 @@ import { runVerify } from '../src/pipeline/verify.js';
 import { allBackends, useSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 // Attempts around local midnights in New York, so a wrong zone moves them to other days.
 const generate = `
@@ -51,8 +52,8 @@ const backends = await allBackends('source_contract');
 describe.each(backends)('the source contract ($name)', (backend) => {
   const t = useSession(backend, async (session) => {
     await prepareSchema(session);
-    await session.query(generate);
-    await session.query(views);
+    await session.query(raw(generate));
+    await session.query(raw(views));
   });
   const zone = { AGG_TIMEZONE: 'America/New_York' };
 
@@ -73,7 +74,7 @@ describe.each(backends)('the source contract ($name)', (backend) => {
   });
 
   test('with AGG_SOURCE_TIMEZONE it gives exactly the rows of the timestamptz source', async () => {
-    await t.session.query('truncate features_topic_daily');
+    await t.session.query(sql`truncate features_topic_daily`);
     await runDaily(t.session, loadConfig(zone), { date: '2025-11-01' }, () => undefined);
     const expected = await readFeatures(t.session);
     expect(expected.length).toBeGreaterThan(0);
@@ -102,7 +103,7 @@ describe.each(backends)('the source contract ($name)', (backend) => {
   });
 
   const rowsOf = async (source: string, shards = 1) => {
-    await t.session.query('truncate features_topic_daily, aggregate_features_runs');
+    await t.session.query(sql`truncate features_topic_daily, aggregate_features_runs`);
     const config = loadConfig({ AGG_SOURCE: source, AGG_LOOKBACK_DAYS: '12' });
     for (let index = 1; index <= shards; index++)
       await runDaily(t.session, config, { date: '2025-11-01', shard: { index, count: shards } }, () => undefined);

@@ -31,6 +31,7 @@ import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
 import { collectReport, type Report } from '../src/report/collect.js';
 import { allBackends, useSession } from './support/backends.js';
 import { prepareSchema, readFeatures } from './support/data.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 /** Attempts of the days first + 0 … first + count − 1 into `table`: a weekday has all 200 students, a weekend day 80. */
 const generate = (table: string, first: string, count: number) => `
@@ -81,15 +82,14 @@ async function memoryOf(
   day: string,
 ): Promise<{ first: number; highest: number; last: number; accepted: boolean } | undefined> {
   const result = await session.query<{ first: number; highest: number; last: number; accepted: boolean }>(
-    `select first_attempts::int as first, highest_attempts::int as highest, last_attempts::int as last, accepted
-     from aggregate_features_source_days where shard = '1/1' and date = $1::date`,
-    [day],
+    sql`select first_attempts::int as first, highest_attempts::int as highest, last_attempts::int as last, accepted
+     from aggregate_features_source_days where shard = '1/1' and date = ${day}::date`,
   );
   return result.rows[0];
 }
 
 async function snapshot(session: Session): Promise<unknown> {
-  const memory = await session.query(`select * from aggregate_features_source_days order by shard, date`);
+  const memory = await session.query(sql`select * from aggregate_features_source_days order by shard, date`);
   return { features: await readFeatures(session), memory: memory.rows };
 }
 
@@ -105,10 +105,10 @@ describe.each(backends)('the source memory ($name)', (backend) => {
   const backfillEvents: RunEvent[] = [];
   const t = useSession(backend, async (session) => {
     await prepareSchema(session);
-    await session.query(`create table attempt_new (like attempt)`);
-    await session.query(generate('attempt', '2025-09-24', 42));
-    await session.query(generate('attempt_new', '2025-11-05', 3));
-    await session.query(views);
+    await session.query(sql`create table attempt_new (like attempt)`);
+    await session.query(raw(generate('attempt', '2025-09-24', 42)));
+    await session.query(raw(generate('attempt_new', '2025-11-05', 3)));
+    await session.query(raw(views));
     // A backfill of history long delivered (every day before the nightly window of today) is not judged for completeness.
     await runBackfill(session, loadConfig({}), { from: '2025-09-24', to: '2025-11-04' }, (e) => backfillEvents.push(e));
   });
@@ -225,7 +225,7 @@ describe.each(backends)('the source memory ($name)', (backend) => {
 
   describe('the memory itself', () => {
     test('a memory younger than the table (an installation that gained it by migrate): the new day is judged against the stored rows', async () => {
-      await t.session.query(`delete from aggregate_features_source_days where date < '2025-11-01'`);
+      await t.session.query(sql`delete from aggregate_features_source_days where date < '2025-11-01'`);
       const real = await outcome(() => run('src_friday_partial', '2025-11-07', {}, { AGG_LOOKBACK_DAYS: '0' }));
       expect(real.code).toBe(1);
       expect(real.message).toMatch(/\(2025-11-07: 120 attempts, 20% of its baseline 600\)/);
@@ -253,7 +253,7 @@ describe.each(backends)('the source memory ($name)', (backend) => {
       // 2025-11-06 is stored as delivered twice: the rebuild corrects that too, a loss confirmed with --allow-shrink.
       await runBackfill(t.session, config, { from: '2025-09-24', to: '2025-11-07', redefine: true, allowShrink: true }, () => undefined);
       const sums = await t.session.query<{ stored: number; source: number }>(
-        `select (select sum(attempts)::int from features_topic_daily) as stored,
+        sql`select (select sum(attempts)::int from features_topic_daily) as stored,
               (select count(*)::int from src_full where (completed_at at time zone 'Asia/Seoul')::date between '2025-09-24' and '2025-11-07') as source`,
       );
       expect(sums.rows[0]!.stored).toBe(sums.rows[0]!.source);
@@ -269,13 +269,13 @@ describe.each(await allBackends('source_memory_upgrade'))('an installation from 
   const t = useSession(backend, async (session) => {
     await migrate(session, loadMigrations().slice(0, 2));
     await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
-    await session.query(generate('attempt', '2025-09-24', 43));
+    await session.query(raw(generate('attempt', '2025-09-24', 43)));
     // Five weeks of rows, as the job before the memory left them.
-    await session.query(`
+    await session.query(sql`
       insert into features_topic_daily (user_id, topic_id, date, attempts)
       select student_id, topic_id, (completed_at at time zone 'UTC')::date, count(*)
       from attempt where completed_at < timestamptz '2025-11-05 00:00Z' group by 1, 2, 3`);
-    await session.query(`
+    await session.query(sql`
       create view attempt_partial as
       select * from attempt where completed_at < timestamptz '2025-11-05 00:00Z' or substr(student_id, 2)::int % 5 = 0`);
   });
@@ -287,11 +287,11 @@ describe.each(await allBackends('source_memory_upgrade'))('an installation from 
     );
     expect(refused.code).toBe(1);
     expect(refused.message).toMatch(/\(2025-11-05: 120 attempts, 20% of its baseline 600\)/);
-    expect((await t.session.query(`select 1 from aggregate_features_source_days`)).rowCount).toBe(0);
+    expect((await t.session.query(sql`select 1 from aggregate_features_source_days`)).rowCount).toBe(0);
     await runDaily(t.session, loadConfig({}), { date: '2025-11-05' }, () => undefined);
     expect(await memoryOf(t.session, '2025-11-05')).toEqual({ first: 600, highest: 600, last: 600, accepted: false });
-    expect((await t.session.query(`select 1 from aggregate_features_source_days`)).rowCount).toBe(8);
-    const definition = await t.session.query(`select timezone, improvement_mode from aggregate_features_definition`);
+    expect((await t.session.query(sql`select 1 from aggregate_features_source_days`)).rowCount).toBe(8);
+    const definition = await t.session.query(sql`select timezone, improvement_mode from aggregate_features_definition`);
     expect(definition.rows).toEqual([{ timezone: 'UTC', improvement_mode: 'accuracy' }]);
   });
 });
@@ -303,16 +303,18 @@ describe.each(await allBackends('source_memory_recent'))('a backfill of the days
   const t = useSession(backend, async (session) => {
     await prepareSchema(session);
     const days = await session.query<{ first: string; yesterday: string }>(
-      `select (current_date - 42)::text as first, (current_date - 1)::text as yesterday`,
+      sql`select (current_date - 42)::text as first, (current_date - 1)::text as yesterday`,
     );
     ({ first, yesterday } = days.rows[0]!);
-    await session.query(generate('attempt', first, 42));
-    await session.query(`create view src_recent_partial as select * from attempt where not (${onDay(yesterday)}) or ${student} % 5 = 0`);
+    await session.query(raw(generate('attempt', first, 42)));
+    await session.query(
+      raw(`create view src_recent_partial as select * from attempt where not (${onDay(yesterday)}) or ${student} % 5 = 0`),
+    );
   });
 
   test('a new day inside the nightly window is judged: refused when incomplete, published by --allow-incomplete', async () => {
     const config = loadConfig({ AGG_SOURCE: 'src_recent_partial' });
-    const dayBefore = (await t.session.query<{ d: string }>(`select ($1::date - 1)::text as d`, [yesterday])).rows[0]!.d;
+    const dayBefore = (await t.session.query<{ d: string }>(sql`select (${yesterday}::date - 1)::text as d`)).rows[0]!.d;
     // The history up to the day before: the last days (within the nightly window) are judged and normal.
     await runBackfill(t.session, config, { from: first, to: dayBefore }, () => undefined);
     const refused = await outcome(() => runBackfill(t.session, config, { from: yesterday, to: yesterday }, () => undefined));

@@ -20,6 +20,7 @@ import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
 import { databaseName, registerRole, testTempDir } from './support/resources.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('sql_command');
 
@@ -42,7 +43,7 @@ describe.each(backends)('sql ($name)', (backend) => {
   const env: Record<string, string> = { DATABASE_URL: backend.url, AGG_SQL_ROLE: reader };
   const attempts = history({ first: '2025-03-01', days: 3, seed: 2 });
   const attemptCount = () =>
-    withSession(backend, async (s) => (await s.query<{ n: number }>('select count(*)::int as n from attempt')).rows[0]!.n);
+    withSession(backend, async (s) => (await s.query<{ n: number }>(sql`select count(*)::int as n from attempt`)).rows[0]!.n);
 
   beforeAll(async () => {
     await withSession(backend, async (session) => {
@@ -64,7 +65,7 @@ describe.each(backends)('sql ($name)', (backend) => {
     expect(result.code).toBe(0);
     const truth = await withSession(
       backend,
-      async (s) => (await s.query<{ n: number }>("select count(*)::int as n from attempt where student_id = 's1'")).rows[0]!.n,
+      async (s) => (await s.query<{ n: number }>(sql`select count(*)::int as n from attempt where student_id = 's1'`)).rows[0]!.n,
     );
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^student_id\s+attempts\s+nothing$/);

@@ -8,7 +8,7 @@
  * stale rows.
  */
 import { describe, expect, test } from 'vitest';
-import { raw } from '../src/sql/tag.js';
+import { raw, sql } from '../src/sql/tag.js';
 import { deleteStale, dryRunCounts } from '../src/sql/write.js';
 import { unsharded, workOf } from '../src/work.js';
 import { allBackends, withSession } from './support/backends.js';
@@ -39,33 +39,32 @@ describe.each(backends)('stale-row deletion ($name)', (backend) => {
       // topics stored in each; the computation keeps all but topic t2 of every tenth student.
       const fill = (first: string) =>
         session.query(
-          `insert into features_topic_daily (user_id, topic_id, date, attempts, correct, hints)
-           select 'u' || u, 't' || t, $1::date + d, 1, 1, 0
+          sql`insert into features_topic_daily (user_id, topic_id, date, attempts, correct, hints)
+           select 'u' || u, 't' || t, ${first}::date + d, 1, 1, 0
            from generate_series(1, 500) u, generate_series(1, 2) t, generate_series(0, 7) d`,
-          [first],
         );
       await fill('2025-01-01');
-      await session.query('analyze features_topic_daily');
+      await session.query(sql`analyze features_topic_daily`);
       await fill('2025-03-01');
-      await session.query('begin');
+      await session.query(sql`begin`);
       try {
         await session.query(
-          `create temporary table agg_computed on commit drop as
+          sql`create temporary table agg_computed on commit drop as
            select user_id, topic_id, date from features_topic_daily
            where date >= '2025-03-01' and not (topic_id = 't2' and user_id like '%0')`,
         );
-        await session.query('analyze agg_computed');
-        await session.query('create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop');
+        await session.query(sql`analyze agg_computed`);
+        await session.query(sql`create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`);
         const statement = deleteStale(range);
         expect(rescannedUnderNestedLoop(await planOf(session, statement))).toEqual([]);
         const deleted = (await session.query<{ deleted: number }>(statement)).rows[0]!.deleted;
         expect(deleted).toBe(50 * 8);
         const left = await session.query<{ n: number }>(
-          "select count(*)::int as n from features_topic_daily where date >= '2025-03-01' and topic_id = 't2' and user_id like '%0'",
+          sql`select count(*)::int as n from features_topic_daily where date >= '2025-03-01' and topic_id = 't2' and user_id like '%0'`,
         );
         expect(left.rows[0]!.n).toBe(0);
       } finally {
-        await session.query('rollback');
+        await session.query(sql`rollback`);
       }
     });
   });
@@ -74,7 +73,7 @@ describe.each(backends)('stale-row deletion ($name)', (backend) => {
     await withSession(backend, async (session) => {
       // The March rows above are stored; the source has attempts for half of the students.
       await session.query(
-        `insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+        sql`insert into attempt (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
          select 'u' || u, 't' || t, ('2025-03-01'::date + d)::timestamp at time zone 'UTC' + interval '9 hours', true, 1000, false
          from generate_series(1, 250) u, generate_series(1, 2) t, generate_series(0, 7) d`,
       );

@@ -10,6 +10,7 @@ import { allBackends, withSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { createThetaTables, insertEstimates } from './support/theta.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('theta_cli');
 
@@ -58,7 +59,7 @@ describe.each(backends)('theta from the command line ($name)', (backend) => {
     await withSession(backend, async (session) => {
       await prepareSchema(session);
       await loadAttempts(session, history());
-      await session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
+      await session.query(sql`drop table if exists student_topic_theta; drop table if exists mirt_ability`);
     });
     const variants: Record<string, string>[] = [
       {},
@@ -83,7 +84,7 @@ describe.each(backends)('theta from the command line ($name)', (backend) => {
   test('a backfill of an old day (--date) is not changed by estimates made later; the log counts skipped estimates', async () => {
     await withSession(backend, async (session) => {
       await prepareSchema(session);
-      await session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+      await session.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`);
       await loadAttempts(session, history());
       await createThetaTables(session, { thetaType: 'double precision', seType: 'numeric', index: true, mirt: undefined });
       await insertEstimates(session, [
@@ -102,7 +103,7 @@ describe.each(backends)('theta from the command line ($name)', (backend) => {
     const before = await withSession(backend, async (session) => {
       const rows = await readFeatures(session);
       const stamps = await session.query<{ computed_at: string }>(
-        'select computed_at::text as computed_at from features_topic_daily order by 1',
+        sql`select computed_at::text as computed_at from features_topic_daily order by 1`,
       );
       // Estimates made after 2025-10-10: from exactly midnight UTC on, with very different thetas.
       await insertEstimates(session, [
@@ -119,8 +120,9 @@ describe.each(backends)('theta from the command line ($name)', (backend) => {
     expect(again.lines[2]).toBe('[INFO] Rows: inserted=0, updated=0, unchanged=8, deleted=0');
     const after = await withSession(backend, async (session) => ({
       rows: await readFeatures(session),
-      stamps: (await session.query<{ computed_at: string }>('select computed_at::text as computed_at from features_topic_daily order by 1'))
-        .rows,
+      stamps: (
+        await session.query<{ computed_at: string }>(sql`select computed_at::text as computed_at from features_topic_daily order by 1`)
+      ).rows,
     }));
     expect(after).toEqual(before);
   });

@@ -22,6 +22,7 @@ import { propertyRuns, propertyTimeout } from './support/property.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import { seText, thetaScenarioArbitrary, thetaText, type ThetaScenario } from './support/theta-arbitraries.js';
 import { createThetaTables, insertEstimates, insertMirt, readEstimates, readMirt } from './support/theta.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('theta_property');
 const runs = propertyRuns;
@@ -38,7 +39,7 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
   const t = useSession(backend, prepareSchema);
 
   async function setUp(scenario: ThetaScenario): Promise<void> {
-    await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+    await t.session.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`);
     await createThetaTables(t.session, scenario.tables);
     await insertEstimates(t.session, scenario.estimates);
     if (scenario.tables.mirt) await insertMirt(t.session, scenario.mirt);
@@ -113,7 +114,7 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
           // With theta disabled the improvement mode is accuracy: a table computed in theta mode
           // refuses such a run (exit 2) unless its definition is changed on purpose; here the
           // recorded definition is cleared instead, around each change of mode.
-          const clearDefinition = () => t.session.query('delete from aggregate_features_definition');
+          const clearDefinition = () => t.session.query(sql`delete from aggregate_features_definition`);
           await clearDefinition();
           const disabled = await run(scenario, { includeTheta: false });
           await clearDefinition();
@@ -182,20 +183,17 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
       await fc.assert(
         fc.asyncProperty(leak, async ({ scenario, backfillDays, dayBack, future, futureMirt }) => {
           await setUp(scenario);
-          const date = (await t.session.query<{ d: string }>('select ($1::date - $2::int)::text as d', [scenario.anchor, backfillDays]))
+          const date = (await t.session.query<{ d: string }>(sql`select (${scenario.anchor}::date - ${backfillDays}::int)::text as d`))
             .rows[0]!.d;
           const first = await run(scenario, { date });
           const d = (
-            await t.session.query<{ d: string }>('select greatest($1::date, $2::date - $3::int)::text as d', [
-              first.result.window.since,
-              date,
-              dayBack,
-            ])
+            await t.session.query<{ d: string }>(
+              sql`select greatest(${first.result.window.since}::date, ${date}::date - ${dayBack}::int)::text as d`,
+            )
           ).rows[0]!.d;
           const startOfNext = (
             await t.session.query<{ at: string }>(
-              `select to_char((($1::date + 1)::timestamp at time zone $2::text) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at`,
-              [d, scenario.timezone],
+              sql`select to_char(((${d}::date + 1)::timestamp at time zone ${scenario.timezone}::text) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at`,
             )
           ).rows[0]!.at;
           const snapshot = await readFeaturesWithComputedAt(t.session, d);
@@ -227,9 +225,8 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
 async function readFeaturesWithComputedAt(session: Session, d: string): Promise<Features[]> {
   const rows = await readFeatures(session);
   const stamps = await session.query<{ user_id: string; topic_id: string; date: string; computed_at: string }>(
-    `select user_id, topic_id, date::text as date, computed_at::text as computed_at
-     from features_topic_daily where date <= $1::date`,
-    [d],
+    sql`select user_id, topic_id, date::text as date, computed_at::text as computed_at
+     from features_topic_daily where date <= ${d}::date`,
   );
   const byRow = new Map(stamps.rows.map((r) => [JSON.stringify([r.user_id, r.topic_id, r.date]), r.computed_at]));
   return rows

@@ -18,6 +18,7 @@ import { allBackends, useSession } from './support/backends.js';
 import { loadAttempts, prepareSchema, readFeatures } from './support/data.js';
 import type { NumberType } from './support/theta-arbitraries.js';
 import { createThetaTables, insertEstimates, insertMirt, readEstimates, readMirt } from './support/theta.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('theta');
 
@@ -52,12 +53,12 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
 
   describe('start-up checks', () => {
     beforeAll(async () => {
-      await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+      await t.session.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`);
       await loadAttempts(t.session, [att('u1', 't1', '2025-11-01T12:00:00Z')]);
     });
 
     test('no student_topic_theta: ConfigError (exit 2) naming the table; theta disabled does not need it', async () => {
-      await t.session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
+      await t.session.query(sql`drop table if exists student_topic_theta; drop table if exists mirt_ability`);
       const error = await run().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as ConfigError).exitCode).toBe(2);
@@ -85,29 +86,29 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
         /student_topic_theta\.updated_at is timestamp without time zone: it must be timestamp with time zone/,
       ],
     ])('%s → ConfigError', async (ddl, message) => {
-      await t.session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
-      await t.session.query(ddl);
+      await t.session.query(sql`drop table if exists student_topic_theta; drop table if exists mirt_ability`);
+      await t.session.query(raw(ddl));
       const error = await run().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as Error).message).toMatch(message);
     });
 
     test('a malformed mirt_ability is a ConfigError too', async () => {
-      await t.session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
+      await t.session.query(sql`drop table if exists student_topic_theta; drop table if exists mirt_ability`);
       await t.session.query(
-        'create table student_topic_theta (user_id text, topic_id text, theta numeric, se numeric, updated_at timestamptz)',
+        sql`create table student_topic_theta (user_id text, topic_id text, theta numeric, se numeric, updated_at timestamptz)`,
       );
-      await t.session.query('create index on student_topic_theta (user_id, topic_id, updated_at)');
-      await t.session.query('create table mirt_ability (user_id text, theta numeric, se numeric)');
+      await t.session.query(sql`create index on student_topic_theta (user_id, topic_id, updated_at)`);
+      await t.session.query(sql`create table mirt_ability (user_id text, theta numeric, se numeric)`);
       await expect(run()).rejects.toThrow(/mirt_ability lacks the column fitted_at: it needs user_id, theta, se, fitted_at/);
     });
 
     test('a missing lookup index is a [WARN], a view is not checked, the index silences it', async () => {
-      await t.session.query('drop table if exists student_topic_theta; drop table if exists mirt_ability');
+      await t.session.query(sql`drop table if exists student_topic_theta; drop table if exists mirt_ability`);
       await t.session.query(
-        'create table student_topic_theta (user_id text, topic_id text, theta numeric, se numeric, updated_at timestamptz)',
+        sql`create table student_topic_theta (user_id text, topic_id text, theta numeric, se numeric, updated_at timestamptz)`,
       );
-      await t.session.query('create table mirt_ability (user_id text, theta numeric, se numeric, fitted_at timestamptz)');
+      await t.session.query(sql`create table mirt_ability (user_id text, theta numeric, se numeric, fitted_at timestamptz)`);
       const warnings = async () =>
         (await run()).events.filter((e) => e.type === 'message' && e.level === 'warn').map((e) => (e as { message: string }).message);
       expect(await warnings()).toEqual([
@@ -115,15 +116,15 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
         "mirt_ability has no index on (user_id, fitted_at): every combination's theta lookup scans the table, which takes hours on a large one; ask its owner to run `create index on mirt_ability (user_id, fitted_at)` (docs/theta.md)",
       ]);
       // (topic_id, user_id, updated_at) serves the lookup as well; (user_id) alone does not
-      await t.session.query('create index on student_topic_theta (topic_id, user_id, updated_at)');
-      await t.session.query('create index on mirt_ability (user_id)');
+      await t.session.query(sql`create index on student_topic_theta (topic_id, user_id, updated_at)`);
+      await t.session.query(sql`create index on mirt_ability (user_id)`);
       expect(await warnings()).toEqual([expect.stringMatching(/^mirt_ability has no index/)]);
-      await t.session.query('create index on mirt_ability (user_id, fitted_at)');
+      await t.session.query(sql`create index on mirt_ability (user_id, fitted_at)`);
       expect(await warnings()).toEqual([]);
-      await t.session.query('alter table student_topic_theta rename to stt_base');
-      await t.session.query('create view student_topic_theta as select * from stt_base');
+      await t.session.query(sql`alter table student_topic_theta rename to stt_base`);
+      await t.session.query(sql`create view student_topic_theta as select * from stt_base`);
       expect(await warnings()).toEqual([]);
-      await t.session.query('drop view student_topic_theta; drop table stt_base');
+      await t.session.query(sql`drop view student_topic_theta; drop table stt_base`);
     });
 
     test('text log: the skipped line sits between the run line and the rows line; JSON has the breakdown', async () => {
@@ -150,7 +151,7 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
         runId: 'r',
         sink: (line) => json.push(JSON.parse(line) as Record<string, unknown>),
       });
-      await t.session.query('truncate features_topic_daily');
+      await t.session.query(sql`truncate features_topic_daily`);
       const result = await runDaily(t.session, env(), { date: '2025-11-01' }, (e) => {
         text(e);
         structured(e);
@@ -177,7 +178,7 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
       estimates: OracleEstimate[],
       options: { mirt?: OracleMirt[]; mode?: 'accuracy' | 'theta'; timezone?: string; date?: string; lookback?: number } = {},
     ) {
-      await t.session.query('truncate features_topic_daily; truncate aggregate_features_runs');
+      await t.session.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`);
       await createThetaTables(t.session, {
         thetaType,
         seType,

@@ -10,6 +10,7 @@ import { upsertIsolated } from '../src/pipeline/upsert.js';
 import { inTransaction } from '../src/database/transaction.js';
 import { allBackends, withSession } from './support/backends.js';
 import { prepareSchema } from './support/data.js';
+import { sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('upsert');
 
@@ -19,11 +20,11 @@ const window = { since: '2026-03-01', anchor: '2026-03-08' };
 
 /** Stages three computed rows in agg_computed, as a run's computation leaves them. */
 async function stageThree(session: Session): Promise<void> {
-  await session.query(`create temporary table agg_computed on commit drop as
+  await session.query(sql`create temporary table agg_computed on commit drop as
     select user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
            last_seen_at, theta_estimate, theta_sd, improvement
     from features_topic_daily with no data`);
-  await session.query(`insert into agg_computed (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints, improvement)
+  await session.query(sql`insert into agg_computed (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints, improvement)
     values ('s1', 'algebra', '2026-03-08', 4, 3, 1200, 1100, 1, 0.125),
            ('s1', 'geometry', '2026-03-08', 2, 1, 900, 900, 0, null),
            ('s2', 'algebra', '2026-03-08', 5, 5, 700, 650, 2, -0.031)`);
@@ -40,9 +41,8 @@ interface Stored {
 
 async function stored(session: Session): Promise<Stored[]> {
   const { rows } = await session.query<Stored>(
-    `select user_id, topic_id, attempts, correct, improvement::text as improvement, computed_at = $1::timestamptz as written_by_run
+    sql`select user_id, topic_id, attempts, correct, improvement::text as improvement, computed_at = ${runTimestamp}::timestamptz as written_by_run
      from features_topic_daily order by user_id, topic_id`,
-    [runTimestamp],
   );
   return rows;
 }
@@ -57,7 +57,7 @@ describe.each(backends)('writing a window that held nothing ($name)', (backend) 
   test('every row is inserted at once', async () => {
     await withSession(backend, async (session) => {
       await prepareSchema(session);
-      await session.query('truncate features_topic_daily');
+      await session.query(sql`truncate features_topic_daily`);
       const counts = await inTransaction(session, async () => {
         await stageThree(session);
         return upsertIsolated(session, { runTimestamp, includeTheta: false, window, nothingStored: true }, never);
@@ -70,14 +70,13 @@ describe.each(backends)('writing a window that held nothing ($name)', (backend) 
   test('a row that appeared in between: the INSERT is rolled back and the upsert writes every row', async () => {
     await withSession(backend, async (session) => {
       await prepareSchema(session);
-      await session.query('truncate features_topic_daily');
+      await session.query(sql`truncate features_topic_daily`);
       // Stored after the shrink guard found the window empty: one row with other values, one
       // equal to the computed row (which the upsert then leaves as it is).
       await session.query(
-        `insert into features_topic_daily (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints, improvement, computed_at)
+        sql`insert into features_topic_daily (user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints, improvement, computed_at)
         values ('s1', 'algebra', '2026-03-08', 1, 0, 10, 10, 0, null, '2026-01-01'),
-               ('s2', 'algebra', '2026-03-08', 5, 5, 700, 650, 2, -0.031, $1)`,
-        [runTimestamp],
+               ('s2', 'algebra', '2026-03-08', 5, 5, 700, 650, 2, -0.031, ${runTimestamp})`,
       );
       const counts = await inTransaction(session, async () => {
         await stageThree(session);

@@ -10,6 +10,7 @@ import { registerRole } from './support/resources.js';
 import { runMain } from './support/cli.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { history } from './support/history.js';
+import { raw, sql } from '../src/sql/tag.js';
 
 const backends = await allBackends('verify');
 const attempts = history({ first: '2025-01-01', days: 50, seed: 11 });
@@ -81,23 +82,20 @@ describe.each(backends)('verify ($name)', (backend) => {
       const stored = await withSession(backend, async (session) => {
         const rows = (
           await session.query<{ user_id: string; topic_id: string; date: string; attempts: number; improvement: string | null }>(
-            `select user_id, topic_id, date::text as date, attempts, improvement::text as improvement
+            sql`select user_id, topic_id, date::text as date, attempts, improvement::text as improvement
            from features_topic_daily where date between '2025-02-10' and '2025-02-19' and improvement is not null
            order by date, user_id, topic_id limit 2`,
           )
         ).rows;
         const [changed, deleted] = rows as [(typeof rows)[0], (typeof rows)[0]];
         await session.query(
-          'update features_topic_daily set attempts = attempts + 5, improvement = 0.999 where user_id = $1 and topic_id = $2 and date = $3',
-          [changed.user_id, changed.topic_id, changed.date],
+          sql`update features_topic_daily set attempts = attempts + 5, improvement = 0.999 where user_id = ${changed.user_id} and topic_id = ${changed.topic_id} and date = ${changed.date}`,
         );
-        await session.query('delete from features_topic_daily where user_id = $1 and topic_id = $2 and date = $3', [
-          deleted.user_id,
-          deleted.topic_id,
-          deleted.date,
-        ]);
         await session.query(
-          "insert into features_topic_daily (user_id, topic_id, date, attempts, correct, hints) values ('ghost', 'algebra', '2025-02-18', 3, 1, 0)",
+          sql`delete from features_topic_daily where user_id = ${deleted.user_id} and topic_id = ${deleted.topic_id} and date = ${deleted.date}`,
+        );
+        await session.query(
+          sql`insert into features_topic_daily (user_id, topic_id, date, attempts, correct, hints) values ('ghost', 'algebra', '2025-02-18', 3, 1, 0)`,
         );
         return { changed, deleted };
       });
@@ -180,24 +178,24 @@ describe.each(backends)('verify ($name)', (backend) => {
       // Roles are global to the server: name it after this checkout's database.
       const role = `${new URL(backend.url).pathname.slice(1)}_reader`.slice(0, 63);
       await withSession(backend, async (session) => {
-        await session.query(`drop owned by ${role}`).catch(() => undefined);
-        await session.query(`drop role if exists ${role}`);
-        await session.query(`create role ${role} login`);
+        await session.query(raw(`drop owned by ${role}`)).catch(() => undefined);
+        await session.query(raw(`drop role if exists ${role}`));
+        await session.query(raw(`create role ${role} login`));
         registerRole(role); // dropped at the file's end, after its database
         await session.query(
-          `grant select on attempt, features_topic_daily, aggregate_features_runs, aggregate_features_migrations to ${role}`,
+          raw(`grant select on attempt, features_topic_daily, aggregate_features_runs, aggregate_features_migrations to ${role}`),
         );
       });
       const url = new URL(backend.url);
       url.username = role;
       const before = await withSession(
         backend,
-        async (s) => (await s.query<{ n: number }>('select count(*)::int as n from aggregate_features_runs')).rows[0]!.n,
+        async (s) => (await s.query<{ n: number }>(sql`select count(*)::int as n from aggregate_features_runs`)).rows[0]!.n,
       );
       const ok = await runMain(['verify', '--date', '2025-02-19'], { DATABASE_URL: url.toString(), AGG_LOOKBACK_DAYS: '27' });
       expect(ok.stderr).toMatch(/matches the source/);
       expect(ok.code).toBe(0);
-      await withSession(backend, (s) => s.query("update features_topic_daily set hints = hints + 1 where date = '2025-02-01'"));
+      await withSession(backend, (s) => s.query(sql`update features_topic_daily set hints = hints + 1 where date = '2025-02-01'`));
       const drift = await runMain(['verify', '--date', '2025-02-19'], { DATABASE_URL: url.toString(), AGG_LOOKBACK_DAYS: '27' });
       expect(drift.code).toBe(1);
       expect(drift.stderr).toMatch(/date=2025-02-01: differs: hints stored=\d+ expected=\d+/);
@@ -206,10 +204,10 @@ describe.each(backends)('verify ($name)', (backend) => {
       expect(denied.code).not.toBe(0);
       const after = await withSession(
         backend,
-        async (s) => (await s.query<{ n: number }>('select count(*)::int as n from aggregate_features_runs')).rows[0]!.n,
+        async (s) => (await s.query<{ n: number }>(sql`select count(*)::int as n from aggregate_features_runs`)).rows[0]!.n,
       );
       expect(after).toBe(before);
-      await withSession(backend, (s) => s.query("update features_topic_daily set hints = hints - 1 where date = '2025-02-01'"));
+      await withSession(backend, (s) => s.query(sql`update features_topic_daily set hints = hints - 1 where date = '2025-02-01'`));
     });
   });
 });

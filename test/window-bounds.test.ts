@@ -9,7 +9,7 @@
 import { describe, expect, test } from 'vitest';
 import type { Session } from '../src/database/db.js';
 import { rippleImprovement } from '../src/sql/backfill.js';
-import { raw, type Sql } from '../src/sql/tag.js';
+import { raw, type Sql, sql } from '../src/sql/tag.js';
 import { deleteStale, dryRunCounts, upsertComputed } from '../src/sql/write.js';
 import { unsharded, workOf } from '../src/work.js';
 import { allBackends, withSession } from './support/backends.js';
@@ -37,34 +37,34 @@ describe.each(backends)('statements on stored rows read only the window ($name)'
   test('the upsert, the dry run, the stale-row deletion and the ripple bound their reads of features_topic_daily by the window', async () => {
     await withSession(backend, async (session) => {
       await prepareSchema(session);
-      await session.query('truncate features_topic_daily');
+      await session.query(sql`truncate features_topic_daily`);
       // Sixty days stored, eight of them the window's.
       await session.query(
-        `insert into features_topic_daily (user_id, topic_id, date, attempts, correct, hints)
+        sql`insert into features_topic_daily (user_id, topic_id, date, attempts, correct, hints)
          select 'u' || u, 't' || t, '2025-01-15'::date + d, 1, 1, 0
          from generate_series(1, 100) u, generate_series(1, 2) t, generate_series(0, 59) d`,
       );
-      await session.query('analyze features_topic_daily');
+      await session.query(sql`analyze features_topic_daily`);
       const work = workOf({ source: raw('attempt'), timezone: 'UTC', theta: undefined }, window, unsharded);
-      await session.query('begin');
+      await session.query(sql`begin`);
       try {
-        await session.query('set local enable_nestloop = off');
-        await session.query('set local enable_mergejoin = off');
+        await session.query(sql`set local enable_nestloop = off`);
+        await session.query(sql`set local enable_mergejoin = off`);
         await session.query(
-          `create temporary table agg_computed on commit drop as
+          raw(`create temporary table agg_computed on commit drop as
            select user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
                   last_seen_at, theta_estimate, theta_sd, improvement
-           from features_topic_daily where date between '${window.since}' and '${window.anchor}'`,
+           from features_topic_daily where date between '${window.since}' and '${window.anchor}'`),
         );
-        await session.query('analyze agg_computed');
+        await session.query(sql`analyze agg_computed`);
         const scope = { runTimestamp: '2025-03-09T02:00:00Z', includeTheta: false, users: null, topic: null, date: null, ...window };
         expect(await unboundedReads(session, upsertComputed(scope)), 'upsert').toEqual([]);
         expect(await unboundedReads(session, dryRunCounts(work)), 'dry run').toEqual([]);
-        await session.query('create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop');
+        await session.query(sql`create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`);
         expect(await unboundedReads(session, deleteStale(work)), 'stale-row deletion').toEqual([]);
         expect(await unboundedReads(session, rippleImprovement(work, scope.runTimestamp)), 'ripple').toEqual([]);
       } finally {
-        await session.query('rollback');
+        await session.query(sql`rollback`);
       }
     });
   });

@@ -7,6 +7,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import pg from 'pg';
 import type { DatabaseTarget } from '../config/index.js';
 import { ConfigError, UnreachableError, isConnectionError, messageOf, sqlState } from '../errors.js';
+import { cancelBackends } from '../sql/connection.js';
+import type { Sql } from '../sql/tag.js';
 import { acquireDirectoryLock, type DirectoryLock } from './directory-lock.js';
 import { maskPasswords, passwordsOf } from './redact.js';
 
@@ -16,8 +18,46 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (v) => v);
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMP, (v) => v);
 
-/** A single connection; a run does all its work on one, so its session lock covers it. */
-export type Session = pg.PoolClient;
+/**
+ * A single connection; a run does all its work on one, so its session lock covers it. It runs
+ * only statements built by the `sql` tag: a string or a (text, values) pair does not compile,
+ * so every value is bound and every name quoted on its way in.
+ */
+export interface Session {
+  /** Runs `statement`; the rows are objects of type `R`. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(statement: Sql): Promise<pg.QueryResult<R>>;
+  /**
+   * Runs `statement` alone with the extended protocol, which refuses a second statement in
+   * its text, and returns the rows as arrays of values in column order (the `sql` command:
+   * two columns may share a name there).
+   */
+  queryArrays(statement: Sql): Promise<pg.QueryArrayResult<unknown[]>>;
+  /** Gives the connection back; `err` (an error, or true) closes it instead. */
+  release(err?: Error | boolean): void;
+}
+
+/**
+ * The session of the driver's `client`, the same on the server and on PGlite: a client of a
+ * pool, or a client of its own (released by ending it, which its owner does).
+ */
+export function sessionOf(client: pg.PoolClient | pg.Client): Session {
+  return {
+    query: (statement) => client.query({ text: statement.text, values: statement.values }),
+    queryArrays(statement) {
+      // queryMode is pg's (8.12+), not in its type definitions: it forces the extended protocol.
+      const query: pg.QueryArrayConfig & { queryMode: 'extended' } = {
+        text: statement.text,
+        values: statement.values,
+        rowMode: 'array',
+        queryMode: 'extended',
+      };
+      return client.query<unknown[]>(query);
+    },
+    release(err) {
+      if ('release' in client) client.release(err);
+    },
+  };
+}
 
 /** An open database. */
 export interface Database {
@@ -71,9 +111,10 @@ function openServer(target: Extract<DatabaseTarget, { kind: 'postgres' }>, optio
       const pids = [...active].map((c) => (c as unknown as { processID?: number }).processID).filter((p) => p !== undefined);
       if (pids.length === 0) return;
       const canceller = new pg.Client({ connectionString: target.connectionString, connectionTimeoutMillis: 5_000 });
+      const cancel = cancelBackends(pids);
       try {
         await canceller.connect();
-        await canceller.query('select pg_cancel_backend(pid) from unnest($1::int[]) as pid', [pids]);
+        await canceller.query(cancel.text, cancel.values);
       } catch {
         // The server is gone: nothing runs there any more.
       } finally {
@@ -95,12 +136,12 @@ async function connectWithRetries(
   redacted: string,
   attempts: number,
   errorText: (err: unknown) => string,
-): Promise<pg.PoolClient> {
+): Promise<Session> {
   for (let attempt = 1; ; attempt++) {
     try {
       const client = await pool.connect();
       client.on('error', () => undefined);
-      return client;
+      return sessionOf(client);
     } catch (err) {
       const state = sqlState(err);
       if (state === '28P01' || state === '28000') {
@@ -177,7 +218,7 @@ async function openPglite(directory: string, create: boolean): Promise<Database>
     return {
       errorText: messageOf,
       async connect() {
-        return pool.connect();
+        return sessionOf(await pool.connect());
       },
       async interrupt() {
         // Nothing to do: a PGlite statement blocks this thread; the run checks its signal next.

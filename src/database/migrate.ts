@@ -9,7 +9,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Session } from './db.js';
 import { ConfigError } from '../errors.js';
-import { sql } from '../sql/tag.js';
+import {
+  appliedMigrations,
+  createMigrationsTable,
+  lockMigrations,
+  migrationScript,
+  migrationsTableExists,
+  recordMigration,
+} from '../sql/migrations.js';
 import { inTransaction } from './transaction.js';
 import { lockKeys } from './lock.js';
 
@@ -44,18 +51,10 @@ interface AppliedRow {
   checksum: string;
 }
 
-const createMigrationsTable = `
-  create table if not exists aggregate_features_migrations (
-    version    int primary key,
-    name       text not null,
-    checksum   text not null,
-    applied_at timestamptz not null default now()
-  )`;
-
 /** Applies the pending migrations; returns the names of those it applied. */
 export async function migrate(session: Session, migrations = loadMigrations()): Promise<string[]> {
   return inTransaction(session, async () => {
-    await session.query(sql`select pg_advisory_xact_lock(${lockKeys.namespace}, ${lockKeys.migrations})`);
+    await session.query(lockMigrations(lockKeys.namespace, lockKeys.migrations));
     await session.query(createMigrationsTable);
     const applied = await readApplied(session);
     verifyApplied(applied, migrations);
@@ -63,10 +62,8 @@ export async function migrate(session: Session, migrations = loadMigrations()): 
     const names: string[] = [];
     for (const migration of migrations) {
       if (done.has(migration.version)) continue;
-      await session.query(migration.sql);
-      await session.query(
-        sql`insert into aggregate_features_migrations (version, name, checksum) values (${migration.version}, ${migration.name}, ${migration.checksum})`,
-      );
+      await session.query(migrationScript(migration.sql));
+      await session.query(recordMigration(migration));
       names.push(migration.name);
     }
     return names;
@@ -78,7 +75,7 @@ export async function migrate(session: Session, migrations = loadMigrations()): 
  * first and never creates tables itself.
  */
 export async function checkSchema(session: Session, migrations = loadMigrations()): Promise<void> {
-  const exists = await session.query<{ present: boolean }>("select to_regclass('aggregate_features_migrations') is not null as present");
+  const exists = await session.query<{ present: boolean }>(migrationsTableExists);
   if (!exists.rows[0]?.present) {
     throw new ConfigError('the database has no features_topic_daily schema yet: run `aggregate-features-daily migrate` first');
   }
@@ -93,7 +90,7 @@ export async function checkSchema(session: Session, migrations = loadMigrations(
 }
 
 async function readApplied(session: Session): Promise<AppliedRow[]> {
-  const result = await session.query<AppliedRow>('select version, name, checksum from aggregate_features_migrations order by version');
+  const result = await session.query<AppliedRow>(appliedMigrations);
   return result.rows;
 }
 

@@ -6,7 +6,14 @@
  */
 import type { Config } from '../config/index.js';
 import type { Session } from './db.js';
-import { sql } from '../sql/tag.js';
+import {
+  checkClientEvery250ms,
+  setJitThreshold,
+  setLockTimeout,
+  setStatementTimeout,
+  setWorkMem,
+  shortestExactFloats,
+} from '../sql/session-settings.js';
 
 /**
  * The planner cost above which the job's statements are JIT-compiled (jit_above_cost and the
@@ -20,15 +27,13 @@ export const jitAboveCost = 5_000_000;
 
 /** Applies the settings to `session` for the rest of its life (set_config(…, false)). */
 export async function applySessionSettings(session: Session, config: Config): Promise<void> {
-  if (config.workMem !== undefined) await session.query(sql`select set_config('work_mem', ${config.workMem}, false)`);
-  await session.query(sql`select set_config('statement_timeout', ${String(config.statementTimeoutMs)}, false)`);
-  await session.query("select set_config('extra_float_digits', '1', false)");
-  await session.query(sql`select set_config('lock_timeout', ${String(config.lockTimeoutMs)}, false)`);
+  if (config.workMem !== undefined) await session.query(setWorkMem(config.workMem));
+  await session.query(setStatementTimeout(config.statementTimeoutMs));
+  await session.query(shortestExactFloats);
+  await session.query(setLockTimeout(config.lockTimeoutMs));
   for (const name of ['jit_above_cost', 'jit_inline_above_cost', 'jit_optimize_above_cost'])
-    await session.query(sql`select set_config(${name}, ${String(jitAboveCost)}, false)`);
+    await session.query(setJitThreshold(name, jitAboveCost));
   // A client killed mid-statement (kill -9) must not leave its statement, and with it the
   // writer lock, running on the server until it ends: check the client every 250 ms (PG 14+).
-  await session.query(
-    "select set_config('client_connection_check_interval', '250', false) where current_setting('server_version_num')::int >= 140000",
-  );
+  await session.query(checkClientEvery250ms);
 }

@@ -4,10 +4,16 @@
  * path can leave a transaction open or a savepoint half-released.
  */
 import type { Session } from './db.js';
-import { ident } from '../sql/tag.js';
-
-/** How a transaction begins, e.g. `begin transaction isolation level repeatable read read only`. */
-export type BeginStatement = 'begin' | 'begin transaction isolation level repeatable read read only';
+import {
+  beginTransaction,
+  endTransaction,
+  releaseSavepoint,
+  rollback,
+  rollbackToSavepoint,
+  savepoint,
+  type BeginStatement,
+  type EndStatement,
+} from '../sql/transaction.js';
 
 /**
  * Runs `work` in a transaction on `session`: commits when it resolves, rolls back and rethrows
@@ -16,15 +22,15 @@ export type BeginStatement = 'begin' | 'begin transaction isolation level repeat
 export async function inTransaction<T>(
   session: Session,
   work: () => Promise<T>,
-  options: { begin?: BeginStatement; end?: 'commit' | 'rollback' } = {},
+  options: { begin?: BeginStatement; end?: EndStatement } = {},
 ): Promise<T> {
-  await session.query(options.begin ?? 'begin');
+  await session.query(beginTransaction(options.begin ?? 'begin'));
   try {
     const result = await work();
-    await session.query(options.end ?? 'commit');
+    await session.query(endTransaction(options.end ?? 'commit'));
     return result;
   } catch (err) {
-    await session.query('rollback').catch(() => undefined);
+    await session.query(rollback).catch(() => undefined);
     throw err;
   }
 }
@@ -35,15 +41,14 @@ export async function inTransaction<T>(
  * what `work` did. `keep: false` rolls back to it also on success (a probe).
  */
 export async function inSavepoint<T>(session: Session, name: string, work: () => Promise<T>, options: { keep?: boolean } = {}): Promise<T> {
-  const savepoint = ident(name).text;
-  await session.query(`savepoint ${savepoint}`);
+  await session.query(savepoint(name));
   let result: T;
   try {
     result = await work();
   } catch (err) {
-    await session.query(`rollback to savepoint ${savepoint}`);
+    await session.query(rollbackToSavepoint(name));
     throw err;
   }
-  await session.query(options.keep === false ? `rollback to savepoint ${savepoint}` : `release savepoint ${savepoint}`);
+  await session.query(options.keep === false ? rollbackToSavepoint(name) : releaseSavepoint(name));
   return result;
 }

@@ -15,8 +15,7 @@ import type { Session } from '../database/db.js';
 import { ConfigError, messageOf } from '../errors.js';
 import type { Emit } from '../observe/events.js';
 import { runFlags } from '../observe/run-log.js';
-import { rippleEnd, rippleImprovement } from '../sql/backfill.js';
-import { sql } from '../sql/tag.js';
+import { dayAfter, rippleEnd, rippleImprovement } from '../sql/backfill.js';
 import { dayWindows, nightlyWindowStart, planRange, type Window } from '../window.js';
 import { addCounts, noCounts, shardName, unsharded, workOf, type Computation, type Counts, type Shard } from '../work.js';
 import { allowsShrink } from './daily.js';
@@ -239,5 +238,5 @@ async function runRipple(
 }
 
 async function nextDay(session: Session, day: string): Promise<string> {
-  return (await session.query<{ day: string }>(sql`select (${day}::date + 1)::text as day`)).rows[0]!.day;
+  return (await session.query<{ day: string }>(dayAfter(day))).rows[0]!.day;
 }

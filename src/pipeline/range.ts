@@ -12,7 +12,8 @@
  * interruption loses, stay bounded). Node holds no rows.
  */
 import type { Session } from '../database/db.js';
-import { sql } from '../sql/tag.js';
+import { estimateSourceRows, sortMemory } from '../sql/chunk.js';
+import { analyzeTarget, knownTargetRows } from '../sql/statistics.js';
 import type { Window } from '../window.js';
 import type { Computation } from '../work.js';
 
@@ -45,23 +46,17 @@ export function spanOf(chunk: readonly Window[]): { since: string; anchor: strin
  * read) per day, against the session's work_mem and parallel workers.
  */
 export async function planChunkDays(session: Session, computation: Computation, range: Window): Promise<number> {
-  const estimate = await session.query<{ 'QUERY PLAN': unknown }>(
-    sql`explain (format json) select 1 from ${computation.source}
-        where completed_at >= to_timestamp(${range.startsAt}::float8) and completed_at < to_timestamp(${range.endsAt}::float8)`,
-  );
+  const estimate = await session.query<{ 'QUERY PLAN': unknown }>(estimateSourceRows(computation.source, range));
   const plan = estimate.rows[0]?.['QUERY PLAN'];
   const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as [{ Plan: { 'Plan Rows': number } }] | undefined;
   const rows = parsed?.[0]?.Plan['Plan Rows'] ?? 0;
-  const memory = await session.query<{ bytes: string }>(
-    `select (pg_size_bytes(current_setting('work_mem'))
-             * (1 + least(current_setting('max_parallel_workers_per_gather')::int, 2)))::text as bytes`,
-  );
+  const memory = await session.query<{ bytes: string }>(sortMemory);
   return chunkDays(rows / Math.max(1, range.days), Number(memory.rows[0]!.bytes));
 }
 
 /**
  * Keeps the planner's statistics of features_topic_daily current while a backfill fills it:
- * each day's statements look up the stored rows of its combinations, and against statistics
+ * each chunk's statements look up the stored rows of its combinations, and against statistics
  * that still describe a small (or empty) table PostgreSQL hashes the whole table for every
  * day instead of probing its primary key — 0.3 s a day once 300k rows were stored, growing
  * with every day written. ANALYZE (a sample of at most 30,000 rows) runs whenever the rows
@@ -69,16 +64,14 @@ export async function planChunkDays(session: Session, computation: Computation, 
  * backfill. Without the right to analyze the table PostgreSQL only warns, and nothing changes.
  */
 export async function targetGrowth(session: Session): Promise<{ written(inserted: number): Promise<void> }> {
-  const known = await session.query<{ rows: number }>(
-    "select greatest(reltuples, 0)::float8 as rows from pg_class where oid = to_regclass('features_topic_daily')",
-  );
+  const known = await session.query<{ rows: number }>(knownTargetRows);
   let rows = known.rows[0]?.rows ?? 0;
   let pending = 0;
   return {
     async written(inserted: number) {
       pending += inserted;
       if (pending <= Math.max(rows, 10_000)) return;
-      await session.query('analyze features_topic_daily');
+      await session.query(analyzeTarget);
       rows += pending;
       pending = 0;
     },

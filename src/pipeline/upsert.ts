@@ -5,7 +5,7 @@
 import type { Session } from '../database/db.js';
 import { messageOf, sqlState } from '../errors.js';
 import { stagingOf } from '../sql/staging.js';
-import { sql } from '../sql/tag.js';
+import { stagedCombinationsOf, stagedStudents } from '../sql/narrowing.js';
 import { insertAllComputed, upsertComputed, type UpsertScope } from '../sql/write.js';
 import { attemptRows, isRowError, type FailedCombination } from './isolate/narrowing.js';
 
@@ -75,7 +75,7 @@ export async function upsertIsolated(session: Session, target: UpsertTarget, che
 
   if ((await attempt(null, null, null)) === undefined) return { inserted, updated, failures: [] };
   const failures: FailedCombination[] = [];
-  const users = await session.query<{ user_id: string }>(sql`select distinct user_id from ${computed} order by 1`);
+  const users = await session.query<{ user_id: string }>(stagedStudents(computed));
   const pending: string[][] = [users.rows.map((r) => r.user_id)];
   while (pending.length > 0) {
     const group = pending.pop()!;
@@ -84,9 +84,7 @@ export async function upsertIsolated(session: Session, target: UpsertTarget, che
       pending.push(group.slice(0, group.length >> 1), group.slice(group.length >> 1));
       continue;
     }
-    const rows = await session.query<{ topic_id: string; date: string }>(
-      sql`select topic_id, date::text as date from ${computed} where user_id = ${group[0]} order by 1, 2`,
-    );
+    const rows = await session.query<{ topic_id: string; date: string }>(stagedCombinationsOf(computed, group[0]));
     for (const { topic_id: topic, date } of rows.rows) {
       const error = await attempt(group, topic, date);
       if (error !== undefined) failures.push({ userId: group[0]!, topicId: topic, date, error: messageOf(error) });

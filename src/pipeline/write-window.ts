@@ -10,7 +10,7 @@ import { RunStoppedError } from '../errors.js';
 import type { Emit } from '../observe/events.js';
 import { shrinkDays } from '../sql/shrink.js';
 import { clearStaging, stagingOf, type Staging } from '../sql/staging.js';
-import { sql } from '../sql/tag.js';
+import { analyzeStaged, closeDebugRows, countStaged, declareDebugRows, fetchDebugRows, insertFailedCombinations } from '../sql/staged.js';
 import { countSkippedEstimates, countStored, createFailedTable, deleteStale } from '../sql/write.js';
 import { inTransaction } from '../database/transaction.js';
 import { workOf, type Computation, type Counts, type Shard, type SkippedEstimates, type Work } from '../work.js';
@@ -163,14 +163,14 @@ async function stage(
     const topics = failures.map((f) => f.topicId);
     // A failure over several days ("since..anchor") covers every date: NULL.
     const dates = failures.map((f) => (f.date.includes('..') ? null : f.date));
-    await session.query(sql`insert into ${staging.failed} select * from unnest(${users}::text[], ${topics}::text[], ${dates}::date[])`);
+    await session.query(insertFailedCombinations(staging.failed, { users, topics, dates }));
     emitFailures(emit, failures);
   }
   checkpoint();
   // Not on Citus: the distributed staging table is shared by concurrent shard runs, and ANALYZE
   // takes a lock that conflicts with itself until the transaction ends (they would queue).
-  if (staging.temporary) await session.query(sql`analyze ${staging.computed}`);
-  const computed = (await session.query<{ n: number }>(sql`select count(*)::int as n from ${staging.computed}`)).rows[0]!.n;
+  if (staging.temporary) await session.query(analyzeStaged(staging.computed));
+  const computed = (await session.query<{ n: number }>(countStaged(staging.computed))).rows[0]!.n;
   return { computed, failures };
 }
 
@@ -215,19 +215,14 @@ async function countSkipped(session: Session, work: Work): Promise<SkippedEstima
 
 /** One [DEBUG] line per combination, read through a cursor so memory stays flat. */
 async function emitDebugRows(session: Session, emit: Emit, staging: Staging): Promise<void> {
-  await session.query(
-    sql`declare debug_rows no scroll cursor for
-     select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
-            theta_estimate, theta_sd, improvement, last_seen_at
-     from ${staging.computed} order by user_id, topic_id, date`,
-  );
+  await session.query(declareDebugRows(staging.computed));
   for (;;) {
-    const batch = await session.query<Record<string, unknown>>('fetch 1000 from debug_rows');
+    const batch = await session.query<Record<string, unknown>>(fetchDebugRows);
     for (const row of batch.rows) {
       const { user_id: user, topic_id: topic, ...rest } = row;
       emit({ type: 'combination_debug', row: { user, topic, ...rest } });
     }
     if (batch.rows.length < 1000) break;
   }
-  await session.query('close debug_rows');
+  await session.query(closeDebugRows);
 }

@@ -16,11 +16,11 @@
  * the transaction is read-only before the statement starts (a first query takes its snapshot,
  * so `set transaction read write` can no longer undo it).
  */
-import type pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Session } from '../database/db.js';
 import { ConfigError, sqlState } from '../errors.js';
 import { checkReadingStatement } from './reading-statement.js';
+import { readingStatement } from '../sql/reading.js';
 import { ident, sql, type Sql } from '../sql/tag.js';
 import { inTransaction } from '../database/transaction.js';
 
@@ -41,9 +41,7 @@ export async function runReadOnly(session: Session, config: Config, statement: s
       async () => {
         await session.query(sql`select set_config('statement_timeout', ${String(config.sql.timeoutMs)}, true)`);
         const switched = config.database?.kind !== 'pglite' && (await dropServerPrivileges(session, config.sql.role));
-        // queryMode is pg's (8.12+), not in its type definitions: it forces the extended protocol.
-        const query: pg.QueryArrayConfig & { queryMode: 'extended' } = { text: statement, rowMode: 'array', queryMode: 'extended' };
-        const result = await session.query<unknown[]>(query);
+        const result = await session.queryArrays(readingStatement(statement));
         if (switched) await stillReader(session, config.sql.role);
         const columns = uniqueNames((result.fields ?? []).map((f) => f.name));
         const rows = (result.rows ?? []).map((values) => Object.fromEntries(columns.map((c, i) => [c, values[i]])));

@@ -14,7 +14,10 @@ import type { Emit } from '../observe/events.js';
 import { runDaily, type RunResult } from '../pipeline/daily.js';
 import { migrate } from '../database/migrate.js';
 import {
+  analyzeDemoAttempts,
+  countFeatureRows,
   createDemoHash,
+  dropDemoAttempts,
   createDemoThetaTables,
   indexDemoThetaTables,
   insertDemoAttempts,
@@ -48,13 +51,13 @@ export interface DemoResult {
 export async function runDemo(session: Session, config: Config, options: DemoOptions, emit: Emit): Promise<DemoResult> {
   options.print(`[demo] creating the schema`);
   await migrate(session);
-  const existingRows = (await session.query<{ n: number }>('select count(*)::int as n from features_topic_daily')).rows[0]!.n;
+  const existingRows = (await session.query<{ n: number }>(countFeatureRows)).rows[0]!.n;
   if (existingRows > 0) {
     options.print(
       `[demo] this directory already holds ${existingRows} feature rows from an earlier demo: the attempts are generated again (the same ones) and the job updates those rows`,
     );
   }
-  await session.query('drop table if exists attempt');
+  await session.query(dropDemoAttempts);
   await ensureAttemptTable(session, parseQualifiedName('attempt', 'table'));
   await session.query(createDemoHash);
   const demo = { students: options.students, days: options.days, lastDay: options.lastDay, timezone: config.timezone };
@@ -71,7 +74,7 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
       `[demo]   ${attempts} attempts (${options.days - from}/${options.days} days, ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
     );
   }
-  await session.query('analyze attempt');
+  await session.query(analyzeDemoAttempts);
   options.print(`[demo] ${attempts} attempts generated in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   const t1 = Date.now();

@@ -36,7 +36,7 @@ export interface ImportOptions {
   readonly onSkipped?: (rows: number, firstLine: number) => void;
 }
 
-const createStaging = `
+const createStaging = sql`
 create temporary table agg_import (
   line int, student_id text, topic_id text, completed_at timestamptz, correct boolean, response_time_ms int, hint_used boolean
 ) on commit drop`;

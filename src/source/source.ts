@@ -8,7 +8,8 @@ import type { Session } from '../database/db.js';
 import { ConfigError, sqlState } from '../errors.js';
 import type { QualifiedName } from '../sql/identifiers.js';
 import type { KeyKind, Keys } from '../work.js';
-import { ident, join, raw, sql, type Sql } from '../sql/tag.js';
+import { readNothing, setSourceTimezone, similarlyNamed, sourceColumnTypes, sourceExists } from '../sql/source-contract.js';
+import { ident, sql, type Sql } from '../sql/tag.js';
 
 export const requiredSourceColumns = ['student_id', 'topic_id', 'completed_at', 'correct', 'response_time_ms', 'hint_used'] as const;
 type SourceColumn = (typeof requiredSourceColumns)[number];
@@ -93,7 +94,7 @@ export async function checkSource(
         );
       }
       relation = zonedSource(source);
-      await session.query(sql`select set_config(${sourceTimezoneSetting}, ${options.timezone}, false)`);
+      await session.query(setSourceTimezone(sourceTimezoneSetting, options.timezone));
       continue;
     }
     if (!accepted(column, row)) {
@@ -111,17 +112,10 @@ export async function checkSource(
 
 /** Throws ConfigError when the source does not exist, naming a differently cased one that does. */
 async function checkExists(session: Session, source: QualifiedName, variable: string): Promise<void> {
-  const found = await session.query<{ present: boolean }>(sql`select to_regclass(${source.sql}) is not null as present`);
+  const found = await session.query<{ present: boolean }>(sourceExists(source));
   if (found.rows[0]?.present) return;
   // Names follow SQL's rule (plain names fold to lower case): point at a differently cased one.
-  const similar = await session.query<{ name: string }>(
-    `select format('%I.%I', n.nspname, c.relname) as name
-       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where lower(c.relname) = lower($1) and c.relkind in ('r', 'v', 'm', 'f', 'p')
-        and ($2::text is null or lower(n.nspname) = lower($2))
-      order by 1 limit 3`,
-    [source.name, source.schema ?? null],
-  );
+  const similar = await session.query<{ name: string }>(similarlyNamed(source));
   const hint =
     similar.rows.length === 0
       ? ''
@@ -133,15 +127,7 @@ async function checkExists(session: Session, source: QualifiedName, variable: st
 
 /** The required columns of the source with their types; throws ConfigError naming those missing. */
 async function sourceColumns(session: Session, source: QualifiedName, variable: string): Promise<Map<SourceColumn, ColumnRow>> {
-  const columns = await session.query<ColumnRow>(
-    sql`select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
-            format_type(coalesce(nullif(t.typbasetype, 0), t.oid), null) as base,
-            coalesce(b.typcategory, t.typcategory)::text as category
-     from pg_attribute a
-     join pg_type t on t.oid = a.atttypid
-     left join pg_type b on b.oid = nullif(t.typbasetype, 0)
-     where a.attrelid = to_regclass(${source.sql}) and a.attnum > 0 and not a.attisdropped and a.attname = any(${[...requiredSourceColumns]}::text[])`,
-  );
+  const columns = await session.query<ColumnRow>(sourceColumnTypes(source, requiredSourceColumns));
   const byName = new Map(columns.rows.map((row) => [row.name, row]));
   const missing = requiredSourceColumns.filter((c) => !byName.has(c));
   if (missing.length > 0) {
@@ -155,7 +141,7 @@ async function sourceColumns(session: Session, source: QualifiedName, variable: 
 /** Throws ConfigError (grant SELECT) when the job's role may not read the source. */
 async function checkReadable(session: Session, source: QualifiedName): Promise<void> {
   try {
-    await session.query(sql`select ${join(requiredSourceColumns.map((column) => raw(column)))} from ${ident(source)} where false`);
+    await session.query(readNothing(source, requiredSourceColumns));
   } catch (err) {
     if (sqlState(err) === '42501') {
       throw new ConfigError(`${(err as Error).message}: grant SELECT on ${source.sql} to the job's role`, { cause: err });
@@ -180,7 +166,7 @@ const castTarget: Record<SourceColumn, string> = {
  */
 function zonedSource(source: QualifiedName): Sql {
   return sql`(select student_id, topic_id,
-                       completed_at at time zone current_setting(${raw(`'${sourceTimezoneSetting}'`)}) as completed_at,
+                       completed_at at time zone current_setting(${sourceTimezoneSetting}) as completed_at,
                        correct, response_time_ms, hint_used
                 from ${ident(source)}) as ${ident(source.name)}`;
 }

@@ -6,6 +6,11 @@ import type { Shard, Work } from '../work.js';
 import { computeSelect, inDays, inShard } from './compute.js';
 import { sql, type Sql } from './tag.js';
 
+/** The day after `day`, where the ripple of a backfill ending on `day` starts. */
+export function dayAfter(day: string): Sql {
+  return sql`select (${day}::date + 1)::text as day`;
+}
+
 /**
  * The last day the ripple of a backfill ending at `to` recomputes: to + 27 (the improvement
  * index of day d reads days d−27 … d), but not beyond the latest stored day of the

@@ -21,11 +21,20 @@ export interface DemoData {
   readonly lastDay: string;
   readonly timezone: string;
 }
+/** The rows features_topic_daily holds already (an earlier demo on the same directory). */
+export const countFeatureRows = sql`select count(*)::int as n from features_topic_daily`;
+
+/** The demo's attempts are generated again from scratch: an earlier demo's table goes first. */
+export const dropDemoAttempts = sql`drop table if exists attempt`;
+
+/** Statistics for the generated attempts, so the job's first run is planned for their size. */
+export const analyzeDemoAttempts = sql`analyze attempt`;
+
 /**
  * h(k) in [0, 1): an integer hash (LCG step, xor-shift, LCG step), stable everywhere. One
  * expression with no FROM, so PostgreSQL inlines it; float8 math, as numeric is much slower.
  */
-export const createDemoHash = `
+export const createDemoHash = sql`
 create or replace function pg_temp.lcg(x bigint) returns bigint
 language sql immutable as $$ select ((x % 2147483648) * 1103515245 + 12345) % 2147483648 $$;
 create or replace function pg_temp.h(k bigint) returns double precision
@@ -105,7 +114,7 @@ where completed_at >= ((${demo.lastDay}::date - 2)::timestamp at time zone ${dem
  * estimates in double precision (as a Python estimator writes them) and the user-level
  * fallback in numeric, each with the index docs/theta.md recommends.
  */
-export const createDemoThetaTables = `
+export const createDemoThetaTables = sql`
 drop table if exists student_topic_theta;
 drop table if exists mirt_ability;
 create table student_topic_theta (
@@ -122,7 +131,7 @@ create table mirt_ability (
   fitted_at timestamptz not null
 )`;
 
-export const indexDemoThetaTables = `
+export const indexDemoThetaTables = sql`
 create index on student_topic_theta (user_id, topic_id, updated_at);
 create index on mirt_ability (user_id, fitted_at);
 analyze student_topic_theta;

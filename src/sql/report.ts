@@ -2,7 +2,7 @@
  * The statements of `report`: the checks an operator runs by hand after a night, as one
  * command. All read-only.
  */
-import { sql, type Sql } from './tag.js';
+import { raw, sql, type Sql } from './tag.js';
 
 /** The days from anchor − days + 1 to anchor. */
 export interface Period {
@@ -62,7 +62,7 @@ limit ${limit}::int`;
 }
 
 /** The newest day that holds rows, or NULL for an empty table (where a default report should look). */
-export const latestDataDay = `select max(date)::text as day from features_topic_daily`;
+export const latestDataDay = sql`select max(date)::text as day from features_topic_daily`;
 
 /** The CTEs `current_layout` and `shards`: the shards of the newest nightly run's shard count (an earlier layout's are ignored). */
 export const currentShards = `current_layout as (
@@ -81,8 +81,8 @@ shards as (
  * anchor, when it finished, hours since) and the newest writing run (run or backfill) with its
  * outcome. Ages are measured by the database's clock, as the run log's timestamps are.
  */
-export const runHealth = `
-with ${currentShards}
+export const runHealth = sql`
+with ${raw(currentShards)}
 select s.shard,
        ok.anchor::text as success_anchor, ok.finished_at::text as success_finished_at,
        round((extract(epoch from (now() - ok.finished_at)) / 3600)::numeric, 1)::float8 as success_age_hours,
@@ -103,7 +103,7 @@ left join lateral (
 order by s.shard`;
 
 /** The newest verify recorded in the run log, with hours since it finished. */
-export const lastVerify = `
+export const lastVerify = sql`
 select run_id, since::text as since, anchor::text as anchor, outcome, failed, error,
        finished_at::text as finished_at,
        round((extract(epoch from (now() - finished_at)) / 3600)::numeric, 1)::float8 as age_hours

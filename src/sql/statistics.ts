@@ -44,5 +44,8 @@ select count(*)::int as written,
 from written w cross join known k`;
 }
 
+/** The rows of features_topic_daily as the planner's statistics know them (pg_class.reltuples). */
+export const knownTargetRows = sql`select greatest(reltuples, 0)::float8 as rows from pg_class where oid = to_regclass('features_topic_daily')`;
+
 /** Refreshes the planner's statistics of features_topic_daily (a sample of at most 30,000 rows). */
 export const analyzeTarget = sql`analyze features_topic_daily`;

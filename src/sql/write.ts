@@ -56,7 +56,7 @@ with no data`;
 }
 
 /** Creates agg_failed: combinations that could not be computed, whose stored rows are left alone. */
-export const createFailedTable = `
+export const createFailedTable = sql`
 create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`;
 
 /** Computes combinations into the staging table. */

@@ -12,6 +12,7 @@ import { oracle, type OracleAttempt, type OracleRow } from '../oracle/oracle.js'
 import { allBackends, serverBackend } from '../support/backends.js';
 import { runCli, runMain } from '../support/cli.js';
 import { readRows, rowText, sortRows, withDb, type Queryable } from '../support/hardening.js';
+import { raw, sql } from '../../src/sql/tag.js';
 
 // ---------------------------------------------------------------------------------------------
 // The cases.
@@ -331,26 +332,18 @@ function expectedRows(c: Case): string[] {
 
 async function createCaseTable(db: Queryable, c: Case, table = tableOf(c)): Promise<void> {
   await db.query(
-    `create table ${table} (student_id ${c.studentType ?? 'text'}, topic_id text, completed_at timestamptz ${c.nullableCompletedAt ? '' : 'not null'},
-                            correct boolean, response_time_ms integer, hint_used boolean)`,
+    raw(`create table ${table} (student_id ${c.studentType ?? 'text'}, topic_id text, completed_at timestamptz ${c.nullableCompletedAt ? '' : 'not null'},
+                            correct boolean, response_time_ms integer, hint_used boolean)`),
   );
   await db.query(
-    `insert into ${table} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
-     select s::${c.studentType ?? 'text'}, t, c::timestamptz, k, r, h
-     from unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::int[], $6::boolean[]) as u(s, t, c, k, r, h)`,
-    [
-      c.stored.map((a) => a.student_id),
-      c.stored.map((a) => a.topic_id),
-      c.stored.map((a) => a.completed_at),
-      c.stored.map((a) => a.correct),
-      c.stored.map((a) => a.response_time_ms),
-      c.stored.map((a) => a.hint_used),
-    ],
+    sql`insert into ${raw(table)} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+     select s::${raw(c.studentType ?? 'text')}, t, c::timestamptz, k, r, h
+     from unnest(${c.stored.map((a) => a.student_id)}::text[], ${c.stored.map((a) => a.topic_id)}::text[], ${c.stored.map((a) => a.completed_at)}::text[], ${c.stored.map((a) => a.correct)}::boolean[], ${c.stored.map((a) => a.response_time_ms)}::int[], ${c.stored.map((a) => a.hint_used)}::boolean[]) as u(s, t, c, k, r, h)`,
   );
-  await db.query(`create index on ${table} (completed_at)`);
+  await db.query(raw(`create index on ${table} (completed_at)`));
   if ((c.studentType ?? 'text') === 'text') {
     // The ids went in verbatim (so the comparison with the oracle means something).
-    const back = await db.query<{ s: string | null; t: string | null }>(`select student_id as s, topic_id as t from ${table}`);
+    const back = await db.query<{ s: string | null; t: string | null }>(raw(`select student_id as s, topic_id as t from ${table}`));
     const key = (s: string | null, t: string | null) => JSON.stringify([s, t]);
     expect(back.rows.map((r) => key(r.s, r.t)).sort()).toEqual(c.stored.map((a) => key(a.student_id, a.topic_id)).sort());
   }
@@ -372,7 +365,7 @@ describe.each(backends)('malformed data gets a defined behaviour ($name)', (back
   test.each(cases.map((c) => [c.name, c] as const))('%s: the run succeeds and equals the oracle', async (_name, c) => {
     // Each case starts from an empty table: the cases cut days in different zones, and one table
     // holds days of one definition only (a run in another zone is refused).
-    await withDb(backend, (db) => db.query('truncate features_topic_daily'));
+    await withDb(backend, (db) => db.query(sql`truncate features_topic_daily`));
     // The cases' days lie in the future (apart from any real data): say it is meant.
     const run = await runMain(['--date', c.anchor, '--allow-future'], {
       DATABASE_URL: backend.url,

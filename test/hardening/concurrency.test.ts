@@ -14,6 +14,7 @@
  * the test lets it go; on PGlite it stops the first process (SIGSTOP) once its lock file names
  * it. Every wait is for a condition with a deadline (test/support/wait.ts), never a sleep.
  */
+import { raw, sql } from '../../src/sql/tag.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
@@ -23,6 +24,7 @@ import { pgliteBackend, serverBackend, type Backend } from '../support/backends.
 import { runCli, runMain } from '../support/cli.js';
 import { nightly } from '../support/property.js';
 import { waitFor } from '../support/wait.js';
+import { sessionOf } from '../../src/database/db.js';
 import {
   deriveChangedAttemptsSql,
   generateAttemptsSql,
@@ -79,7 +81,7 @@ interface RunRecord {
 async function runLog(db: Queryable): Promise<RunRecord[]> {
   return (
     await db.query<RunRecord>(
-      `select run_id, shard, outcome, started_at::text as started_at, finished_at::text as finished_at,
+      sql`select run_id, shard, outcome, started_at::text as started_at, finished_at::text as finished_at,
               inserted, updated, deleted, combinations
        from aggregate_features_runs order by started_at`,
     )
@@ -127,7 +129,7 @@ describe.runIf(server)('concurrent runs on the PostgreSQL server', () => {
   beforeAll(async () => {
     expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     client = await serverClient(backend.url);
-    db = client;
+    db = sessionOf(client);
     await client.query(generateAttemptsSql(sources.S0, { rows: 200_000, students: 150, topics: 8, days: 35, start: '2025-10-01' }));
     await client.query(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: '2025-10-01' }));
     expected = await expectedRows(db);
@@ -322,8 +324,8 @@ describe('two processes on one PGlite directory', () => {
   beforeAll(async () => {
     expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     expected = await withDb(backend, async (db) => {
-      await db.query(generateAttemptsSql(sources.S0, { rows: 40_000, students: 80, topics: 6, days: 35, start: '2025-10-01' }));
-      await db.query(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: '2025-10-01' }));
+      await db.query(raw(generateAttemptsSql(sources.S0, { rows: 40_000, students: 80, topics: 6, days: 35, start: '2025-10-01' })));
+      await db.query(raw(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: '2025-10-01' })));
       return expectedRows(db);
     });
   });

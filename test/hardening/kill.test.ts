@@ -16,6 +16,7 @@
  * Every wait is for a condition with a deadline (test/support/wait.ts); the only fixed delays
  * are the random kill moments themselves.
  */
+import { sessionOf } from '../../src/database/db.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
@@ -25,6 +26,7 @@ import { pgliteBackend, serverBackend, type Backend } from '../support/backends.
 import { runCli, runMain } from '../support/cli.js';
 import { nightly } from '../support/property.js';
 import { waitFor } from '../support/wait.js';
+import { raw, sql } from '../../src/sql/tag.js';
 import {
   byDay,
   daysOf,
@@ -240,14 +242,14 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
     client = await serverClient(backend.url);
     await client.query(generateAttemptsSql(sources.S0, { rows: 300_000, students: 200, topics: 8, days: 35, start: dataStart }));
     await client.query(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: dataStart }));
-    expected = await expectedPerDay(client);
+    expected = await expectedPerDay(sessionOf(client));
     // Rows outside the window, which no run of the loop may touch.
     await cleanRun(backend, 'S0', previousAnchor);
-    outside = await snapshotOutside(client, range);
+    outside = await snapshotOutside(sessionOf(client), range);
     expect(outside.length).toBeGreaterThan(1000);
     // A clean run, timed: the random kills are spread over its duration.
     cleanRunMs = await timedProcessRun(backend, 'S0');
-    expect(byDay(await readRows(client as unknown as Queryable, range), windowDays)).toEqual(expected.S0);
+    expect(byDay(await readRows(sessionOf(client), range), windowDays)).toEqual(expected.S0);
   });
 
   afterAll(async () => {
@@ -282,9 +284,7 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
       }
       const current = uniform(state);
       const target: Exclude<Label, 'empty'> = current === 'S0' ? 'S1' : current === 'S1' ? 'S0' : attempts % 4 < 2 ? 'S1' : 'S0';
-      expect(classifyDays(byDay(await readRows(client as unknown as Queryable, range), windowDays), state, target, expected).summary).toBe(
-        'all old',
-      );
+      expect(classifyDays(byDay(await readRows(sessionOf(client), range), windowDays), state, target, expected).summary).toBe('all old');
 
       // Start the run and kill it.
       const seenRunIds = await runIds();
@@ -327,9 +327,9 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
       const lingerMs = await waitForBackendsGone(client);
 
       // Check: every day old or new, nothing outside the window touched, the run log honest.
-      const rows = await readRows(client, range);
+      const rows = await readRows(sessionOf(client), range);
       const { perDay, summary } = classifyDays(byDay(rows, windowDays), state, target, expected);
-      expect(await snapshotOutside(client as unknown as Queryable, range)).toEqual(outside);
+      expect(await snapshotOutside(sessionOf(client), range)).toEqual(outside);
       const log = await client.query<{ run_id: string; outcome: string }>('select run_id, outcome from aggregate_features_runs');
       const fresh = log.rows.filter((r) => !seenRunIds.has(r.run_id));
       expect(fresh.length).toBeLessThanOrEqual(1);
@@ -361,9 +361,9 @@ describe.runIf(server)('kill -9 on the PostgreSQL server', () => {
     // A clean re-run converges exactly, for either source; rows outside the window untouched.
     for (const label of ['S1', 'S0'] as const) {
       await cleanRun(backend, label);
-      expect(byDay(await readRows(client as unknown as Queryable, range), windowDays)).toEqual(expected[label]);
+      expect(byDay(await readRows(sessionOf(client), range), windowDays)).toEqual(expected[label]);
     }
-    expect(await snapshotOutside(client as unknown as Queryable, range)).toEqual(outside);
+    expect(await snapshotOutside(sessionOf(client), range)).toEqual(outside);
     const log = await client.query<{ outcome: string; n: number }>(
       'select outcome, count(*)::int as n from aggregate_features_runs group by outcome order by outcome',
     );
@@ -385,8 +385,8 @@ describe('kill -9 on PGlite', () => {
   beforeAll(async () => {
     expect((await runMain(['migrate'], { DATABASE_URL: backend.url })).code).toBe(0);
     expected = await withDb(backend, async (db) => {
-      await db.query(generateAttemptsSql(sources.S0, { rows: 40_000, students: 80, topics: 6, days: 35, start: dataStart }));
-      await db.query(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: dataStart }));
+      await db.query(raw(generateAttemptsSql(sources.S0, { rows: 40_000, students: 80, topics: 6, days: 35, start: dataStart })));
+      await db.query(raw(deriveChangedAttemptsSql(sources.S0, sources.S1, { days: 35, start: dataStart })));
       return expectedPerDay(db);
     });
     await cleanRun(backend, 'S0', previousAnchor);
@@ -410,7 +410,7 @@ describe('kill -9 on PGlite', () => {
       attempts++;
       if (mode === 'fresh') {
         await withDb(backend, (db) =>
-          db.query('delete from features_topic_daily where date between $1::date and $2::date', [since, anchor]),
+          db.query(sql`delete from features_topic_daily where date between ${since}::date and ${anchor}::date`),
         );
         state = new Map(windowDays.map((d) => [d, 'empty']));
       } else if (uniform(state) === undefined || uniform(state) === 'empty') {
@@ -453,7 +453,7 @@ describe('kill -9 on PGlite', () => {
       const { perDay, summary, runLog } = await withDb(backend, async (db) => {
         const classified = classifyDays(byDay(await readRows(db, range), windowDays), state, target, expected);
         expect(await snapshotOutside(db, range)).toEqual(outside);
-        const last = await db.query<{ outcome: string }>('select outcome from aggregate_features_runs order by started_at desc limit 1');
+        const last = await db.query<{ outcome: string }>(sql`select outcome from aggregate_features_runs order by started_at desc limit 1`);
         return { ...classified, runLog: `last record ${last.rows[0]?.outcome ?? 'none'}` };
       });
       state = perDay;

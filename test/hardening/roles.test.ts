@@ -14,7 +14,8 @@ import { oracle } from '../oracle/oracle.js';
 import { serverBackend } from '../support/backends.js';
 import { registerRole } from '../support/resources.js';
 import { runCli } from '../support/cli.js';
-import { generateAttemptsSql, readAttempts, readRows, rowText, serverClient, sortRows, type Queryable } from '../support/hardening.js';
+import { generateAttemptsSql, readAttempts, readRows, rowText, serverClient, sortRows } from '../support/hardening.js';
+import { sessionOf } from '../../src/database/db.js';
 
 const script = fileURLToPath(new URL('../../sql/roles.sql', import.meta.url));
 const psqlAvailable = spawnSync('psql', ['--version']).status === 0;
@@ -78,7 +79,7 @@ describe.runIf(server && psqlAvailable)('sql/roles.sql on a fresh server databas
                        create table mirt_ability (user_id text, theta numeric, se numeric, fitted_at timestamptz);
                        create table unrelated (x int)`);
     expected = sortRows(
-      oracle(await readAttempts(admin as unknown as Queryable, 'attempt'), {
+      oracle(await readAttempts(sessionOf(admin), 'attempt'), {
         since,
         anchor,
         timezone: 'UTC',
@@ -195,7 +196,7 @@ describe.runIf(server && psqlAvailable)('sql/roles.sql on a fresh server databas
       expectNoPassword(run.stdout + run.stderr);
       expect(run.code, run.stderr).toBe(0);
       expect(run.stderr).toContain(`Rows: inserted=${expected.length}, updated=0, unchanged=0, deleted=0`);
-      expect(sortRows(await readRows(admin as unknown as Queryable, { since, anchor })).map(rowText)).toEqual(expected);
+      expect(sortRows(await readRows(sessionOf(admin), { since, anchor })).map(rowText)).toEqual(expected);
 
       // Read-only transactions (what a replica or a read-only pooler gives): the dry run still works.
       const readOnly = urlFor(backend.url, dryRole, dryPassword, { options: '-c default_transaction_read_only=on' });

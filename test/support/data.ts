@@ -4,6 +4,7 @@ import type { Session } from '../../src/database/db.js';
 import { parseQualifiedName } from '../../src/sql/identifiers.js';
 import { migrate } from '../../src/database/migrate.js';
 import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
+import { raw, sql } from '../../src/sql/tag.js';
 
 /** One attempt without a hint, for hand-written fixtures: student, topic, instant, response time, correctness. */
 export function attempt(student: string, topic: string, at: string, rt: number, correct = true): OracleAttempt {
@@ -18,18 +19,10 @@ export async function prepareSchema(session: Session): Promise<void> {
 
 /** Replaces the attempts with `attempts` (one statement, arrays as parameters). */
 export async function loadAttempts(session: Session, attempts: readonly OracleAttempt[], table = 'attempt'): Promise<void> {
-  await session.query(`truncate ${table}`);
+  await session.query(raw(`truncate ${table}`));
   await session.query(
-    `insert into ${table} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
-     select * from unnest($1::text[], $2::text[], $3::timestamptz[], $4::boolean[], $5::int[], $6::boolean[])`,
-    [
-      attempts.map((a) => a.student_id),
-      attempts.map((a) => a.topic_id),
-      attempts.map((a) => a.completed_at),
-      attempts.map((a) => a.correct),
-      attempts.map((a) => a.response_time_ms),
-      attempts.map((a) => a.hint_used),
-    ],
+    sql`insert into ${raw(table)} (student_id, topic_id, completed_at, correct, response_time_ms, hint_used)
+     select * from unnest(${attempts.map((a) => a.student_id)}::text[], ${attempts.map((a) => a.topic_id)}::text[], ${attempts.map((a) => a.completed_at)}::timestamptz[], ${attempts.map((a) => a.correct)}::boolean[], ${attempts.map((a) => a.response_time_ms)}::int[], ${attempts.map((a) => a.hint_used)}::boolean[])`,
   );
 }
 
@@ -40,25 +33,23 @@ export async function loadAttempts(session: Session, attempts: readonly OracleAt
  */
 export async function insertBusyAttempts(session: Session, students: number, perDay: number): Promise<void> {
   await session.query(
-    `insert into attempt
+    sql`insert into attempt
      select 'u' || s, 't' || (s + d) % 7, date '2025-11-01' - d + interval '9 hours' + i * interval '1 minute',
             (s + i) % 3 > 0, 1000 + (s * i) % 5000, i % 9 = 0
-     from generate_series(1, $1::int) s, generate_series(0, 34) d, generate_series(1, $2::int) i
+     from generate_series(1, ${students}::int) s, generate_series(0, 34) d, generate_series(1, ${perDay}::int) i
      where (s + d) % 2 = 0`,
-    [students, perDay],
   );
 }
 
 /** The stored rows (optionally only those from `since` to `anchor`), as the oracle prints them. */
 export async function readFeatures(session: Session, range?: { since: string; anchor: string }): Promise<OracleRow[]> {
   const result = await session.query<OracleRow>(
-    `select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
+    sql`select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
             to_char(last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as last_seen_at,
             theta_estimate::text as theta_estimate, theta_sd::text as theta_sd, improvement::text as improvement
      from features_topic_daily
-     where ($1::date is null or date between $1::date and $2::date)
+     where (${range?.since ?? null}::date is null or date between ${range?.since ?? null}::date and ${range?.anchor ?? null}::date)
      order by user_id collate "C", topic_id collate "C", date`,
-    [range?.since ?? null, range?.anchor ?? null],
   );
   return result.rows;
 }

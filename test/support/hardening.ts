@@ -7,14 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { cliPath } from './cli.js';
 import type { OracleAttempt, OracleRow } from '../oracle/oracle.js';
+import type { Session } from '../../src/database/db.js';
+import { raw, sql } from '../../src/sql/tag.js';
 
 /** What the test's own connections call themselves in pg_stat_activity. */
 export const testApplicationName = 'afd-hardening-test';
 
-/** Anything that runs a query: a pg.Client, or a session of the job's own Database. */
-export interface Queryable {
-  query<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
-}
+/** Anything that runs a query: a session of the job's own Database, or a pg.Client through sessionOf. */
+export type Queryable = Session;
 
 /** A plain client on a server database (not the job's code path). */
 export async function serverClient(url: string): Promise<pg.Client> {
@@ -108,10 +108,10 @@ analyze ${to};`;
 /** The attempts of a source, in the oracle's shape (ids as text, instants as UTC ISO text). */
 export async function readAttempts(db: Queryable, table: string): Promise<OracleAttempt[]> {
   const result = await db.query<OracleAttempt>(
-    `select student_id::text as student_id, topic_id::text as topic_id,
+    raw(`select student_id::text as student_id, topic_id::text as topic_id,
             to_char(completed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as completed_at,
             correct, response_time_ms, hint_used
-     from ${table}`,
+     from ${table}`),
   );
   return result.rows;
 }
@@ -119,12 +119,11 @@ export async function readAttempts(db: Queryable, table: string): Promise<Oracle
 /** The stored rows (optionally only days `since`..`anchor`), in the oracle's shape. */
 export async function readRows(db: Queryable, range?: { since: string; anchor: string }): Promise<OracleRow[]> {
   const result = await db.query<OracleRow>(
-    `select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
+    sql`select user_id, topic_id, date::text as date, attempts, correct, avg_time_ms, rt_median, hints,
             to_char(last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as last_seen_at,
             theta_estimate::text as theta_estimate, theta_sd::text as theta_sd, improvement::text as improvement
      from features_topic_daily
-     where ($1::date is null or date between $1::date and $2::date)`,
-    [range?.since ?? null, range?.anchor ?? null],
+     where (${range?.since ?? null}::date is null or date between ${range?.since ?? null}::date and ${range?.anchor ?? null}::date)`,
   );
   return result.rows;
 }
@@ -132,10 +131,9 @@ export async function readRows(db: Queryable, range?: { since: string; anchor: s
 /** Every column of the stored rows outside `since`..`anchor`, computed_at included, as one comparable text. */
 export async function snapshotOutside(db: Queryable, range: { since: string; anchor: string }): Promise<string[]> {
   const result = await db.query<{ r: string }>(
-    `select (f.*)::text as r from features_topic_daily f
-     where f.date not between $1::date and $2::date
+    sql`select (f.*)::text as r from features_topic_daily f
+     where f.date not between ${range.since}::date and ${range.anchor}::date
      order by f.user_id collate "C", f.topic_id collate "C", f.date`,
-    [range.since, range.anchor],
   );
   return result.rows.map((row) => row.r);
 }

@@ -6,7 +6,8 @@
  */
 import { messageOf } from '../../errors.js';
 import { listStudentCombinations, listStudentDays, scopedSource, type Scope } from '../../sql/scope.js';
-import { sql, type Sql } from '../../sql/tag.js';
+import { storedCombinationsOf } from '../../sql/narrowing.js';
+import type { Sql } from '../../sql/tag.js';
 import { insertComputed } from '../../sql/write.js';
 import { inSavepoint } from '../../database/transaction.js';
 import { probes, type FailedCombination, type Narrowing } from './narrowing.js';
@@ -134,10 +135,7 @@ async function failStored(
   scope: { user: string; since: string; anchor: string; error: string },
   fail: (combination: FailedCombination) => void,
 ): Promise<void> {
-  const stored = await n.session.query<{ topic_id: string; date: string }>(
-    sql`select topic_id, date::text as date from features_topic_daily
-     where user_id = ${scope.user} and date between ${scope.since}::date and ${scope.anchor}::date order by date, topic_id`,
-  );
+  const stored = await n.session.query<{ topic_id: string; date: string }>(storedCombinationsOf(scope));
   for (const row of stored.rows) fail({ userId: scope.user, topicId: row.topic_id, date: row.date, error: scope.error });
   if (stored.rows.length === 0) {
     const date = scope.since === scope.anchor ? scope.since : `${scope.since}..${scope.anchor}`;

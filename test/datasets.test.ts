@@ -20,6 +20,7 @@ import { allBackends, useSession } from './support/backends.js';
 import { prepareSchema, readFeatures } from './support/data.js';
 import { explainAll } from './support/explain.js';
 import { addDays } from './support/history.js';
+import { createEventStream } from '../src/observe/events.js';
 
 const datasetsDirectory = fileURLToPath(new URL('../../shared/datasets/', import.meta.url));
 
@@ -71,7 +72,7 @@ describe.each(backends)('job = oracle on the real datasets ($name)', (backend) =
     test.each(dataset.windows)('anchor $anchor, lookback $lookbackDays, $timezone', async (window) => {
       await t.session.query('truncate features_topic_daily');
       const config = loadConfig({ AGG_TIMEZONE: window.timezone, AGG_LOOKBACK_DAYS: String(window.lookbackDays) });
-      const result = await runDaily(t.session, config, { date: window.anchor }, () => undefined);
+      const result = await runDaily(t.session, config, { date: window.anchor }, createEventStream());
       const expected = oracle(attempts, {
         since: result.window.since,
         anchor: window.anchor,
@@ -90,7 +91,7 @@ describe.each(backends)('job = oracle on the real datasets ($name)', (backend) =
       const { anchor, timezone } = dataset.explain;
       await t.session.query('truncate features_topic_daily');
       const config = loadConfig({ AGG_TIMEZONE: timezone, AGG_LOOKBACK_DAYS: '3' });
-      await runDaily(t.session, config, { date: anchor }, () => undefined);
+      await runDaily(t.session, config, { date: anchor }, createEventStream());
       const options: OracleOptions = { since: addDays(anchor, -3), anchor, timezone, includeTheta: false, improvementMode: 'accuracy' };
       const { checked } = await explainAll(t.session, config, options, attempts, 40);
       expect(checked).toBe(40);

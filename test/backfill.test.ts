@@ -6,13 +6,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
-import { runBackfill, type BackfillProgress } from '../src/pipeline/backfill.js';
+import { runBackfill } from '../src/pipeline/backfill.js';
 import { chunkDays, maxChunkDays, minChunkDays, sortBytesPerAttempt } from '../src/pipeline/range.js';
 import { loadConfig } from '../src/config/index.js';
 import { ConfigError, LockHeldError, RunFailedError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
 import { acquireWriterLock } from '../src/database/lock.js';
-import type { RunEvent } from '../src/observe/events.js';
+import { createEventStream, type RunEvent } from '../src/observe/events.js';
 import { oracle, type OracleAttempt, type OracleRow } from './oracle/oracle.js';
 import { byKey, scenarioArbitrary } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
@@ -39,7 +39,9 @@ function expected(source: OracleAttempt[], since: string, anchor: string): Oracl
 describe.each(backends)('backfill ($name)', (backend) => {
   const t = useSession(backend, prepareSchema);
   const events: RunEvent[] = [];
-  const emit = (e: RunEvent) => events.push(e);
+  const stream = createEventStream((e) => events.push(e));
+  /** The backfill's progress: its day_written events so far. */
+  const progress = () => events.flatMap((e) => (e.type === 'day_written' ? [e] : []));
 
   async function reset(source: OracleAttempt[]) {
     await t.session.query(sql`truncate features_topic_daily; truncate aggregate_features_runs`);
@@ -52,8 +54,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
       await reset(attempts);
       const from = '2025-02-25';
       const to = '2025-03-16';
-      const progress: BackfillProgress[] = [];
-      const result = await runBackfill(t.session, config, { from, to, onProgress: (p) => progress.push(p) }, emit);
+      const result = await runBackfill(t.session, config, { from, to }, stream);
       const rows = await readFeatures(t.session);
       const oracleRows = expected(attempts, from, to);
       expect(oracleRows.length).toBeGreaterThan(100);
@@ -63,9 +64,9 @@ describe.each(backends)('backfill ($name)', (backend) => {
       expect(result.window).toMatchObject({ since: from, anchor: to, days: 20 });
 
       // Progress after every committed chunk (20 days in one, planned from the data's size), with an estimate of the time left.
-      expect(progress.map((p) => p.done)).toEqual([20]);
-      expect(progress.at(-1)).toMatchObject({ done: 20, total: 20, day: to, etaMs: 0 });
-      expect(progress.every((p) => p.etaMs >= 0 && p.elapsedMs >= 0)).toBe(true);
+      expect(progress().map((p) => p.done)).toEqual([20]);
+      expect(progress().at(-1)).toMatchObject({ done: 20, total: 20, day: to, etaMs: 0 });
+      expect(progress().every((p) => p.etaMs >= 0 && p.elapsedMs >= 0)).toBe(true);
 
       // The run log: one row, command 'backfill', the range, the counts.
       const log = await t.session.query<Record<string, unknown>>(
@@ -84,14 +85,14 @@ describe.each(backends)('backfill ($name)', (backend) => {
       ]);
 
       // Re-running skips nothing (every day recomputed) and duplicates nothing (no row rewritten).
-      const again = await runBackfill(t.session, config, { from, to }, emit);
+      const again = await runBackfill(t.session, config, { from, to }, stream);
       expect(again).toMatchObject({ combinations: oracleRows.length, inserted: 0, updated: 0, unchanged: oracleRows.length, deleted: 0 });
       expect(byKey(await readFeatures(t.session))).toEqual(byKey(oracleRows));
 
       // The same days written by N daily runs (lookback 0, one per day) give the same rows.
       await t.session.query(sql`truncate features_topic_daily`);
       const daily = loadConfig({ AGG_TIMEZONE: timezone, AGG_LOOKBACK_DAYS: '0' });
-      for (let d = 0; d < 20; d++) await runDaily(t.session, daily, { date: addDays(from, d) }, () => undefined);
+      for (let d = 0; d < 20; d++) await runDaily(t.session, daily, { date: addDays(from, d) }, createEventStream());
       expect(byKey(await readFeatures(t.session))).toEqual(byKey(rows));
     });
 
@@ -99,14 +100,13 @@ describe.each(backends)('backfill ($name)', (backend) => {
       await reset(attempts);
       const from = '2025-02-27';
       const to = '2025-03-16';
-      const progress: BackfillProgress[] = [];
-      const result = await runBackfill(t.session, config, { from, to, chunkDays: 4, onProgress: (p) => progress.push(p) }, emit);
+      const result = await runBackfill(t.session, config, { from, to, chunkDays: 4 }, stream);
       const oracleRows = expected(attempts, from, to);
       expect(byKey(await readFeatures(t.session))).toEqual(byKey(oracleRows));
       expect(result).toMatchObject({ combinations: oracleRows.length, inserted: oracleRows.length, failed: 0 });
       // Committed and reported chunk by chunk: 4 + 4 + 4 + 4 + 2 days.
-      expect(progress.map((p) => p.day)).toEqual(['2025-03-02', '2025-03-06', '2025-03-10', '2025-03-14', '2025-03-16']);
-      expect(progress.map((p) => p.done)).toEqual([4, 8, 12, 16, 18]);
+      expect(progress().map((p) => p.day)).toEqual(['2025-03-02', '2025-03-06', '2025-03-10', '2025-03-14', '2025-03-16']);
+      expect(progress().map((p) => p.done)).toEqual([4, 8, 12, 16, 18]);
       // Chunks of one day take the daily path; a changed attempt is picked up either way.
       const changed = attempts.map((a) =>
         a.completed_at >= '2025-03-10T12:00' && a.completed_at < '2025-03-10T18:00' && a.correct !== null
@@ -114,7 +114,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
           : a,
       );
       await loadAttempts(t.session, changed);
-      await runBackfill(t.session, config, { from, to, chunkDays: 1 }, emit);
+      await runBackfill(t.session, config, { from, to, chunkDays: 1 }, stream);
       expect(byKey(await readFeatures(t.session))).toEqual(byKey(expected(changed, from, to)));
     });
 
@@ -124,7 +124,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
           await reset(scenario.attempts);
           const scenarioConfig = loadConfig({ AGG_TIMEZONE: scenario.timezone });
           const from = addDays(scenario.anchor, -scenario.lookbackDays);
-          const result = await runBackfill(t.session, scenarioConfig, { from, to: scenario.anchor, allowEmptySource: true }, emit);
+          const result = await runBackfill(t.session, scenarioConfig, { from, to: scenario.anchor, allowEmptySource: true }, stream);
           const truth = oracle(scenario.attempts, {
             since: from,
             anchor: scenario.anchor,
@@ -147,7 +147,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
       const to = '2025-03-12';
       const counts = [];
       for (let index = 1; index <= 3; index++) {
-        counts.push((await runBackfill(t.session, config, { from, to, shard: { index, count: 3 } }, emit)).combinations);
+        counts.push((await runBackfill(t.session, config, { from, to, shard: { index, count: 3 } }, stream)).combinations);
       }
       const oracleRows = expected(students, from, to);
       expect(counts.every((c) => c > 0)).toBe(true);
@@ -160,7 +160,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
     test('the ripple: improvement of the 27 days after the range follows changed attempts, nothing else is touched', async () => {
       await reset(attempts);
       // The whole history stored, as the nightly runs left it.
-      await runBackfill(t.session, config, { from: first, to: last }, emit);
+      await runBackfill(t.session, config, { from: first, to: last }, stream);
       expect(byKey(await readFeatures(t.session))).toEqual(byKey(expected(attempts, first, last)));
 
       // Upstream corrects the answers of 2025-02-10 .. 2025-02-16: every correct flag flipped, and
@@ -199,7 +199,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
         ).rows;
       const untouchedBefore = await computedAt(addDays(rippleEnd, 1), last);
 
-      const result = await runBackfill(t.session, config, { from, to }, emit);
+      const result = await runBackfill(t.session, config, { from, to }, stream);
       expect(result.ripple).toMatchObject({ since: addDays(to, 1), anchor: rippleEnd });
       expect(result.ripple!.updated).toBeGreaterThan(0);
       expect(events).toContainEqual({ type: 'ripple_finished', since: addDays(to, 1), anchor: rippleEnd, updated: result.ripple!.updated });
@@ -217,10 +217,10 @@ describe.each(backends)('backfill ($name)', (backend) => {
 
     test('the ripple stops at the latest stored day, and is skipped when nothing is stored after the range', async () => {
       await reset(attempts);
-      await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-20' }, emit);
-      const result = await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
+      await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-20' }, stream);
+      const result = await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, stream);
       expect(result.ripple).toMatchObject({ since: '2025-03-11', anchor: '2025-03-20', updated: 0 });
-      const none = await runBackfill(t.session, config, { from: '2025-03-15', to: '2025-03-20' }, emit);
+      const none = await runBackfill(t.session, config, { from: '2025-03-15', to: '2025-03-20' }, stream);
       expect(none.ripple).toBeUndefined();
       expect(events).toContainEqual({
         type: 'message',
@@ -231,14 +231,14 @@ describe.each(backends)('backfill ($name)', (backend) => {
 
     test('a day whose source is empty but holds rows stops the backfill at its chunk (earlier chunks stay committed)', async () => {
       await reset(attempts);
-      await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, emit);
+      await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10' }, stream);
       // An upstream outage: the attempts of 2025-03-05 (New York) are gone.
       const outage = attempts.filter((a) => !(a.completed_at >= '2025-03-05T05:00' && a.completed_at < '2025-03-06T05:00'));
       await loadAttempts(t.session, outage);
       await t.session.query(sql`update features_topic_daily set correct = correct + 100 where date between '2025-03-01' and '2025-03-10'`);
       // In chunks of 4 days: 03-01..03-04 is written, 03-05..03-08 refused (the day's few attempts
       // are below the shrink guard's threshold, but a backfill refuses an emptied day whatever they are).
-      const failing = runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10', chunkDays: 4 }, emit);
+      const failing = runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10', chunkDays: 4 }, stream);
       await expect(failing).rejects.toBeInstanceOf(RunFailedError);
       await expect(failing).rejects.toThrow(/returned no attempts for 2025-03-05, but features_topic_daily holds \d+ rows there/);
       const rows = await readFeatures(t.session);
@@ -251,7 +251,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
       expect(outcome.rows[0]).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/returned no attempts/) as unknown });
 
       // A deliberate wipe is allowed with allowEmptySource.
-      await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10', allowEmptySource: true }, emit);
+      await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-10', allowEmptySource: true }, stream);
       expect(byKey(await readFeatures(t.session, { since: '2025-03-01', anchor: '2025-03-10' }))).toEqual(
         byKey(expected(outage, '2025-03-01', '2025-03-10')),
       );
@@ -263,19 +263,19 @@ describe.each(backends)('backfill ($name)', (backend) => {
       await reset(attempts);
       const today = (await t.session.query<{ d: string }>(sql`select (now() at time zone ${timezone})::date::text as d`)).rows[0]!.d;
       const tomorrow = addDays(today, 1);
-      await expect(runBackfill(t.session, config, { from: today, to: tomorrow }, emit)).rejects.toThrow(
+      await expect(runBackfill(t.session, config, { from: today, to: tomorrow }, stream)).rejects.toThrow(
         new RegExp(`--to ${tomorrow} is in the future \\(today is ${today} in America/New_York\\)`),
       );
-      await expect(runBackfill(t.session, config, { from: today, to: tomorrow }, emit)).rejects.toBeInstanceOf(ConfigError);
-      const allowed = await runBackfill(t.session, config, { from: today, to: tomorrow, allowFuture: true }, emit);
+      await expect(runBackfill(t.session, config, { from: today, to: tomorrow }, stream)).rejects.toBeInstanceOf(ConfigError);
+      const allowed = await runBackfill(t.session, config, { from: today, to: tomorrow, allowFuture: true }, stream);
       expect(allowed.combinations).toBe(0);
-      await expect(runBackfill(t.session, config, { from: '2024-01-01', to: '2025-01-01' }, emit)).rejects.toThrow(
+      await expect(runBackfill(t.session, config, { from: '2024-01-01', to: '2025-01-01' }, stream)).rejects.toThrow(
         /has 367 days, more than --max-days 366/,
       );
-      await expect(runBackfill(t.session, config, { from: '2025-03-02', to: '2025-03-01' }, emit)).rejects.toThrow(
+      await expect(runBackfill(t.session, config, { from: '2025-03-02', to: '2025-03-01' }, stream)).rejects.toThrow(
         /--from 2025-03-02 is after --to 2025-03-01/,
       );
-      expect((await runBackfill(t.session, config, { from: '2024-01-01', to: '2025-01-01', maxDays: 400 }, emit)).window.days).toBe(367);
+      expect((await runBackfill(t.session, config, { from: '2024-01-01', to: '2025-01-01', maxDays: 400 }, stream)).window.days).toBe(367);
     });
 
     test.runIf(backend.name === 'postgres')('takes the writer lock of its shard: a held lock is exit 3, another shard runs', async () => {
@@ -284,12 +284,14 @@ describe.each(backends)('backfill ($name)', (backend) => {
       try {
         // Shard 2/2 is running: the unsharded backfill (which overlaps it) is refused, shard 1/2 runs.
         const release = await acquireWriterLock(other, 2, 2);
-        await expect(runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02' }, emit)).rejects.toBeInstanceOf(LockHeldError);
+        await expect(runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02' }, stream)).rejects.toBeInstanceOf(
+          LockHeldError,
+        );
         await expect(
-          runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02', shard: { index: 2, count: 2 } }, emit),
+          runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02', shard: { index: 2, count: 2 } }, stream),
         ).rejects.toBeInstanceOf(LockHeldError);
         expect((await readFeatures(t.session)).length).toBe(0);
-        const shard = await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02', shard: { index: 1, count: 2 } }, emit);
+        const shard = await runBackfill(t.session, config, { from: '2025-03-01', to: '2025-03-02', shard: { index: 1, count: 2 } }, stream);
         expect(shard.combinations).toBeGreaterThan(0);
         await release();
       } finally {

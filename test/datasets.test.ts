@@ -13,6 +13,7 @@ import { loadConfig } from '../src/config/index.js';
 import { parseQualifiedName } from '../src/sql/identifiers.js';
 import { importAttempts } from '../src/source/import-attempts.js';
 import { runDaily } from '../src/pipeline/daily.js';
+import { createEventStream } from '../src/observe/events.js';
 import { oracle, type OracleOptions } from './oracle/oracle.js';
 import { readAttempts } from './support/datasets.js';
 import { byKey } from './support/arbitraries.js';
@@ -72,7 +73,7 @@ describe.each(backends)('job = oracle on the real datasets ($name)', (backend) =
     test.each(dataset.windows)('anchor $anchor, lookback $lookbackDays, $timezone', async (window) => {
       await t.session.query(sql`truncate features_topic_daily`);
       const config = loadConfig({ AGG_TIMEZONE: window.timezone, AGG_LOOKBACK_DAYS: String(window.lookbackDays) });
-      const result = await runDaily(t.session, config, { date: window.anchor }, () => undefined);
+      const result = await runDaily(t.session, config, { date: window.anchor }, createEventStream());
       const expected = oracle(attempts, {
         since: result.window.since,
         anchor: window.anchor,
@@ -91,7 +92,7 @@ describe.each(backends)('job = oracle on the real datasets ($name)', (backend) =
       const { anchor, timezone } = dataset.explain;
       await t.session.query(sql`truncate features_topic_daily`);
       const config = loadConfig({ AGG_TIMEZONE: timezone, AGG_LOOKBACK_DAYS: '3' });
-      await runDaily(t.session, config, { date: anchor }, () => undefined);
+      await runDaily(t.session, config, { date: anchor }, createEventStream());
       const options: OracleOptions = { since: addDays(anchor, -3), anchor, timezone, includeTheta: false, improvementMode: 'accuracy' };
       const { checked } = await explainAll(t.session, config, options, attempts, 40);
       expect(checked).toBe(40);

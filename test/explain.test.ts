@@ -6,6 +6,7 @@
  * checked in test/datasets.test.ts, which has them imported already.
  */
 import { describe, expect, test } from 'vitest';
+import { createEventStream } from '../src/observe/events.js';
 import { loadConfig } from '../src/config/index.js';
 import { explainRow, type Explanation } from '../src/explain/explain.js';
 import { runDaily } from '../src/pipeline/daily.js';
@@ -71,7 +72,7 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
   ])('generated history, AGG_IMPROVEMENT_MODE=$mode, AGG_INCLUDE_THETA=$theta: every term equal', async ({ mode, theta }) => {
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9', AGG_INCLUDE_THETA: theta, AGG_IMPROVEMENT_MODE: mode });
     await t.session.query(sql`truncate features_topic_daily`);
-    await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
+    await runDaily(t.session, config, { date: '2025-03-12' }, createEventStream());
     const options: OracleOptions = {
       since: '2025-03-03',
       anchor: '2025-03-12',
@@ -93,7 +94,7 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
       select student_id, topic_id, completed_at at time zone 'Asia/Tokyo' as completed_at, correct, response_time_ms, hint_used from attempt`);
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9', AGG_SOURCE: 'attempt_local', AGG_SOURCE_TIMEZONE: 'Asia/Tokyo' });
     await t.session.query(sql`truncate features_topic_daily`);
-    await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
+    await runDaily(t.session, config, { date: '2025-03-12' }, createEventStream());
     const row = firstRowOfAnchorDay();
     const e = await explainRow(t.session, config, { user: row.user_id, topic: row.topic_id, date: row.date }, () => undefined);
     expect(e.differences).toEqual([]);
@@ -103,7 +104,7 @@ describe.each(backends)('explain = the oracle’s terms ($name)', (backend) => {
   test('a stored row that differs is flagged; the CLI exits 1, and 2 for a row that does not exist', async () => {
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '9' });
     await t.session.query(sql`truncate features_topic_daily`);
-    await runDaily(t.session, config, { date: '2025-03-12' }, () => undefined);
+    await runDaily(t.session, config, { date: '2025-03-12' }, createEventStream());
     const row = firstRowOfAnchorDay();
     await t.session.query(
       sql`update features_topic_daily set attempts = attempts + 5 where user_id = ${row.user_id} and topic_id = ${row.topic_id} and date = ${row.date}`,

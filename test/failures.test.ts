@@ -10,7 +10,7 @@ import { loadConfig } from '../src/config/index.js';
 import type { Database, Session } from '../src/database/db.js';
 import { runDaily } from '../src/pipeline/daily.js';
 import { lockKeys, shardKey } from '../src/database/lock.js';
-import type { RunEvent } from '../src/observe/events.js';
+import { createEventStream, type RunEvent } from '../src/observe/events.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, serverBackend, useSession } from './support/backends.js';
@@ -57,7 +57,12 @@ describe.each(backends)('failure isolation and guards ($name)', (backend) => {
     );
     const events: RunEvent[] = [];
     const config = loadConfig({ AGG_SOURCE: 'attempt_checked' });
-    const result = await runDaily(t.session, config, { date: '2025-11-01' }, (e) => events.push(e));
+    const result = await runDaily(
+      t.session,
+      config,
+      { date: '2025-11-01' },
+      createEventStream((e) => events.push(e)),
+    );
 
     // Only 2025-10-30 reads the bad value: the next day's improvement reads that attempt's
     // correctness, not its response time, so u2/algebra/2025-10-31 is computed exactly.
@@ -88,15 +93,15 @@ describe.each(backends)('failure isolation and guards ($name)', (backend) => {
   test('an empty source for a window with rows deletes nothing and fails; --allow-empty-source wipes', async () => {
     await loadAttempts(t.session, attempts);
     const config = loadConfig({});
-    await runDaily(t.session, config, { date: '2025-11-01' }, () => undefined);
+    await runDaily(t.session, config, { date: '2025-11-01' }, createEventStream());
     const before = await readFeatures(t.session);
     expect(before.length).toBeGreaterThan(0);
     await loadAttempts(t.session, []);
-    await expect(runDaily(t.session, config, { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
+    await expect(runDaily(t.session, config, { date: '2025-11-01' }, createEventStream())).rejects.toThrow(
       /returned no attempts for 2025-10-25..2025-11-01, but features_topic_daily holds \d+ rows there; nothing was deleted/,
     );
     expect(await readFeatures(t.session)).toEqual(before);
-    const wiped = await runDaily(t.session, config, { date: '2025-11-01', allowEmptySource: true }, () => undefined);
+    const wiped = await runDaily(t.session, config, { date: '2025-11-01', allowEmptySource: true }, createEventStream());
     expect(wiped.deleted).toBe(before.length);
     expect(await readFeatures(t.session)).toEqual([]);
   });
@@ -105,15 +110,20 @@ describe.each(backends)('failure isolation and guards ($name)', (backend) => {
     await loadAttempts(t.session, attempts);
     await t.session.query(sql`truncate features_topic_daily, aggregate_features_runs`);
     const config = loadConfig({ AGG_LOOKBACK_DAYS: '1' });
-    await runDaily(t.session, config, { date: '2025-10-20' }, () => undefined);
+    await runDaily(t.session, config, { date: '2025-10-20' }, createEventStream());
     // The last success anchored 2025-10-20; a run for 2025-11-01 would start at 2025-10-31.
     const planned = await t.session.query<{ since: string }>(sql`select ((now() at time zone 'UTC')::date - 1 - 1)::text as since`);
     const events: RunEvent[] = [];
-    const result = await runDaily(t.session, config, { maxCatchUpDays: 3650 }, (e) => events.push(e));
+    const result = await runDaily(
+      t.session,
+      config,
+      { maxCatchUpDays: 3650 },
+      createEventStream((e) => events.push(e)),
+    );
     expect(result.window.requestedSince).toBe(planned.rows[0]!.since);
     expect(result.window.since).toBe('2025-10-21');
     expect(events.some((e) => e.type === 'message' && /widening the window to since=2025-10-21/.test(e.message))).toBe(true);
-    const bounded = await runDaily(t.session, config, { maxCatchUpDays: 0 }, () => undefined);
+    const bounded = await runDaily(t.session, config, { maxCatchUpDays: 0 }, createEventStream());
     expect(bounded.window.since).toBe(bounded.window.requestedSince);
   });
 });

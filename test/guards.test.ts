@@ -9,6 +9,7 @@ import { existsSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createEventStream } from '../src/observe/events.js';
 import { loadConfig } from '../src/config/index.js';
 import { type Database, type Session } from '../src/database/db.js';
 import { LockHeldError } from '../src/errors.js';
@@ -39,10 +40,10 @@ describe.each(backends)('refusals ($name)', (backend) => {
 
   test('a daily run whose --date is after today is refused (exit 2) unless allowFuture', async () => {
     const future = (await t.session.query<{ d: string }>(sql`select ((now() at time zone 'UTC')::date + 2)::text as d`)).rows[0]!.d;
-    await expect(runDaily(t.session, loadConfig({}), { date: future }, () => undefined)).rejects.toThrow(
+    await expect(runDaily(t.session, loadConfig({}), { date: future }, createEventStream())).rejects.toThrow(
       new RegExp(`^--date ${future} is in the future \\(today is \\d{4}-\\d\\d-\\d\\d in UTC\\): .*use --allow-future if you mean it$`),
     );
-    const allowed = await runDaily(t.session, loadConfig({}), { date: future, allowFuture: true }, () => undefined);
+    const allowed = await runDaily(t.session, loadConfig({}), { date: future, allowFuture: true }, createEventStream());
     expect(allowed.window.anchor).toBe(future);
   });
 });
@@ -159,12 +160,12 @@ describe.runIf(server)('migrations, runs and lost connections (server)', () => {
           ).rowCount,
         { what: 'the migration to hold the migrations key', intervalMs: 20 },
       );
-      await expect(runDaily(runner, loadConfig({}), { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
+      await expect(runDaily(runner, loadConfig({}), { date: '2025-11-01' }, createEventStream())).rejects.toThrow(
         /^a migration is being applied to this database .*nothing was written/,
       );
       await session.query(sql`select pg_advisory_unlock(${testLockNamespace}, 1)`);
       await migrating;
-      await expect(runDaily(runner, loadConfig({}), { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
+      await expect(runDaily(runner, loadConfig({}), { date: '2025-11-01' }, createEventStream())).rejects.toThrow(
         /has migration 999_newer, which this version of the job does not know/,
       );
       expect(await readFeatures(session)).toEqual([]);

@@ -9,7 +9,7 @@
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/observe/events.js';
+import { createEventStream, type RunEvent } from '../src/observe/events.js';
 import { oracle, type OracleAttempt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
@@ -65,12 +65,15 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
 
   test('a view raising on topic_id fails that student’s combinations that read the row; failed = rows left unrefreshed', async () => {
     await t.session.query(sql`truncate features_topic_daily`);
-    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
+    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, createEventStream());
     // Mark every stored row, so the ones left unrefreshed can be counted.
     await t.session.query(sql`update features_topic_daily set hints = hints + 1000`);
     const events: RunEvent[] = [];
-    const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_topic' }), { date: '2025-11-01' }, (e) =>
-      events.push(e),
+    const result = await runDaily(
+      t.session,
+      loadConfig({ AGG_SOURCE: 'attempt_bad_topic' }),
+      { date: '2025-11-01' },
+      createEventStream((e) => events.push(e)),
     );
     const failed = events.filter((e) => e.type === 'combination_failed').map((e) => `${e.userId}/${e.topicId}/${e.date}`);
     // 2025-10-30 cannot list its topics: u2's stored rows of that day fail. 2025-10-31 reads
@@ -85,11 +88,14 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
 
   test('a view raising on student_id: the row could be anyone’s, so every combination of its topic that reads its day fails, the rest is written', async () => {
     await t.session.query(sql`truncate features_topic_daily`);
-    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
+    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, createEventStream());
     await t.session.query(sql`update features_topic_daily set hints = hints + 1000`);
     const events: RunEvent[] = [];
-    const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_student' }), { date: '2025-11-01' }, (e) =>
-      events.push(e),
+    const result = await runDaily(
+      t.session,
+      loadConfig({ AGG_SOURCE: 'attempt_bad_student' }),
+      { date: '2025-11-01' },
+      createEventStream((e) => events.push(e)),
     );
     const failures = events.filter((e) => e.type === 'combination_failed');
     const failed = failures.map((e) => `${e.userId}/${e.topicId}/${e.date}`);
@@ -122,7 +128,12 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
              completed_at, correct, response_time_ms, hint_used from attempt`);
     await t.session.query(sql`truncate features_topic_daily`);
     const events: RunEvent[] = [];
-    const result = await runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_bad_both' }), { date: '2025-11-01' }, (e) => events.push(e));
+    const result = await runDaily(
+      t.session,
+      loadConfig({ AGG_SOURCE: 'attempt_bad_both' }),
+      { date: '2025-11-01' },
+      createEventStream((e) => events.push(e)),
+    );
     const failed = events.filter((e) => e.type === 'combination_failed').map((e) => `${e.userId}/${e.topicId}/${e.date}`);
     // Nothing stored yet: the computed combinations of 2025-10-30 … 11-01 that read that day.
     expect(failed.sort()).toEqual([
@@ -154,10 +165,12 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
     const rows = (await t.session.query<{ n: number }>(sql`select count(*)::int as n from big`)).rows[0]!.n;
     await t.session.query(sql`truncate features_topic_daily`);
     let started = Date.now();
-    await runDaily(t.session, loadConfig({ AGG_SOURCE: 'big' }), { date: '2025-11-01', dryRun: true }, () => undefined);
+    await runDaily(t.session, loadConfig({ AGG_SOURCE: 'big' }), { date: '2025-11-01', dryRun: true }, createEventStream());
     const normalMs = Date.now() - started;
     started = Date.now();
-    await expect(runDaily(t.session, loadConfig({ AGG_SOURCE: 'big_broken' }), { date: '2025-11-01' }, () => undefined)).rejects.toThrow(
+    await expect(
+      runDaily(t.session, loadConfig({ AGG_SOURCE: 'big_broken' }), { date: '2025-11-01' }, createEventStream()),
+    ).rejects.toThrow(
       /^the source "big_broken" is broken wholesale: every one of the 16 students it probed \(spread over the window's \d+\) fails, so most of them do, e\.g\. cannot decode response_time_ms \d+; nothing of 2025-10-25..2025-11-01 was written/,
     );
     const brokenMs = Date.now() - started;
@@ -165,7 +178,7 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
     expect(await readFeatures(t.session)).toEqual([]);
     started = Date.now();
     await expect(
-      runDaily(t.session, loadConfig({ AGG_SOURCE: 'big_unreadable' }), { date: '2025-11-01' }, () => undefined),
+      runDaily(t.session, loadConfig({ AGG_SOURCE: 'big_unreadable' }), { date: '2025-11-01' }, createEventStream()),
     ).rejects.toThrow(
       /^the source "big_unreadable" is broken wholesale: the student_id of every one of the 16 attempts it probed \(spread over the window\) cannot be read, e\.g\. cannot decode student s\d+; nothing of 2025-10-25..2025-11-01 was written/,
     );
@@ -180,7 +193,7 @@ describe.each(backends)('isolation with a bound ($name)', (backend) => {
         t.session,
         loadConfig({ AGG_SOURCE: 'big_broken_few', AGG_ISOLATION_BUDGET_MS: '0' }),
         { date: '2025-11-01' },
-        () => undefined,
+        createEventStream(),
       ),
     ).rejects.toThrow(/is broken wholesale: narrowing the failures down took longer than 0 ms \(AGG_ISOLATION_BUDGET_MS\)/);
   });

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/observe/events.js';
+import { createEventStream, type RunEvent } from '../src/observe/events.js';
 import { oracle } from './oracle/oracle.js';
 import { scenarioArbitrary, byKey, type Scenario } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
@@ -27,7 +27,12 @@ describe.each(backends)('job = oracle on generated data ($name)', (backend) => {
     const config = loadConfig({ AGG_TIMEZONE: scenario.timezone, AGG_LOOKBACK_DAYS: String(scenario.lookbackDays) });
     await loadAttempts(t.session, attempts);
     const events: RunEvent[] = [];
-    const result = await runDaily(t.session, config, { date: scenario.anchor, allowEmptySource: true }, (e) => events.push(e));
+    const result = await runDaily(
+      t.session,
+      config,
+      { date: scenario.anchor, allowEmptySource: true },
+      createEventStream((e) => events.push(e)),
+    );
     const expected = oracle(attempts, {
       since: result.window.since,
       anchor: scenario.anchor,

@@ -18,6 +18,7 @@ import { pgliteBackend, withSession } from './support/backends.js';
 import { loadAttempts, prepareSchema } from './support/data.js';
 import { testTempDir } from './support/resources.js';
 import { history } from './support/history.js';
+import { createEventStream } from '../src/observe/events.js';
 
 const executablePath = '/usr/bin/chromium';
 
@@ -43,9 +44,9 @@ describe.skipIf(!available && !inCi)('the report page in chromium', () => {
         session,
         config,
         { from: '2025-03-01', to: '2025-03-22', shard, allowFuture: false, maxDays: 100, allowEmptySource: false, runId: 'backfill-1' },
-        () => undefined,
+        createEventStream(),
       );
-      await runDaily(session, config, { date: '2025-03-24' }, () => undefined);
+      await runDaily(session, config, { date: '2025-03-24' }, createEventStream());
       return collectReport(session, config, { days: 14, date: '2025-03-24', limit: 10 });
     });
     // Removed with the test file's other directories (AFD_KEEP_TEST_DATA=1 keeps the page and its screenshot).

@@ -8,7 +8,7 @@ import { describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { JobError } from '../src/errors.js';
 import { runDaily, type RunOptions } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/observe/events.js';
+import { createEventStream, type RunEvent } from '../src/observe/events.js';
 import { allBackends, useSession } from './support/backends.js';
 import { runMain } from './support/cli.js';
 import { prepareSchema, readFeatures } from './support/data.js';
@@ -44,13 +44,13 @@ describe.each(backends)('the shrink guard ($name)', (backend) => {
     await prepareSchema(session);
     await session.query(raw(generate));
     await session.query(raw(views));
-    await runDaily(session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
+    await runDaily(session, loadConfig({}), { date: '2025-11-01' }, createEventStream());
   });
 
   const runs = (source: string, options: Partial<RunOptions> = {}, env: Record<string, string> = {}) => {
     const config = loadConfig({ AGG_SOURCE: source, ...env });
-    const real = () => runDaily(t.session, config, { date: '2025-11-01', ...options }, () => undefined);
-    const dry = () => runDaily(t.session, config, { date: '2025-11-01', dryRun: true, ...options }, () => undefined);
+    const real = () => runDaily(t.session, config, { date: '2025-11-01', ...options }, createEventStream());
+    const dry = () => runDaily(t.session, config, { date: '2025-11-01', dryRun: true, ...options }, createEventStream());
     return { real, dry };
   };
 
@@ -92,7 +92,7 @@ describe.each(backends)('the shrink guard ($name)', (backend) => {
       t.session,
       loadConfig({ AGG_SOURCE: 'attempt_one_topic_missing' }),
       { date: '2025-11-01', dryRun: true },
-      (e) => events.push(e),
+      createEventStream((e) => events.push(e)),
     );
     expect(rehearsal.deleted).toBe(12 * 8);
     expect((await outcome(dry)).code).toBe(0);
@@ -100,7 +100,7 @@ describe.each(backends)('the shrink guard ($name)', (backend) => {
     expect(written.deleted).toBe(12 * 8);
     expect((await readFeatures(t.session)).length).toBe(before.length - 12 * 8);
     // Back to the full source: the topic returns.
-    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
+    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, createEventStream());
     expect((await readFeatures(t.session)).length).toBe(before.length);
   });
 
@@ -111,7 +111,7 @@ describe.each(backends)('the shrink guard ($name)', (backend) => {
     expect(refused.message).toMatch(/lost more than 5% of their stored attempts \(2025-10-25: stored 240, now 216;/);
     const allowed = await runs('attempt_one_topic_missing', { allowShrink: true }, strict).real();
     expect(allowed.deleted).toBe(12 * 8);
-    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, () => undefined);
+    await runDaily(t.session, loadConfig({}), { date: '2025-11-01' }, createEventStream());
   });
 
   test('an empty source is the special case: refused whatever the thresholds, in both runs', async () => {

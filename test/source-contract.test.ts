@@ -4,6 +4,7 @@
  * same rows as the timestamptz source; columns of the wrong type are refused naming them.
  */
 import { describe, expect, test } from 'vitest';
+import { createEventStream } from '../src/observe/events.js';
 import { loadConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
@@ -59,7 +60,7 @@ describe.each(backends)('the source contract ($name)', (backend) => {
 
   const refusal = async (env: Record<string, string>) => {
     try {
-      await runDaily(t.session, loadConfig(env), { date: '2025-11-01', dryRun: true }, () => undefined);
+      await runDaily(t.session, loadConfig(env), { date: '2025-11-01', dryRun: true }, createEventStream());
     } catch (err) {
       if (err instanceof ConfigError) return err.message;
       throw err;
@@ -75,17 +76,17 @@ describe.each(backends)('the source contract ($name)', (backend) => {
 
   test('with AGG_SOURCE_TIMEZONE it gives exactly the rows of the timestamptz source', async () => {
     await t.session.query(sql`truncate features_topic_daily`);
-    await runDaily(t.session, loadConfig(zone), { date: '2025-11-01' }, () => undefined);
+    await runDaily(t.session, loadConfig(zone), { date: '2025-11-01' }, createEventStream());
     const expected = await readFeatures(t.session);
     expect(expected.length).toBeGreaterThan(0);
     const config = loadConfig({ ...zone, AGG_SOURCE: 'attempt_local', AGG_SOURCE_TIMEZONE: 'America/New_York' });
-    const result = await runDaily(t.session, config, { date: '2025-11-01' }, () => undefined);
+    const result = await runDaily(t.session, config, { date: '2025-11-01' }, createEventStream());
     expect(result.inserted + result.updated + result.deleted).toBe(0);
     expect(result.unchanged).toBe(expected.length);
-    expect((await runVerify(t.session, config, { date: '2025-11-01' }, () => undefined)).drift).toBe(false);
+    expect((await runVerify(t.session, config, { date: '2025-11-01' }, createEventStream())).drift).toBe(false);
     // The wrong zone is a different set of days: verify sees the drift.
     const wrong = loadConfig({ ...zone, AGG_SOURCE: 'attempt_local', AGG_SOURCE_TIMEZONE: 'UTC' });
-    expect((await runVerify(t.session, wrong, { date: '2025-11-01' }, () => undefined)).drift).toBe(true);
+    expect((await runVerify(t.session, wrong, { date: '2025-11-01' }, createEventStream())).drift).toBe(true);
   });
 
   test('columns of the wrong type, or missing, are named', async () => {
@@ -106,7 +107,7 @@ describe.each(backends)('the source contract ($name)', (backend) => {
     await t.session.query(sql`truncate features_topic_daily, aggregate_features_runs`);
     const config = loadConfig({ AGG_SOURCE: source, AGG_LOOKBACK_DAYS: '12' });
     for (let index = 1; index <= shards; index++)
-      await runDaily(t.session, config, { date: '2025-11-01', shard: { index, count: shards } }, () => undefined);
+      await runDaily(t.session, config, { date: '2025-11-01', shard: { index, count: shards } }, createEventStream());
     return readFeatures(t.session);
   };
 

@@ -23,7 +23,7 @@ import { ensureAttemptTable } from '../src/source/attempt-table.js';
 import { loadConfig } from '../src/config/index.js';
 import type { Session } from '../src/database/db.js';
 import { HeldBackError, JobError } from '../src/errors.js';
-import type { RunEvent } from '../src/observe/events.js';
+import { createEventStream, type RunEvent } from '../src/observe/events.js';
 import { parseQualifiedName } from '../src/sql/identifiers.js';
 import { loadMigrations, migrate } from '../src/database/migrate.js';
 import { runBackfill } from '../src/pipeline/backfill.js';
@@ -110,11 +110,21 @@ describe.each(backends)('the source memory ($name)', (backend) => {
     await session.query(raw(generate('attempt_new', '2025-11-05', 3)));
     await session.query(raw(views));
     // A backfill of history long delivered (every day before the nightly window of today) is not judged for completeness.
-    await runBackfill(session, loadConfig({}), { from: '2025-09-24', to: '2025-11-04' }, (e) => backfillEvents.push(e));
+    await runBackfill(
+      session,
+      loadConfig({}),
+      { from: '2025-09-24', to: '2025-11-04' },
+      createEventStream((e) => backfillEvents.push(e)),
+    );
   });
 
   const run = (source: string, date: string, options: Partial<RunOptions> = {}, env: Record<string, string> = {}, events?: RunEvent[]) =>
-    runDaily(t.session, loadConfig({ AGG_SOURCE: source, ...env }), { date, ...options }, (e) => events?.push(e));
+    runDaily(
+      t.session,
+      loadConfig({ AGG_SOURCE: source, ...env }),
+      { date, ...options },
+      createEventStream((e) => events?.push(e)),
+    );
   const report = (date: string) => collectReport(t.session, loadConfig({}), { days: 7, date, limit: 5 });
 
   describe('judging the newest day', () => {
@@ -244,14 +254,19 @@ describe.each(backends)('the source memory ($name)', (backend) => {
       expect(await snapshot(t.session)).toEqual(before);
       const config = loadConfig({ AGG_SOURCE: 'src_full', ...seoul });
       const narrow = await outcome(() =>
-        runBackfill(t.session, config, { from: '2025-10-01', to: '2025-11-07', redefine: true }, () => undefined),
+        runBackfill(t.session, config, { from: '2025-10-01', to: '2025-11-07', redefine: true }, createEventStream()),
       );
       expect(narrow.code).toBe(2);
       expect(narrow.message).toMatch(
         /--redefine must rebuild every stored day \(2025-09-24..2025-11-06\).*use --from 2025-09-24 --to 2025-11-07/,
       );
       // 2025-11-06 is stored as delivered twice: the rebuild corrects that too, a loss confirmed with --allow-shrink.
-      await runBackfill(t.session, config, { from: '2025-09-24', to: '2025-11-07', redefine: true, allowShrink: true }, () => undefined);
+      await runBackfill(
+        t.session,
+        config,
+        { from: '2025-09-24', to: '2025-11-07', redefine: true, allowShrink: true },
+        createEventStream(),
+      );
       const sums = await t.session.query<{ stored: number; source: number }>(
         sql`select (select sum(attempts)::int from features_topic_daily) as stored,
               (select count(*)::int from src_full where (completed_at at time zone 'Asia/Seoul')::date between '2025-09-24' and '2025-11-07') as source`,
@@ -283,12 +298,12 @@ describe.each(await allBackends('source_memory_upgrade'))('an installation from 
   test('gains it by migrate and judges at once, from the stored rows', async () => {
     expect(await migrate(t.session)).toEqual(['003_source_memory']);
     const refused = await outcome(() =>
-      runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_partial' }), { date: '2025-11-05' }, () => undefined),
+      runDaily(t.session, loadConfig({ AGG_SOURCE: 'attempt_partial' }), { date: '2025-11-05' }, createEventStream()),
     );
     expect(refused.code).toBe(1);
     expect(refused.message).toMatch(/\(2025-11-05: 120 attempts, 20% of its baseline 600\)/);
     expect((await t.session.query(sql`select 1 from aggregate_features_source_days`)).rowCount).toBe(0);
-    await runDaily(t.session, loadConfig({}), { date: '2025-11-05' }, () => undefined);
+    await runDaily(t.session, loadConfig({}), { date: '2025-11-05' }, createEventStream());
     expect(await memoryOf(t.session, '2025-11-05')).toEqual({ first: 600, highest: 600, last: 600, accepted: false });
     expect((await t.session.query(sql`select 1 from aggregate_features_source_days`)).rowCount).toBe(8);
     const definition = await t.session.query(sql`select timezone, improvement_mode from aggregate_features_definition`);
@@ -316,14 +331,14 @@ describe.each(await allBackends('source_memory_recent'))('a backfill of the days
     const config = loadConfig({ AGG_SOURCE: 'src_recent_partial' });
     const dayBefore = (await t.session.query<{ d: string }>(sql`select (${yesterday}::date - 1)::text as d`)).rows[0]!.d;
     // The history up to the day before: the last days (within the nightly window) are judged and normal.
-    await runBackfill(t.session, config, { from: first, to: dayBefore }, () => undefined);
-    const refused = await outcome(() => runBackfill(t.session, config, { from: yesterday, to: yesterday }, () => undefined));
+    await runBackfill(t.session, config, { from: first, to: dayBefore }, createEventStream());
+    const refused = await outcome(() => runBackfill(t.session, config, { from: yesterday, to: yesterday }, createEventStream()));
     expect(refused.code).toBe(1);
     expect(refused.heldBack).toEqual([yesterday]);
     expect(refused.message).toMatch(new RegExp(`looks incomplete: .*\\(${yesterday}: \\d+ attempts, \\d+% of its baseline \\d+\\)`));
     expect(await memoryOf(t.session, yesterday)).toBeUndefined();
     expect(
-      (await outcome(() => runBackfill(t.session, config, { from: yesterday, to: yesterday, allowIncomplete: true }, () => undefined)))
+      (await outcome(() => runBackfill(t.session, config, { from: yesterday, to: yesterday, allowIncomplete: true }, createEventStream())))
         .code,
     ).toBe(0);
     expect((await memoryOf(t.session, yesterday))?.accepted).toBe(true);

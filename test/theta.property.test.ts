@@ -14,7 +14,7 @@ import { describe, expect, test, vi } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import type { Session } from '../src/database/db.js';
 import { runDaily, type RunResult } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/observe/events.js';
+import { createEventStream, type RunEvent } from '../src/observe/events.js';
 import { oracle, oracleSkipped, type OracleEstimate, type OracleMirt, type OracleRow } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
 import { allBackends, useSession } from './support/backends.js';
@@ -61,7 +61,7 @@ describe.each(backends)('theta: job = oracle on generated histories ($name)', (b
       t.session,
       config(scenario, options.includeTheta ?? true),
       { date: options.date ?? scenario.anchor, allowEmptySource: true, dryRun: options.dryRun ?? false },
-      (e) => events.push(e),
+      createEventStream((e) => events.push(e)),
     );
     return { result, events };
   }

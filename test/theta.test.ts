@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
-import type { RunEvent } from '../src/observe/events.js';
+import { createEventStream, type RunEvent } from '../src/observe/events.js';
 import { createLogger } from '../src/observe/log.js';
 import { oracle, type OracleAttempt, type OracleEstimate, type OracleMirt } from './oracle/oracle.js';
 import { byKey } from './support/arbitraries.js';
@@ -47,7 +47,12 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
 
   async function run(over: Record<string, string> = {}, date = '2025-11-01') {
     const events: RunEvent[] = [];
-    const result = await runDaily(t.session, env(over), { date, allowEmptySource: true }, (e) => events.push(e));
+    const result = await runDaily(
+      t.session,
+      env(over),
+      { date, allowEmptySource: true },
+      createEventStream((e) => events.push(e)),
+    );
     return { result, events };
   }
 
@@ -152,10 +157,15 @@ describe.each(backends)('theta case by case ($name)', (backend) => {
         sink: (line) => json.push(JSON.parse(line) as Record<string, unknown>),
       });
       await t.session.query(sql`truncate features_topic_daily`);
-      const result = await runDaily(t.session, env(), { date: '2025-11-01' }, (e) => {
-        text(e);
-        structured(e);
-      });
+      const result = await runDaily(
+        t.session,
+        env(),
+        { date: '2025-11-01' },
+        createEventStream((e) => {
+          text(e);
+          structured(e);
+        }),
+      );
       expect(lines.slice(0, 3)).toEqual([
         '[INFO] Aggregating features for 1 (user, topic, date) combinations; since=2025-11-01, anchor=2025-11-01, dry_run=False',
         '[INFO] Theta: skipped 4 invalid estimates (NULL, NaN, infinite or out of numeric(6,3) range)',

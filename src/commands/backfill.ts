@@ -5,7 +5,7 @@ import { measured } from '../program/measured.js';
 import { optionalChunkDays, optionalShard, wholeNumberOption, settingOption } from '../program/options.js';
 import { parseDay } from '../config/index.js';
 import { checkBackfillRange, defaultMaxDays, runBackfill } from '../pipeline/backfill.js';
-import { barProgress, lineProgress } from '../observe/progress.js';
+import { barProgress, lineProgress, progressConsumer } from '../observe/progress.js';
 import { withRunRetries } from '../database/retry.js';
 
 interface BackfillFlags {
@@ -64,6 +64,8 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
         ctx.io.progressTerminal !== undefined && config.logFormat === 'text' && !config.debug
           ? barProgress(ctx.io.progressTerminal)
           : lineProgress(ctx.emit, intervalMs);
+      // First, so that the bar ends its line before the log writes one below it.
+      const stopProgress = ctx.events.subscribe(progressConsumer(progress), { first: true });
       try {
         const database = await ctx.database(config);
         const backfill = () =>
@@ -84,17 +86,13 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
                 runId: ctx.runId,
                 chunkDays,
                 signal: ctx.io.signal,
-                onProgress: (p) => progress.update(p),
               },
-              (event) => {
-                // The bar's last state stays on screen; the summary lines go below it.
-                if (event.type === 'ripple_finished' || event.type === 'message') progress.stop();
-                ctx.emit(event);
-              },
+              ctx.events,
             ),
           );
         await measured(ctx, { command: 'backfill', shard }, backfill, (result) => ({ rippleUpdated: result.ripple?.updated ?? 0 }));
       } finally {
+        stopProgress();
         progress.stop();
       }
     });

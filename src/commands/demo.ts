@@ -27,7 +27,7 @@ export function registerDemo(program: Command, ctx: CommandContext): void {
       const print = (line: string) => ctx.io.stdout(line + '\n');
       print(`[demo] opening the embedded database in ${opts.dir} …`);
       const session = await ctx.session(config, { create: true });
-      const result = await runDemo(session, config, { students, days, lastDay: opts.date, print }, ctx.emit);
+      const result = await runDemo(session, config, { students, days, lastDay: opts.date, print }, ctx.events);
       print(`\n[demo] done: ${demoSummary(result)}`);
       print(`[demo] try next, on this directory (from the project's directory):`);
       for (const command of demoNextCommands(opts.dir, opts.date, result.example)) print(`  ${command}`);

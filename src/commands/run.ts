@@ -58,7 +58,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
               runId: ctx.runId,
               signal: ctx.io.signal,
             },
-            ctx.emit,
+            ctx.events,
           ),
         );
       // A dry run writes nothing, so it has no metrics either.

@@ -52,7 +52,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
       const chunkDays = optionalChunkDays(opts.chunkDays);
       const database = await ctx.database(config);
       const result = await withRunRetries(database, config.runAttempts, ctx.emit, ctx.io.signal, (session) =>
-        runVerify(session, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit: opts.limit, chunkDays }, ctx.emit),
+        runVerify(session, config, { date: opts.date, from: opts.from, to: opts.to, shard, limit: opts.limit, chunkDays }, ctx.events),
       );
       if (result.drift || (result.empty && opts.failOnEmpty)) ctx.exitCode = ExitCode.failed;
     });

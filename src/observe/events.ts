@@ -1,7 +1,8 @@
 /**
- * The events of a run: one typed map (as graphile-worker's WorkerEventMap), the one stream
- * that every output consumes. Commands and steps only emit; the text or JSON log (log.ts), the
- * metrics (metrics.ts) and the run log (run-log.ts) subscribe. Neutral: it imports no step.
+ * The events of a run: one typed map (as graphile-worker's WorkerEventMap), and the one stream
+ * per invocation that every output consumes. Commands and steps only emit; the text or JSON log
+ * (log.ts), the metrics (metrics.ts), a backfill's progress (progress.ts) and, while a run holds
+ * its session, the run log (run-log.ts) subscribe. Neutral: it imports no step.
  */
 import type { ValueColumn } from '../sql/verify.js';
 import type { Window } from '../window.js';
@@ -57,6 +58,19 @@ export interface RunOutcome {
   readonly heldBackDays?: number;
 }
 
+/** A backfill's progress, after each committed day. */
+export interface BackfillProgress {
+  /** Days committed so far, and of how many. */
+  readonly done: number;
+  readonly total: number;
+  /** The last day just committed (backfills commit a chunk of days at a time). */
+  readonly day: string;
+  readonly elapsedMs: number;
+  /** Estimated time left, from the mean time per day so far. */
+  readonly etaMs: number;
+  readonly totals: Counts;
+}
+
 /** One row that differs between the table and a fresh computation. */
 export interface Difference {
   readonly userId: string;
@@ -100,6 +114,8 @@ export interface RunEventMap {
   verify_difference: { difference: Difference };
   verify_summary: { summary: VerifySummary };
   message: { level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> };
+  /** For the progress (no log line): a backfill committed a day. */
+  day_written: BackfillProgress;
   /** For the run log (no log line). */
   run_opened: { run: RunOpened };
   run_closed: { run: RunClosed };
@@ -108,8 +124,14 @@ export interface RunEventMap {
   run_outcome: { outcome: RunOutcome };
 }
 
-/** The events that are records for the run log and the metrics, not lines of the log. */
-export const recordEvents: ReadonlySet<RunEvent['type']> = new Set(['run_opened', 'run_closed', 'verify_recorded', 'run_outcome']);
+/** The events that are records for the progress, the run log and the metrics, not lines of the log. */
+export const recordEvents: ReadonlySet<RunEvent['type']> = new Set([
+  'day_written',
+  'run_opened',
+  'run_closed',
+  'verify_recorded',
+  'run_outcome',
+]);
 
 /** One event: its type and its fields. */
 export type RunEvent = { [K in keyof RunEventMap]: { type: K } & RunEventMap[K] }[keyof RunEventMap];
@@ -123,7 +145,7 @@ export type Emit = (event: RunEvent) => void;
 /** A consumer of events; one that returns a promise (a write) is waited for by `publish` and `settled`. */
 export type Consumer = (event: RunEvent) => void | Promise<void>;
 
-/** One stream of events: steps emit into it, consumers (the log, the metrics, the run log) subscribe. */
+/** One stream of events: steps emit into it, consumers (the log, the metrics, the progress, the run log) subscribe. */
 export interface EventStream {
   /** Hands the event to every consumer, in the order they subscribed. */
   readonly emit: Emit;
@@ -131,23 +153,26 @@ export interface EventStream {
   publish(event: RunEvent): Promise<void>;
   /** Waits for the work the consumers began on emitted events (their errors are theirs to report). */
   settled(): Promise<void>;
-  /** Adds a consumer, called for every event from now on; returns its removal. */
-  subscribe(consumer: Consumer): () => void;
+  /**
+   * Adds a consumer, called for every event from now on; returns its removal. `first` puts it
+   * ahead of those already subscribed (a progress bar that ends its line before the log writes).
+   */
+  subscribe(consumer: Consumer, options?: { readonly first?: boolean }): () => void;
 }
 
-/** A new stream with no consumers. */
-export function createEventStream(): EventStream {
-  const consumers = new Set<Consumer>();
+/** A new stream; `initial` (synchronous consumers, such as a test's list) are subscribed in order. */
+export function createEventStream(...initial: Emit[]): EventStream {
+  let consumers: Consumer[] = [];
   const pending = new Set<Promise<unknown>>();
   const deliver = (event: RunEvent): Promise<void>[] => {
     const writes: Promise<void>[] = [];
-    for (const consumer of [...consumers]) {
+    for (const consumer of consumers) {
       const result = consumer(event);
       if (result instanceof Promise) writes.push(result);
     }
     return writes;
   };
-  return {
+  const stream: EventStream = {
     emit: (event) => {
       for (const write of deliver(event)) {
         const tracked = write.catch(() => undefined);
@@ -161,10 +186,14 @@ export function createEventStream(): EventStream {
     async settled() {
       while (pending.size > 0) await Promise.all([...pending]);
     },
-    subscribe(consumer) {
+    subscribe(consumer, options = {}) {
       const own: Consumer = (event) => consumer(event);
-      consumers.add(own);
-      return () => consumers.delete(own);
+      consumers = options.first ? [own, ...consumers] : [...consumers, own];
+      return () => {
+        consumers = consumers.filter((c) => c !== own);
+      };
     },
   };
+  for (const consumer of initial) stream.subscribe(consumer);
+  return stream;
 }

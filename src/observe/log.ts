@@ -117,6 +117,7 @@ const lines: { [K in keyof RunEventMap]: (event: EventOf<K>) => Described | unde
   message: (event) => {
     return { level: event.level, message: event.message, fields: event.fields ?? {} };
   },
+  day_written: () => undefined,
   run_opened: () => undefined,
   run_closed: () => undefined,
   verify_recorded: () => undefined,

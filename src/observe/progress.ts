@@ -1,13 +1,13 @@
 /**
  * How a backfill shows its progress: a bar on a terminal (cli-progress), or a plain progress
- * event every `intervalMs` when the output is a log (a pod, a file, LOG_FORMAT=json). Both are
- * fed between statements, after each committed day: PGlite blocks the event loop while a
- * statement runs, so nothing could be drawn during one anyway.
+ * event every `intervalMs` when the output is a log (a pod, a file, LOG_FORMAT=json). Both
+ * consume the backfill's `day_written` events, emitted between statements after each committed
+ * day: PGlite blocks the event loop while a statement runs, so nothing could be drawn during one
+ * anyway.
  */
 import cliProgress from 'cli-progress';
-import type { BackfillProgress } from '../pipeline/backfill.js';
 import { formatDuration, visible } from '../format.js';
-import type { Emit } from './events.js';
+import type { BackfillProgress, Consumer, Emit } from './events.js';
 
 /** Where a bar is drawn: a TTY stream (process.stderr when it is one). */
 export interface ProgressTerminal {
@@ -63,5 +63,17 @@ export function lineProgress(emit: Emit, intervalMs: number, now: () => number =
       emit({ type: 'backfill_progress', done: p.done, total: p.total, day: p.day, elapsedMs: p.elapsedMs, etaMs: p.etaMs });
     },
     stop() {},
+  };
+}
+
+/**
+ * The progress as a consumer of events: each committed day (`day_written`) updates it. The
+ * ripple's line and any message end the bar first (subscribe it `first`), so that they are
+ * written below its last state.
+ */
+export function progressConsumer(reporter: ProgressReporter): Consumer {
+  return (event) => {
+    if (event.type === 'day_written') reporter.update(event);
+    else if (event.type === 'ripple_finished' || event.type === 'message') reporter.stop();
   };
 }

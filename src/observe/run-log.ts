@@ -9,7 +9,7 @@ import type { Config } from '../config/index.js';
 import type { Session } from '../database/db.js';
 import { sqlState } from '../errors.js';
 import type { Consumer, RunClosed, RunOpened, VerifyRecorded } from './events.js';
-import { sql } from '../sql/tag.js';
+import { abandonRunning, finishRun, insertRun, insertVerify, lastSuccessAnchor as lastSuccessAnchorOf } from '../sql/run-log.js';
 import { jobVersion } from '../version.js';
 import { shardName, type Shard } from '../work.js';
 
@@ -69,46 +69,45 @@ export function runLogConsumer(session: Session): Consumer {
 /** Records that a run started. */
 async function startRunRecord(session: Session, run: RunOpened): Promise<void> {
   const shard = shardName(run.shard);
-  // This run holds its shard's writer lock, so a `running` record of the shard is a run that
-  // died without recording its outcome (kill -9, lost node).
-  await session.query(sql`
-    update aggregate_features_runs
-    set outcome = 'failed', error = 'abandoned: the process ended without recording an outcome'
-    where outcome = 'running' and shard = ${shard} and run_id <> ${run.runId}`);
+  await session.query(abandonRunning(shard, run.runId));
   const { window } = run;
   const widenedFrom = window.since === window.requestedSince ? null : window.requestedSince;
-  await session.query(sql`
-    insert into aggregate_features_runs
-      (run_id, job_version, command, shard, since, anchor, widened_from, flags, started_at)
-    values (${run.runId}, ${jobVersion}, ${run.command}, ${shard}, ${window.since}::date, ${window.anchor}::date,
-            ${widenedFrom}::date, ${JSON.stringify(run.flags)}::jsonb, ${run.startedAt}::timestamptz)
-    -- A run retried after a transient failure keeps its id and starts its row over.
-    on conflict (run_id) do update
-      set since = excluded.since, anchor = excluded.anchor, widened_from = excluded.widened_from,
-          started_at = excluded.started_at, finished_at = null, outcome = 'running', error = null`);
+  await session.query(
+    insertRun({
+      runId: run.runId,
+      jobVersion,
+      command: run.command,
+      shard,
+      since: window.since,
+      anchor: window.anchor,
+      widenedFrom,
+      flags: JSON.stringify(run.flags),
+      startedAt: run.startedAt,
+    }),
+  );
 }
 
-/**
- * Records how a run ended. finished_at is statement_timestamp(), not clock_timestamp(): the
- * same instant for a one-row statement, and Citus refuses volatile functions in an UPDATE of a
- * distributed or reference table, should the run log ever be made one (docs/scale-out.md).
- */
+/** Records how a run ended. */
 async function finishRunRecord(session: Session, end: RunClosed): Promise<void> {
   const c = end.counts;
-  await session.query(sql`
-    update aggregate_features_runs
-    set finished_at = statement_timestamp(), outcome = ${end.outcome}, combinations = ${c?.combinations ?? null},
-        inserted = ${c?.inserted ?? null}, updated = ${c?.updated ?? null}, unchanged = ${c?.unchanged ?? null},
-        deleted = ${c?.deleted ?? null}, failed = ${c?.failed ?? null}, error = ${end.error ?? null}
-    where run_id = ${end.runId}`);
+  await session.query(
+    finishRun({
+      runId: end.runId,
+      outcome: end.outcome,
+      combinations: c?.combinations ?? null,
+      inserted: c?.inserted ?? null,
+      updated: c?.updated ?? null,
+      unchanged: c?.unchanged ?? null,
+      deleted: c?.deleted ?? null,
+      failed: c?.failed ?? null,
+      error: end.error ?? null,
+    }),
+  );
 }
 
 /** The anchor of the last successful daily run of a shard, if any. */
 export async function lastSuccessAnchor(session: Session, shard: Shard): Promise<string | undefined> {
-  const result = await session.query<{ anchor: string }>(sql`
-    select anchor from aggregate_features_runs
-    where outcome = 'success' and shard = ${shardName(shard)} and command = 'run'
-    order by anchor desc limit 1`);
+  const result = await session.query<{ anchor: string }>(lastSuccessAnchorOf(shardName(shard)));
   return result.rows[0]?.anchor;
 }
 
@@ -120,13 +119,21 @@ export async function lastSuccessAnchor(session: Session, shard: Shard): Promise
  */
 async function recordVerify(session: Session, entry: VerifyRecorded): Promise<boolean> {
   try {
-    await session.query(sql`
-      insert into aggregate_features_runs
-        (run_id, job_version, command, shard, since, anchor, flags, started_at, finished_at, outcome, combinations, failed, error)
-      values (${entry.runId}, ${jobVersion}, 'verify', ${shardName(entry.shard)}, ${entry.window.since}::date,
-              ${entry.window.anchor}::date, ${JSON.stringify(entry.flags)}::jsonb, ${entry.startedAt}::timestamptz,
-              statement_timestamp(), ${entry.drift === undefined ? 'success' : 'failed'}, ${entry.expectedRows}, ${entry.drifted},
-              ${entry.drift ?? null})`);
+    await session.query(
+      insertVerify({
+        runId: entry.runId,
+        jobVersion,
+        shard: shardName(entry.shard),
+        since: entry.window.since,
+        anchor: entry.window.anchor,
+        flags: JSON.stringify(entry.flags),
+        startedAt: entry.startedAt,
+        outcome: entry.drift === undefined ? 'success' : 'failed',
+        combinations: entry.expectedRows,
+        failed: entry.drifted,
+        error: entry.drift ?? null,
+      }),
+    );
     return true;
   } catch (err) {
     const state = sqlState(err);

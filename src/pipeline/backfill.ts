@@ -13,14 +13,14 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { Session } from '../database/db.js';
 import { ConfigError, messageOf } from '../errors.js';
-import type { Emit } from '../observe/events.js';
-import { runFlags } from '../observe/run-log.js';
+import type { Emit, EventStream } from '../observe/events.js';
+import { runFlags, runLogConsumer } from '../observe/run-log.js';
 import { dayAfter, rippleEnd, rippleImprovement } from '../sql/backfill.js';
 import { dayWindows, nightlyWindowStart, planRange, type Window } from '../window.js';
 import { addCounts, noCounts, shardName, unsharded, workOf, type Computation, type Counts, type Shard } from '../work.js';
 import { allowsShrink } from './daily.js';
 import { beginRedefine, finishRedefine } from './definition.js';
-import { runEvents, setUp } from './setup.js';
+import { setUp } from './setup.js';
 import { chunksOf, planChunkDays, spanOf, targetGrowth } from './range.js';
 import { writeWindowTransaction } from './write-window.js';
 
@@ -51,20 +51,6 @@ export interface BackfillOptions {
   readonly signal?: AbortSignal | undefined;
   /** Days computed per statement (default: planned from the range's size and work_mem, range.ts). */
   readonly chunkDays?: number;
-  /** Called after each committed chunk of days (between statements: PGlite blocks the event loop during one). */
-  readonly onProgress?: (progress: BackfillProgress) => void;
-}
-
-export interface BackfillProgress {
-  /** Days committed so far, and of how many. */
-  readonly done: number;
-  readonly total: number;
-  /** The last day just committed. */
-  readonly day: string;
-  readonly elapsedMs: number;
-  /** Estimated time left, from the mean time per day so far. */
-  readonly etaMs: number;
-  readonly totals: Counts;
 }
 
 export interface RippleResult {
@@ -101,8 +87,17 @@ export function checkBackfillRange(from: string, to: string, maxDays = defaultMa
   return days;
 }
 
-/** Runs a backfill on `session`. Throws a JobError (or a database error) when it cannot finish. */
-export async function runBackfill(session: Session, config: Config, options: BackfillOptions, emit: Emit): Promise<BackfillResult> {
+/**
+ * Runs a backfill on `session`, emitting into `events` (a `day_written` after each committed
+ * day, for the progress). Throws a JobError (or a database error) when it cannot finish.
+ */
+export async function runBackfill(
+  session: Session,
+  config: Config,
+  options: BackfillOptions,
+  events: EventStream,
+): Promise<BackfillResult> {
+  const { emit } = events;
   const started = Date.now();
   const runId = options.runId ?? randomUUID();
   const shard = options.shard ?? unsharded;
@@ -118,13 +113,14 @@ export async function runBackfill(session: Session, config: Config, options: Bac
             `--to ${to} is in the future (today is ${current} in ${config.timezone}): days after today have no attempts yet; use --allow-future if you mean it`,
         },
   });
+  // The run log consumes the run's events while the run holds this session.
+  const stopRunLog = events.subscribe(runLogConsumer(session));
   try {
     const window = await planRange(session, { from, to, timezone: config.timezone });
     const days = await dayWindows(session, { from, to, timezone: config.timezone });
     const runTimestamp = new Date().toISOString();
     // Only the days the nightly window still covers can be a delivery in progress: older days are judged by the shrink guard alone.
     const judgeNewDaysFrom = await nightlyWindowStart(session, config.timezone, config.lookbackDays);
-    const events = runEvents(session, emit);
     const rebuilding = options.redefine ? await beginRedefine(session, config, { from, to, shard, at: runTimestamp }) : false;
     if (rebuilding) {
       emit({
@@ -143,7 +139,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
     emit({ type: 'backfill_started', from, to, days: days.length, shard: shardName(shard) });
     try {
       const job = { computation: setup.computation, range: window, days, shard, runTimestamp, judgeNewDaysFrom, options };
-      const totals = await writeDays(session, config, job, events.emit);
+      const totals = await writeDays(session, config, job, emit);
       const ripple = await runRipple(session, config, { computation: setup.computation, to, shard, runTimestamp });
       if (rebuilding && totals.failed === 0) await finishRedefine(session);
       if (ripple) emit({ type: 'ripple_finished', ...ripple });
@@ -158,6 +154,7 @@ export async function runBackfill(session: Session, config: Config, options: Bac
       throw err;
     }
   } finally {
+    stopRunLog();
     await setup.release();
   }
 }
@@ -191,7 +188,7 @@ async function writeDays(
   const size = options.chunkDays ?? (await planChunkDays(session, job.computation, job.range));
   const growth = await targetGrowth(session);
   for (const chunk of chunksOf(days, size)) {
-    const window = spanOf(chunk);
+    const window = { ...spanOf(chunk), days: chunk.length };
     const counts = await writeWindowTransaction(
       session,
       config,
@@ -210,7 +207,8 @@ async function writeDays(
     await growth.written(counts.inserted);
     done += chunk.length;
     const elapsedMs = Date.now() - loopStarted;
-    options.onProgress?.({
+    emit({
+      type: 'day_written',
       done,
       total: days.length,
       day: window.anchor,

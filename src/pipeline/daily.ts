@@ -8,13 +8,13 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { Session } from '../database/db.js';
 import { messageOf } from '../errors.js';
-import type { Emit } from '../observe/events.js';
-import { lastSuccessAnchor, runFlags } from '../observe/run-log.js';
+import type { EventStream } from '../observe/events.js';
+import { lastSuccessAnchor, runFlags, runLogConsumer } from '../observe/run-log.js';
 import { planWindow, type Window } from '../window.js';
 import { unsharded, type Computation, type Counts, type Shard, type SkippedEstimates } from '../work.js';
 import { dryRunWindow } from './dry-run.js';
-import { runEvents, setUp } from './setup.js';
-import { emitSkipped, writeWindowTransaction, type WindowCounts } from './write-window.js';
+import { setUp } from './setup.js';
+import { writeWindowTransaction, type WindowCounts } from './write-window.js';
 
 export interface RunOptions {
   readonly date?: string | undefined;
@@ -55,7 +55,8 @@ export function allowsShrink(options: { allowShrink?: boolean | undefined; allow
  * Runs the daily job once on `session` (a dedicated connection: the writer lock is a session
  * lock). Throws a JobError (or a database error) when it cannot finish.
  */
-export async function runDaily(session: Session, config: Config, options: RunOptions, emit: Emit): Promise<RunResult> {
+export async function runDaily(session: Session, config: Config, options: RunOptions, events: EventStream): Promise<RunResult> {
+  const { emit } = events;
   const started = Date.now();
   const runId = options.runId ?? randomUUID();
   const shard = options.shard ?? unsharded;
@@ -97,7 +98,7 @@ export async function runDaily(session: Session, config: Config, options: RunOpt
     };
     const { skippedEstimates, ...counts } = dryRun
       ? await dryRunWindow(session, config, job, emit)
-      : await writeWindow(session, config, { ...job, runId, signal: options.signal }, emit);
+      : await writeWindow(session, config, { ...job, runId, signal: options.signal }, events);
     const durationMs = Date.now() - started;
     emit({ type: 'run_finished', processed: counts.combinations, failed: counts.failed, durationMs });
     return { runId, window, ...counts, durationMs, ...(skippedEstimates ? { skippedEstimates } : {}) };
@@ -117,27 +118,27 @@ interface DailyWrite {
   readonly signal: AbortSignal | undefined;
 }
 
-async function writeWindow(session: Session, config: Config, job: DailyWrite, emit: Emit): Promise<WindowCounts> {
-  const { window, computation, runId } = job;
-  const events = runEvents(session, emit);
-  const runTimestamp = new Date().toISOString();
-  await events.publish({
-    type: 'run_opened',
-    run: { runId, command: 'run', shard: job.shard, window, flags: runFlags(config), startedAt: runTimestamp },
-  });
+/** Writes the window, recorded in the run log: its consumer writes on this run's session while the run holds it. */
+async function writeWindow(session: Session, config: Config, job: DailyWrite, events: EventStream): Promise<WindowCounts> {
+  const { window, runId } = job;
+  const { emit } = events;
+  const stopRunLog = events.subscribe(runLogConsumer(session));
   try {
-    const counts = await writeWindowTransaction(session, config, { ...job, runTimestamp }, events.emit, (staged) => {
-      if (staged.emptyWindow) emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
-      if (staged.combinations > 0) {
-        emit({ type: 'run_started', combinations: staged.combinations, since: window.since, anchor: window.anchor, dryRun: false });
-        emitSkipped(emit, computation, staged.skippedEstimates);
-      }
+    const runTimestamp = new Date().toISOString();
+    await events.publish({
+      type: 'run_opened',
+      run: { runId, command: 'run', shard: job.shard, window, flags: runFlags(config), startedAt: runTimestamp },
     });
-    if (counts.combinations > 0 || counts.deleted > 0) emit({ type: 'rows_written', ...counts });
-    await events.publish({ type: 'run_closed', run: { runId, outcome: counts.failed > 0 ? 'failed' : 'success', counts } });
-    return counts;
-  } catch (err) {
-    await events.publish({ type: 'run_closed', run: { runId, outcome: 'failed', error: messageOf(err) } }).catch(() => undefined);
-    throw err;
+    try {
+      const counts = await writeWindowTransaction(session, config, { ...job, runTimestamp, announce: true }, emit);
+      if (counts.combinations > 0 || counts.deleted > 0) emit({ type: 'rows_written', ...counts });
+      await events.publish({ type: 'run_closed', run: { runId, outcome: counts.failed > 0 ? 'failed' : 'success', counts } });
+      return counts;
+    } catch (err) {
+      await events.publish({ type: 'run_closed', run: { runId, outcome: 'failed', error: messageOf(err) } }).catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    stopRunLog();
   }
 }

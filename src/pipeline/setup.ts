@@ -6,10 +6,9 @@
 import type { Config } from '../config/index.js';
 import type { Session } from '../database/db.js';
 import { ConfigError } from '../errors.js';
-import { createEventStream, type Emit, type EventStream } from '../observe/events.js';
+import type { Emit } from '../observe/events.js';
 import { acquireWriterLock, holdSchema } from '../database/lock.js';
 import { checkSchema } from '../database/migrate.js';
-import { runLogConsumer } from '../observe/run-log.js';
 import { applySessionSettings } from '../database/session-settings.js';
 import { checkJoinable, detectDistributed } from '../database/citus.js';
 import { checkSource } from '../source/source.js';
@@ -81,15 +80,4 @@ export async function setUp(session: Session, config: Config, emit: Emit, option
     await release();
     throw err;
   }
-}
-
-/**
- * The events of a run on `session`: the caller's consumer (the log, a test's list) and the run
- * log, which writes its rows on the run's session.
- */
-export function runEvents(session: Session, emit: Emit): EventStream {
-  const events = createEventStream();
-  events.subscribe(emit);
-  events.subscribe(runLogConsumer(session));
-  return events;
 }

@@ -12,13 +12,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { Session } from '../database/db.js';
-import type { Difference, Emit, VerifySummary } from '../observe/events.js';
-import { verifyFlags } from '../observe/run-log.js';
+import type { Difference, Emit, EventStream, VerifySummary } from '../observe/events.js';
+import { runLogConsumer, verifyFlags } from '../observe/run-log.js';
 import { valueColumns, verifyCountsDistributed, verifySampleDistributed, verifyWindow, type ValueColumn } from '../sql/verify.js';
 import { dayWindows, planRange, planWindow, type Window } from '../window.js';
 import { unsharded, workOf, type Computation, type Shard, type Work } from '../work.js';
 import { chunksOf, planChunkDays, spanOf } from './range.js';
-import { runEvents, setUp } from './setup.js';
+import { setUp } from './setup.js';
 
 export type { Difference, VerifySummary };
 
@@ -56,7 +56,8 @@ interface SampleRow {
 }
 
 /** Compares the window with a fresh computation; emits one event per differing row shown and a summary. */
-export async function runVerify(session: Session, config: Config, options: VerifyOptions, emit: Emit): Promise<VerifyResult> {
+export async function runVerify(session: Session, config: Config, options: VerifyOptions, events: EventStream): Promise<VerifyResult> {
+  const { emit } = events;
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
   const shard = options.shard ?? unsharded;
@@ -82,24 +83,29 @@ export async function runVerify(session: Session, config: Config, options: Verif
     unexpected: row.unexpected,
     shown: differences.length,
   };
-  const events = runEvents(session, emit);
-  for (const difference of differences) events.emit({ type: 'verify_difference', difference });
-  events.emit({ type: 'verify_summary', summary });
+  // The run log consumes the verify's events while it holds this session.
+  const stopRunLog = events.subscribe(runLogConsumer(session));
   const drifted = row.differs + row.missing + row.unexpected;
   const drift = drifted > 0;
-  await events.publish({
-    type: 'verify_recorded',
-    verify: {
-      runId: randomUUID(),
-      shard,
-      window,
-      flags: verifyFlags(config),
-      startedAt,
-      expectedRows: row.expected_rows,
-      drifted,
-      drift: drift ? `${drifted} rows differ (differs=${row.differs}, missing=${row.missing}, unexpected=${row.unexpected})` : undefined,
-    },
-  });
+  try {
+    for (const difference of differences) emit({ type: 'verify_difference', difference });
+    emit({ type: 'verify_summary', summary });
+    await events.publish({
+      type: 'verify_recorded',
+      verify: {
+        runId: randomUUID(),
+        shard,
+        window,
+        flags: verifyFlags(config),
+        startedAt,
+        expectedRows: row.expected_rows,
+        drifted,
+        drift: drift ? `${drifted} rows differ (differs=${row.differs}, missing=${row.missing}, unexpected=${row.unexpected})` : undefined,
+      },
+    });
+  } finally {
+    stopRunLog();
+  }
   const empty = row.expected_rows === 0 && row.stored_rows === 0;
   return { window, summary, differences, drift, empty, durationMs: Date.now() - started };
 }

@@ -13,6 +13,7 @@ import { clearStaging, stagingOf, type Staging } from '../sql/staging.js';
 import { analyzeStaged, closeDebugRows, countStaged, declareDebugRows, fetchDebugRows, insertFailedCombinations } from '../sql/staged.js';
 import { countSkippedEstimates, countStored, createFailedTable, deleteStale } from '../sql/write.js';
 import { inTransaction } from '../database/transaction.js';
+import type { Window } from '../window.js';
 import { workOf, type Computation, type Counts, type Shard, type SkippedEstimates, type Work } from '../work.js';
 import { computeIsolated } from './isolate/compute.js';
 import type { FailedCombination } from './isolate/narrowing.js';
@@ -26,7 +27,7 @@ import { upsertIsolated } from './upsert.js';
 export interface WriteTarget {
   /** What is computed and read (see prepareComputation). */
   readonly computation: Computation;
-  readonly window: { readonly since: string; readonly anchor: string };
+  readonly window: Pick<Window, 'since' | 'anchor' | 'days'>;
   readonly shard: Shard;
   /** computed_at of every row the transaction inserts or changes. */
   readonly runTimestamp: string;
@@ -42,6 +43,8 @@ export interface WriteTarget {
   readonly rebuilding?: boolean;
   /** Aborted on SIGTERM: the transaction stops at its next safe point and rolls back. */
   readonly signal?: AbortSignal | undefined;
+  /** The daily run's window: once staged, emit its first lines (run_started or no_combinations, the theta skips). */
+  readonly announce?: boolean;
 }
 
 /** What a window's write did, with theta the invalid estimates it skipped. */
@@ -65,17 +68,8 @@ function throwIfStopped(signal: AbortSignal | undefined): void {
   }
 }
 
-/**
- * Computes a window of a shard and writes it in one transaction (see the module comment).
- * `onStaged` runs inside the transaction once the rows are computed.
- */
-export async function writeWindowTransaction(
-  session: Session,
-  config: Config,
-  target: WriteTarget,
-  emit: Emit,
-  onStaged?: (staged: Staged) => void,
-): Promise<WindowCounts> {
+/** Computes a window of a shard and writes it in one transaction (see the module comment). */
+export async function writeWindowTransaction(session: Session, config: Config, target: WriteTarget, emit: Emit): Promise<WindowCounts> {
   const work = workOf(target.computation, target.window, target.shard);
   const checkpoint = () => throwIfStopped(target.signal);
   // Before the transaction, in statements of their own: recording the definition locks its one
@@ -103,7 +97,7 @@ export async function writeWindowTransaction(
     );
     const emptyWindow = combinations === 0 && nothingStored;
     const skippedEstimates = await countSkipped(session, work);
-    onStaged?.({ combinations, emptyWindow, skippedEstimates });
+    if (target.announce) announceStaged(emit, target, { combinations, emptyWindow, skippedEstimates });
     checkpoint();
     const deleted = (await session.query<{ deleted: number }>(deleteStale(work))).rows[0]!.deleted;
     checkpoint();
@@ -135,6 +129,16 @@ export async function writeWindowTransaction(
     for (const statement of clearStaging(staging)) await session.query(statement);
     return counts;
   });
+}
+
+/** The daily run's first lines, inside the transaction once the rows are computed. */
+function announceStaged(emit: Emit, target: WriteTarget, staged: Staged): void {
+  const { window } = target;
+  if (staged.emptyWindow) emit({ type: 'no_combinations', lookbackDays: window.days - 1 });
+  if (staged.combinations > 0) {
+    emit({ type: 'run_started', combinations: staged.combinations, since: window.since, anchor: window.anchor, dryRun: false });
+    emitSkipped(emit, target.computation, staged.skippedEstimates);
+  }
 }
 
 /** The theta_skipped event, when theta is enabled. */

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig, logFormatOf, type Config, type Flags, type LogFormat } from '../config/index.js';
 import { openDatabase, type Database, type Session } from '../database/db.js';
 import { ConfigError, ExitCode } from '../errors.js';
-import { createEventStream, type Emit } from '../observe/events.js';
+import { createEventStream, type Emit, type EventStream } from '../observe/events.js';
 import { createLogger } from '../observe/log.js';
 import type { ProgressTerminal } from '../observe/progress.js';
 import { metricsConsumer } from '../observe/metrics.js';
@@ -29,7 +29,12 @@ export interface CommandContext {
   readonly io: Io;
   /** The id of this invocation's run (the run log's run_id, the JSON log's run_id). */
   readonly runId: string;
-  /** Emits into the event stream every output consumes. */
+  /**
+   * The invocation's one event stream: the log and the metrics are subscribed here, a backfill's
+   * progress by its command, the run log by the run for as long as it holds its session.
+   */
+  readonly events: EventStream;
+  /** Emits into `events`. */
   readonly emit: Emit;
   /** Waits until the consumers have handled what was emitted (the metrics' push). */
   settled(): Promise<void>;
@@ -64,6 +69,7 @@ export function createContext(io: Io, settings: () => Record<string, string | un
   const context: CommandContext = {
     io,
     runId,
+    events,
     emit: events.emit,
     settled: () => events.settled(),
     passwords: [...passwordsOf(io.env.DATABASE_URL), ...passwordsOf(io.env.PUSHGATEWAY_URL)],

@@ -10,7 +10,7 @@ import { ensureAttemptTable } from './attempt-table.js';
 import { formatTable } from '../format.js';
 import { sql } from '../sql/tag.js';
 import { parseQualifiedName } from '../sql/identifiers.js';
-import type { Emit } from '../observe/events.js';
+import type { EventStream } from '../observe/events.js';
 import { runDaily, type RunResult } from '../pipeline/daily.js';
 import { migrate } from '../database/migrate.js';
 import {
@@ -48,7 +48,7 @@ export interface DemoResult {
 }
 
 /** Fills the database with demo data (replacing any earlier demo data) and runs the job twice. */
-export async function runDemo(session: Session, config: Config, options: DemoOptions, emit: Emit): Promise<DemoResult> {
+export async function runDemo(session: Session, config: Config, options: DemoOptions, events: EventStream): Promise<DemoResult> {
   options.print(`[demo] creating the schema`);
   await migrate(session);
   const existingRows = (await session.query<{ n: number }>(countFeatureRows)).rows[0]!.n;
@@ -88,11 +88,11 @@ export async function runDemo(session: Session, config: Config, options: DemoOpt
   );
 
   options.print(`[demo] running the daily job for anchor ${options.lastDay} (lookback ${config.lookbackDays} days) …`);
-  const first = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, emit);
+  const first = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, events);
 
   const added = await session.query(insertLateAttempts(demo));
   options.print(`[demo] ${added.rowCount ?? 0} late-arriving attempts added to the last 3 days; running again …`);
-  const second = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, emit);
+  const second = await runDaily(session, config, { date: options.lastDay, allowFuture: true }, events);
   await printSample(session, options);
   return { attempts, estimates, first, second, existingRows, example: await pickExample(session, options.lastDay) };
 }

@@ -31,7 +31,6 @@ export interface ImportOptions {
   /** Append even when rows equal to the file's are already in the table. */
   readonly allowDuplicates?: boolean;
   readonly batchSize?: number;
-  readonly onProgress?: (rows: number) => void;
   /** Called when rows without a student_id were skipped: how many, and the first one's line. */
   readonly onSkipped?: (rows: number, firstLine: number) => void;
 }
@@ -247,7 +246,6 @@ function batchStager(
       );
     }
     loaded += lines.length;
-    options.onProgress?.(loaded);
     lines = [];
     columns = [[], [], [], [], [], []];
     return loaded;

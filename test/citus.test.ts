@@ -33,15 +33,10 @@ import { parseQualifiedName } from '../src/sql/identifiers.js';
 import { ident, sql, type Sql } from '../src/sql/tag.js';
 import { unsharded, type Work } from '../src/work.js';
 import { rippleImprovement } from '../src/sql/backfill.js';
+import { citusCoordinator } from '../src/database/backend.js';
+import { insertComputed } from '../src/sql/staging.js';
 import { verifyCountsDistributed } from '../src/sql/verify.js';
-import {
-  countSkippedEstimates,
-  deleteStale,
-  dryRunCountsDistributed,
-  insertAllComputed,
-  insertComputed,
-  upsertComputed,
-} from '../src/sql/write.js';
+import { countSkippedEstimates, deleteStale, dryRunCountsDistributed, insertAllComputed, upsertComputed } from '../src/sql/write.js';
 
 const cluster = citusUrl ? await citusBackend('citus') : undefined;
 const plain = cluster ? await serverBackend('citus_plain') : undefined;
@@ -483,7 +478,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
         mirt: parseQualifiedName('mirt_ability', 'table'),
         thetaMode: true,
       },
-      distributed: true,
+      backend: citusCoordinator,
       since: '2025-10-13',
       anchor: '2025-10-20',
       shard: unsharded,
@@ -500,12 +495,12 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
           users: null,
           topic: null,
           date: null,
-          distributed: true,
+          staging: citusCoordinator.staging,
           since: work.since,
           anchor: work.anchor,
         }),
       ],
-      ['insert into a window that held nothing', insertAllComputed({ runTimestamp: now, distributed: true })],
+      ['insert into a window that held nothing', insertAllComputed({ runTimestamp: now, staging: citusCoordinator.staging })],
       ['skipped estimates', countSkippedEstimates(work.theta!, work)],
       ['dry run', dryRunCountsDistributed(work)],
       ['verify', verifyCountsDistributed(work)],

@@ -220,7 +220,7 @@ async function writeDays(
       }
     }
   } finally {
-    await dropStaged(session, { shard: job.shard, distributed: job.computation.distributed }).catch(() => undefined);
+    await dropStaged(session, { shard: job.shard, backend: job.computation.backend }).catch(() => undefined);
   }
   return totals;
 }

@@ -15,8 +15,6 @@
  */
 import type { Session } from '../database/db.js';
 import { sql } from '../sql/tag.js';
-import { stagingOf } from '../sql/staging.js';
-import { clearRange, stageRange } from '../sql/write.js';
 import type { Window } from '../window.js';
 import { workOf, type Computation, type Shard, type Work } from '../work.js';
 import { isRowError } from './isolate/narrowing.js';
@@ -78,19 +76,18 @@ export async function stageChunk(
   const work = workOf(computation, span, shard);
   await dropStaged(session, work);
   try {
-    await session.query(stageRange(work));
+    await session.query(work.backend.staging.stageRange(work));
   } catch (err) {
     if (isRowError(err)) return false;
     throw err;
   }
-  const staging = stagingOf(work);
-  if (staging.temporary) await session.query(sql`create index on ${staging.range} (date)`);
+  for (const statement of work.backend.staging.indexRange) await session.query(statement);
   return true;
 }
 
-/** Empties the range staging table of this run's shard (see clearRange). */
-export async function dropStaged(session: Session, work: Pick<Work, 'shard' | 'distributed'>): Promise<void> {
-  await session.query(clearRange(work));
+/** Empties the range staging table of this run's shard (see Staging.clearRange). */
+export async function dropStaged(session: Session, work: Pick<Work, 'shard' | 'backend'>): Promise<void> {
+  await session.query(work.backend.staging.clearRange(work.shard));
 }
 
 /**

@@ -9,9 +9,9 @@ import type { Session } from '../database/db.js';
 import { RunStoppedError } from '../errors.js';
 import type { Emit } from '../observe/events.js';
 import { shrinkDays } from '../sql/shrink.js';
-import { clearStaging, stagingOf, type Staging } from '../sql/staging.js';
+import type { Staging } from '../sql/staging.js';
 import { sql } from '../sql/tag.js';
-import { computedFromStaged, countSkippedEstimates, countStored, createFailedTable, deleteStale } from '../sql/write.js';
+import { countSkippedEstimates, countStored, deleteStale } from '../sql/write.js';
 import { inTransaction } from '../database/transaction.js';
 import { workOf, type Computation, type Counts, type Shard, type SkippedEstimates, type Work } from '../work.js';
 import { computeIsolated } from './isolate/compute.js';
@@ -105,7 +105,7 @@ export async function writeWindowTransaction(
       {
         runTimestamp: target.runTimestamp,
         includeTheta: work.theta !== undefined,
-        distributed: work.distributed,
+        staging: work.backend.staging,
         window: target.window,
         nothingStored,
       },
@@ -122,10 +122,10 @@ export async function writeWindowTransaction(
       failed: failures.length + written.failures.length,
       skippedEstimates,
     };
-    const staging = stagingOf(work);
+    const staging = work.backend.staging;
     if (config.debug) await emitDebugRows(session, emit, staging);
     checkpoint();
-    for (const statement of clearStaging(staging)) await session.query(statement);
+    for (const statement of staging.clear) await session.query(statement);
     return counts;
   });
 }
@@ -148,8 +148,8 @@ async function stage(
   emit: Emit,
   checkpoint: () => void,
 ): Promise<{ computed: number; failures: FailedCombination[] }> {
-  const staging = stagingOf(work);
-  if (staging.temporary) await session.query(createFailedTable);
+  const staging = work.backend.staging;
+  for (const statement of staging.createInTransaction) await session.query(statement);
   const failures = await computeIsolated(session, config, work, checkpoint);
   if (failures.length > 0) {
     const users = failures.map((f) => f.userId);
@@ -160,9 +160,7 @@ async function stage(
     emitFailures(emit, failures);
   }
   checkpoint();
-  // Not on Citus: the distributed staging table is shared by concurrent shard runs, and ANALYZE
-  // takes a lock that conflicts with itself until the transaction ends (they would queue).
-  if (staging.temporary) await session.query(sql`analyze ${staging.computed}`);
+  for (const statement of staging.analyzeComputed) await session.query(statement);
   const computed = (await session.query<{ n: number }>(sql`select count(*)::int as n from ${staging.computed}`)).rows[0]!.n;
   return { computed, failures };
 }
@@ -175,13 +173,10 @@ async function stage(
  * 8k rows); the deletion now uses EXCEPT (write.ts), and the index costs ~0.001 s a day.
  */
 async function fromStaged(session: Session, work: Work): Promise<{ computed: number; failures: FailedCombination[] }> {
-  const staging = stagingOf(work);
-  if (staging.temporary) await session.query(createFailedTable);
-  await session.query(computedFromStaged(work));
-  if (staging.temporary) {
-    await session.query(sql`create index on ${staging.computed} (user_id, topic_id, date)`);
-    await session.query(sql`analyze ${staging.computed}`);
-  }
+  const staging = work.backend.staging;
+  for (const statement of staging.createInTransaction) await session.query(statement);
+  await session.query(staging.computedFromRange(work));
+  for (const statement of [...staging.indexComputed, ...staging.analyzeComputed]) await session.query(statement);
   const computed = (await session.query<{ n: number }>(sql`select count(*)::int as n from ${staging.computed}`)).rows[0]!.n;
   return { computed, failures: [] };
 }
@@ -199,7 +194,7 @@ async function guardSource(
   overrides: Overrides,
   emit: Emit,
 ): Promise<{ nothingStored: boolean; verdict: SourceVerdict }> {
-  const days = (await session.query<DayAttempts>(shrinkDays(stagingOf(work).computed, stagingOf(work).failed, work))).rows;
+  const days = (await session.query<DayAttempts>(shrinkDays(work.backend.staging.computed, work.backend.staging.failed, work))).rows;
   const sourceEmpty = staged.computed === 0 && staged.failures === 0;
   const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored(work))).rows[0]!.stored : 0;
   const verdict = await judgeSource(

@@ -66,6 +66,7 @@ insert into ${computed}
 ${computeSelect(work)}`;
 }
 
+/** The temporary tables' names. */
 const agg = { computed: raw('agg_computed'), failed: raw('agg_failed'), range: raw('agg_range') };
 
 /**
@@ -78,10 +79,10 @@ export const temporaryStaging: Staging = Object.freeze({
   ...agg,
   createInTransaction: [
     sql`
-create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`,
+create temporary table ${agg.failed} (user_id text, topic_id text, date date) on commit drop`,
   ],
   stageComputed: (work: Work) => sql`
-create temporary table agg_computed on commit drop as
+create temporary table ${agg.computed} on commit drop as
 ${computeSelect(work)}`,
   createComputedEmpty: (work: Work) => sql`${temporaryStaging.stageComputed(work)}
 with no data`,
@@ -98,6 +99,7 @@ select * from ${agg.range} where ${inDays(sql`date`, work)}`,
   clear: [],
 });
 
+/** The distributed tables' names, as SQL. */
 const aggregateFeatures = {
   computed: raw(distributedStagingTables.computed),
   failed: raw(distributedStagingTables.failed),

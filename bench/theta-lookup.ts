@@ -19,6 +19,7 @@
 import pg from 'pg';
 import { ensureAttemptTable } from '../src/source/attempt-table.js';
 import { parseQualifiedName } from '../src/sql/identifiers.js';
+import { plainServer } from '../src/database/backend.js';
 import { migrate } from '../src/database/migrate.js';
 import { sessionOf } from '../src/database/db.js';
 import { computeSelect } from '../src/sql/compute.js';
@@ -50,7 +51,15 @@ const mirt = parseQualifiedName('mirt_ability', 'table');
 const thetaPlan = (fallback: boolean, thetaMode: boolean): ThetaPlan => ({ estimates, mirt: fallback ? mirt : undefined, thetaMode });
 
 /** The window's work, with `theta` (undefined: disabled). */
-const work = (theta: ThetaPlan | undefined): Work => ({ source: ident(source), timezone, theta, since, anchor: lastDay, shard: unsharded });
+const work = (theta: ThetaPlan | undefined): Work => ({
+  source: ident(source),
+  timezone,
+  theta,
+  backend: plainServer,
+  since,
+  anchor: lastDay,
+  shard: unsharded,
+});
 
 /**
  * The alternative: the as-of estimate by window functions over one timeline per (user,

@@ -3,6 +3,7 @@
  * is computed and read (the source, the time zone, the theta plan), over which window, for
  * which shard. Statements (sql/) are functions of it; nothing passes parameters by position.
  */
+import type { Backend } from './database/backend.js';
 import type { QualifiedName } from './sql/identifiers.js';
 import type { Sql } from './sql/tag.js';
 
@@ -56,11 +57,8 @@ export interface Computation {
   /** AGG_TIMEZONE: where days are cut. */
   readonly timezone: string;
   readonly theta: ThetaPlan | undefined;
-  /**
-   * On a Citus coordinator whose features_topic_daily is distributed (citus.ts): the
-   * statements that keep the work on the workers. Absent or false: a plain server or PGlite.
-   */
-  readonly distributed?: boolean;
+  /** What differs on the database the run is connected to (database/backend.ts), chosen once at setup. */
+  readonly backend: Backend;
 }
 
 /** A computation over the days since..anchor (both included) of one shard: what one statement does. */
@@ -77,7 +75,7 @@ export function workOf(computation: Computation, window: { readonly since: strin
     source: computation.source,
     timezone: computation.timezone,
     theta: computation.theta,
-    distributed: computation.distributed ?? false,
+    backend: computation.backend,
     since: window.since,
     anchor: window.anchor,
     shard,

@@ -33,15 +33,10 @@ import { parseQualifiedName } from '../src/sql/identifiers.js';
 import { ident, sql, type Sql } from '../src/sql/tag.js';
 import { unsharded, type Work } from '../src/work.js';
 import { rippleImprovement } from '../src/sql/backfill.js';
+import { citusCoordinator } from '../src/database/backend.js';
+import { insertComputed } from '../src/sql/staging.js';
 import { verifyCountsDistributed } from '../src/sql/verify.js';
-import {
-  countSkippedEstimates,
-  deleteStale,
-  dryRunCountsDistributed,
-  insertAllComputed,
-  insertComputed,
-  upsertComputed,
-} from '../src/sql/write.js';
+import { countSkippedEstimates, deleteStale, dryRunCountsDistributed, insertAllComputed, upsertComputed } from '../src/sql/write.js';
 
 const cluster = citusUrl ? await citusBackend('citus') : undefined;
 const plain = cluster ? await serverBackend('citus_plain') : undefined;
@@ -114,13 +109,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
          order by 1`,
         );
         expect(colocated.rows.map((r) => r.table)).toEqual(
-          expect.arrayContaining([
-            'attempt',
-            'features_topic_daily',
-            'aggregate_features_computed',
-            'aggregate_features_failed',
-            'aggregate_features_range',
-          ]),
+          expect.arrayContaining(['attempt', 'features_topic_daily', 'aggregate_features_computed', 'aggregate_features_failed']),
         );
         // The run log and the migrations stay local tables of the coordinator.
         const local = await session.query(
@@ -259,7 +248,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
         anchor: '2025-09-30',
       });
       await withSession(cluster!, async (session) => {
-        const left = await session.query<{ n: number }>(sql`select count(*)::int as n from aggregate_features_range`);
+        const left = await session.query<{ n: number }>(sql`select count(*)::int as n from aggregate_features_computed`);
         expect(left.rows[0]!.n).toBe(0);
       });
       await load(late);
@@ -494,7 +483,7 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
           mirt: parseQualifiedName('mirt_ability', 'table'),
           thetaMode: true,
         },
-        distributed: true,
+        backend: citusCoordinator,
         since: '2025-10-13',
         anchor: '2025-10-20',
         shard: unsharded,
@@ -511,12 +500,12 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
             users: null,
             topic: null,
             date: null,
-            distributed: true,
+            staging: citusCoordinator.staging,
             since: work.since,
             anchor: work.anchor,
           }),
         ],
-        ['insert into a window that held nothing', insertAllComputed({ runTimestamp: now, distributed: true })],
+        ['insert into a window that held nothing', insertAllComputed({ runTimestamp: now, staging: citusCoordinator.staging })],
         ['skipped estimates', countSkippedEstimates(work.theta!, work)],
         ['dry run', dryRunCountsDistributed(work)],
         ['verify', verifyCountsDistributed(work)],

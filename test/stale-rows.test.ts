@@ -8,6 +8,7 @@
  * stale rows.
  */
 import { describe, expect, test } from 'vitest';
+import { plainServer } from '../src/database/backend.js';
 import { raw, sql } from '../src/sql/tag.js';
 import { deleteStale, dryRunCounts } from '../src/sql/write.js';
 import { unsharded, workOf } from '../src/work.js';
@@ -27,7 +28,7 @@ function rescannedUnderNestedLoop(node: PlanNode): string[] {
   return [...here, ...children.flatMap(rescannedUnderNestedLoop)];
 }
 
-const range = { since: '2025-03-01', anchor: '2025-03-08', shard: unsharded };
+const range = { since: '2025-03-01', anchor: '2025-03-08', shard: unsharded, backend: plainServer };
 
 describe.each(backends)('stale-row deletion ($name)', (backend) => {
   test('with statistics that end before the window: no computed-row scan per stored row, exactly the stale rows deleted', async () => {
@@ -77,7 +78,7 @@ describe.each(backends)('stale-row deletion ($name)', (backend) => {
          select 'u' || u, 't' || t, ('2025-03-01'::date + d)::timestamp at time zone 'UTC' + interval '9 hours', true, 1000, false
          from generate_series(1, 250) u, generate_series(1, 2) t, generate_series(0, 7) d`,
       );
-      const work = workOf({ source: raw('attempt'), timezone: 'UTC', theta: undefined }, range, unsharded);
+      const work = workOf({ source: raw('attempt'), timezone: 'UTC', theta: undefined, backend: plainServer }, range, unsharded);
       const statement = dryRunCounts(work);
       expect(rescannedUnderNestedLoop(await planOf(session, statement))).toEqual([]);
       const counts = (await session.query<{ deleted: number }>(statement)).rows[0]!;

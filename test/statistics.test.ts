@@ -8,6 +8,7 @@
  * computed row with its stored one once, not with every stored row.
  */
 import { describe, expect, test } from 'vitest';
+import { plainServer } from '../src/database/backend.js';
 import { refreshStatisticsFor } from '../src/pipeline/statistics.js';
 import { sql } from '../src/sql/tag.js';
 import { upsertComputed } from '../src/sql/write.js';
@@ -68,6 +69,7 @@ describe.each(backends)('statistics before a write ($name)', (backend) => {
           users: null,
           topic: null,
           date: null,
+          staging: plainServer.staging,
           ...march,
         });
         // Planned on the old statistics, the day's stored rows are read in full for each computed

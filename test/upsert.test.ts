@@ -6,6 +6,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import type { Session } from '../src/database/db.js';
+import { plainServer } from '../src/database/backend.js';
 import { upsertIsolated } from '../src/pipeline/upsert.js';
 import { inTransaction } from '../src/database/transaction.js';
 import { allBackends, withSession } from './support/backends.js';
@@ -60,7 +61,11 @@ describe.each(backends)('writing a window that held nothing ($name)', (backend) 
       await session.query(sql`truncate features_topic_daily`);
       const counts = await inTransaction(session, async () => {
         await stageThree(session);
-        return upsertIsolated(session, { runTimestamp, includeTheta: false, window, nothingStored: true }, never);
+        return upsertIsolated(
+          session,
+          { runTimestamp, includeTheta: false, staging: plainServer.staging, window, nothingStored: true },
+          never,
+        );
       });
       expect(counts).toEqual({ inserted: 3, updated: 0, failures: [] });
       expect(await stored(session)).toEqual(computedRows);
@@ -80,7 +85,11 @@ describe.each(backends)('writing a window that held nothing ($name)', (backend) 
       );
       const counts = await inTransaction(session, async () => {
         await stageThree(session);
-        return upsertIsolated(session, { runTimestamp, includeTheta: false, window, nothingStored: true }, never);
+        return upsertIsolated(
+          session,
+          { runTimestamp, includeTheta: false, staging: plainServer.staging, window, nothingStored: true },
+          never,
+        );
       });
       expect(counts).toEqual({ inserted: 1, updated: 1, failures: [] });
       expect(await stored(session)).toEqual(computedRows);

@@ -8,6 +8,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import type { Session } from '../src/database/db.js';
+import { plainServer } from '../src/database/backend.js';
 import { rippleImprovement } from '../src/sql/backfill.js';
 import { raw, type Sql, sql } from '../src/sql/tag.js';
 import { deleteStale, dryRunCounts, upsertComputed } from '../src/sql/write.js';
@@ -45,7 +46,7 @@ describe.each(backends)('statements on stored rows read only the window ($name)'
          from generate_series(1, 100) u, generate_series(1, 2) t, generate_series(0, 59) d`,
       );
       await session.query(sql`analyze features_topic_daily`);
-      const work = workOf({ source: raw('attempt'), timezone: 'UTC', theta: undefined }, window, unsharded);
+      const work = workOf({ source: raw('attempt'), timezone: 'UTC', theta: undefined, backend: plainServer }, window, unsharded);
       await session.query(sql`begin`);
       try {
         await session.query(sql`set local enable_nestloop = off`);
@@ -57,7 +58,15 @@ describe.each(backends)('statements on stored rows read only the window ($name)'
            from features_topic_daily where date between '${window.since}' and '${window.anchor}'`),
         );
         await session.query(sql`analyze agg_computed`);
-        const scope = { runTimestamp: '2025-03-09T02:00:00Z', includeTheta: false, users: null, topic: null, date: null, ...window };
+        const scope = {
+          runTimestamp: '2025-03-09T02:00:00Z',
+          includeTheta: false,
+          users: null,
+          topic: null,
+          date: null,
+          staging: plainServer.staging,
+          ...window,
+        };
         expect(await unboundedReads(session, upsertComputed(scope)), 'upsert').toEqual([]);
         expect(await unboundedReads(session, dryRunCounts(work)), 'dry run').toEqual([]);
         await session.query(sql`create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`);

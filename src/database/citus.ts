@@ -1,12 +1,11 @@
 /**
  * Citus, the distributed PostgreSQL extension (docs/scale-out.md). A run looks once at what it
  * is connected to: a plain server (or PGlite), or a Citus coordinator whose
- * features_topic_daily is distributed. Only on the latter does it use the distributed
- * statements (Computation.distributed): the computation keeps the distribution column as it
- * is (so Citus pushes it down whole, one task per shard), rows are staged in tables
- * distributed like the output table instead of temporary tables, and the dry run and verify
- * compare per shard. On a coordinator whose tables are still local the job runs as on a plain
- * server.
+ * features_topic_daily is distributed. Only on the latter does it use the Citus backend
+ * (backend.ts, citusCoordinator): the computation keeps the distribution column as it is (so
+ * Citus pushes it down whole, one task per shard), rows are staged in tables distributed like
+ * the output table instead of temporary tables, and the dry run and verify compare per shard.
+ * On a coordinator whose tables are still local the job runs as on a plain server.
  *
  * `migrate --distribute` sets it up: it distributes the job's tables colocated with the source
  * and creates the staging tables; what it must not do itself (distribute the platform's source
@@ -15,14 +14,8 @@
 import type { Session } from './db.js';
 import { ConfigError } from '../errors.js';
 import type { QualifiedName } from '../sql/identifiers.js';
+import { distributedStagingTables as citusStaging } from '../sql/staging.js';
 import { raw, sql } from '../sql/tag.js';
-
-/** The staging tables on Citus: distributed by user_id, colocated with features_topic_daily. */
-export const citusStaging = {
-  computed: 'aggregate_features_computed',
-  failed: 'aggregate_features_failed',
-  range: 'aggregate_features_range',
-} as const;
 
 /** A staging table of computed rows: the output table's columns. */
 const createComputedLike = (table: string) =>
@@ -34,7 +27,7 @@ create table if not exists ${raw(table)} (
 )`;
 
 const createFailed = sql`
-create table if not exists aggregate_features_failed (user_id text not null, topic_id text, date date)`;
+create table if not exists ${raw(citusStaging.failed)} (user_id text not null, topic_id text, date date)`;
 
 /**
  * The session setting of a run on Citus: by default Citus lets only one multi-shard
@@ -139,8 +132,6 @@ export async function distribute(session: Session, source: QualifiedName): Promi
   await colocate(citusStaging.computed);
   await session.query(createFailed);
   await colocate(citusStaging.failed);
-  await session.query(createComputedLike(citusStaging.range));
-  await colocate(citusStaging.range);
   return done;
 }
 

@@ -10,7 +10,7 @@ import type { Emit } from '../observe/events.js';
 import { acquireWriterLock, holdSchema } from '../database/lock.js';
 import { checkSchema } from '../database/migrate.js';
 import { applySessionSettings } from '../database/session-settings.js';
-import { checkJoinable, detectDistributed } from '../database/citus.js';
+import { chooseBackend } from '../database/backend.js';
 import { checkSource } from '../source/source.js';
 import { checkThetaTables } from '../source/theta-tables.js';
 import { today } from '../window.js';
@@ -44,18 +44,15 @@ export interface Setup {
 export async function prepareComputation(session: Session, config: Config, emit: Emit): Promise<Computation> {
   const source = await checkSource(session, config.source, { timezone: config.sourceTimezone });
   const theta = config.includeTheta ? await checkThetaTables(session) : undefined;
-  const distributed = await detectDistributed(session);
-  if (distributed && theta) {
-    await checkJoinable(session, theta.estimates, 'user_id');
-    if (theta.mirt) await checkJoinable(session, theta.mirt, 'user_id');
-  }
+  const backend = await chooseBackend(session);
+  if (theta) await backend.checkThetaTables(session, theta);
   for (const message of [...source.warnings, ...(theta?.warnings ?? [])]) emit({ type: 'message', level: 'warn', message });
   return Object.freeze({
     source: source.relation,
     keys: source.keys,
     timezone: config.timezone,
     theta: theta && { estimates: theta.estimates, mirt: theta.mirt, thetaMode: config.improvementMode === 'theta' },
-    distributed,
+    backend,
   });
 }
 

@@ -4,7 +4,7 @@
  */
 import type { Session } from '../database/db.js';
 import { messageOf, sqlState } from '../errors.js';
-import { stagingOf } from '../sql/staging.js';
+import type { Staging } from '../sql/staging.js';
 import { stagedCombinationsOf, stagedStudents } from '../sql/narrowing.js';
 import { insertAllComputed, upsertComputed, type UpsertScope } from '../sql/write.js';
 import { attemptRows, isRowError, type FailedCombination } from './isolate/narrowing.js';
@@ -21,8 +21,8 @@ export interface UpsertTarget {
   readonly runTimestamp: string;
   /** Whether the theta columns are the job's (theta enabled). */
   readonly includeTheta: boolean;
-  /** On Citus: from the distributed staging table (staging.ts). */
-  readonly distributed?: boolean | undefined;
+  /** The staging tables the rows are read from (the backend's). */
+  readonly staging: Staging;
   /** The window's first and last day. */
   readonly window: { readonly since: string; readonly anchor: string };
   /** The window held no stored rows of this shard (the shrink guard's reading): try a plain INSERT first. */
@@ -40,27 +40,22 @@ const refusesRows = (err: unknown) => isRowError(err) || sqlState(err) === '5400
  * appeared in between; a refused row), it is rolled back and the upsert below runs instead.
  */
 export async function upsertIsolated(session: Session, target: UpsertTarget, checkpoint: () => void): Promise<UpsertCounts> {
-  const { runTimestamp, includeTheta, distributed, window } = target;
+  const { runTimestamp, includeTheta, staging, window } = target;
   if (target.nothingStored) {
     checkpoint();
-    const result = await attemptRows(
-      session,
-      'agg_insert',
-      () => session.query(insertAllComputed({ runTimestamp, distributed })),
-      refusesRows,
-    );
+    const result = await attemptRows(session, 'agg_insert', () => session.query(insertAllComputed({ runTimestamp, staging })), refusesRows);
     if ('ok' in result) {
       // An INSERT's command tag always carries its row count (pg and PGlite alike).
       if (result.ok.rowCount === null) throw new Error('the INSERT into features_topic_daily returned no row count');
       return { inserted: result.ok.rowCount, updated: 0, failures: [] };
     }
   }
-  const computed = stagingOf({ distributed }).computed;
+  const computed = staging.computed;
   let inserted = 0;
   let updated = 0;
   const attempt = async (users: string[] | null, topic: string | null, date: string | null): Promise<unknown> => {
     checkpoint();
-    const scope: UpsertScope = { runTimestamp, includeTheta, users, topic, date, distributed, since: window.since, anchor: window.anchor };
+    const scope: UpsertScope = { runTimestamp, includeTheta, users, topic, date, staging, since: window.since, anchor: window.anchor };
     const result = await attemptRows(
       session,
       'agg_upsert',

@@ -14,9 +14,9 @@ import type { Config } from '../config/index.js';
 import type { Session } from '../database/db.js';
 import type { Difference, Emit, EventStream, VerifySummary } from '../observe/events.js';
 import { runLogConsumer, verifyFlags } from '../observe/run-log.js';
-import { valueColumns, verifyCountsDistributed, verifySampleDistributed, verifyWindow, type ValueColumn } from '../sql/verify.js';
+import { valueColumns, type ValueColumn, type VerifyCompared, type VerifySampleRow } from '../sql/verify.js';
 import { dayWindows, planRange, planWindow, type Window } from '../window.js';
-import { unsharded, workOf, type Computation, type Shard, type Work } from '../work.js';
+import { unsharded, workOf, type Computation, type Shard } from '../work.js';
 import { chunksOf, planChunkDays, spanOf } from './range.js';
 import { setUp } from './setup.js';
 
@@ -44,15 +44,6 @@ export interface VerifyResult {
   /** True when neither the source nor the table has a row in the window: nothing was compared. */
   readonly empty: boolean;
   readonly durationMs: number;
-}
-
-interface SampleRow {
-  user_id: string;
-  topic_id: string;
-  date: string;
-  kind: Difference['kind'];
-  stored: Record<ValueColumn, string | null> | null;
-  expected: Record<ValueColumn, string | null> | null;
 }
 
 /** Compares the window with a fresh computation; emits one event per differing row shown and a summary. */
@@ -110,16 +101,7 @@ export async function runVerify(session: Session, config: Config, options: Verif
   return { window, summary, differences, drift, empty, durationMs: Date.now() - started };
 }
 
-interface Compared {
-  expected_rows: number;
-  stored_rows: number;
-  differs: number;
-  missing: number;
-  unexpected: number;
-  sample: SampleRow[];
-}
-
-const nothingCompared: Compared = { expected_rows: 0, stored_rows: 0, differs: 0, missing: 0, unexpected: 0, sample: [] };
+const nothingCompared: VerifyCompared = { expected_rows: 0, stored_rows: 0, differs: 0, missing: 0, unexpected: 0, sample: [] };
 
 /**
  * Compares `window` a chunk of days at a time (one chunk when it is small enough), summing the
@@ -130,7 +112,7 @@ async function compareRange(
   scope: { computation: Computation; window: Window; shard: Shard; timezone: string; chunkDays: number | undefined },
   limit: number,
   emit: Emit,
-): Promise<Compared> {
+): Promise<VerifyCompared> {
   const { computation, window, shard } = scope;
   const size = scope.chunkDays ?? (await planChunkDays(session, computation, window));
   const spans =
@@ -149,7 +131,7 @@ async function compareRange(
   for (const span of spans) {
     const work = workOf(computation, span, shard);
     const left = limit - total.sample.length;
-    const part = work.distributed ? await compareDistributed(session, work, left) : await compare(session, work, left);
+    const part = await computation.backend.compare(session, work, left);
     total = {
       expected_rows: total.expected_rows + part.expected_rows,
       stored_rows: total.stored_rows + part.stored_rows,
@@ -162,20 +144,7 @@ async function compareRange(
   return total;
 }
 
-/** The comparison in one statement (verifyWindow). */
-async function compare(session: Session, work: Work, limit: number): Promise<Compared> {
-  return (await session.query<Compared>(verifyWindow(work, limit))).rows[0]!;
-}
-
-/** On Citus: the counts per shard, then, only when something differs, the sample (sql/verify.ts). */
-async function compareDistributed(session: Session, work: Work, limit: number): Promise<Compared> {
-  const counts = (await session.query<Omit<Compared, 'sample'>>(verifyCountsDistributed(work))).rows[0]!;
-  if (counts.differs + counts.missing + counts.unexpected === 0) return { ...counts, sample: [] };
-  const sample = await session.query<SampleRow>(verifySampleDistributed(work, limit));
-  return { ...counts, sample: sample.rows };
-}
-
-function toDifference(s: SampleRow, owned: readonly ValueColumn[]): Difference {
+function toDifference(s: VerifySampleRow, owned: readonly ValueColumn[]): Difference {
   const pick = (values: Record<ValueColumn, string | null> | null) =>
     values === null ? {} : Object.fromEntries(owned.map((c) => [c, values[c]]));
   const columns = s.kind === 'differs' ? owned.filter((c) => s.stored?.[c] !== s.expected?.[c]) : [...owned];

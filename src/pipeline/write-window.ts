@@ -9,9 +9,9 @@ import type { Session } from '../database/db.js';
 import { RunStoppedError } from '../errors.js';
 import type { Emit } from '../observe/events.js';
 import { shrinkDays } from '../sql/shrink.js';
-import { clearStaging, stagingOf, type Staging } from '../sql/staging.js';
-import { analyzeStaged, closeDebugRows, countStaged, declareDebugRows, fetchDebugRows, insertFailedCombinations } from '../sql/staged.js';
-import { countSkippedEstimates, countStored, createFailedTable, deleteStale } from '../sql/write.js';
+import type { Staging } from '../sql/staging.js';
+import { closeDebugRows, countStaged, declareDebugRows, fetchDebugRows, insertFailedCombinations } from '../sql/staged.js';
+import { countSkippedEstimates, countStored, deleteStale } from '../sql/write.js';
 import { inTransaction } from '../database/transaction.js';
 import type { Window } from '../window.js';
 import { workOf, type Computation, type Counts, type Shard, type SkippedEstimates, type Work } from '../work.js';
@@ -106,7 +106,7 @@ export async function writeWindowTransaction(session: Session, config: Config, t
       {
         runTimestamp: target.runTimestamp,
         includeTheta: work.theta !== undefined,
-        distributed: work.distributed,
+        staging: work.backend.staging,
         window: target.window,
         nothingStored,
       },
@@ -123,10 +123,10 @@ export async function writeWindowTransaction(session: Session, config: Config, t
       failed: failures.length + written.failures.length,
       skippedEstimates,
     };
-    const staging = stagingOf(work);
+    const staging = work.backend.staging;
     if (config.debug) await emitDebugRows(session, emit, staging);
     checkpoint();
-    for (const statement of clearStaging(staging)) await session.query(statement);
+    for (const statement of staging.clear) await session.query(statement);
     return counts;
   });
 }
@@ -159,8 +159,8 @@ async function stage(
   emit: Emit,
   checkpoint: () => void,
 ): Promise<{ computed: number; failures: FailedCombination[] }> {
-  const staging = stagingOf(work);
-  if (staging.temporary) await session.query(createFailedTable);
+  const staging = work.backend.staging;
+  for (const statement of staging.createInTransaction) await session.query(statement);
   const failures = await computeIsolated(session, config, work, checkpoint);
   if (failures.length > 0) {
     const users = failures.map((f) => f.userId);
@@ -171,9 +171,7 @@ async function stage(
     emitFailures(emit, failures);
   }
   checkpoint();
-  // Not on Citus: the distributed staging table is shared by concurrent shard runs, and ANALYZE
-  // takes a lock that conflicts with itself until the transaction ends (they would queue).
-  if (staging.temporary) await session.query(analyzeStaged(staging.computed));
+  for (const statement of staging.analyzeComputed) await session.query(statement);
   const computed = (await session.query<{ n: number }>(countStaged(staging.computed))).rows[0]!.n;
   return { computed, failures };
 }
@@ -193,8 +191,9 @@ async function guardSource(
 ): Promise<{ nothingStored: boolean; verdict: SourceVerdict }> {
   // Without failed combinations no stored row is kept as it was: the per-row lookup in
   // agg_failed is left out (for 498k stored rows it was half of the guard's 5.5 s).
-  const failed = staged.failures > 0 ? stagingOf(work).failed : undefined;
-  const days = (await session.query<DayAttempts>(shrinkDays(stagingOf(work).computed, failed, work))).rows;
+  const staging = work.backend.staging;
+  const failed = staged.failures > 0 ? staging.failed : undefined;
+  const days = (await session.query<DayAttempts>(shrinkDays(staging.computed, failed, work))).rows;
   const sourceEmpty = staged.computed === 0 && staged.failures === 0;
   const storedRows = sourceEmpty ? (await session.query<{ stored: number }>(countStored(work))).rows[0]!.stored : 0;
   const verdict = await judgeSource(

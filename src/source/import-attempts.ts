@@ -45,37 +45,33 @@ const stageBatch = (lines: number[], [studentIds, topicIds, completedAts, correc
 insert into agg_import
 select * from unnest(${lines}::int[], ${studentIds}::text[], ${topicIds}::text[], ${completedAts}::timestamptz[], ${corrects}::boolean[], ${responseTimes}::int[], ${hintsUsed}::boolean[])`;
 
-/**
- * Staged rows equal in every column to a row already in the table: the count and the first
- * line. The lookup goes through the table's index on completed_at.
- */
-const findPresent = (table: QualifiedName): Sql => sql`
-select count(*)::int as present, min(s.line) as first_line
-from agg_import s
-where s.student_id is not null
-  and exists (select 1 from ${ident(table)} a
-              where a.completed_at = s.completed_at
+/** A staged row `s` equal in every column to a row `a` of the table (`s` has a student). */
+const sameAttempt = sql`a.completed_at = s.completed_at
                 and a.student_id::text is not distinct from s.student_id
                 and a.topic_id::text is not distinct from s.topic_id
                 and a.correct is not distinct from s.correct
                 and a.response_time_ms is not distinct from s.response_time_ms
-                and a.hint_used is not distinct from s.hint_used)`;
+                and a.hint_used is not distinct from s.hint_used`;
 
 /**
- * findPresent where the table is distributed (Citus): a temporary table cannot be joined with
- * a distributed one, so the staged rows are read once into an intermediate result that each
- * worker receives, and joined there shard by shard.
+ * Staged rows equal in every column to a row already in the table: the count and the first
+ * line. The lookup goes through the table's index on completed_at. Where the table is
+ * distributed (Citus) a temporary table cannot be joined with it, so the staged rows are read
+ * once into an intermediate result that each worker receives, and joined there shard by shard.
  */
-const findPresentDistributed = (table: QualifiedName): Sql => sql`
+const findPresent = (table: QualifiedName, distributed: boolean): Sql =>
+  distributed
+    ? sql`
 with s as materialized (select * from agg_import where student_id is not null)
 select count(distinct s.line)::int as present, min(s.line) as first_line
 from ${ident(table)} a
-join s on a.completed_at = s.completed_at
-      and a.student_id::text = s.student_id
-      and a.topic_id::text is not distinct from s.topic_id
-      and a.correct is not distinct from s.correct
-      and a.response_time_ms is not distinct from s.response_time_ms
-      and a.hint_used is not distinct from s.hint_used`;
+join s on ${sameAttempt}`
+    : sql`
+select count(*)::int as present, min(s.line) as first_line
+from agg_import s
+where s.student_id is not null
+  and exists (select 1 from ${ident(table)} a
+              where ${sameAttempt})`;
 
 /**
  * Rows without a student are skipped on every database: the job ignores them (they belong to
@@ -158,11 +154,11 @@ export async function importAttempts(session: Session, options: ImportOptions): 
     const { table } = options;
     const skipped = (await session.query<{ skipped: number; first_line: number | null }>(countSkipped)).rows[0]!;
     if (skipped.skipped > 0) options.onSkipped?.(skipped.skipped, skipped.first_line!);
-    const present = (await isDistributed(session, table)) ? findPresentDistributed : findPresent;
+    const distributed = await isDistributed(session, table);
     if (options.replace) {
       await session.query(sql`truncate ${ident(table)}`);
     } else if (!options.allowDuplicates && loaded > 0) {
-      const found = (await session.query<{ present: number; first_line: number | null }>(present(table))).rows[0]!;
+      const found = (await session.query<{ present: number; first_line: number | null }>(findPresent(table, distributed))).rows[0]!;
       if (found.present > 0) {
         throw new ConfigError(
           `${options.file}: ${found.present} of its ${loaded} rows are already in ${options.table.sql} (the first on line ${found.first_line}); appending would count those attempts twice, so nothing was loaded. Use --replace to replace the table's rows with the file, or --allow-duplicates if these are really new attempts`,

@@ -20,11 +20,11 @@
  *   bytewise under every deterministic collation), sorted by memcmp instead of strcoll.
  *   A uuid or integer key is grouped in its own type and made text once per output row
  *   (KeyKind, work.ts): the per-attempt cast was about a fifth of the statement on uuid ids.
- *   `h` hands the keys on as text in the default collation again. On Citus
- *   (work.distributed) the user is grouped by `student_id` as it is: `collate "C"` hides the
- *   distribution column, and Citus then ships the window's raw attempts to the coordinator and
- *   groups them there; without it the whole statement, theta lookups included, runs on each
- *   shard (docs/scale-out.md).
+ *   `h` hands the keys on as text in the default collation again. On Citus (the backend's
+ *   userByDistributionColumn) the user is grouped by `student_id` as it is: `collate "C"`
+ *   hides the distribution column, and Citus then ships the window's raw attempts to the
+ *   coordinator and groups them there; without it the whole statement, theta lookups
+ *   included, runs on each shard (docs/scale-out.md).
  * - The two 14-day halves are window frames over the daily counts (RANGE with a date
  *   offset), so no self-join and no per-row query: the 14 recent days and the 28 days that end
  *   on the row, the previous half being their difference (one sort, both frames contain the
@@ -90,15 +90,32 @@ function validKey(column: Sql, kind: KeyKind): Sql {
   return sql`${column} is not null and ${column}::text <> ''`;
 }
 
-/** The student as Citus sees its distribution column: as it is, or made text without a collation. */
-function distributionKey(kind: KeyKind): Sql {
-  return kind === 'cast' ? sql`student_id::text` : sql`student_id`;
-}
-
 /** The output text of a grouped key, in the default collation again. */
 function keyText(column: Sql, kind: KeyKind): Sql {
   return kind === 'native' ? sql`${column}::text` : sql`${column} collate "default"`;
 }
+
+/** How the computation groups the user (`student_id`) and makes the grouped `user_id` text again. */
+export interface UserKey {
+  group(kind: KeyKind): Sql;
+  text(kind: KeyKind): Sql;
+}
+
+/** The user grouped like the topic, by its key (keyOf): a plain server and PGlite. */
+export const userByKey: UserKey = Object.freeze({
+  group: (kind: KeyKind) => keyOf(sql`student_id`, kind),
+  text: (kind: KeyKind) => keyText(sql`user_id`, kind),
+});
+
+/**
+ * On Citus the user stays the distribution column as it is, or made text without a collation
+ * (a collation would hide it from the theta lookups' joins); a uuid or integer key is still
+ * made text for the output.
+ */
+export const userByDistributionColumn: UserKey = Object.freeze({
+  group: (kind: KeyKind) => (kind === 'cast' ? sql`student_id::text` : sql`student_id`),
+  text: (kind: KeyKind) => (kind !== 'native' ? sql`user_id` : keyText(sql`user_id`, kind)),
+});
 
 /** Windows of at most this many days read the 27 days before them only for their own pairs (shortWindow). */
 export const shortWindowDays = 14;
@@ -138,10 +155,8 @@ export function computeSelect(work: Work): Sql {
   const keys = work.keys ?? castKeys;
   const valid = sql`${validKey(sql`student_id`, keys.student)}
     and ${validKey(sql`topic_id`, keys.topic)}`;
-  const user = work.distributed ? distributionKey(keys.student) : keyOf(sql`student_id`, keys.student);
-  // On Citus the user stays the distribution column as it is (a collation would hide it from
-  // the theta lookups' joins); a uuid or integer key is still made text.
-  const userText = work.distributed && keys.student !== 'native' ? sql`user_id` : keyText(sql`user_id`, keys.student);
+  const user = work.backend.userKey.group(keys.student);
+  const userText = work.backend.userKey.text(keys.student);
   return sql`
 with window_days as (
   select ${user} as user_id,

@@ -7,7 +7,6 @@
  */
 import type { Work } from '../work.js';
 import { inDays, inShard } from './compute.js';
-import { stagingOf } from './staging.js';
 import { ident, sql, type Sql } from './tag.js';
 
 /** Students, and optionally topics, that a narrowed computation is restricted to. */
@@ -165,12 +164,12 @@ export interface ReadingDay {
  * The combinations of the window that read attempts of the day of the topic: that day and the
  * 27 after it, within since … anchor, computed (agg_computed) or stored for this shard.
  */
-export function unattributableCombinations(reading: ReadingDay, work: Pick<Work, 'shard' | 'distributed'>): Sql {
+export function unattributableCombinations(reading: ReadingDay, work: Pick<Work, 'shard' | 'backend'>): Sql {
   const { day, since, anchor, topic } = reading;
   const shard = work.shard;
   return sql`
 select user_id, topic_id, date::text as date from (
-  select user_id, topic_id, date from ${stagingOf(work).computed}
+  select user_id, topic_id, date from ${work.backend.staging.computed}
   union
   select f.user_id, f.topic_id, f.date from features_topic_daily f
   where ${inDays(sql`f.date`, { since, anchor })} and ${inShard(sql`f.user_id`, shard)}
@@ -181,10 +180,10 @@ order by 1, 2, 3`;
 }
 
 /** Removes those combinations from the staging table. */
-export function dropUnattributable(reading: ReadingDay, work: Pick<Work, 'distributed'>): Sql {
+export function dropUnattributable(reading: ReadingDay, work: Pick<Work, 'backend'>): Sql {
   const { day, since, anchor, topic } = reading;
   return sql`
-delete from ${stagingOf(work).computed}
+delete from ${work.backend.staging.computed}
 where date between greatest(${day}::date, ${since}::date) and least(${day}::date + 27, ${anchor}::date)
   and (${topic}::text is null or topic_id = ${topic}::text)`;
 }

@@ -1,12 +1,18 @@
 /**
- * Where a run stages its computed and failed combinations inside its write transaction:
- * temporary tables (`agg_computed`, `agg_failed`, dropped at commit) on a plain server and
- * PGlite; on Citus, tables distributed like features_topic_daily and colocated with it
- * (created by `migrate --distribute`, citus.ts), because Citus cannot join a temporary table
- * with distributed ones, and a colocated table keeps the stale-row deletion and the upsert on
- * the workers, shard by shard. A run's rows there are visible only to its own transaction,
- * which deletes them again before it commits (clearStaging): between runs they are empty.
+ * Where a run stages its computed and failed combinations inside its write transaction, and
+ * the statements that create, fill and empty those tables: temporary tables (`agg_computed`,
+ * `agg_failed`, dropped at commit) on a plain server and PGlite; on Citus, tables distributed
+ * like features_topic_daily and colocated with it (created by `migrate --distribute`,
+ * database/citus.ts), because Citus cannot join a temporary table with distributed ones, and
+ * a colocated table keeps the stale-row deletion and the upsert on the workers, shard by
+ * shard. A run's rows there are visible only to its own transaction, which deletes them again
+ * before it commits (`clear`): between runs they are empty.
+ *
+ * The tables' names are written here and nowhere else. Which of the two a run uses is chosen
+ * once, with the rest of its backend (database/backend.ts).
  */
+import type { Work } from '../work.js';
+import { computeSelect } from './compute.js';
 import { raw, sql, type Sql } from './tag.js';
 
 export interface Staging {
@@ -14,35 +20,76 @@ export interface Staging {
   readonly computed: Sql;
   /** Combinations that could not be computed (user_id, topic_id, date), whose stored rows stay. */
   readonly failed: Sql;
+  /** Created at the start of each write transaction (the temporary `failed`); none where the tables exist. */
+  readonly createInTransaction: readonly Sql[];
+  /** Computes the window into `computed`. */
+  stageComputed(work: Work): Sql;
+  /** Creates `computed` empty for the narrowing path that fills it piece by piece; undefined where it exists. */
+  createComputedEmpty(work: Work): Sql | undefined;
   /**
-   * A backfill's chunk of days, computed at once and written day by day (pipeline/range.ts):
-   * the session's temporary table, or on Citus a distributed one where each backfill keeps the
-   * rows of its own shard's students between its days' transactions.
+   * Gives the planner statistics of `computed` once filled. None on Citus: the distributed
+   * staging table is shared by concurrent shard runs, and ANALYZE takes a lock that conflicts
+   * with itself until the transaction ends (they would queue).
    */
-  readonly range: Sql;
-  /** Temporary tables the transaction creates, or permanent distributed ones. */
-  readonly temporary: boolean;
+  readonly analyzeComputed: readonly Sql[];
+  /** Empties the tables of the run's own rows before it commits; none for temporary ones (dropped at commit). */
+  readonly clear: readonly Sql[];
 }
 
-const temporaryStaging: Staging = Object.freeze({
-  computed: raw('agg_computed'),
-  failed: raw('agg_failed'),
-  range: raw('agg_range'),
-  temporary: true,
-});
-const distributedStaging: Staging = Object.freeze({
-  computed: raw('aggregate_features_computed'),
-  failed: raw('aggregate_features_failed'),
-  range: raw('aggregate_features_range'),
-  temporary: false,
-});
+/** The names of the staging tables on Citus, which `migrate --distribute` creates and distributes. */
+export const distributedStagingTables = {
+  computed: 'aggregate_features_computed',
+  failed: 'aggregate_features_failed',
+} as const;
 
-/** The staging tables of a computation: distributed ones on Citus (see work.ts, `distributed`). */
-export function stagingOf(work: { readonly distributed?: boolean | undefined }): Staging {
-  return work.distributed ? distributedStaging : temporaryStaging;
+/** Computes combinations into the staging table `computed`. */
+function insertInto(computed: Sql, work: Work): Sql {
+  return sql`
+insert into ${computed}
+${computeSelect(work)}`;
 }
 
-/** The statements that empty the distributed staging tables of the run's own rows, before it commits; none for temporary ones. */
-export function clearStaging(staging: Staging): Sql[] {
-  return staging.temporary ? [] : [sql`delete from ${staging.computed}`, sql`delete from ${staging.failed}`];
+/** The temporary tables' names. */
+const agg = { computed: raw('agg_computed'), failed: raw('agg_failed') };
+
+/**
+ * Temporary tables, dropped when the transaction ends. agg_computed is created by
+ * CREATE TABLE … AS rather than INSERT … SELECT: PostgreSQL plans INSERT … SELECT without
+ * parallel workers, CREATE TABLE … AS may use them (about 1.5× faster on 2 cores;
+ * BENCHMARKS.md).
+ */
+export const temporaryStaging: Staging = Object.freeze({
+  ...agg,
+  createInTransaction: [
+    sql`
+create temporary table ${agg.failed} (user_id text, topic_id text, date date) on commit drop`,
+  ],
+  stageComputed: (work: Work) => sql`
+create temporary table ${agg.computed} on commit drop as
+${computeSelect(work)}`,
+  createComputedEmpty: (work: Work) => sql`${temporaryStaging.stageComputed(work)}
+with no data`,
+  analyzeComputed: [sql`analyze ${agg.computed}`],
+  clear: [],
+});
+
+/** The distributed tables' names, as SQL. */
+const aggregateFeatures = {
+  computed: raw(distributedStagingTables.computed),
+  failed: raw(distributedStagingTables.failed),
+};
+
+/** On Citus: the distributed tables, which exist; INSERT … SELECT runs on each shard. */
+export const distributedStaging: Staging = Object.freeze({
+  ...aggregateFeatures,
+  createInTransaction: [],
+  stageComputed: (work: Work) => insertInto(aggregateFeatures.computed, work),
+  createComputedEmpty: () => undefined,
+  analyzeComputed: [],
+  clear: [sql`delete from ${aggregateFeatures.computed}`, sql`delete from ${aggregateFeatures.failed}`],
+});
+
+/** Computes combinations into the staging table (the narrowing path, on either kind). */
+export function insertComputed(work: Work): Sql {
+  return insertInto(work.backend.staging.computed, work);
 }

@@ -22,14 +22,45 @@ export const valueColumns = [
 ] as const;
 export type ValueColumn = (typeof valueColumns)[number];
 
-/** A JSON object of a row's values as text; `row` is a whole-row reference. Timestamps in UTC. */
-function valuesAsText(row: Sql): Sql {
+/** What verify finds in a window: the counts, and the first differing rows (the sample). */
+export interface VerifyCompared {
+  expected_rows: number;
+  stored_rows: number;
+  differs: number;
+  missing: number;
+  unexpected: number;
+  sample: VerifySampleRow[];
+}
+
+/** A differing row, its stored and expected values as text (valuesAsText); null where the row is missing. */
+export interface VerifySampleRow {
+  user_id: string;
+  topic_id: string;
+  date: string;
+  kind: 'differs' | 'missing' | 'unexpected';
+  stored: Record<ValueColumn, string | null> | null;
+  expected: Record<ValueColumn, string | null> | null;
+}
+
+/** A value column of a whole-row reference `row`. */
+const ofWholeRow = (row: Sql) => (column: ValueColumn) => sql`(${row}).${raw(column)}`;
+
+/** A value column of `alias`, a row of a join: not a whole-row value, which Citus cannot ship. */
+const ofAlias = (alias: Sql) => (column: ValueColumn) => sql`${alias}.${raw(column)}`;
+
+/** A JSON object of a row's values as text, each read by `value`. Timestamps in UTC. */
+function valuesAsText(value: (column: ValueColumn) => Sql): Sql {
   const text = (column: ValueColumn) =>
     column === 'last_seen_at'
-      ? sql`to_char((${row}).last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
-      : sql`(${row}).${raw(column)}::text`;
-  return sql`json_build_object(${join(valueColumns.map((c) => sql`${raw(`'${c}'`)}, ${text(c)}`))})`;
+      ? sql`to_char(${value(column)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+      : sql`${value(column)}::text`;
+  return sql`json_build_object(${join(valueColumns.map((c) => sql`${c}::text, ${text(c)}`))})`;
 }
+
+/** What a row of the full join of computed `c` and stored `f` is: missing, unexpected, or differing. */
+const driftKind = sql`case when f.user_id is null then 'missing'
+              when c.user_id is null then 'unexpected'
+              else 'differs' end`;
 
 /**
  * Counts the expected (computed) and stored rows of the window and the rows that differ:
@@ -52,9 +83,7 @@ drift as (
   select coalesce(c.user_id, f.user_id) as user_id,
          coalesce(c.topic_id, f.topic_id) as topic_id,
          coalesce(c.date, f.date) as date,
-         case when f.user_id is null then 'missing'
-              when c.user_id is null then 'unexpected'
-              else 'differs' end as kind,
+         ${driftKind} as kind,
          f as stored_row, c as expected_row
   from c
   full join f on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
@@ -68,21 +97,12 @@ select (select count(*) from c)::int                          as expected_rows,
        (select count(*) from drift where kind = 'unexpected')::int as unexpected,
        (select coalesce(json_agg(json_build_object(
                  'user_id', s.user_id, 'topic_id', s.topic_id, 'date', s.date::text, 'kind', s.kind,
-                 'stored', case when s.kind <> 'missing' then ${valuesAsText(sql`s.stored_row`)} end,
-                 'expected', case when s.kind <> 'unexpected' then ${valuesAsText(sql`s.expected_row`)} end)
+                 'stored', case when s.kind <> 'missing' then ${valuesAsText(ofWholeRow(sql`s.stored_row`))} end,
+                 'expected', case when s.kind <> 'unexpected' then ${valuesAsText(ofWholeRow(sql`s.expected_row`))} end)
                order by s.date, s.user_id collate "C", s.topic_id collate "C"), '[]'::json)
         from (select * from drift
               order by date, user_id collate "C", topic_id collate "C"
               limit ${limit}::int) s) as sample`;
-}
-
-/** A JSON object of the values of `alias` (a row of a join, not a whole-row value, which Citus cannot ship) as text. */
-function aliasValuesAsText(alias: Sql): Sql {
-  const text = (column: ValueColumn) =>
-    column === 'last_seen_at'
-      ? sql`to_char(${alias}.last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
-      : sql`${alias}.${raw(column)}::text`;
-  return sql`json_build_object(${join(valueColumns.map((c) => sql`${raw(`'${c}'`)}, ${text(c)}`))})`;
 }
 
 /**
@@ -111,9 +131,9 @@ export function verifySampleDistributed(work: Work, limit: number): Sql {
 select coalesce(c.user_id, f.user_id) as user_id,
        coalesce(c.topic_id, f.topic_id) as topic_id,
        coalesce(c.date, f.date)::text as date,
-       case when f.user_id is null then 'missing' when c.user_id is null then 'unexpected' else 'differs' end as kind,
-       case when f.user_id is not null then ${aliasValuesAsText(sql`f`)} end as stored,
-       case when c.user_id is not null then ${aliasValuesAsText(sql`c`)} end as expected
+       ${driftKind} as kind,
+       case when f.user_id is not null then ${valuesAsText(ofAlias(sql`f`))} end as stored,
+       case when c.user_id is not null then ${valuesAsText(ofAlias(sql`c`))} end as expected
 from ${computedBesideStored(work)}
 where f.user_id is null or c.user_id is null or ${rowDiffers(sql`f`, sql`c`, work.theta !== undefined)}
 order by coalesce(c.date, f.date), coalesce(c.user_id, f.user_id) collate "C", coalesce(c.topic_id, f.topic_id) collate "C"

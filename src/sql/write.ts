@@ -4,10 +4,10 @@
  * counterpart; one row per combination, columns of the output table) that the run fills from
  * `computeSelect` inside its transaction.
  */
-import type { Shard, ThetaPlan, Work } from '../work.js';
+import type { Counts, Shard, ThetaPlan, Work } from '../work.js';
 import { computeSelect, inDays, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
-import { stagingOf } from './staging.js';
+import type { Staging } from './staging.js';
 import { sql, type Sql } from './tag.js';
 import { skippedEstimatesSelect } from './theta.js';
 
@@ -16,8 +16,6 @@ export interface StoredRange {
   readonly since: string;
   readonly anchor: string;
   readonly shard: Shard;
-  /** On Citus: the staging tables are the distributed ones (staging.ts). */
-  readonly distributed?: boolean | undefined;
 }
 
 /**
@@ -31,47 +29,9 @@ export function rowDiffers(f: Sql, c: Sql, includeTheta: boolean): Sql {
      or (${includeTheta}::boolean and (${f}.theta_estimate, ${f}.theta_sd) is distinct from (${c}.theta_estimate, ${c}.theta_sd))`;
 }
 
-/**
- * Computes the window into a new agg_computed (one row per combination, the output table's
- * columns). CREATE TABLE … AS rather than INSERT … SELECT: PostgreSQL plans INSERT … SELECT
- * without parallel workers, CREATE TABLE … AS may use them (about 1.5× faster on 2 cores;
- * BENCHMARKS.md).
- */
-export function stageComputed(work: Work): Sql {
-  // On Citus the staging table exists, distributed: INSERT … SELECT runs on each shard.
-  if (!stagingOf(work).temporary) return insertComputed(work);
-  return sql`
-create temporary table agg_computed on commit drop as
-${computeSelect(work)}`;
-}
-
-/**
- * Creates agg_computed empty (the computation's columns, planned, not run), for the narrowing
- * path that fills it piece by piece.
- */
-export function createComputedTable(work: Work): Sql | undefined {
-  if (!stagingOf(work).temporary) return undefined;
-  return sql`${stageComputed(work)}
-with no data`;
-}
-
-/** Creates agg_failed: combinations that could not be computed, whose stored rows are left alone. */
-export const createFailedTable = sql`
-create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`;
-
-/** Computes combinations into the staging table. */
-export function insertComputed(work: Work): Sql {
-  return sql`
-insert into ${stagingOf(work).computed}
-${computeSelect(work)}`;
-}
-
 /** With theta enabled: the invalid estimates skipped for the staged combinations (see skippedEstimatesSelect). */
-export function countSkippedEstimates(
-  plan: ThetaPlan,
-  window: { anchor: string; timezone: string; distributed?: boolean | undefined },
-): Sql {
-  return skippedEstimatesSelect(stagingOf(window).computed, plan, window);
+export function countSkippedEstimates(plan: ThetaPlan, window: Pick<Work, 'anchor' | 'timezone' | 'backend'>): Sql {
+  return skippedEstimatesSelect(window.backend.staging.computed, plan, window);
 }
 
 /**
@@ -84,8 +44,8 @@ export function countSkippedEstimates(
  * not finish in 10 minutes. As EXCEPT: 0.9 s then, and 0.45 s (0.4 s before) with statistics.
  * The DELETE, too, names the window's days, so it never hashes the whole table to find them.
  */
-export function deleteStale(range: StoredRange): Sql {
-  const staging = stagingOf(range);
+export function deleteStale(range: StoredRange & Pick<Work, 'backend'>): Sql {
+  const staging = range.backend.staging;
   return sql`
 with stale as (
   select f.user_id, f.topic_id, f.date
@@ -129,8 +89,8 @@ export interface UpsertScope {
   /** Only this topic on `date`; null: every one. */
   readonly topic: string | null;
   readonly date: string | null;
-  /** On Citus: from the distributed staging table (staging.ts). */
-  readonly distributed?: boolean | undefined;
+  /** The staging tables the rows are read from (staging.ts). */
+  readonly staging: Staging;
   /** The window's first and last day: every staged row's date lies between them. */
   readonly since: string;
   readonly anchor: string;
@@ -140,12 +100,12 @@ export interface UpsertScope {
  * The columns an INSERT into features_topic_daily fills, and the staged rows `c` that fill
  * them, stamped with the run's timestamp.
  */
-function stagedRows(scope: Pick<UpsertScope, 'runTimestamp' | 'distributed'>): Sql {
+function stagedRows(scope: Pick<UpsertScope, 'runTimestamp' | 'staging'>): Sql {
   return sql`(user_id, topic_id, date, attempts, correct, avg_time_ms, rt_median, hints,
    theta_estimate, theta_sd, improvement, last_seen_at, computed_at)
   select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
          c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, ${scope.runTimestamp}::timestamptz
-  from ${stagingOf(scope).computed} c`;
+  from ${scope.staging.computed} c`;
 }
 
 /**
@@ -202,10 +162,19 @@ from upserted`;
  * run of another shard count), the unique violation rolls this back and the upsert runs
  * instead (upsert.ts).
  */
-export function insertAllComputed(scope: Pick<UpsertScope, 'runTimestamp' | 'distributed'>): Sql {
+export function insertAllComputed(scope: Pick<UpsertScope, 'runTimestamp' | 'staging'>): Sql {
   return sql`
 insert into features_topic_daily
 ${stagedRows(scope)}`;
+}
+
+/** What the dry run's statements return: one row of counts (see dryRunCounts). */
+export interface DryRunRow extends Omit<Counts, 'failed'> {
+  skipped_student_topic_theta: number | null;
+  skipped_mirt_ability: number | null;
+  stored_rows: number;
+  /** The shrink guard's days: the rows and attempts stored, and the attempts the run would leave. */
+  days: { date: string; rows: number; stored: number; current: number }[];
 }
 
 /**

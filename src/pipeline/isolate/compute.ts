@@ -10,7 +10,7 @@ import type { Config } from '../../config/index.js';
 import type { Session } from '../../database/db.js';
 import { RunFailedError, messageOf } from '../../errors.js';
 import { excludedSource, listStudents } from '../../sql/scope.js';
-import { createComputedTable, insertComputed, stageComputed } from '../../sql/write.js';
+import { insertComputed } from '../../sql/staging.js';
 import type { Work } from '../../work.js';
 import { startNarrowing, type FailedCombination } from './narrowing.js';
 import { narrowStudents } from './students.js';
@@ -22,9 +22,9 @@ import { failUnattributable, findUnattributable, type Unattributable } from './u
  */
 export async function computeIsolated(session: Session, config: Config, work: Work, checkpoint: () => void): Promise<FailedCombination[]> {
   const n = startNarrowing(session, config, work, checkpoint);
-  if ((await n.attempt(stageComputed(work))) === undefined) return [];
+  if ((await n.attempt(work.backend.staging.stageComputed(work))) === undefined) return [];
   // A temporary staging table is created empty for the narrowing; the distributed one exists.
-  const create = createComputedTable(work);
+  const create = work.backend.staging.createComputedEmpty(work);
   if (create !== undefined) await session.query(create);
 
   const failed: FailedCombination[] = [];

@@ -8,7 +8,7 @@ import { messageOf } from '../../errors.js';
 import { listStudentCombinations, listStudentDays, scopedSource, type Scope } from '../../sql/scope.js';
 import { storedCombinationsOf } from '../../sql/narrowing.js';
 import type { Sql } from '../../sql/tag.js';
-import { insertComputed } from '../../sql/write.js';
+import { insertComputed } from '../../sql/staging.js';
 import { inSavepoint } from '../../database/transaction.js';
 import { probes, type FailedCombination, type Narrowing } from './narrowing.js';
 

@@ -141,12 +141,11 @@ select format('grant select on %I.aggregate_features_source_days, %I.aggregate_f
 select format('revoke insert, update, delete, truncate, references, trigger on %I.aggregate_features_source_days, %I.aggregate_features_definition from %I',
               :'schema', :'schema', :'dryrun_role') \gexec
 
--- On Citus, after `migrate --distribute`: the run stages its rows in three distributed tables
+-- On Citus, after `migrate --distribute`: the run stages its rows in two distributed tables
 -- instead of temporary ones (docs/scale-out.md); it inserts, reads and deletes its own rows.
 select format('grant select, insert, delete on %s to %I', t, :'job_role')
 from (values (to_regclass(format('%I.aggregate_features_computed', :'schema'))),
-             (to_regclass(format('%I.aggregate_features_failed', :'schema'))),
-             (to_regclass(format('%I.aggregate_features_range', :'schema')))) as v(t)
+             (to_regclass(format('%I.aggregate_features_failed', :'schema')))) as v(t)
 where t is not null \gexec
 
 -- The inputs: SELECT on the source (and USAGE on its schema), and on the theta tables if present.

@@ -13,7 +13,8 @@ import { analyzeTarget, writtenDaysUnknownToStatistics } from '../sql/statistics
  * A window of new days (a first run or backfill) has no written days and is left to the
  * backfill's own ANALYZE as the table grows (range.ts). Runs outside the write's transaction:
  * ANALYZE's lock conflicts with itself, and concurrent shards would otherwise queue for each
- * other's whole transaction. Without the right to analyze the table PostgreSQL only warns.
+ * other's whole transaction; a lock held elsewhere is not waited for (SKIP_LOCKED, sql/statistics.ts).
+ * Without the right to analyze the table PostgreSQL only warns.
  */
 export async function refreshStatisticsFor(
   session: Session,

@@ -47,5 +47,10 @@ from written w cross join known k`;
 /** The rows of features_topic_daily as the planner's statistics know them (pg_class.reltuples). */
 export const knownTargetRows = sql`select greatest(reltuples, 0)::float8 as rows from pg_class where oid = to_regclass('features_topic_daily')`;
 
-/** Refreshes the planner's statistics of features_topic_daily (a sample of at most 30,000 rows). */
-export const analyzeTarget = sql`analyze features_topic_daily`;
+/**
+ * Refreshes the planner's statistics of features_topic_daily (a sample of at most 30,000 rows).
+ * SKIP_LOCKED: when another session holds a lock that ANALYZE would wait for (a CREATE INDEX,
+ * an explicit LOCK, another run's ANALYZE), it is skipped rather than waited for, which could
+ * also end the run at AGG_LOCK_TIMEOUT_MS; the run then plans on the statistics it has.
+ */
+export const analyzeTarget = sql`analyze (skip_locked) features_topic_daily`;

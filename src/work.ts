@@ -3,7 +3,7 @@
  * is computed and read (the source, the time zone, the theta plan), over which window, for
  * which shard. Statements (sql/) are functions of it; nothing passes parameters by position.
  */
-import type { Backend } from './database/backend.js';
+import type { Session } from './database/db.js';
 import type { QualifiedName } from './sql/identifiers.js';
 import type { Sql } from './sql/tag.js';
 
@@ -120,4 +120,94 @@ export function addCounts(a: Counts, b: Counts): Counts {
 export interface SkippedEstimates {
   readonly studentTopicTheta: number;
   readonly mirtAbility: number;
+}
+
+/*
+ * What differs between the databases a run can be connected to (database/backend.ts implements
+ * it), and the shapes its statements read and return. Declared here, beside the work they take,
+ * so that the statements (sql/) and the backends import them from one place.
+ */
+
+/** How the computation groups the user (`student_id`) and makes the grouped `user_id` text again. */
+export interface UserKey {
+  group(kind: KeyKind): Sql;
+  text(kind: KeyKind): Sql;
+}
+
+/** Where a run stages its computed and failed combinations (sql/staging.ts: temporary tables, or on Citus distributed ones). */
+export interface Staging {
+  /** One row per computed combination, the output table's columns. */
+  readonly computed: Sql;
+  /** Combinations that could not be computed (user_id, topic_id, date), whose stored rows stay. */
+  readonly failed: Sql;
+  /** Created at the start of each write transaction (the temporary `failed`); none where the tables exist. */
+  readonly createInTransaction: readonly Sql[];
+  /** Computes the window into `computed`. */
+  stageComputed(work: Work): Sql;
+  /** Creates `computed` empty for the narrowing path that fills it piece by piece; undefined where it exists. */
+  createComputedEmpty(work: Work): Sql | undefined;
+  /**
+   * Gives the planner statistics of `computed` once filled. None on Citus: the distributed
+   * staging table is shared by concurrent shard runs, and ANALYZE takes a lock that conflicts
+   * with itself until the transaction ends (they would queue).
+   */
+  readonly analyzeComputed: readonly Sql[];
+  /** Empties the tables of the run's own rows before it commits; none for temporary ones (dropped at commit). */
+  readonly clear: readonly Sql[];
+}
+
+/** What the dry run's statements return: one row of counts (see dryRunCounts). */
+export interface DryRunRow extends Omit<Counts, 'failed'> {
+  skipped_student_topic_theta: number | null;
+  skipped_mirt_ability: number | null;
+  stored_rows: number;
+  /** The shrink guard's days: the rows and attempts stored, and the attempts the run would leave. */
+  days: { date: string; rows: number; stored: number; current: number }[];
+}
+
+/** The value columns a difference shows, each as text (NULL stays NULL). */
+export const valueColumns = [
+  'attempts',
+  'correct',
+  'avg_time_ms',
+  'rt_median',
+  'hints',
+  'improvement',
+  'last_seen_at',
+  'theta_estimate',
+  'theta_sd',
+] as const;
+export type ValueColumn = (typeof valueColumns)[number];
+
+/** What verify finds in a window: the counts, and the first differing rows (the sample). */
+export interface VerifyCompared {
+  expected_rows: number;
+  stored_rows: number;
+  differs: number;
+  missing: number;
+  unexpected: number;
+  sample: VerifySampleRow[];
+}
+
+/** A differing row, its stored and expected values as text (valuesAsText); null where the row is missing. */
+export interface VerifySampleRow {
+  user_id: string;
+  topic_id: string;
+  date: string;
+  kind: 'differs' | 'missing' | 'unexpected';
+  stored: Record<ValueColumn, string | null> | null;
+  expected: Record<ValueColumn, string | null> | null;
+}
+
+export interface Backend {
+  /** Where the run stages its rows, and the statements that create, fill and empty those tables. */
+  readonly staging: Staging;
+  /** How the computation groups the user. */
+  readonly userKey: UserKey;
+  /** Throws ConfigError when the theta tables cannot be joined with the computation here. */
+  checkThetaTables(session: Session, theta: Pick<ThetaPlan, 'estimates' | 'mirt'>): Promise<void>;
+  /** The dry run's counts of `work`, read-only: one row, with the skipped estimates when theta is enabled. */
+  dryRunCounts(session: Session, work: Work): Promise<DryRunRow>;
+  /** verify's comparison of `work` with the stored rows, read-only, with at most `limit` differing rows shown. */
+  compare(session: Session, work: Work, limit: number): Promise<VerifyCompared>;
 }

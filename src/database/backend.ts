@@ -10,30 +10,13 @@
  */
 import type { Session } from './db.js';
 import { checkJoinable, detectDistributed } from './citus.js';
-import { userByDistributionColumn, userByKey, type UserKey } from '../sql/compute.js';
-import { distributedStaging, temporaryStaging, type Staging } from '../sql/staging.js';
-import {
-  verifyCountsDistributed,
-  verifySampleDistributed,
-  verifyWindow,
-  type VerifyCompared,
-  type VerifySampleRow,
-} from '../sql/verify.js';
-import { dryRunCounts, dryRunCountsDistributed, dryRunSkipped, type DryRunRow } from '../sql/write.js';
-import type { ThetaPlan, Work } from '../work.js';
+import { userByDistributionColumn, userByKey } from '../sql/compute.js';
+import { distributedStaging, temporaryStaging } from '../sql/staging.js';
+import { verifyCountsDistributed, verifySampleDistributed, verifyWindow, type VerifySampleRow } from '../sql/verify.js';
+import { dryRunCounts, dryRunCountsDistributed, dryRunSkipped } from '../sql/write.js';
+import type { Backend, DryRunRow, ThetaPlan, VerifyCompared, Work } from '../work.js';
 
-export interface Backend {
-  /** Where the run stages its rows, and the statements that create, fill and empty those tables. */
-  readonly staging: Staging;
-  /** How the computation groups the user. */
-  readonly userKey: UserKey;
-  /** Throws ConfigError when the theta tables cannot be joined with the computation here. */
-  checkThetaTables(session: Session, theta: Pick<ThetaPlan, 'estimates' | 'mirt'>): Promise<void>;
-  /** The dry run's counts of `work`, read-only: one row, with the skipped estimates when theta is enabled. */
-  dryRunCounts(session: Session, work: Work): Promise<DryRunRow>;
-  /** verify's comparison of `work` with the stored rows, read-only, with at most `limit` differing rows shown. */
-  compare(session: Session, work: Work, limit: number): Promise<VerifyCompared>;
-}
+export type { Backend } from '../work.js';
 
 /** A plain PostgreSQL server, or PGlite: temporary staging tables, and each read-only check in one statement. */
 export const plainServer: Backend = Object.freeze({

@@ -43,9 +43,10 @@
  * - Students are split into shards by a stable hash of user_id (see inShard), so N shards
  *   together compute exactly the unsharded rows; each shard filters the attempts it reads.
  */
-import { castKeys, type KeyKind, type Shard, type Work } from '../work.js';
+import { castKeys, type KeyKind, type Shard, type UserKey, type Work } from '../work.js';
 import { sql, type Sql } from './tag.js';
 import { thetaColumns, thetaImprovement, thetaJoins } from './theta.js';
+export type { UserKey } from '../work.js';
 
 /**
  * True when the user of `userIdColumn` belongs to `shard`.
@@ -93,12 +94,6 @@ function validKey(column: Sql, kind: KeyKind): Sql {
 /** The output text of a grouped key, in the default collation again. */
 function keyText(column: Sql, kind: KeyKind): Sql {
   return kind === 'native' ? sql`${column}::text` : sql`${column} collate "default"`;
-}
-
-/** How the computation groups the user (`student_id`) and makes the grouped `user_id` text again. */
-export interface UserKey {
-  group(kind: KeyKind): Sql;
-  text(kind: KeyKind): Sql;
 }
 
 /** The user grouped like the topic, by its key (keyOf): a plain server and PGlite. */

@@ -11,30 +11,11 @@
  * The tables' names are written here and nowhere else. Which of the two a run uses is chosen
  * once, with the rest of its backend (database/backend.ts).
  */
-import type { Work } from '../work.js';
+import type { Staging, Work } from '../work.js';
+
+export type { Staging } from '../work.js';
 import { computeSelect } from './compute.js';
 import { raw, sql, type Sql } from './tag.js';
-
-export interface Staging {
-  /** One row per computed combination, the output table's columns. */
-  readonly computed: Sql;
-  /** Combinations that could not be computed (user_id, topic_id, date), whose stored rows stay. */
-  readonly failed: Sql;
-  /** Created at the start of each write transaction (the temporary `failed`); none where the tables exist. */
-  readonly createInTransaction: readonly Sql[];
-  /** Computes the window into `computed`. */
-  stageComputed(work: Work): Sql;
-  /** Creates `computed` empty for the narrowing path that fills it piece by piece; undefined where it exists. */
-  createComputedEmpty(work: Work): Sql | undefined;
-  /**
-   * Gives the planner statistics of `computed` once filled. None on Citus: the distributed
-   * staging table is shared by concurrent shard runs, and ANALYZE takes a lock that conflicts
-   * with itself until the transaction ends (they would queue).
-   */
-  readonly analyzeComputed: readonly Sql[];
-  /** Empties the tables of the run's own rows before it commits; none for temporary ones (dropped at commit). */
-  readonly clear: readonly Sql[];
-}
 
 /** The names of the staging tables on Citus, which `migrate --distribute` creates and distributes. */
 export const distributedStagingTables = {

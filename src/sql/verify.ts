@@ -3,44 +3,12 @@
  * in one read-only SELECT (no temporary table, no lock), so it works for a role that may only
  * SELECT and on a replica, like the dry run.
  */
-import type { Work } from '../work.js';
+import { valueColumns, type ValueColumn, type VerifyCompared, type VerifySampleRow, type Work } from '../work.js';
 import { computeSelect, inDays, inShard } from './compute.js';
 import { join, raw, sql, type Sql } from './tag.js';
 import { computedBesideStored, rowDiffers } from './write.js';
 
-/** The value columns a difference shows, each as text (NULL stays NULL). */
-export const valueColumns = [
-  'attempts',
-  'correct',
-  'avg_time_ms',
-  'rt_median',
-  'hints',
-  'improvement',
-  'last_seen_at',
-  'theta_estimate',
-  'theta_sd',
-] as const;
-export type ValueColumn = (typeof valueColumns)[number];
-
-/** What verify finds in a window: the counts, and the first differing rows (the sample). */
-export interface VerifyCompared {
-  expected_rows: number;
-  stored_rows: number;
-  differs: number;
-  missing: number;
-  unexpected: number;
-  sample: VerifySampleRow[];
-}
-
-/** A differing row, its stored and expected values as text (valuesAsText); null where the row is missing. */
-export interface VerifySampleRow {
-  user_id: string;
-  topic_id: string;
-  date: string;
-  kind: 'differs' | 'missing' | 'unexpected';
-  stored: Record<ValueColumn, string | null> | null;
-  expected: Record<ValueColumn, string | null> | null;
-}
+export { valueColumns, type ValueColumn, type VerifyCompared, type VerifySampleRow };
 
 /** A value column of a whole-row reference `row`. */
 const ofWholeRow = (row: Sql) => (column: ValueColumn) => sql`(${row}).${raw(column)}`;

@@ -4,12 +4,14 @@
  * counterpart; one row per combination, columns of the output table) that the run fills from
  * `computeSelect` inside its transaction.
  */
-import type { Counts, Shard, ThetaPlan, Work } from '../work.js';
+import type { Shard, ThetaPlan, Work } from '../work.js';
 import { computeSelect, inDays, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
-import type { Staging } from './staging.js';
+import type { Staging } from '../work.js';
 import { sql, type Sql } from './tag.js';
 import { skippedEstimatesSelect } from './theta.js';
+
+export type { DryRunRow } from '../work.js';
 
 /** The days since..anchor of a shard: what the statements on stored rows are restricted to. */
 export interface StoredRange {
@@ -166,15 +168,6 @@ export function insertAllComputed(scope: Pick<UpsertScope, 'runTimestamp' | 'sta
   return sql`
 insert into features_topic_daily
 ${stagedRows(scope)}`;
-}
-
-/** What the dry run's statements return: one row of counts (see dryRunCounts). */
-export interface DryRunRow extends Omit<Counts, 'failed'> {
-  skipped_student_topic_theta: number | null;
-  skipped_mirt_ability: number | null;
-  stored_rows: number;
-  /** The shrink guard's days: the rows and attempts stored, and the attempts the run would leave. */
-  days: { date: string; rows: number; stored: number; current: number }[];
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Writes one window of one shard in one transaction: stage the computed rows, refuse a source
  * that shrank (the shrink guard), delete stale rows, upsert changed ones, commit. Rolls back
- * on any error, so each window (the daily run's, or one day of a backfill) is written entirely
+ * on any error, so each window (the daily run's, or a chunk of days of a backfill) is written entirely
  * or not at all.
  */
 import type { Config } from '../config/index.js';

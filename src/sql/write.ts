@@ -157,7 +157,7 @@ from upserted`;
 
 /**
  * Inserts every staged row, for a window that held no stored rows of this shard when the
- * shrink guard looked (a first run, a day of a backfill into an empty range): each computed
+ * shrink guard looked (a first run, a chunk of a backfill into an empty range): each computed
  * row is then new, so a plain INSERT does what upsertComputed would, without its anti join and
  * ON CONFLICT's speculative insertion (441k rows into an empty table: 1.8 s instead of 2.9 s;
  * BENCHMARKS.md). Should a row appear in between (a writer the lock does not exclude, such as a

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { floorStatements } from './floor.js';
 import { forcedPlans } from './honest-floor.js';
-import { rawOf, sqlModule, statementText, symbolicWork } from './statements.js';
+import { plainBackendOf, rawOf, sqlModule, statementText, symbolicWork } from './statements.js';
 
 const withSource = (sql: string) => sql.replaceAll('{{source}}', '"attempt"');
 
@@ -30,8 +30,10 @@ async function loadStatements(cli: string): Promise<WriteStatements> {
   const m = await sqlModule(cli, 'write.js');
   const raw = await rawOf(cli);
   // Placeholders in the order the bench binds them (see statements.ts; older builds ignore them).
-  const work = symbolicWork(raw);
-  const stored = { since: raw('$1'), anchor: raw('$2'), shard: { count: raw('$3'), index: raw('$4') } };
+  const backend = await plainBackendOf(cli);
+  const work = symbolicWork(raw, backend);
+  const onBackend = backend === undefined ? {} : { backend };
+  const stored = { since: raw('$1'), anchor: raw('$2'), shard: { count: raw('$3'), index: raw('$4') }, ...onBackend };
   const upsertScope = {
     runTimestamp: raw('$1'),
     includeTheta: raw('$2'),
@@ -40,13 +42,17 @@ async function loadStatements(cli: string): Promise<WriteStatements> {
     date: raw('$5'),
     since: raw('$6'),
     anchor: raw('$7'),
+    ...(backend === undefined ? {} : { staging: backend.staging }),
   };
   const text = (name: string, argument: unknown = work) => statementText(m, name, argument);
 
+  // Builds with a backend (database/backend.ts) take the staging statements from it.
+  const staging = backend?.staging as
+    { stageComputed(work: unknown): { text: string }; createInTransaction: readonly { text: string }[] } | undefined;
   const create = text('createComputedTable');
-  const failed = text('createFailedTable');
+  const failed = staging ? staging.createInTransaction[0]?.text : text('createFailedTable');
   const insert = text('insertComputed');
-  const stage = text('stageComputed');
+  const stage = staging ? staging.stageComputed(work).text : text('stageComputed');
   const del = text('deleteStale', stored);
   const upsert = text('upsertComputed', upsertScope);
   if (del === undefined || upsert === undefined || (stage === undefined && (create === undefined || insert === undefined))) {

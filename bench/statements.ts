@@ -30,10 +30,22 @@ export async function rawOf(cli: string): Promise<Raw> {
 }
 
 /**
- * The work with placeholders: $1 since, $2 anchor, $3 time zone, $4 shard count, $5 shard index,
- * the source as `{{source}}`, theta disabled. Also read as the theta plan `{}` by older builds.
+ * The plain server's backend of a built CLI (`<dist>/database/backend.js`, whose statements the
+ * work carries); undefined for builds before it, whose statements take no backend.
  */
-export function symbolicWork(raw: Raw): Record<string, unknown> {
+export async function plainBackendOf(cli: string): Promise<{ staging: unknown } | undefined> {
+  const file = join(dirname(resolve(cli)), 'database', 'backend.js');
+  if (!existsSync(file)) return undefined;
+  const module = (await import(pathToFileURL(file).href)) as { plainServer?: { staging: unknown } };
+  return module.plainServer;
+}
+
+/**
+ * The work with placeholders: $1 since, $2 anchor, $3 time zone, $4 shard count, $5 shard index,
+ * the source as `{{source}}`, theta disabled, on a plain server. Also read as the theta plan `{}`
+ * by older builds.
+ */
+export function symbolicWork(raw: Raw, backend?: unknown): Record<string, unknown> {
   return {
     since: raw('$1'),
     anchor: raw('$2'),
@@ -41,6 +53,7 @@ export function symbolicWork(raw: Raw): Record<string, unknown> {
     shard: { count: raw('$4'), index: raw('$5') },
     source: raw('{{source}}'),
     theta: undefined,
+    ...(backend === undefined ? {} : { backend }),
   };
 }
 

@@ -18,12 +18,13 @@
 import type pg from 'pg';
 import { watchBackends } from './cpu.js';
 import { waitForQuiet } from './quiet.js';
-import { rawOf, sqlModule, statementText, symbolicWork } from './statements.js';
+import { plainBackendOf, rawOf, sqlModule, statementText, symbolicWork } from './statements.js';
 import { median } from './stats.js';
 
 /** The compute SELECT (theta disabled) of a built CLI. */
 export async function loadComputeSql(cli: string): Promise<string> {
-  const text = statementText(await sqlModule(cli, 'compute.js'), 'computeSelect', symbolicWork(await rawOf(cli)));
+  const work = symbolicWork(await rawOf(cli), await plainBackendOf(cli));
+  const text = statementText(await sqlModule(cli, 'compute.js'), 'computeSelect', work);
   if (text === undefined) throw new Error(`${cli}: sql/compute.js exports no computeSelect; update bench/variants.ts`);
   return text;
 }

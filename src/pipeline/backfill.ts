@@ -89,7 +89,7 @@ export function checkBackfillRange(from: string, to: string, maxDays = defaultMa
 
 /**
  * Runs a backfill on `session`, emitting into `events` (a `day_written` after each committed
- * day, for the progress). Throws a JobError (or a database error) when it cannot finish.
+ * chunk of days, for the progress). Throws a JobError (or a database error) when it cannot finish.
  */
 export async function runBackfill(
   session: Session,

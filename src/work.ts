@@ -140,6 +140,11 @@ export interface Staging {
   readonly computed: Sql;
   /** Combinations that could not be computed (user_id, topic_id, date), whose stored rows stay. */
   readonly failed: Sql;
+  /**
+   * The window's keys compared with its stored rows in one pass (sql/compare.ts), created with
+   * `failed`; undefined on Citus, where each statement reads the stored rows shard by shard.
+   */
+  readonly compared?: Sql | undefined;
   /** Created at the start of each write transaction (the temporary `failed`); none where the tables exist. */
   readonly createInTransaction: readonly Sql[];
   /** Computes the window into `computed`. */

@@ -223,10 +223,27 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     const blocker = await db.connect();
     try {
       await blocker.query(sql`begin`);
-      await blocker.query(sql`lock table features_topic_daily in exclusive mode`);
+      // ACCESS EXCLUSIVE (what ALTER TABLE takes) blocks reads too: a re-run that finds nothing
+      // to change writes nothing, so a lock that blocks only writes would not stop it.
+      await blocker.query(sql`lock table features_topic_daily in access exclusive mode`);
       const result = await runMain(['--date', '2025-11-01'], { DATABASE_URL: url, AGG_LOCK_TIMEOUT_MS: '300' });
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/\[ERROR\] run failed: .*lock.* \(SQLSTATE 55P03\); another session held a lock/);
+    } finally {
+      await blocker.query(sql`rollback`);
+      blocker.release();
+    }
+  });
+
+  test('a re-run whose source did not change writes nothing: a lock that blocks writes does not stop it', async () => {
+    expect((await runMain(['--date', '2025-11-01'], { DATABASE_URL: url })).code).toBe(0);
+    const blocker = await db.connect();
+    try {
+      await blocker.query(sql`begin`);
+      await blocker.query(sql`lock table features_topic_daily in exclusive mode`);
+      const result = await runMain(['--date', '2025-11-01'], { DATABASE_URL: url, AGG_LOCK_TIMEOUT_MS: '300' });
+      expect(result.stderr).toMatch(/^\[INFO\] Rows: inserted=0, updated=0, unchanged=[1-9]\d*, deleted=0$/m);
+      expect(result.code).toBe(0);
     } finally {
       await blocker.query(sql`rollback`);
       blocker.release();

@@ -10,6 +10,7 @@ import { describe, expect, test } from 'vitest';
 import type { Session } from '../src/database/db.js';
 import { plainServer } from '../src/database/backend.js';
 import { rippleImprovement } from '../src/sql/backfill.js';
+import { compareWithStored, createCompared, deleteComparedStale } from '../src/sql/compare.js';
 import { raw, type Sql, sql } from '../src/sql/tag.js';
 import { deleteStale, dryRunCounts, upsertComputed } from '../src/sql/write.js';
 import { unsharded, workOf } from '../src/work.js';
@@ -35,7 +36,7 @@ async function unboundedReads(session: Session, statement: Sql): Promise<string[
 }
 
 describe.each(backends)('statements on stored rows read only the window ($name)', (backend) => {
-  test('the upsert, the dry run, the stale-row deletion and the ripple bound their reads of features_topic_daily by the window', async () => {
+  test('the upsert, the dry run, the comparison, the stale-row deletions and the ripple bound their reads of features_topic_daily by the window', async () => {
     await withSession(backend, async (session) => {
       await prepareSchema(session);
       await session.query(sql`truncate features_topic_daily`);
@@ -72,6 +73,11 @@ describe.each(backends)('statements on stored rows read only the window ($name)'
         await session.query(sql`create temporary table agg_failed (user_id text, topic_id text, date date) on commit drop`);
         expect(await unboundedReads(session, deleteStale(work)), 'stale-row deletion').toEqual([]);
         expect(await unboundedReads(session, rippleImprovement(work, scope.runTimestamp)), 'ripple').toEqual([]);
+        const compared = raw('agg_compared');
+        await session.query(createCompared(compared));
+        const comparison = compareWithStored(compared, raw('agg_computed'), raw('agg_failed'), { ...work, includeTheta: false });
+        expect(await unboundedReads(session, comparison), 'comparison with the stored rows').toEqual([]);
+        expect(await unboundedReads(session, deleteComparedStale(compared, work)), 'stale-row deletion after it').toEqual([]);
       } finally {
         await session.query(sql`rollback`);
       }

@@ -5,6 +5,7 @@
 import type { Session } from '../database/db.js';
 import { messageOf, sqlState } from '../errors.js';
 import type { Staging } from '../sql/staging.js';
+import type { Sql } from '../sql/tag.js';
 import { stagedCombinationsOf, stagedStudents } from '../sql/narrowing.js';
 import { insertAllComputed, upsertComputed, type UpsertScope } from '../sql/write.js';
 import { attemptRows, isRowError, type FailedCombination } from './isolate/narrowing.js';
@@ -27,6 +28,8 @@ export interface UpsertTarget {
   readonly window: { readonly since: string; readonly anchor: string };
   /** The window held no stored rows of this shard (the shrink guard's reading): try a plain INSERT first. */
   readonly nothingStored?: boolean;
+  /** The window's comparison with its stored rows (compare.ts), when it was made: write only what it labels new or changed. */
+  readonly compared?: Sql | undefined;
 }
 
 /** A row error, or a key too large for its index (54000): what fails rows rather than the run. */
@@ -55,7 +58,17 @@ export async function upsertIsolated(session: Session, target: UpsertTarget, che
   let updated = 0;
   const attempt = async (users: string[] | null, topic: string | null, date: string | null): Promise<unknown> => {
     checkpoint();
-    const scope: UpsertScope = { runTimestamp, includeTheta, users, topic, date, staging, since: window.since, anchor: window.anchor };
+    const scope: UpsertScope = {
+      runTimestamp,
+      includeTheta,
+      users,
+      topic,
+      date,
+      staging,
+      since: window.since,
+      anchor: window.anchor,
+      compared: target.compared,
+    };
     const result = await attemptRows(
       session,
       'agg_upsert',

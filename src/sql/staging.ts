@@ -1,7 +1,7 @@
 /**
  * Where a run stages its computed and failed combinations inside its write transaction, and
  * the statements that create, fill and empty those tables: temporary tables (`agg_computed`,
- * `agg_failed`, dropped at commit) on a plain server and PGlite; on Citus, tables distributed
+ * `agg_failed`, `agg_compared`, dropped at commit) on a plain server and PGlite; on Citus, tables distributed
  * like features_topic_daily and colocated with it (created by `migrate --distribute`,
  * database/citus.ts), because Citus cannot join a temporary table with distributed ones, and
  * a colocated table keeps the stale-row deletion and the upsert on the workers, shard by
@@ -14,6 +14,7 @@
 import type { Staging, Work } from '../work.js';
 
 export type { Staging } from '../work.js';
+import { createCompared } from './compare.js';
 import { computeSelect } from './compute.js';
 import { raw, sql, type Sql } from './tag.js';
 
@@ -31,7 +32,7 @@ ${computeSelect(work)}`;
 }
 
 /** The temporary tables' names. */
-const agg = { computed: raw('agg_computed'), failed: raw('agg_failed') };
+const agg = { computed: raw('agg_computed'), failed: raw('agg_failed'), compared: raw('agg_compared') };
 
 /**
  * Temporary tables, dropped when the transaction ends. agg_computed is created by
@@ -44,6 +45,7 @@ export const temporaryStaging: Staging = Object.freeze({
   createInTransaction: [
     sql`
 create temporary table ${agg.failed} (user_id text, topic_id text, date date) on commit drop`,
+    createCompared(agg.compared),
   ],
   stageComputed: (work: Work) => sql`
 create temporary table ${agg.computed} on commit drop as

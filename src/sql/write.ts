@@ -4,32 +4,16 @@
  * counterpart; one row per combination, columns of the output table) that the run fills from
  * `computeSelect` inside its transaction.
  */
-import type { Shard, ThetaPlan, Work } from '../work.js';
+import type { ThetaPlan, Work } from '../work.js';
 import { computeSelect, inDays, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
 import type { Staging } from '../work.js';
+import { besideStored, labelledForWrite, rowDiffers, type StoredRange } from './compare.js';
 import { sql, type Sql } from './tag.js';
 import { skippedEstimatesSelect } from './theta.js';
 
 export type { DryRunRow } from '../work.js';
-
-/** The days since..anchor of a shard: what the statements on stored rows are restricted to. */
-export interface StoredRange {
-  readonly since: string;
-  readonly anchor: string;
-  readonly shard: Shard;
-}
-
-/**
- * True when a stored row `f` differs from a computed row `c` in any value the job owns.
- * `includeTheta` (a bound boolean) says whether the theta columns are the job's: with theta
- * disabled they belong to whoever filled them and are neither compared nor written.
- */
-export function rowDiffers(f: Sql, c: Sql, includeTheta: boolean): Sql {
-  return sql`(${f}.attempts, ${f}.correct, ${f}.avg_time_ms, ${f}.rt_median, ${f}.hints, ${f}.improvement, ${f}.last_seen_at)
-       is distinct from (${c}.attempts, ${c}.correct, ${c}.avg_time_ms, ${c}.rt_median, ${c}.hints, ${c}.improvement, ${c}.last_seen_at)
-     or (${includeTheta}::boolean and (${f}.theta_estimate, ${f}.theta_sd) is distinct from (${c}.theta_estimate, ${c}.theta_sd))`;
-}
+export { rowDiffers, type StoredRange } from './compare.js';
 
 /** With theta enabled: the invalid estimates skipped for the staged combinations (see skippedEstimatesSelect). */
 export function countSkippedEstimates(plan: ThetaPlan, window: Pick<Work, 'anchor' | 'timezone' | 'backend'>): Sql {
@@ -96,6 +80,11 @@ export interface UpsertScope {
   /** The window's first and last day: every staged row's date lies between them. */
   readonly since: string;
   readonly anchor: string;
+  /**
+   * The comparison table (compare.ts) when the window was compared with its stored rows: only
+   * the rows it labels new or changed are written. Undefined (Citus): the stored rows are read.
+   */
+  readonly compared?: Sql | undefined;
 }
 
 /**
@@ -108,6 +97,14 @@ function stagedRows(scope: Pick<UpsertScope, 'runTimestamp' | 'staging'>): Sql {
   select c.user_id, c.topic_id, c.date, c.attempts, c.correct, c.avg_time_ms, c.rt_median, c.hints,
          c.theta_estimate, c.theta_sd, c.improvement, c.last_seen_at, ${scope.runTimestamp}::timestamptz
   from ${scope.staging.computed} c`;
+}
+
+/** True when no stored row equals the staged row `c` (an anti join over the window's stored rows). */
+function unlessStoredEqual(scope: UpsertScope): Sql {
+  return sql`not exists (select 1 from features_topic_daily s
+                    where s.user_id = c.user_id and s.topic_id = c.topic_id and s.date = c.date
+                      and ${inDays(sql`s.date`, scope)}
+                      and not (${rowDiffers(sql`s`, sql`c`, scope.includeTheta)}))`;
 }
 
 /**
@@ -132,10 +129,7 @@ with upserted as (
   ${stagedRows(scope)}
   where (${users}::text[] is null or c.user_id = any(${users}::text[]))
     and (${topic}::text is null or (c.topic_id = ${topic}::text and c.date = ${date}::date))
-    and not exists (select 1 from features_topic_daily s
-                    where s.user_id = c.user_id and s.topic_id = c.topic_id and s.date = c.date
-                      and ${inDays(sql`s.date`, scope)}
-                      and not (${rowDiffers(sql`s`, sql`c`, theta)}))
+    and ${scope.compared ? labelledForWrite(scope.compared, sql`c`) : unlessStoredEqual(scope)}
   on conflict (user_id, topic_id, date) do update set
     attempts       = excluded.attempts,
     correct        = excluded.correct,
@@ -223,11 +217,7 @@ from compared`;
  * own rows: the comparison of the dry run and of verify.
  */
 export function computedBesideStored(work: Work): Sql {
-  return sql`(${computeSelect(work)}) c
-full join (select f.* from features_topic_daily f
-           where ${inDays(sql`f.date`, work)}
-             and ${inShard(sql`f.user_id`, work.shard)}) f
-  on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date`;
+  return besideStored(sql`(${computeSelect(work)})`, work);
 }
 
 /**

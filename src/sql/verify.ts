@@ -36,33 +36,40 @@ const driftKind = sql`case when f.user_id is null then 'missing'
  * `unexpected` (stored, but the source has no attempts for it). Returns the first `limit` of
  * them, by date, user and topic, with the stored and the expected values as text. Theta columns
  * are compared only when they are the job's (theta enabled).
+ *
+ * The computed rows are read once, by the full join that keeps only the rows that drift (usually
+ * none): the stored rows are counted by a scan of their own, and the expected rows follow from
+ * it (stored − unexpected + missing). Counted from a CTE of every computed row instead, the
+ * computation was held in memory whole (1.5M rows for 36 days of 3M attempts: 24.7 s).
  */
 export function verifyWindow(work: Work, limit: number): Sql {
-  return sql`
-with c as (${computeSelect(work)}),
-f as (
-  select f.user_id, f.topic_id, f.date, f.attempts, f.correct, f.avg_time_ms, f.rt_median, f.hints,
-         f.last_seen_at, f.theta_estimate, f.theta_sd, f.improvement
-  from features_topic_daily f
+  const stored = sql`features_topic_daily f
   where ${inDays(sql`f.date`, work)}
-    and ${inShard(sql`f.user_id`, work.shard)}
-),
-drift as (
+    and ${inShard(sql`f.user_id`, work.shard)}`;
+  return sql`
+with drift as (
   select coalesce(c.user_id, f.user_id) as user_id,
          coalesce(c.topic_id, f.topic_id) as topic_id,
          coalesce(c.date, f.date) as date,
          ${driftKind} as kind,
          f as stored_row, c as expected_row
-  from c
-  full join f on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
+  from (${computeSelect(work)}) c
+  full join (
+    select f.user_id, f.topic_id, f.date, f.attempts, f.correct, f.avg_time_ms, f.rt_median, f.hints,
+           f.last_seen_at, f.theta_estimate, f.theta_sd, f.improvement
+    from ${stored}
+  ) f on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
   where f.user_id is null or c.user_id is null
      or ${rowDiffers(sql`f`, sql`c`, work.theta !== undefined)}
+),
+counts as (
+  select (select count(*) from ${stored})::int                 as stored_rows,
+         (select count(*) from drift where kind = 'differs')::int    as differs,
+         (select count(*) from drift where kind = 'missing')::int    as missing,
+         (select count(*) from drift where kind = 'unexpected')::int as unexpected
 )
-select (select count(*) from c)::int                          as expected_rows,
-       (select count(*) from f)::int                          as stored_rows,
-       (select count(*) from drift where kind = 'differs')::int    as differs,
-       (select count(*) from drift where kind = 'missing')::int    as missing,
-       (select count(*) from drift where kind = 'unexpected')::int as unexpected,
+select n.stored_rows - n.unexpected + n.missing as expected_rows,
+       n.stored_rows, n.differs, n.missing, n.unexpected,
        (select coalesce(json_agg(json_build_object(
                  'user_id', s.user_id, 'topic_id', s.topic_id, 'date', s.date::text, 'kind', s.kind,
                  'stored', case when s.kind <> 'missing' then ${valuesAsText(ofWholeRow(sql`s.stored_row`))} end,
@@ -70,7 +77,8 @@ select (select count(*) from c)::int                          as expected_rows,
                order by s.date, s.user_id collate "C", s.topic_id collate "C"), '[]'::json)
         from (select * from drift
               order by date, user_id collate "C", topic_id collate "C"
-              limit ${limit}::int) s) as sample`;
+              limit ${limit}::int) s) as sample
+from counts n`;
 }
 
 /**

@@ -88,12 +88,12 @@ async function runLog(db: Queryable): Promise<RunRecord[]> {
   ).rows;
 }
 
-/** The job's backends waiting for a lock in their delete of stale rows (a lock the test holds). */
+/** The job's backends waiting for a lock in their first write, a delete or an insert (a lock the test holds). */
 async function waitingWriters(client: pg.Client): Promise<number> {
   const result = await client.query<{ n: number }>(
     `select count(*)::int as n from pg_stat_activity
      where datname = current_database() and application_name <> $1 and backend_type = 'client backend'
-       and wait_event_type = 'Lock' and query ~* 'delete from features_topic_daily'`,
+       and wait_event_type = 'Lock' and query ~* '(delete from|insert into) features_topic_daily'`,
     [testApplicationName],
   );
   return result.rows[0]!.n;

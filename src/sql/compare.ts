@@ -9,7 +9,7 @@
  * no key to write and writes nothing.
  */
 import type { Shard } from '../work.js';
-import { inDays, inShard } from './compute.js';
+import { daysOf, inDays, inShard } from './compute.js';
 import { sql, type Sql } from './tag.js';
 
 /** The days since..anchor of a shard: what the statements on stored rows are restricted to. */
@@ -102,7 +102,7 @@ with per_day as (
   group by date
 ),
 days as (
-  select ${range.since}::date + i as date from generate_series(0, ${range.anchor}::date - ${range.since}::date) i
+  ${daysOf(range)}
 )
 select d.date::text as date, coalesce(p.rows, 0)::float8 as rows, coalesce(p.stored, 0)::float8 as stored,
        coalesce(p.current, 0)::float8 as current, coalesce(p.stale, 0)::float8 as stale,

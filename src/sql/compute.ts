@@ -69,6 +69,11 @@ export function inDays(column: Sql, range: { readonly since: string; readonly an
   return sql`${column} between ${range.since}::date and ${range.anchor}::date`;
 }
 
+/** One row per day of `range` (since..anchor, both included), in a column `date`. */
+export function daysOf(range: { readonly since: string; readonly anchor: string }): Sql {
+  return sql`select ${range.since}::date + i as date from generate_series(0, ${range.anchor}::date - ${range.since}::date) i`;
+}
+
 /** The improvement index by the accuracy formula, from a row `h` of `halves`. */
 const accuracyImprovement = sql`case when h.n_r > 0 and h.n_p > 0 then
          round(greatest(-1, least(1,

@@ -3,7 +3,7 @@
  * stored in features_topic_daily against the attempts a run would leave there.
  */
 import type { Shard } from '../work.js';
-import { inDays, inShard } from './compute.js';
+import { daysOf, inDays, inShard } from './compute.js';
 import { sql, type Sql } from './tag.js';
 
 /**
@@ -38,7 +38,7 @@ computed_days as (
   select cd.date, sum(cd.attempts) as attempts from ${computed} cd group by cd.date
 ),
 days as (
-  select ${range.since}::date + i as date from generate_series(0, ${range.anchor}::date - ${range.since}::date) i
+  ${daysOf(range)}
 )
 select d.date::text as date, coalesce(s.rows, 0)::float8 as rows, coalesce(s.stored, 0)::float8 as stored,
        (coalesce(n.attempts, 0) + coalesce(s.kept, 0))::float8 as current

@@ -4,9 +4,8 @@
  * SELECT and on a replica, like the dry run.
  */
 import { valueColumns, type ValueColumn, type VerifyCompared, type VerifySampleRow, type Work } from '../work.js';
-import { computeSelect, inDays, inShard } from './compute.js';
 import { join, raw, sql, type Sql } from './tag.js';
-import { computedBesideStored, rowDiffers } from './write.js';
+import { computedBesideStored, countStored, rowDiffers } from './write.js';
 
 export { valueColumns, type ValueColumn, type VerifyCompared, type VerifySampleRow };
 
@@ -43,9 +42,6 @@ const driftKind = sql`case when f.user_id is null then 'missing'
  * computation was held in memory whole (1.5M rows for 36 days of 3M attempts: 24.7 s).
  */
 export function verifyWindow(work: Work, limit: number): Sql {
-  const stored = sql`features_topic_daily f
-  where ${inDays(sql`f.date`, work)}
-    and ${inShard(sql`f.user_id`, work.shard)}`;
   return sql`
 with drift as (
   select coalesce(c.user_id, f.user_id) as user_id,
@@ -53,17 +49,12 @@ with drift as (
          coalesce(c.date, f.date) as date,
          ${driftKind} as kind,
          f as stored_row, c as expected_row
-  from (${computeSelect(work)}) c
-  full join (
-    select f.user_id, f.topic_id, f.date, f.attempts, f.correct, f.avg_time_ms, f.rt_median, f.hints,
-           f.last_seen_at, f.theta_estimate, f.theta_sd, f.improvement
-    from ${stored}
-  ) f on f.user_id = c.user_id and f.topic_id = c.topic_id and f.date = c.date
+  from ${computedBesideStored(work)}
   where f.user_id is null or c.user_id is null
      or ${rowDiffers(sql`f`, sql`c`, work.theta !== undefined)}
 ),
 counts as (
-  select (select count(*) from ${stored})::int                 as stored_rows,
+  select (${countStored(work)})                          as stored_rows,
          (select count(*) from drift where kind = 'differs')::int    as differs,
          (select count(*) from drift where kind = 'missing')::int    as missing,
          (select count(*) from drift where kind = 'unexpected')::int as unexpected

@@ -5,7 +5,7 @@
  * `computeSelect` inside its transaction.
  */
 import type { ThetaPlan, Work } from '../work.js';
-import { computeSelect, inDays, inShard } from './compute.js';
+import { computeSelect, daysOf, inDays, inShard } from './compute.js';
 import { shrinkDays } from './shrink.js';
 import type { Staging } from '../work.js';
 import { besideStored, labelledForWrite, rowDiffers, type StoredRange } from './compare.js';
@@ -204,10 +204,7 @@ select count(*)::int                                          as combinations,
        ) as deleted,
        (select student_topic_theta from skipped) as skipped_student_topic_theta,
        (select mirt_ability from skipped) as skipped_mirt_ability,
-       (select count(*)::int
-        from features_topic_daily f
-        where ${inDays(sql`f.date`, work)}
-          and ${inThisShard}) as stored_rows,
+       (${countStored(work)}) as stored_rows,
        (select coalesce(json_agg(json_build_object('date', d.date, 'rows', d.rows, 'stored', d.stored, 'current', d.current) order by d.date), '[]')
         from (${shrinkDays(c, undefined, work)}) d) as days
 from compared`;
@@ -246,7 +243,7 @@ with per_day as (
   group by 1
 ),
 days as (
-  select ${work.since}::date + i as date from generate_series(0, ${work.anchor}::date - ${work.since}::date) i
+  ${daysOf(work)}
 )
 select coalesce(sum(combinations), 0)::int as combinations,
        coalesce(sum(inserted), 0)::int     as inserted,

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, test, vi } from 'vitest';
 import { runBackfill } from '../src/pipeline/backfill.js';
-import { chunkDays, maxChunkDays, minChunkDays, sortBytesPerAttempt } from '../src/pipeline/range.js';
+import { chunkDays, maxChunkAttempts, maxChunkDays, minChunkDays } from '../src/pipeline/range.js';
 import { loadConfig } from '../src/config/index.js';
 import { ConfigError, LockHeldError, RunFailedError } from '../src/errors.js';
 import { runDaily } from '../src/pipeline/daily.js';
@@ -302,10 +302,11 @@ describe.each(backends)('backfill ($name)', (backend) => {
 });
 
 describe('chunk size', () => {
-  test('fits the sort of a chunk into the memory, between a week and nine', () => {
-    expect(chunkDays(300_000, 256 * 2 ** 20 * 3)).toBe(Math.floor((256 * 2 ** 20 * 3) / sortBytesPerAttempt / 300_000));
-    expect(chunkDays(10_000_000, 256 * 2 ** 20)).toBe(minChunkDays);
-    expect(chunkDays(10, 256 * 2 ** 20)).toBe(maxChunkDays);
-    expect(chunkDays(0, 4 * 2 ** 20)).toBe(maxChunkDays);
+  test('holds at most maxChunkAttempts attempts, between a week and nine', () => {
+    expect(chunkDays(300_000)).toBe(Math.floor(maxChunkAttempts / 300_000));
+    expect(chunkDays(300_000) * 300_000).toBeLessThanOrEqual(maxChunkAttempts);
+    expect(chunkDays(10_000_000)).toBe(minChunkDays);
+    expect(chunkDays(10)).toBe(maxChunkDays);
+    expect(chunkDays(0)).toBe(maxChunkDays);
   });
 });

@@ -26,7 +26,7 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
   program
     .command('backfill')
     .description(
-      'recompute the days --from..--to, each day in its own transaction (resumable: re-run the same command), then the improvement of the 27 days after them',
+      'recompute the days --from..--to, a chunk of days per transaction (resumable: re-run the same command), then the improvement of the 27 days after them',
     )
     .requiredOption('--from <YYYY-MM-DD>', 'first day to recompute')
     .requiredOption('--to <YYYY-MM-DD>', 'last day to recompute (not after today in AGG_TIMEZONE, unless --allow-future)')
@@ -40,7 +40,7 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
       '--redefine',
       'rebuild the history in the current AGG_TIMEZONE and AGG_IMPROVEMENT_MODE when they differ from the recorded ones (the range must cover every stored day)',
     )
-    .option('--chunk-days <n>', 'days computed per statement (default: sized to the range and work_mem, 7 to 63)')
+    .option('--chunk-days <n>', 'days computed per statement (default: as many as hold at most 12M attempts by estimate, 7 to 63)')
     .addOption(
       wholeNumberOption(
         '--progress-interval <seconds>',

@@ -4,29 +4,30 @@
  * statement reads the chunk's attempts and the 27 days before it once, where computing each
  * day on its own read every attempt up to 28 times.
  *
- * The chunk's size bounds the server's memory for the median's sort: the planner's estimate
- * of the range's attempts per day against work_mem (times the processes a parallel sort may
- * use), at about 120 bytes a sorted attempt (measured: 117 MB for 1.0M). A chunk that does not
- * fit anyway spills to disk, slower but bounded. At least 7 days (the 27 days re-read before
- * each chunk stay a fraction of it), at most 63 (a chunk's transaction, and the work an
- * interruption loses, stay bounded). Node holds no rows.
+ * The chunk's size is bounded by its attempts, not by the median's sort memory: a sort larger
+ * than work_mem spills to temporary files, and that costs less than reading the 27 days before
+ * each chunk once more. Measured at 10M attempts over 36 days (BENCHMARKS.md): the backfill in
+ * one chunk took 77.5 s against 104.1 s in the two chunks that fitted 256MB, and 23.0 s
+ * against 51.3 s in the six that fitted 64MB. So a chunk holds as many days as keep it under
+ * 12M attempts by the planner's estimate (about 1.4 GB of sort spilled at most, a statement of
+ * about a minute on two cores), at least 7 days and at most 63 (a chunk's transaction, and
+ * the work an interruption loses, stay bounded). Node holds no rows.
  */
 import type { Session } from '../database/db.js';
-import { estimateSourceRows, sortMemory } from '../sql/chunk.js';
+import { estimateSourceRows } from '../sql/chunk.js';
 import { analyzeTarget, knownTargetRows } from '../sql/statistics.js';
 import type { Window } from '../window.js';
 import type { Computation } from '../work.js';
 
-/** Bytes a window attempt takes in the median's sort (117 MB for 1.0M attempts, BENCHMARKS.md). */
-export const sortBytesPerAttempt = 120;
+/** The attempts (the planner's estimate) a chunk of days holds at most, unless that is under minChunkDays. */
+export const maxChunkAttempts = 12_000_000;
 export const minChunkDays = 7;
 export const maxChunkDays = 63;
 
-/** Days per chunk for `attemptsPerDay` attempts a day and `sortBytes` of sort memory. */
-export function chunkDays(attemptsPerDay: number, sortBytes: number): number {
+/** Days per chunk for `attemptsPerDay` attempts a day. */
+export function chunkDays(attemptsPerDay: number): number {
   if (!(attemptsPerDay > 0)) return maxChunkDays;
-  const fit = Math.floor(sortBytes / sortBytesPerAttempt / attemptsPerDay);
-  return Math.min(maxChunkDays, Math.max(minChunkDays, fit));
+  return Math.min(maxChunkDays, Math.max(minChunkDays, Math.floor(maxChunkAttempts / attemptsPerDay)));
 }
 
 /** Consecutive one-day windows grouped into chunks of at most `size` days. */
@@ -41,17 +42,13 @@ export function spanOf(chunk: readonly Window[]): { since: string; anchor: strin
   return { since: chunk[0]!.since, anchor: chunk.at(-1)!.anchor };
 }
 
-/**
- * The chunk size for a range: the planner's estimate of its attempts (EXPLAIN, nothing is
- * read) per day, against the session's work_mem and parallel workers.
- */
+/** The chunk size for a range: the planner's estimate of its attempts (EXPLAIN, nothing is read) per day. */
 export async function planChunkDays(session: Session, computation: Computation, range: Window): Promise<number> {
   const estimate = await session.query<{ 'QUERY PLAN': unknown }>(estimateSourceRows(computation.source, range));
   const plan = estimate.rows[0]?.['QUERY PLAN'];
   const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as [{ Plan: { 'Plan Rows': number } }] | undefined;
   const rows = parsed?.[0]?.Plan['Plan Rows'] ?? 0;
-  const memory = await session.query<{ bytes: string }>(sortMemory);
-  return chunkDays(rows / Math.max(1, range.days), Number(memory.rows[0]!.bytes));
+  return chunkDays(rows / Math.max(1, range.days));
 }
 
 /**

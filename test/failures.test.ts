@@ -235,6 +235,39 @@ describe.runIf(server)('signals, killed backends and lock timeouts (server)', ()
     }
   });
 
+  test('a first run finds rows stored while it computed: it compares with them, deletes the stale one and corrects the other', async () => {
+    await session.query(sql`truncate features_topic_daily`);
+    // The table is empty when the run begins, so it expects to insert every row without a comparison.
+    const run = startRun({});
+    await run.waitForStatement();
+    const writer = await db.connect();
+    try {
+      // Hold the table until the run reaches it (after its computation), then store two rows:
+      // one with a key the run computes but wrong values, one with a key it does not compute.
+      await writer.query(sql`begin`);
+      await writer.query(sql`lock table features_topic_daily in access exclusive mode`);
+      await writer.query(sql`insert into features_topic_daily (user_id, topic_id, date, attempts, correct, hints)
+        values ('u2', 't2', '2025-11-01', 1, 0, 0), ('u-stale', 't0', '2025-10-31', 1, 1, 0)`);
+      await waitFor(
+        async () =>
+          (
+            await session.query(
+              sql`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%features_topic_daily%'`,
+            )
+          ).rowCount,
+        { what: 'the run to wait for features_topic_daily' },
+      );
+      await writer.query(sql`commit`);
+    } finally {
+      writer.release();
+    }
+    expect(await run.done).toBe(0);
+    expect(run.stderr()).toMatch(/^\[INFO\] Rows: inserted=[1-9]\d*, updated=1, unchanged=0, deleted=1$/m);
+    const verify = await runMain(['verify', '--date', '2025-11-01'], { DATABASE_URL: url });
+    expect(verify.stdout + verify.stderr).not.toMatch(/u-stale/);
+    expect(verify.code).toBe(0);
+  });
+
   test('a re-run whose source did not change writes nothing: a lock that blocks writes does not stop it', async () => {
     expect((await runMain(['--date', '2025-11-01'], { DATABASE_URL: url })).code).toBe(0);
     const blocker = await db.connect();

@@ -223,7 +223,11 @@ async function guardSource(
   overrides: Overrides,
   emit: Emit,
 ): Promise<{ nothingStored: boolean; verdict: SourceVerdict; pending: Pending | undefined }> {
-  const { days, pending } = await storedDays(session, work, { someFailed: staged.failures > 0, ...staged });
+  const { days, pending } = await storedDays(session, work, {
+    someFailed: staged.failures > 0,
+    computed: staged.computed,
+    tableEmpty: staged.tableEmpty,
+  });
   const sourceEmpty = staged.computed === 0 && staged.failures === 0;
   const storedRows = days.reduce((sum, d) => sum + (d.rows ?? 0), 0);
   const verdict = await judgeSource(

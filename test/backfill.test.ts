@@ -302,7 +302,7 @@ describe.each(backends)('backfill ($name)', (backend) => {
 });
 
 describe('chunk size', () => {
-  test('holds at most maxChunkAttempts attempts, between a week and nine', () => {
+  test('holds at most maxChunkAttempts attempts, between a week and a year', () => {
     expect(chunkDays(300_000)).toBe(Math.floor(maxChunkAttempts / 300_000));
     expect(chunkDays(300_000) * 300_000).toBeLessThanOrEqual(maxChunkAttempts);
     expect(chunkDays(10_000_000)).toBe(minChunkDays);

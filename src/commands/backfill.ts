@@ -40,7 +40,7 @@ export function registerBackfill(program: Command, ctx: CommandContext): void {
       '--redefine',
       'rebuild the history in the current AGG_TIMEZONE and AGG_IMPROVEMENT_MODE when they differ from the recorded ones (the range must cover every stored day)',
     )
-    .option('--chunk-days <n>', 'days computed per statement (default: as many as hold at most 12M attempts by estimate, 7 to 63)')
+    .option('--chunk-days <n>', 'days computed per statement (default: as many as hold at most 12M attempts by estimate, 7 to 366)')
     .addOption(
       wholeNumberOption(
         '--progress-interval <seconds>',

@@ -42,7 +42,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .option('--shard <i/N>', 'check only shard i of N')
     .addOption(wholeNumberOption('--limit <n>', 'list at most n differing rows', 0, 10_000, 20))
     .option('--fail-on-empty', 'exit 1 when the window has no rows on either side (nothing compared), as a scheduled check should')
-    .option('--chunk-days <n>', 'days compared per statement (default: as many as hold at most 12M attempts by estimate, 7 to 63)')
+    .option('--chunk-days <n>', 'days compared per statement (default: as many as hold at most 12M attempts by estimate, 7 to 366)')
     .addOption(settingOption('AGG_LOOKBACK_DAYS'))
     .addOption(settingOption('AGG_TIMEZONE'))
     .action(async (opts: VerifyFlags) => {

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Session } from '../src/database/db.js';
-import { accuracyImprovement } from '../src/sql/compute.js';
+import { accuracyImprovement, scaledAccuracy } from '../src/sql/compute.js';
 import { join, sql, type Sql } from '../src/sql/tag.js';
 import { allBackends, withSession } from './support/backends.js';
 import { accuracyImprovementMilli, formatMilli } from './oracle/oracle.js';
@@ -28,12 +28,13 @@ function expected({ n_r, c_r, n_p, c_p }: Counts): string | null {
   return milli === null ? null : formatMilli(milli);
 }
 
-/** The computation's improvement of each row of `rows` (a relation of bigint n_r, c_r, n_p, c_p). */
+/** The computation's improvement of each row of `rows` (a relation of bigint n_r, c_r, n_p, c_p), with `scaled` as h carries it. */
 async function improvements(session: Session, rows: Sql): Promise<(Counts & { improvement: string | null })[]> {
   const result = await session.query<Counts & { improvement: string | null }>(sql`
     select h.n_r::float8 as n_r, h.c_r::float8 as c_r, h.n_p::float8 as n_p, h.c_p::float8 as c_p,
            (${accuracyImprovement})::numeric(6,3)::text as improvement
-    from (${rows}) h`);
+    from (select r.*, ${scaledAccuracy({ nr: sql`r.n_r`, cr: sql`r.c_r`, np: sql`r.n_p`, cp: sql`r.c_p` })} as scaled
+          from (${rows}) r) h`);
   return result.rows;
 }
 

@@ -152,7 +152,8 @@ export interface Staging {
   /** Creates `computed` empty for the narrowing path that fills it piece by piece; undefined where it exists. */
   createComputedEmpty(work: Work): Sql | undefined;
   /**
-   * Gives the planner statistics of `computed` once filled. None on Citus: the distributed
+   * Gives the planner statistics of `computed` before the statements that write from it, once
+   * the comparison found something to write (a re-run that changes nothing skips it). None on Citus: the distributed
    * staging table is shared by concurrent shard runs, and ANALYZE takes a lock that conflicts
    * with itself until the transaction ends (they would queue).
    */

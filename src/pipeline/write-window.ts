@@ -12,7 +12,7 @@ import { shrinkDays } from '../sql/shrink.js';
 import type { Staging } from '../sql/staging.js';
 import { closeDebugRows, countStaged, declareDebugRows, fetchDebugRows, insertFailedCombinations } from '../sql/staged.js';
 import { countSkippedEstimates, deleteStale } from '../sql/write.js';
-import { analyzeCompared, compareWithStored, comparedDays, deleteComparedStale } from '../sql/compare.js';
+import { analyzeCompared, compareWithStored, comparedCounts, deleteComparedStale } from '../sql/compare.js';
 import type { Sql } from '../sql/tag.js';
 import { inTransaction } from '../database/transaction.js';
 import type { Window } from '../window.js';
@@ -135,7 +135,11 @@ async function writeChanges(
 ): Promise<{ deleted: number; written: UpsertCounts }> {
   const { nothingStored, pending } = found;
   const compared = pending?.compared;
-  if (compared && !nothingStored && pending.stale + pending.changes > 0) await session.query(analyzeCompared(compared));
+  if (compared && !nothingStored && pending.stale + pending.changes > 0) {
+    // Statistics for the statements that write; the comparison itself is planned alike without them.
+    for (const statement of work.backend.staging.analyzeComputed) await session.query(statement);
+    await session.query(analyzeCompared(compared));
+  }
   const deleted = pending?.stale === 0 ? 0 : (await session.query<{ deleted: number }>(deleteStaleOf(work, compared))).rows[0]!.deleted;
   checkpoint();
   if (!nothingStored && pending?.changes === 0) return { deleted, written: { inserted: 0, updated: 0, failures: [] } };
@@ -194,7 +198,6 @@ async function stage(
     emitFailures(emit, failures);
   }
   checkpoint();
-  for (const statement of staging.analyzeComputed) await session.query(statement);
   const computed = (await session.query<{ n: number }>(countStaged(staging.computed))).rows[0]!.n;
   return { computed, failures };
 }
@@ -244,12 +247,13 @@ async function guardSource(
 
 /**
  * Each day's stored rows and attempts and the attempts the run leaves (the shrink guard's
- * reading). Without failed combinations no stored row is kept as it was, and the per-row
- * lookup in agg_failed is left out (for 498k stored rows it was half of the guard's 5.5 s).
- * Where the table was empty when the run began (a first run, a first backfill's first
- * chunk), the days are summed from the computed rows alone, and every row is new: labelling
- * each one new in a comparison with nothing took 3.9 s for 3.2M rows. Should rows have been
- * stored meanwhile after all, the window is compared as always.
+ * reading), and, where the window is compared with its stored rows (compare.ts; not on Citus),
+ * what there is to write. Without failed combinations no stored row is kept as it was, and
+ * the per-row lookup in agg_failed is left out (for 498k stored rows it was half of the
+ * guard's 5.5 s). Where the table was empty when the run began (a first run, a first
+ * backfill's first chunk) and the window still holds nothing, every row is new and nothing is
+ * compared: labelling each one new in a comparison with nothing took 3.9 s for 3.2M rows.
+ * Should rows have been stored meanwhile after all, the window is compared as always.
  */
 async function storedDays(
   session: Session,
@@ -259,20 +263,13 @@ async function storedDays(
   const staging = work.backend.staging;
   const failed = staged.someFailed ? staging.failed : undefined;
   const { compared } = staging;
-  if (!compared || staged.tableEmpty) {
-    const days = (await session.query<DayAttempts>(shrinkDays(staging.computed, failed, work))).rows;
-    if (!compared) return { days, pending: undefined };
-    if (days.every((day) => day.rows === 0)) return { days, pending: { stale: 0, changes: staged.computed, compared: undefined } };
+  const days = (await session.query<DayAttempts>(shrinkDays(staging.computed, failed, work))).rows;
+  if (!compared) return { days, pending: undefined };
+  if (staged.tableEmpty && days.every((day) => day.rows === 0)) {
+    return { days, pending: { stale: 0, changes: staged.computed, compared: undefined } };
   }
   await session.query(compareWithStored(compared, staging.computed, failed, { ...work, includeTheta: work.theta !== undefined }));
-  const rows = (await session.query<DayAttempts & Omit<Pending, 'compared'>>(comparedDays(compared, work))).rows;
-  let stale = 0;
-  let changes = 0;
-  const days = rows.map(({ stale: dayStale, changes: dayChanges, ...day }) => {
-    stale += dayStale;
-    changes += dayChanges;
-    return day;
-  });
+  const { stale, changes } = (await session.query<Omit<Pending, 'compared'>>(comparedCounts(compared))).rows[0]!;
   return { days, pending: { stale, changes, compared } };
 }
 

@@ -1,15 +1,17 @@
 /**
  * The comparison of a staged window with the rows stored for it, in one pass (a plain server
  * and PGlite): one full join of the staging table `computed` with the window's stored rows of
- * the shard labels every key of either side (`compared`: new, changed, stale, or unchanged),
- * with the attempts each side holds. The shrink guard's day sums, the stale rows to delete and
- * the rows to upsert are then read from that table, instead of reading the stored rows once
- * for each (three passes over the window's stored rows: 1.4 s for 332k rows on a re-run that
- * changes nothing, against 0.6 s; BENCHMARKS.md). A re-run whose source did not change finds
- * no key to write and writes nothing.
+ * the shard keeps the keys a write changes (`compared`: new, changed or stale). The stale rows
+ * to delete and the rows to upsert are then read from that small table, instead of reading
+ * the stored rows once for each (three passes over the window's stored rows: 1.4 s for 332k
+ * rows on a re-run that changes nothing, against 0.6 s; BENCHMARKS.md). A re-run whose source
+ * did not change keeps no key and writes nothing. The unchanged keys are not kept: writing
+ * them was a third of the comparison (0.27 s with them, 0.16 s without, for 332k unchanged
+ * rows), and the shrink guard sums its days from the two tables directly (shrink.ts, 0.06 s)
+ * instead of reading them back.
  */
 import type { Shard } from '../work.js';
-import { daysOf, inDays, inShard } from './compute.js';
+import { inDays, inShard } from './compute.js';
 import { sql, type Sql } from './tag.js';
 
 /** The days since..anchor of a shard: what the statements on stored rows are restricted to. */
@@ -55,10 +57,11 @@ full join (select f.* from features_topic_daily f
 }
 
 /**
- * Fills `compared` with one row per key of the staged rows (`computed`) and of the stored rows
- * of the window and shard: the attempts stored and computed (null on the side that lacks the
- * key), the change a write makes, and whether the combination failed to compute (`failed`,
- * agg_failed's shape; undefined when none failed), whose stored row stays as it was.
+ * Fills `compared` with one row per key a write changes, of the staged rows (`computed`) and of
+ * the stored rows of the window and shard: the attempts stored and computed (null on the side
+ * that lacks the key), the change (new, changed, stale), and whether the combination failed
+ * to compute (`failed`, agg_failed's shape; undefined when none failed), whose stored row
+ * stays as it was.
  */
 export function compareWithStored(
   compared: Sql,
@@ -74,42 +77,26 @@ export function compareWithStored(
     : sql`false`;
   return sql`
 insert into ${compared} (user_id, topic_id, date, stored, computed, change, failed)
-select coalesce(c.user_id, f.user_id), coalesce(c.topic_id, f.topic_id), coalesce(c.date, f.date),
-       f.attempts, c.attempts,
-       case when f.user_id is null then ${change.new}
-            when c.user_id is null then ${change.stale}
-            when ${rowDiffers(sql`f`, sql`c`, range.includeTheta)} then ${change.changed}
-       end,
-       ${isFailed}
-from ${besideStored(computed, range)}`;
+select user_id, topic_id, date, stored, computed, change, failed
+from (
+  select coalesce(c.user_id, f.user_id) as user_id, coalesce(c.topic_id, f.topic_id) as topic_id,
+         coalesce(c.date, f.date) as date, f.attempts as stored, c.attempts as computed,
+         case when f.user_id is null then ${change.new}
+              when c.user_id is null then ${change.stale}
+              when ${rowDiffers(sql`f`, sql`c`, range.includeTheta)} then ${change.changed}
+         end as change,
+         ${isFailed} as failed
+  from ${besideStored(computed, range)}
+) keys
+where change is not null`;
 }
 
-/**
- * One row per day of the window, as shrinkDays returns them (rows and attempts stored, the
- * attempts a run leaves: computed plus those of failed combinations, which stay), read from
- * `compared`, with the day's stale rows to delete and rows to insert or update.
- */
-export function comparedDays(compared: Sql, range: { readonly since: string; readonly anchor: string }): Sql {
+/** What `compared` holds to write: the stale rows to delete (not failed) and the rows to insert or update. */
+export function comparedCounts(compared: Sql): Sql {
   return sql`
-with per_day as (
-  select date,
-         count(stored) as rows,
-         sum(stored) as stored,
-         coalesce(sum(computed), 0) + coalesce(sum(stored) filter (where failed), 0) as current,
-         count(*) filter (where change = ${change.stale} and not failed) as stale,
-         count(*) filter (where change in (${change.new}, ${change.changed})) as changes
-  from ${compared}
-  group by date
-),
-days as (
-  ${daysOf(range)}
-)
-select d.date::text as date, coalesce(p.rows, 0)::float8 as rows, coalesce(p.stored, 0)::float8 as stored,
-       coalesce(p.current, 0)::float8 as current, coalesce(p.stale, 0)::float8 as stale,
-       coalesce(p.changes, 0)::float8 as changes
-from days d
-left join per_day p on p.date = d.date
-order by d.date`;
+select count(*) filter (where change = ${change.stale} and not failed)::float8 as stale,
+       count(*) filter (where change in (${change.new}, ${change.changed}))::float8 as changes
+from ${compared}`;
 }
 
 /** Deletes the stored rows `compared` labels stale (and that did not fail); returns how many. */

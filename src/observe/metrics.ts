@@ -14,7 +14,7 @@
  * publishes it.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { Gauge, Pushgateway, Registry } from 'prom-client';
+import type { Gauge, Registry } from 'prom-client';
 import type { MetricsConfig } from '../config/index.js';
 import { messageOf } from '../errors.js';
 import type { Consumer, RunOutcome } from './events.js';
@@ -81,15 +81,19 @@ export function outcomeSamples(outcome: RunOutcome): Sample[] {
   return samples;
 }
 
+/** prom-client, loaded once a run publishes metrics: loading it was 35 ms of every run's start. */
+const promClient = () => import('prom-client');
+
 /** A registry holding `samples`, for the exposition format. */
-function registryOf(samples: readonly Sample[]): Registry {
-  const registry = new Registry();
+async function registryOf(samples: readonly Sample[]): Promise<Registry> {
+  const prom = await promClient();
+  const registry = new prom.Registry();
   const gauges = new Map<Family, Gauge>();
   for (const sample of samples) {
     let gauge = gauges.get(sample.family);
     if (gauge === undefined) {
       const family = families[sample.family];
-      gauge = new Gauge({
+      gauge = new prom.Gauge({
         name: prefix + sample.family,
         help: family.help,
         labelNames: ['command', 'shard', ...family.labels],
@@ -104,7 +108,7 @@ function registryOf(samples: readonly Sample[]): Registry {
 
 /** The outcome in Prometheus' text exposition format. */
 export async function exposition(outcome: RunOutcome): Promise<string> {
-  return registryOf(outcomeSamples(outcome)).metrics();
+  return (await registryOf(outcomeSamples(outcome))).metrics();
 }
 
 /**
@@ -123,7 +127,8 @@ export async function publishMetrics(outcome: RunOutcome, config: MetricsConfig)
   }
   if (config.pushgatewayUrl !== undefined) {
     try {
-      const gateway = new Pushgateway(config.pushgatewayUrl, { timeout: 10_000 }, registryOf(samples));
+      const { Pushgateway } = await promClient();
+      const gateway = new Pushgateway(config.pushgatewayUrl, { timeout: 10_000 }, await registryOf(samples));
       await gateway.pushAdd({
         jobName: config.pushgatewayJob,
         groupings: { command: outcome.command, shard: shardLabel(outcome.shard) },
@@ -157,7 +162,7 @@ export function metricsConsumer(config: MetricsConfig, warn: (message: string) =
 async function writeTextfile(path: string, samples: readonly Sample[]): Promise<void> {
   const mine = new Set(samples.map((s) => groupKey(s.family, s.labels)));
   const kept = readTextfile(path).filter((s) => !mine.has(groupKey(s.family, s.labels)));
-  const text = await registryOf([...kept, ...samples]).metrics();
+  const text = await (await registryOf([...kept, ...samples])).metrics();
   // Not *.prom, so node_exporter ignores it until the rename.
   const temporary = `${path}.${process.pid}.tmp`;
   try {

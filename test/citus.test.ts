@@ -505,7 +505,14 @@ describe.runIf(cluster)('the job on a Citus cluster', () => {
             anchor: work.anchor,
           }),
         ],
-        ['insert into a window that held nothing', insertAllComputed({ runTimestamp: now, staging: citusCoordinator.staging })],
+        [
+          'insert into a window that held nothing',
+          insertAllComputed({ runTimestamp: now, staging: citusCoordinator.staging, hashOrdered: false }),
+        ],
+        [
+          'the same in the order of the key',
+          insertAllComputed({ runTimestamp: now, staging: citusCoordinator.staging, hashOrdered: true }),
+        ],
         ['skipped estimates', countSkippedEstimates(work.theta!, work)],
         ['dry run', dryRunCountsDistributed(work)],
         ['verify', verifyCountsDistributed(work)],

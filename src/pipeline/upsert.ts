@@ -30,6 +30,8 @@ export interface UpsertTarget {
   readonly nothingStored?: boolean;
   /** The window's comparison with its stored rows (compare.ts), when it was made: write only what it labels new or changed. */
   readonly compared?: Sql | undefined;
+  /** The rows were staged in the order of the pair hash (hashOrdered, compute.ts). */
+  readonly hashOrdered?: boolean;
 }
 
 /** A row error, or a key too large for its index (54000): what fails rows rather than the run. */
@@ -46,7 +48,12 @@ export async function upsertIsolated(session: Session, target: UpsertTarget, che
   const { runTimestamp, includeTheta, staging, window } = target;
   if (target.nothingStored) {
     checkpoint();
-    const result = await attemptRows(session, 'agg_insert', () => session.query(insertAllComputed({ runTimestamp, staging })), refusesRows);
+    const result = await attemptRows(
+      session,
+      'agg_insert',
+      () => session.query(insertAllComputed({ runTimestamp, staging, hashOrdered: target.hashOrdered ?? false })),
+      refusesRows,
+    );
     if ('ok' in result) {
       // An INSERT's command tag always carries its row count (pg and PGlite alike).
       if (result.ok.rowCount === null) throw new Error('the INSERT into features_topic_daily returned no row count');

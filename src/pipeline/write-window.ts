@@ -8,6 +8,7 @@ import type { Config } from '../config/index.js';
 import type { Session } from '../database/db.js';
 import { RunStoppedError } from '../errors.js';
 import type { Emit } from '../observe/events.js';
+import { hashOrdered } from '../sql/compute.js';
 import { shrinkDays } from '../sql/shrink.js';
 import type { Staging } from '../sql/staging.js';
 import { closeDebugRows, countStaged, declareDebugRows, fetchDebugRows, insertFailedCombinations } from '../sql/staged.js';
@@ -152,6 +153,7 @@ async function writeChanges(
       window: target.window,
       nothingStored,
       compared,
+      hashOrdered: hashOrdered(work),
     },
     checkpoint,
   );

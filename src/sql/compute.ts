@@ -25,13 +25,13 @@
  *   hides the distribution column, and Citus then ships the window's raw attempts to the
  *   coordinator and groups them there; without it the whole statement, theta lookups
  *   included, runs on each shard (docs/scale-out.md).
- * - The two sorts by (user, topic), the window's attempts for the median and the daily rows
- *   for the halves' frames, sort by a 64-bit hash of the pair first (pairHashFirst): text ids that
- *   share a long prefix ("student-000123") made every comparison a memcmp of both texts, the
- *   hash decides nearly all of them with one integer comparison. The groups and partitions
- *   are still the pairs themselves (the texts follow the hash), so a collision changes
- *   nothing. On shape B's daily run at 3M the statement took 2.49 s instead of 2.66 s
- *   (BENCHMARKS.md).
+ * - The sort of the window's attempts for the median, and for a short window (hashOrdered)
+ *   the sort of the daily rows for the halves' frames, sort by a 64-bit hash of the pair
+ *   first (pairHashFirst): text ids that share a long prefix ("student-000123") made every
+ *   comparison a memcmp of both texts, the hash decides nearly all of them with one integer
+ *   comparison. The groups and partitions are still the pairs themselves (the texts follow
+ *   the hash), so a collision changes nothing. On shape B's daily run at 3M the statement
+ *   took 2.49 s instead of 2.66 s (BENCHMARKS.md).
  * - The two 14-day halves are window frames over the daily counts (RANGE with an offset in
  *   days from `since`, an integer: cheaper to compare than a date and an interval), so no
  *   self-join and no per-row query: the 14 recent days and the 28 days that end
@@ -218,6 +218,18 @@ function shortWindow(work: Work): boolean {
 }
 
 /**
+ * True when the rows of `work` come out of computeSelect in the order of the pair hash
+ * (pairHashFirst) rather than of their key: a short window whose user is text. Its halves'
+ * sort is then led by the hash too (0.2 s of a 3.1 s re-run of shape B at 3M). An INSERT of
+ * such rows sorts them by key first (insertAllComputed): into the primary key in hash order
+ * they went at 2.4 µs a row more (331k rows: 2.0 s instead of 1.2 s), which a long window
+ * (a backfill's chunk, millions of rows) would pay in full, so its sort stays by key.
+ */
+export function hashOrdered(work: Work): boolean {
+  return shortWindow(work) && (work.keys ?? castKeys).student !== 'native';
+}
+
+/**
  * The (student_id, topic_id) pairs of the window's attempts, in the source's own types: a
  * pair equal to one of them as bytes is equal to it in any collation, so this keeps every
  * pair the window groups (and at most more, which changes nothing).
@@ -289,7 +301,7 @@ halves as (
          ${halves.nr} as n_r, ${halves.cr} as c_r, ${halves.np} as n_p, ${halves.cp} as c_p,
          case when day >= ${since}::date then ${scaledAccuracy(halves)} end as scaled
   from daily
-  window pair   as (partition by ${pairHashFirst(sql`daily.user_id`, sql`daily.topic_id`, keys)}daily.user_id, daily.topic_id
+  window pair   as (partition by ${hashOrdered(work) ? pairHashFirst(sql`daily.user_id`, sql`daily.topic_id`, keys) : sql``}daily.user_id, daily.topic_id
                      order by daily.day - ${since}::date),
          recent as (pair range between 13 preceding and current row),
          whole  as (pair range between 27 preceding and current row)

@@ -13,7 +13,7 @@ import { parseOptions, type Options, type Size } from './options.js';
 import { setMaxQuietWait } from './quiet.js';
 import { buildJob, describeSource } from './build.js';
 import { citusBenchUrl, measureCitus } from './citus.js';
-import { loadComputeSql } from './variants.js';
+import { loadComputeSql, type ComputeSql } from './variants.js';
 import { measurePglite } from './pglite.js';
 import { renderResults, writeResultsIntoDocs, type Machine } from './report.js';
 import { runServerScenarios, summarize, type Measured, type SizeResult } from './scenarios.js';
@@ -27,7 +27,7 @@ async function runSize(
   size: Size,
   server: string,
   withPglite: boolean,
-  computeSql: string | undefined,
+  computeSql: ComputeSql | undefined,
 ): Promise<SizeResult> {
   const database = `afd_bench_${size.label.toLowerCase()}`;
   const url = databaseUrl(server, database);

@@ -19,7 +19,7 @@ import { runHistory } from './history.js';
 import { runRanges, runShapes, shapes } from './shapes.js';
 import { busyCount } from './quiet.js';
 import { addDays, median, repeat } from './stats.js';
-import { checkEquivalence, measureVariants, variantsOf, type VariantResult } from './variants.js';
+import { checkEquivalence, measureVariants, variantsOf, type ComputeSql, type VariantResult } from './variants.js';
 
 /** One measured line of the report. */
 export interface Measured {
@@ -86,7 +86,7 @@ export interface Context {
   readonly database: string;
   readonly databaseUrl: string;
   /** The compute statement of the build being measured, for the variants. */
-  readonly computeSql?: string;
+  readonly computeSql?: ComputeSql;
   readonly log: (line: string) => void;
 }
 

@@ -21,12 +21,25 @@ import { waitForQuiet } from './quiet.js';
 import { plainBackendOf, rawOf, sqlModule, statementText, symbolicWork } from './statements.js';
 import { median } from './stats.js';
 
+/** The compute SELECT (theta disabled) of a built CLI, and what the first release's rows need to be read by it. */
+export interface ComputeSql {
+  readonly statement: string;
+  /**
+   * Builds whose final SELECT reads `h.scaled` (the improvement in doubles, evaluated once a
+   * row): its expression over columns n_r, c_r, n_p, c_p; undefined for builds before it.
+   */
+  readonly scaled: string | undefined;
+}
+
 /** The compute SELECT (theta disabled) of a built CLI. */
-export async function loadComputeSql(cli: string): Promise<string> {
-  const work = symbolicWork(await rawOf(cli), await plainBackendOf(cli));
-  const text = statementText(await sqlModule(cli, 'compute.js'), 'computeSelect', work);
-  if (text === undefined) throw new Error(`${cli}: sql/compute.js exports no computeSelect; update bench/variants.ts`);
-  return text;
+export async function loadComputeSql(cli: string): Promise<ComputeSql> {
+  const raw = await rawOf(cli);
+  const work = symbolicWork(raw, await plainBackendOf(cli));
+  const compute = await sqlModule(cli, 'compute.js');
+  const statement = statementText(compute, 'computeSelect', work);
+  if (statement === undefined) throw new Error(`${cli}: sql/compute.js exports no computeSelect; update bench/variants.ts`);
+  const counts = { nr: raw('n_r'), cr: raw('c_r'), np: raw('n_p'), cp: raw('c_p') };
+  return { statement, scaled: statementText(compute, 'scaledAccuracy', counts) };
 }
 
 /** `sql` with `from` replaced by `to`; throws when `from` is missing (the shipped SQL changed). */
@@ -80,7 +93,9 @@ halves as (
 )`;
 
 /** The first release's compute statement, rebuilt from the shipped one. */
-export function firstRelease(shipped: string): string {
+export function firstRelease(compute: ComputeSql): string {
+  const shipped = compute.statement;
+  const scaled = compute.scaled === undefined ? '' : `, ${compute.scaled} as scaled`;
   // Since issue 14 the shipped statement ends its CTEs with `h`, the window's rows with their
   // halves (keys as text, sums as numeric), which the final SELECT reads.
   const withH = /with window_days as \([\s\S]*?\n\)\nselect h\.user_id/;
@@ -90,7 +105,7 @@ export function firstRelease(shipped: string): string {
       withH,
       `${firstReleaseCtes},
 h as (
-  select user_id, topic_id, day, attempts, correct, avg_time_ms, rt_median, hints, last_seen_at, n_r, c_r, n_p, c_p
+  select user_id, topic_id, day, attempts, correct, avg_time_ms, rt_median, hints, last_seen_at, n_r, c_r, n_p, c_p${scaled}
   from halves where day >= $1::date
 )
 select h.user_id`,
@@ -108,9 +123,10 @@ export interface Variant {
 }
 
 /** The variants of the shipped compute statement. */
-export function variantsOf(shipped: string): Variant[] {
+export function variantsOf(compute: ComputeSql): Variant[] {
+  const shipped = compute.statement;
   const defaultCollation = shipped.replaceAll(' collate "C"', '').replaceAll(' collate "default"', '');
-  const first = firstRelease(shipped);
+  const first = firstRelease(compute);
   return [
     { name: 'shipped', sql: shipped },
     { name: 'shipped, filled by INSERT … SELECT (no parallel workers)', sql: shipped, stage: 'insert' },
@@ -214,18 +230,18 @@ export interface EquivalenceCase {
  */
 export async function checkEquivalence(
   client: pg.Client,
-  shipped: string,
+  compute: ComputeSql,
   cases: EquivalenceCase[],
 ): Promise<{ label: string; rows: number; differing: number }[]> {
   const out: { label: string; rows: number; differing: number }[] = [];
   for (const c of cases) {
     await client.query('begin');
     try {
-      const reference = `create temporary table bench_reference on commit drop as ${withSource(firstRelease(shipped))}`;
+      const reference = `create temporary table bench_reference on commit drop as ${withSource(firstRelease(compute))}`;
       const staged = await client.query(reference, [c.since, c.anchor, c.timezone, 1, 1]);
       await client.query('create temporary table bench_variant (like bench_reference) on commit drop');
       for (let shard = 1; shard <= c.shards; shard++) {
-        await client.query(`insert into bench_variant ${withSource(shipped)}`, [c.since, c.anchor, c.timezone, c.shards, shard]);
+        await client.query(`insert into bench_variant ${withSource(compute.statement)}`, [c.since, c.anchor, c.timezone, c.shards, shard]);
       }
       const differing = Number((await client.query<{ n: string }>(countDiffering)).rows[0]!.n);
       out.push({ label: `${c.since}…${c.anchor} ${c.timezone}, ${c.shards} shard(s)`, rows: staged.rowCount ?? 0, differing });
